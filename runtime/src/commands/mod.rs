@@ -1,0 +1,3 @@
+//! The `weft` subcommands, one file each.
+
+pub mod run;

@@ -1,0 +1,160 @@
+//! `wasi:keyvalue` (store, atomics, batch) for a component, limited to the
+//! buckets it was granted, on whichever [`KeyValueStore`] the app uses.
+
+use super::bindings::wasi::keyvalue::{atomics, batch, store};
+use super::{HostState, Sandbox};
+use crate::kv::{KeyValueStore, KvError};
+use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
+
+/// An open bucket: only its name; the data lives in the backend.
+pub struct Bucket {
+    name: String,
+}
+
+/// The part of a store's data that the key-value bindings use.
+pub struct KvView<'a> {
+    sandbox: &'a Sandbox,
+    table: &'a mut ResourceTable,
+}
+
+struct KvData;
+
+impl HasData for KvData {
+    type Data<'a> = KvView<'a>;
+}
+
+/// Links `wasi:keyvalue/{store,atomics,batch}`.
+pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    fn view(state: &mut HostState) -> KvView<'_> {
+        KvView {
+            sandbox: &state.sandbox,
+            table: &mut state.table,
+        }
+    }
+    store::add_to_linker::<_, KvData>(linker, view)?;
+    atomics::add_to_linker::<_, KvData>(linker, view)?;
+    batch::add_to_linker::<_, KvData>(linker, view)?;
+    Ok(())
+}
+
+impl KvView<'_> {
+    /// The bucket's name and the backend that holds it.
+    fn open_bucket(&self, bucket: &Resource<Bucket>) -> Result<(String, &dyn KeyValueStore), KvError> {
+        let name = self
+            .table
+            .get(bucket)
+            .map_err(|e| KvError::Other(e.to_string()))?
+            .name
+            .clone();
+        let backend = self.sandbox.keyvalue.as_deref().ok_or_else(|| {
+            KvError::Other("no key-value store is configured for this component".into())
+        })?;
+        Ok((name, backend))
+    }
+}
+
+impl store::Host for KvView<'_> {
+    async fn open(&mut self, identifier: String) -> Result<Resource<Bucket>, KvError> {
+        if !self.sandbox.buckets.contains(&identifier) {
+            tracing::warn!(
+                component = %self.sandbox.name,
+                bucket = %identifier,
+                "key-value bucket denied: it is not in grants.keyvalue"
+            );
+            return Err(KvError::AccessDenied(identifier));
+        }
+        self.table
+            .push(Bucket { name: identifier })
+            .map_err(|e| KvError::Other(e.to_string()))
+    }
+
+    fn convert_error(&mut self, err: KvError) -> wasmtime::Result<store::Error> {
+        Ok(match err {
+            KvError::AccessDenied(_) => store::Error::AccessDenied,
+            KvError::Other(message) => store::Error::Other(message),
+        })
+    }
+}
+
+impl store::HostBucket for KvView<'_> {
+    async fn get(&mut self, bucket: Resource<Bucket>, key: String) -> Result<Option<Vec<u8>>, KvError> {
+        let (name, kv) = self.open_bucket(&bucket)?;
+        kv.get(&name, &key).await
+    }
+
+    async fn set(&mut self, bucket: Resource<Bucket>, key: String, value: Vec<u8>) -> Result<(), KvError> {
+        let (name, kv) = self.open_bucket(&bucket)?;
+        kv.set(&name, &key, value).await
+    }
+
+    async fn delete(&mut self, bucket: Resource<Bucket>, key: String) -> Result<(), KvError> {
+        let (name, kv) = self.open_bucket(&bucket)?;
+        kv.delete(&name, &key).await
+    }
+
+    async fn exists(&mut self, bucket: Resource<Bucket>, key: String) -> Result<bool, KvError> {
+        let (name, kv) = self.open_bucket(&bucket)?;
+        kv.exists(&name, &key).await
+    }
+
+    async fn list_keys(
+        &mut self,
+        bucket: Resource<Bucket>,
+        cursor: Option<u64>,
+    ) -> Result<store::KeyResponse, KvError> {
+        let (name, kv) = self.open_bucket(&bucket)?;
+        let page = kv.list_keys(&name, cursor).await?;
+        Ok(store::KeyResponse {
+            keys: page.keys,
+            cursor: page.cursor,
+        })
+    }
+
+    async fn drop(&mut self, bucket: Resource<Bucket>) -> wasmtime::Result<()> {
+        self.table.delete(bucket)?;
+        Ok(())
+    }
+}
+
+impl atomics::Host for KvView<'_> {
+    async fn increment(&mut self, bucket: Resource<Bucket>, key: String, delta: u64) -> Result<u64, KvError> {
+        let (name, kv) = self.open_bucket(&bucket)?;
+        kv.increment(&name, &key, delta).await
+    }
+}
+
+impl batch::Host for KvView<'_> {
+    async fn get_many(
+        &mut self,
+        bucket: Resource<Bucket>,
+        keys: Vec<String>,
+    ) -> Result<Vec<Option<(String, Vec<u8>)>>, KvError> {
+        let (name, kv) = self.open_bucket(&bucket)?;
+        let mut values = Vec::with_capacity(keys.len());
+        for key in keys {
+            let value = kv.get(&name, &key).await?;
+            values.push(value.map(|v| (key, v)));
+        }
+        Ok(values)
+    }
+
+    async fn set_many(
+        &mut self,
+        bucket: Resource<Bucket>,
+        key_values: Vec<(String, Vec<u8>)>,
+    ) -> Result<(), KvError> {
+        let (name, kv) = self.open_bucket(&bucket)?;
+        for (key, value) in key_values {
+            kv.set(&name, &key, value).await?;
+        }
+        Ok(())
+    }
+
+    async fn delete_many(&mut self, bucket: Resource<Bucket>, keys: Vec<String>) -> Result<(), KvError> {
+        let (name, kv) = self.open_bucket(&bucket)?;
+        for key in keys {
+            kv.delete(&name, &key).await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,82 @@
+//! `wasi:logging`: guest log lines on the host's stderr, as
+//! `[component] LEVEL context: message`.
+//!
+//! Info and above are always printed; debug and trace only when
+//! `WEFT_GUEST_LOG` is `debug` or `trace`.
+
+use super::bindings::wasi::logging::logging::{self, Level};
+use super::{HostState, Sandbox};
+use std::io::Write;
+use std::sync::OnceLock;
+use wasmtime::component::{HasData, Linker};
+
+struct LoggingData;
+
+impl HasData for LoggingData {
+    type Data<'a> = &'a Sandbox;
+}
+
+/// Links `wasi:logging/logging`.
+pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    logging::add_to_linker::<_, LoggingData>(linker, |state| &*state.sandbox)
+}
+
+fn rank(level: Level) -> u8 {
+    match level {
+        Level::Trace => 0,
+        Level::Debug => 1,
+        Level::Info => 2,
+        Level::Warn => 3,
+        Level::Error => 4,
+        Level::Critical => 5,
+    }
+}
+
+fn threshold() -> u8 {
+    static THRESHOLD: OnceLock<u8> = OnceLock::new();
+    *THRESHOLD.get_or_init(|| match std::env::var("WEFT_GUEST_LOG").as_deref() {
+        Ok("trace") => 0,
+        Ok("debug") => 1,
+        _ => 2,
+    })
+}
+
+/// The line printed for one log call.
+pub fn format_line(component: &str, level: Level, context: &str, message: &str) -> String {
+    let level = match level {
+        Level::Trace => "TRACE",
+        Level::Debug => "DEBUG",
+        Level::Info => "INFO",
+        Level::Warn => "WARN",
+        Level::Error => "ERROR",
+        Level::Critical => "CRITICAL",
+    };
+    if context.is_empty() {
+        format!("[{component}] {level} {message}\n")
+    } else {
+        format!("[{component}] {level} {context}: {message}\n")
+    }
+}
+
+impl logging::Host for &Sandbox {
+    fn log(&mut self, level: Level, context: String, message: String) {
+        if rank(level) >= threshold() {
+            let line = format_line(&self.name, level, &context, &message);
+            let _ = std::io::stderr().lock().write_all(line.as_bytes());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_carry_the_component_name() {
+        assert_eq!(
+            format_line("greeter", Level::Info, "greet", "hi"),
+            "[greeter] INFO greet: hi\n"
+        );
+        assert_eq!(format_line("c", Level::Error, "", "x"), "[c] ERROR x\n");
+    }
+}

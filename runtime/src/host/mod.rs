@@ -1,0 +1,156 @@
+//! What the host gives each component instance: the store data and the
+//! capabilities behind its imports.
+//!
+//! Every component has one [`Sandbox`], built from its manifest entry: its
+//! name, granted buckets, hosts and environment variables, its config values,
+//! and its limits. Every instance of the component has its own [`HostState`]
+//! (the `T` of its `Store<T>`), made from that sandbox.
+//!
+//! - [`stdio`]: guest stdout and stderr, prefixed with the component's name.
+//! - [`outgoing`]: `wasi:http` hooks that allow only the granted hosts.
+//! - [`keyvalue`], [`config`], [`logging`]: weft's own capability bindings,
+//!   generated from `wit/host.wit`.
+
+pub mod config;
+pub mod keyvalue;
+pub mod logging;
+pub mod outgoing;
+pub mod stdio;
+
+use crate::kv::KeyValueStore;
+use crate::manifest::HostPattern;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wasmtime::component::{Linker, ResourceTable};
+use wasmtime::{StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "weft:host/capabilities",
+        imports: {
+            "wasi:keyvalue": async | trappable,
+        },
+        with: {
+            "wasi:keyvalue/store.bucket": super::keyvalue::Bucket,
+        },
+        trappable_error_type: {
+            "wasi:keyvalue/store.error" => crate::kv::KvError,
+        },
+    });
+}
+
+/// What one component may do and see; shared by all its instances.
+pub struct Sandbox {
+    /// The component's name in the manifest.
+    pub name: String,
+    /// Key-value buckets it may open.
+    pub buckets: Vec<String>,
+    /// The store behind its buckets, when it has any.
+    pub keyvalue: Option<Arc<dyn KeyValueStore>>,
+    /// Hosts it may send HTTP requests to.
+    pub outgoing: Arc<[HostPattern]>,
+    /// Environment variables passed in (only the granted ones that are set).
+    pub env: Vec<(String, String)>,
+    /// Its `[config]` values.
+    pub config: Vec<(String, String)>,
+    /// How long one call into it may run.
+    pub call_timeout: Duration,
+    /// How far one instance's memory may grow, in bytes.
+    pub memory_limit: u64,
+}
+
+/// The data of one instance's `Store`.
+pub struct HostState {
+    pub(crate) sandbox: Arc<Sandbox>,
+    table: ResourceTable,
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    outgoing: outgoing::OutgoingPolicy,
+    pub(crate) limits: StoreLimits,
+    /// When the call in progress must end; checked on every epoch tick.
+    pub(crate) deadline: Instant,
+}
+
+impl HostState {
+    /// Fresh state for a new instance of the sandbox's component.
+    pub fn new(sandbox: Arc<Sandbox>) -> HostState {
+        let mut wasi = WasiCtx::builder();
+        wasi.stdout(stdio::PrefixedOutput::stdout(&sandbox.name))
+            .stderr(stdio::PrefixedOutput::stderr(&sandbox.name))
+            .envs(&sandbox.env)
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false);
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(usize::try_from(sandbox.memory_limit).unwrap_or(usize::MAX))
+            .build();
+        HostState {
+            outgoing: outgoing::OutgoingPolicy::new(&sandbox),
+            table: ResourceTable::new(),
+            wasi: wasi.build(),
+            http: WasiHttpCtx::new(),
+            limits,
+            deadline: Instant::now() + sandbox.call_timeout,
+            sandbox,
+        }
+    }
+
+    /// Starts the clock of a new call.
+    pub(crate) fn begin_call(&mut self) {
+        self.deadline = Instant::now() + self.sandbox.call_timeout;
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.outgoing,
+        }
+    }
+}
+
+/// Adds the capabilities in `caps` to a component's linker. Interfaces of
+/// capabilities that are not in `caps` stay unlinked, so a component can
+/// never reach them, whatever its imports say.
+pub fn add_capabilities(
+    linker: &mut Linker<HostState>,
+    caps: &std::collections::BTreeSet<crate::capability::Capability>,
+) -> wasmtime::Result<()> {
+    use crate::capability::Capability;
+    use wasmtime_wasi_http::p2::bindings::http;
+    // wasi:cli and friends are linked for everyone: ordinary toolchains import
+    // them, and the WasiCtx above grants nothing through them.
+    wasmtime_wasi::p2::add_to_linker_async(linker)?;
+    for cap in caps {
+        match cap {
+            Capability::Wasi => {}
+            Capability::HttpTypes => http::types::add_to_linker::<_, wasmtime_wasi_http::WasiHttp>(
+                linker,
+                &Default::default(),
+                HostState::http,
+            )?,
+            Capability::OutgoingHttp => http::outgoing_handler::add_to_linker::<
+                _,
+                wasmtime_wasi_http::WasiHttp,
+            >(linker, HostState::http)?,
+            Capability::KeyValue => keyvalue::add_to_linker(linker)?,
+            Capability::Config => config::add_to_linker(linker)?,
+            Capability::Logging => logging::add_to_linker(linker)?,
+        }
+    }
+    Ok(())
+}

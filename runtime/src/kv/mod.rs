@@ -1,0 +1,88 @@
+//! Key-value backends behind `wasi:keyvalue`.
+//!
+//! The host bindings (`host::keyvalue`) speak WIT; a backend speaks buckets,
+//! keys and bytes through the small [`KeyValueStore`] trait. A new backend is
+//! one new module that implements it. [`redb`](self::redb) is the embedded
+//! default, one file under the data directory.
+//!
+//! Counters written by `increment` are stored as decimal ASCII, the way Redis
+//! stores them, so a value reads the same whichever backend holds it.
+
+pub mod redb;
+
+use async_trait::async_trait;
+
+/// How many keys `list_keys` returns at most per page.
+pub const LIST_PAGE: usize = 1000;
+
+/// Why a key-value operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KvError {
+    /// The component may not open this bucket.
+    #[error("access to bucket '{0}' is not granted")]
+    AccessDenied(String),
+    /// Anything else, described.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// One page of keys and the cursor of the next page, if there is one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyPage {
+    /// Keys in this page, in order.
+    pub keys: Vec<String>,
+    /// Where the next page starts.
+    pub cursor: Option<u64>,
+}
+
+/// A place that keeps buckets of keys and byte values.
+#[async_trait]
+pub trait KeyValueStore: Send + Sync {
+    /// The value of `key`, if any.
+    async fn get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, KvError>;
+    /// Sets `key` to `value`.
+    async fn set(&self, bucket: &str, key: &str, value: Vec<u8>) -> Result<(), KvError>;
+    /// Removes `key`; removing a missing key is not an error.
+    async fn delete(&self, bucket: &str, key: &str) -> Result<(), KvError>;
+    /// Whether `key` has a value.
+    async fn exists(&self, bucket: &str, key: &str) -> Result<bool, KvError>;
+    /// Keys in order, a page at a time, starting at `cursor`.
+    async fn list_keys(&self, bucket: &str, cursor: Option<u64>) -> Result<KeyPage, KvError>;
+    /// Atomically adds `delta` to the counter at `key` (0 when absent) and
+    /// returns the new value.
+    async fn increment(&self, bucket: &str, key: &str, delta: u64) -> Result<u64, KvError>;
+}
+
+/// Reads a counter's stored bytes; absent means 0.
+pub fn parse_counter(bucket: &str, key: &str, bytes: Option<&[u8]>) -> Result<u64, KvError> {
+    let Some(bytes) = bytes else { return Ok(0) };
+    std::str::from_utf8(bytes)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| {
+            KvError::Other(format!(
+                "bucket '{bucket}', key '{key}' holds a value that is not a decimal counter"
+            ))
+        })
+}
+
+/// Adds `delta` to `current`, refusing to wrap.
+pub fn add_to_counter(bucket: &str, key: &str, current: u64, delta: u64) -> Result<u64, KvError> {
+    current.checked_add(delta).ok_or_else(|| {
+        KvError::Other(format!("bucket '{bucket}', key '{key}': counter would overflow u64"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_are_decimal_text() {
+        assert_eq!(parse_counter("b", "k", None), Ok(0));
+        assert_eq!(parse_counter("b", "k", Some(b"41")), Ok(41));
+        assert!(parse_counter("b", "k", Some(b"\x01\x02")).is_err());
+        assert_eq!(add_to_counter("b", "k", 41, 1), Ok(42));
+        assert!(add_to_counter("b", "k", u64::MAX, 1).is_err());
+    }
+}

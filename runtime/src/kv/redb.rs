@@ -1,0 +1,206 @@
+//! The embedded key-value backend: one redb file, one table per bucket.
+//!
+//! redb lets one process open a file, and its write transactions are
+//! serialised and durable, so `increment` is atomic across every instance of
+//! every component in the process. Blocking redb calls run on tokio's
+//! blocking pool.
+
+use super::{KeyPage, KeyValueStore, KvError, LIST_PAGE, add_to_counter, parse_counter};
+use async_trait::async_trait;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableError};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A redb file holding every bucket.
+#[derive(Clone)]
+pub struct RedbStore {
+    db: Arc<Database>,
+}
+
+impl RedbStore {
+    /// Opens (or creates) the store at `path`, creating its folder.
+    pub fn open(path: &Path) -> anyhow::Result<RedbStore> {
+        use anyhow::Context as _;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+        }
+        let db = Database::create(path).with_context(|| {
+            format!(
+                "cannot open the key-value store {}; is another weft process using this data \
+                 directory? Pass another --data-dir or stop that process",
+                path.display()
+            )
+        })?;
+        Ok(RedbStore { db: Arc::new(db) })
+    }
+
+    /// The file name used inside a data directory.
+    pub fn file_in(data_dir: &Path) -> PathBuf {
+        data_dir.join("keyvalue.redb")
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Database) -> Result<T, KvError> + Send + 'static,
+    ) -> Result<T, KvError> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || work(&db))
+            .await
+            .map_err(|e| KvError::Other(format!("key-value task failed: {e}")))?
+    }
+}
+
+fn table(bucket: &str) -> TableDefinition<'_, &'static str, &'static [u8]> {
+    TableDefinition::new(bucket)
+}
+
+fn other(e: impl std::fmt::Display) -> KvError {
+    KvError::Other(format!("key-value store: {e}"))
+}
+
+/// Runs `read` on a bucket's table; a bucket never written to reads as empty.
+fn read<T>(
+    db: &Database,
+    bucket: &str,
+    empty: T,
+    read: impl FnOnce(&redb::ReadOnlyTable<&'static str, &'static [u8]>) -> Result<T, KvError>,
+) -> Result<T, KvError> {
+    let txn = db.begin_read().map_err(other)?;
+    match txn.open_table(table(bucket)) {
+        Ok(t) => read(&t),
+        Err(TableError::TableDoesNotExist(_)) => Ok(empty),
+        Err(e) => Err(other(e)),
+    }
+}
+
+/// Runs `write` on a bucket's table in one committed transaction.
+fn write<T>(
+    db: &Database,
+    bucket: &str,
+    write: impl FnOnce(&mut redb::Table<&'static str, &'static [u8]>) -> Result<T, KvError>,
+) -> Result<T, KvError> {
+    let txn = db.begin_write().map_err(other)?;
+    let result = {
+        let mut t = txn.open_table(table(bucket)).map_err(other)?;
+        write(&mut t)?
+    };
+    txn.commit().map_err(other)?;
+    Ok(result)
+}
+
+#[async_trait]
+impl KeyValueStore for RedbStore {
+    async fn get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+        let (bucket, key) = (bucket.to_string(), key.to_string());
+        self.blocking(move |db| {
+            read(db, &bucket, None, |t| {
+                Ok(t.get(key.as_str()).map_err(other)?.map(|v| v.value().to_vec()))
+            })
+        })
+        .await
+    }
+
+    async fn set(&self, bucket: &str, key: &str, value: Vec<u8>) -> Result<(), KvError> {
+        let (bucket, key) = (bucket.to_string(), key.to_string());
+        self.blocking(move |db| {
+            write(db, &bucket, |t| {
+                t.insert(key.as_str(), value.as_slice()).map_err(other)?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn delete(&self, bucket: &str, key: &str) -> Result<(), KvError> {
+        let (bucket, key) = (bucket.to_string(), key.to_string());
+        self.blocking(move |db| {
+            write(db, &bucket, |t| {
+                t.remove(key.as_str()).map_err(other)?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn exists(&self, bucket: &str, key: &str) -> Result<bool, KvError> {
+        Ok(self.get(bucket, key).await?.is_some())
+    }
+
+    async fn list_keys(&self, bucket: &str, cursor: Option<u64>) -> Result<KeyPage, KvError> {
+        let bucket = bucket.to_string();
+        let skip = cursor.unwrap_or(0);
+        self.blocking(move |db| {
+            let empty = KeyPage {
+                keys: Vec::new(),
+                cursor: None,
+            };
+            read(db, &bucket, empty, |t| {
+                let mut keys = Vec::new();
+                let mut more = false;
+                for entry in t.iter().map_err(other)?.skip(skip as usize) {
+                    if keys.len() == LIST_PAGE {
+                        more = true;
+                        break;
+                    }
+                    keys.push(entry.map_err(other)?.0.value().to_string());
+                }
+                let next = skip + keys.len() as u64;
+                Ok(KeyPage {
+                    keys,
+                    cursor: more.then_some(next),
+                })
+            })
+        })
+        .await
+    }
+
+    async fn increment(&self, bucket: &str, key: &str, delta: u64) -> Result<u64, KvError> {
+        let (bucket, key) = (bucket.to_string(), key.to_string());
+        self.blocking(move |db| {
+            write(db, &bucket, |t| {
+                let current = {
+                    let stored = t.get(key.as_str()).map_err(other)?;
+                    parse_counter(&bucket, &key, stored.as_ref().map(|v| v.value()))?
+                };
+                let next = add_to_counter(&bucket, &key, current, delta)?;
+                t.insert(key.as_str(), next.to_string().as_bytes())
+                    .map_err(other)?;
+                Ok(next)
+            })
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn values_counters_and_pages_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = RedbStore::file_in(dir.path());
+        {
+            let kv = RedbStore::open(&path).unwrap();
+            assert_eq!(kv.get("b", "k").await.unwrap(), None);
+            kv.set("b", "k", b"v".to_vec()).await.unwrap();
+            assert_eq!(kv.increment("b", "n", 2).await.unwrap(), 2);
+            assert_eq!(kv.increment("b", "n", 3).await.unwrap(), 5);
+            for i in 0..(LIST_PAGE + 5) {
+                kv.set("many", &format!("{i:05}"), vec![]).await.unwrap();
+            }
+        }
+        let kv = RedbStore::open(&path).unwrap();
+        assert_eq!(kv.get("b", "k").await.unwrap(), Some(b"v".to_vec()));
+        assert_eq!(kv.get("b", "n").await.unwrap(), Some(b"5".to_vec()));
+        kv.delete("b", "k").await.unwrap();
+        assert!(!kv.exists("b", "k").await.unwrap());
+        let first = kv.list_keys("many", None).await.unwrap();
+        assert_eq!(first.keys.len(), LIST_PAGE);
+        let second = kv.list_keys("many", first.cursor).await.unwrap();
+        assert_eq!(second.keys.len(), 5);
+        assert_eq!(second.cursor, None);
+        assert!(kv.increment("b", "n", u64::MAX).await.is_err());
+    }
+}

@@ -1,0 +1,52 @@
+//! weft's runtime: it loads an app of WebAssembly components from its
+//! manifest, links the components to each other and to the host's
+//! capabilities, and serves the app's listeners.
+//!
+//! # How it is organised
+//!
+//! The call path, in the order a `weft run` walks it:
+//!
+//! - [`manifest`]: `weft.toml`, parsed and checked (pure).
+//! - [`cache`]: compiled components on disk, keyed by content and engine.
+//! - [`world`]: what each component imports and exports, as plain data.
+//! - [`capability`] and [`resolve`]: who serves each import, and every
+//!   reason an app cannot be linked, found before anything runs (pure).
+//! - [`link`]: a `Linker` per component, with host capabilities and
+//!   forwarders that call other components' exports.
+//! - [`pool`]: warm instances per component, with per-call deadlines.
+//! - [`host`] and [`kv`]: the store data and capabilities each instance gets,
+//!   and the key-value backends.
+//! - [`listener`]: HTTP into a component's `wasi:http/incoming-handler`.
+//! - [`app`]: all of the above, from a manifest to a serving app.
+//! - [`commands`]: the `weft` subcommands.
+//!
+//! # Example
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! use weft_runtime::app::{App, LoadOptions};
+//! use weft_runtime::cache::CompileCache;
+//! use weft_runtime::manifest::ManifestFile;
+//!
+//! let manifest = ManifestFile::load("samples/hello".as_ref())?;
+//! let options = LoadOptions { data_dir: None, cache: CompileCache::new(CompileCache::default_dir()) };
+//! let app = App::load(manifest, &options).await?;
+//! let listeners = app.bind(&Default::default()).await?;
+//! app.serve(listeners, async { let _ = tokio::signal::ctrl_c().await; }).await;
+//! # Ok(()) }
+//! ```
+
+pub mod app;
+pub mod builder;
+pub mod cache;
+pub mod capability;
+pub mod commands;
+pub mod engine;
+pub mod host;
+pub mod kv;
+pub mod link;
+pub mod listener;
+pub mod manifest;
+pub mod pool;
+pub mod resolve;
+pub mod world;

@@ -1,0 +1,148 @@
+//! Listeners: HTTP served by a component that exports
+//! `wasi:http/incoming-handler`.
+//!
+//! Each request borrows an instance from the component's pool and runs
+//! `handle` in its own task, so the response can stream while the guest is
+//! still writing. A guest that traps or overruns its timeout costs that one
+//! request a 500; the listener keeps serving.
+//!
+//! [`serve`] takes a bound listener and a shutdown future: on shutdown it
+//! stops accepting, lets in-flight requests finish, and returns.
+
+use crate::pool::InstancePool;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::server::conn::http1;
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use wasmtime_wasi_http::WasiHttpView;
+use wasmtime_wasi_http::p2::bindings::ProxyIndices;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+
+/// How long shutdown waits for in-flight requests.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A component that serves HTTP.
+pub struct HttpEntry {
+    listener: String,
+    pool: Arc<InstancePool>,
+    indices: ProxyIndices,
+}
+
+impl HttpEntry {
+    /// The entry of listener `listener`, served by `pool`'s component.
+    pub fn new(listener: &str, pool: Arc<InstancePool>) -> wasmtime::Result<HttpEntry> {
+        let indices = ProxyIndices::new(pool.instance_pre())?;
+        Ok(HttpEntry {
+            listener: listener.to_string(),
+            pool,
+            indices,
+        })
+    }
+
+    /// Serves one request.
+    pub async fn handle(
+        self: Arc<Self>,
+        request: hyper::Request<hyper::body::Incoming>,
+    ) -> hyper::Response<HyperOutgoingBody> {
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let entry = self.clone();
+        let task = tokio::spawn(async move {
+            let result = entry
+                .pool
+                .with_instance(async |warm| {
+                    let proxy = entry.indices.load(&mut warm.store, &warm.instance)?;
+                    let mut http = warm.store.data_mut().http();
+                    let request = http.new_incoming_request(Scheme::Http, request)?;
+                    let out = http.new_response_outparam(sender)?;
+                    proxy
+                        .wasi_http_incoming_handler()
+                        .call_handle(&mut warm.store, request, out)
+                        .await
+                })
+                .await;
+            if let Err(e) = &result {
+                tracing::error!(
+                    listener = %entry.listener,
+                    component = %entry.pool.name(),
+                    "request failed: {e:?}"
+                );
+            }
+            result
+        });
+        match receiver.await {
+            Ok(Ok(response)) => response,
+            Ok(Err(code)) => self.error_response(500, &format!("the handler answered with an error: {code:?}")),
+            Err(_) => match task.await {
+                Ok(Ok(())) => self.error_response(500, "the handler returned without sending a response"),
+                Ok(Err(_)) => self.error_response(500, "the handler failed; see the weft log"),
+                Err(_) => self.error_response(500, "the handler task was cancelled"),
+            },
+        }
+    }
+
+    fn error_response(&self, status: u16, why: &str) -> hyper::Response<HyperOutgoingBody> {
+        let body = format!("component '{}' could not answer: {why}\n", self.pool.name());
+        hyper::Response::builder()
+            .status(status)
+            .header("content-type", "text/plain; charset=utf-8")
+            .body(
+                Full::new(Bytes::from(body))
+                    .map_err(|never: Infallible| match never {})
+                    .boxed_unsync(),
+            )
+            .expect("a static status and header are valid")
+    }
+}
+
+/// Serves `entry` on `listener` until `shutdown` resolves, then drains.
+pub async fn serve(
+    listener: TcpListener,
+    entry: Arc<HttpEntry>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!(listener = %entry.listener, "accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let for_conn = entry.clone();
+        let service = hyper::service::service_fn(move |request| {
+            let entry = for_conn.clone();
+            async move { Ok::<_, Infallible>(entry.handle(request).await) }
+        });
+        let conn = http1::Builder::new()
+            .keep_alive(true)
+            .serve_connection(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!("connection ended with an error: {e}");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            listener = %entry.listener,
+            "in-flight requests did not finish within {DRAIN_TIMEOUT:?}; closing them"
+        );
+    }
+}

@@ -1,0 +1,538 @@
+//! The app manifest, `weft.toml`: its schema, parsing and field checks.
+//!
+//! Parsing is pure: [`Manifest::from_str`] takes the text and the path it
+//! came from (used only in error messages), and [`Manifest::from_file`] is a
+//! thin reader around it. Paths inside the manifest stay as written; they are
+//! relative to the manifest's folder, which [`ManifestFile`] remembers.
+//!
+//! ```toml
+//! [app]
+//! name = "hello"
+//!
+//! [components.frontend]
+//! wasm = "../../target/wasm32-wasip2/release/hello_frontend.wasm"
+//! build = "cargo build --release --target wasm32-wasip2 -p hello-frontend"
+//! call-timeout = "30s"
+//! memory-limit = "128MiB"
+//! [components.frontend.grants]
+//! keyvalue = ["counts"]
+//! outgoing-http = ["example.com:443"]
+//! env = ["RUST_LOG"]
+//! [components.frontend.config]
+//! greeting = "Hello"
+//!
+//! [listeners.web]
+//! component = "frontend"
+//! address = "127.0.0.1:8080"
+//!
+//! [links]
+//! "frontend/demo:hello/greeter" = "greeter"
+//! ```
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How long one call into a component may run when the manifest says nothing.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// How much linear memory one instance may grow to when the manifest says nothing.
+pub const DEFAULT_MEMORY_LIMIT: u64 = 256 << 20;
+
+/// A parsed `weft.toml`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// The `[app]` table.
+    pub app: AppSection,
+    /// The `[components.NAME]` tables, by name.
+    #[serde(default)]
+    pub components: BTreeMap<String, ComponentSpec>,
+    /// The `[listeners.NAME]` tables, by name.
+    #[serde(default)]
+    pub listeners: BTreeMap<String, ListenerSpec>,
+    /// The `[links]` table: `"COMPONENT/INTERFACE" = "PROVIDER"`.
+    #[serde(default)]
+    pub links: BTreeMap<String, String>,
+}
+
+/// The `[app]` table.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppSection {
+    /// The app's name, used in logs and, later, in deployment names.
+    pub name: String,
+}
+
+/// One `[components.NAME]` table.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ComponentSpec {
+    /// The component binary, relative to the manifest's folder.
+    pub wasm: PathBuf,
+    /// A shell command that builds `wasm`, run in the manifest's folder by `--build`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<String>,
+    /// What the component may use beyond clocks, random, stdout and stderr.
+    #[serde(default)]
+    pub grants: Grants,
+    /// Values served to the component through `wasi:config/store`.
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
+    /// How long one call into the component may run, such as `"30s"` or `"500ms"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_timeout: Option<Timeout>,
+    /// How far one instance's linear memory may grow, such as `"64MiB"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_limit: Option<ByteSize>,
+}
+
+impl ComponentSpec {
+    /// The call timeout in force for this component.
+    pub fn call_timeout(&self) -> Duration {
+        self.call_timeout.map_or(DEFAULT_CALL_TIMEOUT, |t| t.0)
+    }
+
+    /// The memory limit in force for this component, in bytes.
+    pub fn memory_limit(&self) -> u64 {
+        self.memory_limit.map_or(DEFAULT_MEMORY_LIMIT, |m| m.0)
+    }
+}
+
+/// A component's `[grants]`: every capability beyond the ambient ones.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Grants {
+    /// Key-value buckets the component may open.
+    #[serde(default)]
+    pub keyvalue: Vec<String>,
+    /// `host:port` (or `host`, meaning ports 80 and 443) it may send HTTP requests to.
+    #[serde(default)]
+    pub outgoing_http: Vec<String>,
+    /// Host environment variables passed into the component.
+    #[serde(default)]
+    pub env: Vec<String>,
+}
+
+/// One `[listeners.NAME]` table.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerSpec {
+    /// The component that serves it; it must export `wasi:http/incoming-handler`.
+    pub component: String,
+    /// Where to listen, such as `127.0.0.1:8080`.
+    pub address: String,
+}
+
+/// A manifest together with where it was read from.
+#[derive(Debug, Clone)]
+pub struct ManifestFile {
+    /// The manifest file itself.
+    pub path: PathBuf,
+    /// The folder that relative paths in the manifest start from.
+    pub dir: PathBuf,
+    /// What it says.
+    pub manifest: Manifest,
+}
+
+impl ManifestFile {
+    /// Reads `path`, which is either a manifest or a folder holding `weft.toml`.
+    pub fn load(path: &Path) -> Result<ManifestFile, ManifestError> {
+        let path = if path.is_dir() {
+            path.join("weft.toml")
+        } else {
+            path.to_path_buf()
+        };
+        let manifest = Manifest::from_file(&path)?;
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        Ok(ManifestFile {
+            path,
+            dir,
+            manifest,
+        })
+    }
+
+    /// The absolute-or-relative path of a component's binary.
+    pub fn wasm_path(&self, spec: &ComponentSpec) -> PathBuf {
+        self.dir.join(&spec.wasm)
+    }
+}
+
+/// Why a manifest could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    /// The file could not be read at all.
+    #[error("cannot read manifest {path}: {source} (pass a weft.toml or a folder that holds one)")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// The TOML is malformed or does not fit the schema.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+    /// A field has a value that cannot work.
+    #[error("{path}: {field}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The dotted path of the field, such as `listeners.web.address`.
+        field: String,
+        /// What is wrong and what to do.
+        message: String,
+    },
+}
+
+impl Manifest {
+    /// Reads and parses a manifest file.
+    pub fn from_file(path: &Path) -> Result<Manifest, ManifestError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Manifest::from_str(&text, path)
+    }
+
+    /// Parses manifest text; `origin` names the file in error messages.
+    pub fn from_str(text: &str, origin: &Path) -> Result<Manifest, ManifestError> {
+        let manifest: Manifest = toml::from_str(text).map_err(|e| ManifestError::Parse {
+            path: origin.to_path_buf(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        manifest.check(origin)?;
+        Ok(manifest)
+    }
+
+    /// Checks what the schema alone cannot: names, references and addresses.
+    fn check(&self, origin: &Path) -> Result<(), ManifestError> {
+        let invalid = |field: String, message: String| ManifestError::Invalid {
+            path: origin.to_path_buf(),
+            field,
+            message,
+        };
+        if self.app.name.trim().is_empty() {
+            return Err(invalid("app.name".into(), "must not be empty".into()));
+        }
+        if self.components.is_empty() {
+            return Err(invalid(
+                "components".into(),
+                "the app has no components; add a [components.NAME] table with a `wasm` path"
+                    .into(),
+            ));
+        }
+        for (name, spec) in &self.components {
+            if !is_name(name) {
+                return Err(invalid(
+                    format!("components.{name}"),
+                    "a component name uses lowercase letters, digits and '-', and starts with a letter".into(),
+                ));
+            }
+            for (i, target) in spec.grants.outgoing_http.iter().enumerate() {
+                if let Err(message) = HostPattern::parse(target) {
+                    return Err(invalid(
+                        format!("components.{name}.grants.outgoing-http[{i}]"),
+                        message,
+                    ));
+                }
+            }
+            if spec.call_timeout.is_some_and(|t| t.0.is_zero()) {
+                return Err(invalid(
+                    format!("components.{name}.call-timeout"),
+                    "must be more than zero".into(),
+                ));
+            }
+            if spec.memory_limit.is_some_and(|m| m.0 < (1 << 20)) {
+                return Err(invalid(
+                    format!("components.{name}.memory-limit"),
+                    "must be at least 1MiB".into(),
+                ));
+            }
+        }
+        for (name, listener) in &self.listeners {
+            if !self.components.contains_key(&listener.component) {
+                return Err(invalid(
+                    format!("listeners.{name}.component"),
+                    format!(
+                        "no component is named '{}'; the components are: {}",
+                        listener.component,
+                        self.component_names()
+                    ),
+                ));
+            }
+            if listener.address.parse::<SocketAddr>().is_err() {
+                return Err(invalid(
+                    format!("listeners.{name}.address"),
+                    format!(
+                        "'{}' is not an IP address with a port, such as 127.0.0.1:8080",
+                        listener.address
+                    ),
+                ));
+            }
+        }
+        for (key, provider) in &self.links {
+            let field = format!("links.\"{key}\"");
+            let Some((component, interface)) = key.split_once('/') else {
+                return Err(invalid(
+                    field,
+                    "a link key is \"COMPONENT/INTERFACE\", such as \"frontend/demo:hello/greeter\""
+                        .into(),
+                ));
+            };
+            for (role, name) in [("importing", component), ("providing", provider.as_str())] {
+                if !self.components.contains_key(name) {
+                    return Err(invalid(
+                        field.clone(),
+                        format!(
+                            "the {role} component '{name}' is not in [components]; the components are: {}",
+                            self.component_names()
+                        ),
+                    ));
+                }
+            }
+            if !interface.contains(':') {
+                return Err(invalid(
+                    field,
+                    format!(
+                        "'{interface}' is not an interface name such as demo:hello/greeter"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn component_names(&self) -> String {
+        self.components
+            .keys()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The provider named by `[links]` for `component`'s import of
+    /// `interface`. A key written without a version matches any version.
+    pub fn link_for(&self, component: &str, interface: &str) -> Option<&str> {
+        self.links.iter().find_map(|(key, provider)| {
+            let (c, i) = key.split_once('/')?;
+            (c == component && (i == interface || i == unversioned(interface)))
+                .then_some(provider.as_str())
+        })
+    }
+}
+
+/// `wasi:http/types@0.2.4` without its `@0.2.4`.
+pub fn unversioned(interface: &str) -> &str {
+    interface.split_once('@').map_or(interface, |(name, _)| name)
+}
+
+fn is_name(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+/// One entry of `grants.outgoing-http`: a host, and a port or any of 80/443.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPattern {
+    /// The host name or address, lowercase.
+    pub host: String,
+    /// The one port allowed; `None` allows 80 and 443.
+    pub port: Option<u16>,
+}
+
+impl HostPattern {
+    /// Parses `host` or `host:port`.
+    pub fn parse(text: &str) -> Result<HostPattern, String> {
+        let bad = || format!("'{text}' is not HOST or HOST:PORT, such as example.com:443");
+        if text.is_empty() || text.contains('/') || text.contains(' ') {
+            return Err(bad());
+        }
+        match text.rsplit_once(':') {
+            Some((host, port)) if !host.is_empty() => Ok(HostPattern {
+                host: host.to_ascii_lowercase(),
+                port: Some(port.parse().map_err(|_| bad())?),
+            }),
+            Some(_) => Err(bad()),
+            None => Ok(HostPattern {
+                host: text.to_ascii_lowercase(),
+                port: None,
+            }),
+        }
+    }
+
+    /// Whether a request to `host` on `port` is allowed by this pattern.
+    pub fn allows(&self, host: &str, port: u16) -> bool {
+        self.host.eq_ignore_ascii_case(host)
+            && match self.port {
+                Some(p) => p == port,
+                None => port == 80 || port == 443,
+            }
+    }
+}
+
+/// A duration written as `"500ms"`, `"30s"` or `"2m"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeout(pub Duration);
+
+impl Timeout {
+    /// Parses `"500ms"`, `"30s"` or `"2m"`.
+    pub fn parse(text: &str) -> Result<Timeout, String> {
+        let (digits, unit) = split_number(text);
+        let n: u64 = digits
+            .parse()
+            .map_err(|_| format!("'{text}' is not a duration such as \"500ms\", \"30s\" or \"2m\""))?;
+        let d = match unit {
+            "ms" => Duration::from_millis(n),
+            "s" => Duration::from_secs(n),
+            "m" => Duration::from_secs(n * 60),
+            _ => {
+                return Err(format!(
+                    "'{text}' has no known unit; write \"500ms\", \"30s\" or \"2m\""
+                ));
+            }
+        };
+        Ok(Timeout(d))
+    }
+}
+
+/// A size written as `"512KiB"`, `"64MiB"` or `"1GiB"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl ByteSize {
+    /// Parses `"512KiB"`, `"64MiB"` or `"1GiB"`.
+    pub fn parse(text: &str) -> Result<ByteSize, String> {
+        let (digits, unit) = split_number(text);
+        let n: u64 = digits
+            .parse()
+            .map_err(|_| format!("'{text}' is not a size such as \"64MiB\""))?;
+        let shift = match unit {
+            "KiB" => 10,
+            "MiB" => 20,
+            "GiB" => 30,
+            _ => {
+                return Err(format!(
+                    "'{text}' has no known unit; write \"512KiB\", \"64MiB\" or \"1GiB\""
+                ));
+            }
+        };
+        n.checked_mul(1 << shift)
+            .map(ByteSize)
+            .ok_or_else(|| format!("'{text}' is too large"))
+    }
+}
+
+fn split_number(text: &str) -> (&str, &str) {
+    let text = text.trim();
+    let at = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    text.split_at(at)
+}
+
+/// Deserializes a value from a string through its `parse` function.
+macro_rules! from_string {
+    ($ty:ty) => {
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(d)?;
+                <$ty>::parse(&text).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+from_string!(Timeout);
+from_string!(ByteSize);
+
+impl Serialize for Timeout {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!("{}ms", self.0.as_millis()))
+    }
+}
+
+impl Serialize for ByteSize {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!("{}KiB", self.0 >> 10))
+    }
+}
+
+impl fmt::Display for HostPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.port {
+            Some(port) => write!(f, "{}:{port}", self.host),
+            None => write!(f, "{}", self.host),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Manifest, String> {
+        Manifest::from_str(text, Path::new("weft.toml")).map_err(|e| e.to_string())
+    }
+
+    const MINIMAL: &str = "[app]\nname = \"a\"\n[components.c]\nwasm = \"c.wasm\"\n";
+
+    #[test]
+    fn minimal_manifest_gets_defaults() {
+        let m = parse(MINIMAL).unwrap();
+        let c = &m.components["c"];
+        assert_eq!(c.call_timeout(), DEFAULT_CALL_TIMEOUT);
+        assert_eq!(c.memory_limit(), DEFAULT_MEMORY_LIMIT);
+        assert!(c.grants.keyvalue.is_empty());
+    }
+
+    #[test]
+    fn unknown_field_is_named() {
+        let err = parse(&format!("{MINIMAL}colour = \"red\"\n")).unwrap_err();
+        assert!(err.contains("unknown field `colour`"), "{err}");
+        assert!(err.starts_with("weft.toml: "), "{err}");
+    }
+
+    #[test]
+    fn durations_and_sizes() {
+        assert_eq!(Timeout::parse("250ms").unwrap().0, Duration::from_millis(250));
+        assert_eq!(Timeout::parse("2m").unwrap().0, Duration::from_secs(120));
+        assert!(Timeout::parse("2h").unwrap_err().contains("no known unit"));
+        assert!(Timeout::parse("soon").is_err());
+        assert_eq!(ByteSize::parse("64MiB").unwrap().0, 64 << 20);
+        assert!(ByteSize::parse("64MB").is_err());
+    }
+
+    #[test]
+    fn host_patterns() {
+        let exact = HostPattern::parse("Example.com:8443").unwrap();
+        assert!(exact.allows("example.com", 8443));
+        assert!(!exact.allows("example.com", 443));
+        let any = HostPattern::parse("example.com").unwrap();
+        assert!(any.allows("example.com", 443) && any.allows("example.com", 80));
+        assert!(!any.allows("evil.com", 443));
+        assert!(HostPattern::parse("http://example.com").is_err());
+        assert!(HostPattern::parse(":80").is_err());
+    }
+
+    #[test]
+    fn links_match_with_or_without_version() {
+        let m = parse(&format!(
+            "{MINIMAL}[components.d]\nwasm = \"d.wasm\"\n[links]\n\"c/demo:x/y\" = \"d\"\n"
+        ))
+        .unwrap();
+        assert_eq!(m.link_for("c", "demo:x/y@0.1.0"), Some("d"));
+        assert_eq!(m.link_for("c", "demo:x/z"), None);
+        assert_eq!(m.link_for("d", "demo:x/y"), None);
+    }
+}

@@ -1,0 +1,133 @@
+//! Pools of warm instances, one pool per component.
+//!
+//! A call borrows an instance, runs, and gives it back, so an instance's
+//! memory is a cache, never shared state. An instance whose call failed
+//! (a trap, a timeout, a host error) is dropped instead of given back, and
+//! the next call gets a fresh one from the cached `InstancePre`.
+//!
+//! Each call has a deadline, the component's `call-timeout`. Guest code is
+//! stopped at the first epoch tick past it, and the whole call, including
+//! time spent waiting on the host, is bounded by a tokio timeout as well.
+
+use crate::host::{HostState, Sandbox};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use wasmtime::component::{Instance, InstancePre};
+use wasmtime::{Store, Trap, UpdateDeadline};
+
+/// How much longer than its call timeout a call may wait on the host before
+/// it is abandoned.
+const HOST_GRACE: Duration = Duration::from_secs(1);
+
+/// How many idle instances a pool keeps at most.
+pub const MAX_IDLE: usize = 16;
+
+/// An instance with its store, ready for a call.
+pub struct Warm {
+    /// The instance's store; its data is the instance's [`HostState`].
+    pub store: Store<HostState>,
+    /// The instance.
+    pub instance: Instance,
+}
+
+/// The warm instances of one component.
+pub struct InstancePool {
+    sandbox: Arc<Sandbox>,
+    pre: InstancePre<HostState>,
+    idle: Mutex<Vec<Warm>>,
+}
+
+impl InstancePool {
+    /// A pool that makes instances of `pre` in `sandbox`.
+    pub fn new(sandbox: Arc<Sandbox>, pre: InstancePre<HostState>) -> InstancePool {
+        InstancePool {
+            sandbox,
+            pre,
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The component's name.
+    pub fn name(&self) -> &str {
+        &self.sandbox.name
+    }
+
+    /// The pre-instantiated component the pool makes instances of.
+    pub fn instance_pre(&self) -> &InstancePre<HostState> {
+        &self.pre
+    }
+
+    /// How many instances are idle now.
+    pub fn idle(&self) -> usize {
+        self.idle.lock().expect("pool lock").len()
+    }
+
+    /// Makes one instance and keeps it idle, so the first call is fast and a
+    /// component that cannot start fails at load time.
+    pub async fn warm_up(&self) -> wasmtime::Result<()> {
+        let warm = self.instantiate().await?;
+        self.give_back(warm);
+        Ok(())
+    }
+
+    /// Borrows an instance for one call of `body`, with the component's
+    /// deadline. The instance goes back to the pool only if `body` succeeds.
+    pub async fn with_instance<R>(
+        &self,
+        body: impl AsyncFnOnce(&mut Warm) -> wasmtime::Result<R>,
+    ) -> wasmtime::Result<R> {
+        let mut warm = match self.take() {
+            Some(warm) => warm,
+            None => self.instantiate().await?,
+        };
+        warm.store.data_mut().begin_call();
+        warm.store.set_epoch_deadline(1);
+        let limit = self.sandbox.call_timeout + HOST_GRACE;
+        match tokio::time::timeout(limit, body(&mut warm)).await {
+            Ok(Ok(value)) => {
+                self.give_back(warm);
+                Ok(value)
+            }
+            Ok(Err(e)) if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) => {
+                Err(e.context(self.timeout_message()))
+            }
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(wasmtime::format_err!("{}", self.timeout_message())),
+        }
+    }
+
+    fn timeout_message(&self) -> String {
+        format!(
+            "component '{}' did not finish within its call-timeout of {:?}; the call was stopped",
+            self.sandbox.name, self.sandbox.call_timeout
+        )
+    }
+
+    fn take(&self) -> Option<Warm> {
+        self.idle.lock().expect("pool lock").pop()
+    }
+
+    fn give_back(&self, warm: Warm) {
+        let mut idle = self.idle.lock().expect("pool lock");
+        if idle.len() < MAX_IDLE {
+            idle.push(warm);
+        }
+    }
+
+    async fn instantiate(&self) -> wasmtime::Result<Warm> {
+        let mut store = Store::new(self.pre.engine(), HostState::new(self.sandbox.clone()));
+        store.limiter(|state| &mut state.limits);
+        store.epoch_deadline_callback(|ctx| {
+            if Instant::now() >= ctx.data().deadline {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        store.set_epoch_deadline(1);
+        let instance = self.pre.instantiate_async(&mut store).await.map_err(|e| {
+            e.context(format!("cannot instantiate component '{}'", self.sandbox.name))
+        })?;
+        Ok(Warm { store, instance })
+    }
+}

@@ -1,0 +1,235 @@
+//! What a component imports and exports, as plain data.
+//!
+//! [`World::reflect`] reads a compiled component's type
+//! (`Component::component_type()`) once, at load time. Everything after that,
+//! resolution in particular, works on these plain values, so it can be
+//! unit-tested without compiling any Wasm.
+//!
+//! A function's [`FuncSig::signature`] is a canonical, WIT-like text of its
+//! parameter and result types ("func(u64, u64) -> u64"). Two components agree
+//! on a function exactly when the texts are equal; record and variant names do
+//! not take part, only their structure, as in the component model itself.
+
+use std::fmt::Write as _;
+use wasmtime::Engine;
+use wasmtime::component::types::{self, ComponentItem, Type};
+
+/// A component's imports and exports.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct World {
+    /// Interfaces the component imports, by full name such as `wasi:http/types@0.2.4`.
+    pub imports: Vec<Interface>,
+    /// Interfaces the component exports.
+    pub exports: Vec<Interface>,
+    /// Items imported or exported at the top level rather than inside an
+    /// interface, which weft cannot route (such as a bare `import f: func()`).
+    pub loose_imports: Vec<String>,
+}
+
+/// One imported or exported interface (a component instance).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Interface {
+    /// The full name, such as `demo:hello/greeter@0.1.0`.
+    pub name: String,
+    /// Its functions, including resource methods (`[method]bucket.get`).
+    pub functions: Vec<FuncSig>,
+}
+
+/// One function of an interface.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FuncSig {
+    /// The function's name inside its interface.
+    pub name: String,
+    /// Canonical text of its type, such as `func(string) -> result<u64, string>`.
+    pub signature: String,
+    /// Whether a resource, stream or future appears anywhere in its type:
+    /// such values belong to one instance and cannot be copied to another.
+    pub has_handles: bool,
+}
+
+impl World {
+    /// Reads the imports and exports of a compiled component.
+    pub fn reflect(engine: &Engine, ty: &types::Component) -> World {
+        let mut world = World::default();
+        for (name, item) in ty.imports(engine) {
+            match item.ty {
+                ComponentItem::ComponentInstance(inst) => {
+                    world.imports.push(Interface::reflect(engine, name, &inst));
+                }
+                // Types and resources come along with the interfaces that use them.
+                ComponentItem::Type(_) | ComponentItem::Resource(_) => {}
+                _ => world.loose_imports.push(name.to_string()),
+            }
+        }
+        for (name, item) in ty.exports(engine) {
+            if let ComponentItem::ComponentInstance(inst) = item.ty {
+                world.exports.push(Interface::reflect(engine, name, &inst));
+            }
+        }
+        world
+    }
+
+    /// The exported interface whose name, versions aside, is `unversioned`.
+    pub fn export_named(&self, unversioned: &str) -> Option<&Interface> {
+        self.exports
+            .iter()
+            .find(|e| crate::manifest::unversioned(&e.name) == unversioned)
+    }
+}
+
+impl Interface {
+    fn reflect(engine: &Engine, name: &str, inst: &types::ComponentInstance) -> Interface {
+        let functions = inst
+            .exports(engine)
+            .filter_map(|(fname, item)| match item.ty {
+                ComponentItem::ComponentFunc(f) => Some(FuncSig::of(fname, &f)),
+                _ => None,
+            })
+            .collect();
+        Interface {
+            name: name.to_string(),
+            functions,
+        }
+    }
+
+    /// The function called `name`.
+    pub fn function(&self, name: &str) -> Option<&FuncSig> {
+        self.functions.iter().find(|f| f.name == name)
+    }
+}
+
+impl FuncSig {
+    /// Describes a function type.
+    pub fn of(name: &str, f: &types::ComponentFunc) -> FuncSig {
+        let mut text = String::from("func(");
+        let mut has_handles = false;
+        for (i, (_, ty)) in f.params().enumerate() {
+            if i > 0 {
+                text.push_str(", ");
+            }
+            has_handles |= describe(&mut text, &ty);
+        }
+        text.push(')');
+        for (i, ty) in f.results().enumerate() {
+            text.push_str(if i == 0 { " -> " } else { ", " });
+            has_handles |= describe(&mut text, &ty);
+        }
+        FuncSig {
+            name: name.to_string(),
+            signature: text,
+            has_handles,
+        }
+    }
+}
+
+/// Appends the canonical text of `ty` to `out`; returns whether it holds a
+/// resource, stream or future.
+fn describe(out: &mut String, ty: &Type) -> bool {
+    let simple = match ty {
+        Type::Bool => "bool",
+        Type::S8 => "s8",
+        Type::U8 => "u8",
+        Type::S16 => "s16",
+        Type::U16 => "u16",
+        Type::S32 => "s32",
+        Type::U32 => "u32",
+        Type::S64 => "s64",
+        Type::U64 => "u64",
+        Type::Float32 => "f32",
+        Type::Float64 => "f64",
+        Type::Char => "char",
+        Type::String => "string",
+        Type::ErrorContext => "error-context",
+        _ => "",
+    };
+    if !simple.is_empty() {
+        out.push_str(simple);
+        return matches!(ty, Type::ErrorContext);
+    }
+    match ty {
+        Type::List(l) => wrap(out, "list", [Some(l.ty())]),
+        Type::FixedLengthList(l) => {
+            let handles = wrap(out, "list", [Some(l.ty())]);
+            out.pop();
+            let _ = write!(out, ", {}>", l.len());
+            handles
+        }
+        Type::Map(m) => wrap(out, "map", [Some(m.key()), Some(m.value())]),
+        Type::Option(o) => wrap(out, "option", [Some(o.ty())]),
+        Type::Result(r) => wrap(out, "result", [r.ok(), r.err()]),
+        Type::Tuple(t) => wrap(out, "tuple", t.types().map(Some)),
+        Type::Record(r) => {
+            out.push_str("record { ");
+            let mut handles = false;
+            for (i, field) in r.fields().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                let _ = write!(out, "{}: ", field.name);
+                handles |= describe(out, &field.ty);
+            }
+            out.push_str(" }");
+            handles
+        }
+        Type::Variant(v) => {
+            out.push_str("variant { ");
+            let mut handles = false;
+            for (i, case) in v.cases().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                out.push_str(case.name);
+                if let Some(ty) = &case.ty {
+                    out.push('(');
+                    handles |= describe(out, ty);
+                    out.push(')');
+                }
+            }
+            out.push_str(" }");
+            handles
+        }
+        Type::Enum(e) => {
+            let _ = write!(out, "enum {{ {} }}", e.names().collect::<Vec<_>>().join(", "));
+            false
+        }
+        Type::Flags(f) => {
+            let _ = write!(out, "flags {{ {} }}", f.names().collect::<Vec<_>>().join(", "));
+            false
+        }
+        Type::Own(_) => {
+            out.push_str("own<resource>");
+            true
+        }
+        Type::Borrow(_) => {
+            out.push_str("borrow<resource>");
+            true
+        }
+        Type::Future(f) => {
+            wrap(out, "future", [f.ty()]);
+            true
+        }
+        Type::Stream(s) => {
+            wrap(out, "stream", [s.ty()]);
+            true
+        }
+        _ => unreachable!("simple types are handled above"),
+    }
+}
+
+/// `name<a, b>`, where a missing type prints as `_`.
+fn wrap(out: &mut String, name: &str, args: impl IntoIterator<Item = Option<Type>>) -> bool {
+    out.push_str(name);
+    out.push('<');
+    let mut handles = false;
+    for (i, arg) in args.into_iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        match arg {
+            Some(ty) => handles |= describe(out, &ty),
+            None => out.push('_'),
+        }
+    }
+    out.push('>');
+    handles
+}

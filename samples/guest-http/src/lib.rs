@@ -1,0 +1,154 @@
+//! Small `wasi:http` helpers for the sample and fixture guests: read a
+//! request's method, path and query, answer with a status and a body, and
+//! send a GET.
+
+use std::io::{Read as _, Write as _};
+use wasip2::http::outgoing_handler;
+use wasip2::http::types::{
+    Fields, IncomingRequest, Method, OutgoingBody, OutgoingRequest, OutgoingResponse,
+    ResponseOutparam, Scheme,
+};
+
+/// The parts of a request the guests look at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// `GET`, `POST`, ...
+    pub method: String,
+    /// The path, without the query.
+    pub path: String,
+    /// Decoded query parameters, in order.
+    pub query: Vec<(String, String)>,
+}
+
+impl Request {
+    /// Reads `request`'s method, path and query.
+    pub fn of(request: &IncomingRequest) -> Request {
+        let method = match request.method() {
+            Method::Get => "GET".to_string(),
+            Method::Post => "POST".to_string(),
+            Method::Put => "PUT".to_string(),
+            Method::Delete => "DELETE".to_string(),
+            other => format!("{other:?}").to_uppercase(),
+        };
+        let target = request.path_with_query().unwrap_or_else(|| "/".into());
+        let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+        Request {
+            method,
+            path: path.to_string(),
+            query: parse_query(query),
+        }
+    }
+
+    /// The first value of query parameter `name`.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Splits and percent-decodes `a=1&b=x%20y`.
+pub fn parse_query(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+fn decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
+                match u8::from_str_radix(hex, 16) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Answers with `status`, a `content-type` and `body`.
+pub fn respond(out: ResponseOutparam, status: u16, content_type: &str, body: &[u8]) {
+    let headers = Fields::from_list(&[(
+        "content-type".to_string(),
+        content_type.as_bytes().to_vec(),
+    )])
+    .expect("content-type is an allowed header");
+    let response = OutgoingResponse::new(headers);
+    response
+        .set_status_code(status)
+        .expect("the guests answer with valid statuses");
+    let body_handle = response.body().expect("a new response has a body");
+    ResponseOutparam::set(out, Ok(response));
+    let mut stream = body_handle.write().expect("a new body has a stream");
+    // The host may have gone away (the client hung up); nothing to do then.
+    let _ = stream
+        .write_all(body)
+        .and_then(|()| std::io::Write::flush(&mut stream));
+    drop(stream);
+    let _ = OutgoingBody::finish(body_handle, None);
+}
+
+/// Sends `GET http://AUTHORITY/PATH` and returns the status and body, or
+/// the host's error code as text (for example `HttpRequestDenied`).
+pub fn get(authority: &str, path: &str) -> Result<(u16, Vec<u8>), String> {
+    let request = OutgoingRequest::new(Fields::new());
+    request.set_scheme(Some(&Scheme::Http)).map_err(|()| "bad scheme")?;
+    request
+        .set_authority(Some(authority))
+        .map_err(|()| format!("bad authority '{authority}'"))?;
+    request
+        .set_path_with_query(Some(path))
+        .map_err(|()| format!("bad path '{path}'"))?;
+    let pending = outgoing_handler::handle(request, None).map_err(|e| format!("{e:?}"))?;
+    pending.subscribe().block();
+    let response = pending
+        .get()
+        .ok_or("no response")?
+        .map_err(|()| "response taken twice")?
+        .map_err(|e| format!("{e:?}"))?;
+    let status = response.status();
+    let body = response.consume().map_err(|()| "no body")?;
+    let mut bytes = Vec::new();
+    {
+        let mut stream = body.stream().map_err(|()| "no body stream")?;
+        stream
+            .read_to_end(&mut bytes)
+            .map_err(|e| format!("reading the body: {e}"))?;
+    }
+    Ok((status, bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_is_split_and_decoded() {
+        assert_eq!(
+            parse_query("name=Ada%20L&lang=en,fr&x"),
+            vec![
+                ("name".into(), "Ada L".into()),
+                ("lang".into(), "en,fr".into()),
+                ("x".into(), "".into())
+            ]
+        );
+    }
+}
