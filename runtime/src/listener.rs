@@ -70,7 +70,7 @@ impl HttpEntry {
                 tracing::error!(
                     listener = %entry.listener,
                     component = %entry.pool.name(),
-                    "request failed: {e:?}"
+                    "request failed: {e:#}"
                 );
             }
             result

@@ -1,6 +1,7 @@
 //! The `weft` command line.
 
 use clap::Parser;
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use weft_runtime::commands::run::RunCommand;
 
@@ -18,6 +19,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,weft_runtime=info")),
         )
         .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
     let command = Weft::parse();

@@ -282,7 +282,8 @@ impl Manifest {
         }
         for (key, provider) in &self.links {
             let field = format!("links.\"{key}\"");
-            let Some((component, interface)) = key.split_once('/') else {
+            let parts = key.split_once('/').filter(|(c, _)| is_name(c));
+            let Some((component, interface)) = parts else {
                 return Err(invalid(
                     field,
                     "a link key is \"COMPONENT/INTERFACE\", such as \"frontend/demo:hello/greeter\""
@@ -464,7 +465,12 @@ impl Serialize for Timeout {
 
 impl Serialize for ByteSize {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&format_args!("{}KiB", self.0 >> 10))
+        let (n, unit) = match self.0 {
+            b if b % (1 << 30) == 0 => (b >> 30, "GiB"),
+            b if b % (1 << 20) == 0 => (b >> 20, "MiB"),
+            b => (b >> 10, "KiB"),
+        };
+        s.collect_str(&format_args!("{n}{unit}"))
     }
 }
 

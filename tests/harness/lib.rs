@@ -1,1 +1,279 @@
-//! tmp
+//! The harness of weft's integration tests: it builds the `weft` binary and
+//! the guest components once, runs `weft run` on an app as a child process,
+//! and talks HTTP to its listeners.
+//!
+//! Tests read like the README: build, run, curl, compare.
+//!
+//! ```no_run
+//! let app = weft_tests::Weft::run(&["samples/hello"]);
+//! let (status, body) = weft_tests::http_get(&app.url("web", "/?name=Ada"));
+//! assert_eq!((status, body.as_str()), (200, "en: Hello, Ada!\n"));
+//! ```
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// Every guest the tests use, by cargo package name.
+pub const GUESTS: &[&str] = &[
+    "hello-frontend",
+    "hello-greeter",
+    "kvcounter-http",
+    "kvcounter-counter",
+    "fixture-faulty",
+    "fixture-bench-callee",
+    "fixture-bench-caller",
+];
+
+/// How long an app may take to come up (a cold compile included).
+const STARTUP: Duration = Duration::from_secs(180);
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is inside the repository")
+        .to_path_buf()
+}
+
+fn cargo(args: &[&str]) {
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(args)
+        .current_dir(root())
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "cargo {} failed", args.join(" "));
+}
+
+/// The `weft` binary, with every guest built; built on first use.
+pub fn weft_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let mut args = vec!["build", "--release", "--target", "wasm32-wasip2"];
+        for guest in GUESTS {
+            args.extend(["-p", guest]);
+        }
+        cargo(&args);
+        cargo(&["build", "-p", "weft-runtime", "--bin", "weft"]);
+        root().join("target").join("debug").join("weft")
+    })
+}
+
+/// The path of a built guest, such as `wasm("hello_greeter")`.
+pub fn wasm(file_stem: &str) -> PathBuf {
+    weft_bin();
+    root()
+        .join("target")
+        .join("wasm32-wasip2")
+        .join("release")
+        .join(format!("{file_stem}.wasm"))
+}
+
+/// The compile cache the tests share, so that each component compiles once.
+pub fn shared_cache() -> PathBuf {
+    root().join("target").join("weft-test-cache")
+}
+
+/// A folder holding a `weft.toml`; `{wasm:NAME}` in the text becomes the
+/// path of guest NAME.
+pub fn app_dir(manifest: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut text = manifest.to_string();
+    while let Some(start) = text.find("{wasm:") {
+        let end = start + text[start..].find('}').expect("closing brace");
+        let path = wasm(&text[start + 6..end]);
+        text.replace_range(start..=end, &path.display().to_string());
+    }
+    std::fs::write(dir.path().join("weft.toml"), text).expect("write manifest");
+    dir
+}
+
+/// A running `weft run`.
+pub struct Weft {
+    child: Child,
+    output: Arc<Mutex<String>>,
+    /// Listener addresses, by listener name.
+    pub listeners: BTreeMap<String, SocketAddr>,
+}
+
+impl Weft {
+    /// Starts `weft run ARGS...` with every listener on a free port, and
+    /// waits until it serves.
+    pub fn run(args: &[&str]) -> Weft {
+        Weft::run_with_env(args, &[])
+    }
+
+    /// Like [`Weft::run`], with extra environment variables.
+    pub fn run_with_env(args: &[&str], env: &[(&str, &str)]) -> Weft {
+        let mut command = Command::new(weft_bin());
+        command
+            .arg("run")
+            .args(args)
+            .current_dir(root())
+            .env("WEFT_CACHE_DIR", shared_cache())
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect("weft starts");
+        let output = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().expect("piped stderr");
+        let sink = output.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut out = sink.lock().unwrap();
+                out.push_str(&line);
+                out.push('\n');
+            }
+        });
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stdout = child.stdout.take().expect("piped stdout");
+        let sink = output.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                {
+                    let mut out = sink.lock().unwrap();
+                    out.push_str(&line);
+                    out.push('\n');
+                }
+                let _ = tx.send(line);
+            }
+        });
+        let mut listeners = BTreeMap::new();
+        let deadline = Instant::now() + STARTUP;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) if line.contains("is running") => break,
+                Ok(line) => {
+                    if let Some(rest) = line.strip_prefix("weft: listener ") {
+                        let mut words = rest.split_whitespace();
+                        let name = words.next().unwrap().to_string();
+                        let url = words.nth(1).unwrap();
+                        let addr = url.trim_start_matches("http://").parse().unwrap();
+                        listeners.insert(name, addr);
+                    }
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    std::thread::sleep(Duration::from_millis(200));
+                    panic!(
+                        "weft run {} did not come up:\n{}",
+                        args.join(" "),
+                        output.lock().unwrap()
+                    );
+                }
+            }
+        }
+        Weft {
+            child,
+            output,
+            listeners,
+        }
+    }
+
+    /// `http://ADDR/PATH` of listener `name`.
+    pub fn url(&self, name: &str, path: &str) -> String {
+        format!("http://{}{path}", self.listeners[name])
+    }
+
+    /// Everything weft printed so far, stdout and stderr.
+    pub fn output(&self) -> String {
+        self.output.lock().unwrap().clone()
+    }
+
+    /// Stops weft as Ctrl-C would (SIGTERM) and returns how it exited and
+    /// everything it printed.
+    pub fn stop(mut self) -> (ExitStatus, String) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(40);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("weft did not stop within 40s of SIGTERM:\n{}", self.output());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        // Let the reader threads drain the pipes.
+        std::thread::sleep(Duration::from_millis(100));
+        (status, self.output())
+    }
+}
+
+impl Drop for Weft {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `weft ARGS...` to completion and returns its exit status, stdout and stderr.
+pub fn weft_once(args: &[&str]) -> (ExitStatus, String, String) {
+    let out = Command::new(weft_bin())
+        .args(args)
+        .current_dir(root())
+        .env("WEFT_CACHE_DIR", shared_cache())
+        .output()
+        .expect("weft runs");
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `GET url` over HTTP/1.1; returns the status and the body as text.
+pub fn http_get(url: &str) -> (u16, String) {
+    let rest = url.strip_prefix("http://").expect("an http:// URL");
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let path = if path.is_empty() { "/" } else { path };
+    let mut stream = TcpStream::connect(authority).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("read response");
+    parse_response(&raw)
+}
+
+/// Splits a raw HTTP/1.1 response into its status and (de-chunked) body.
+pub fn parse_response(raw: &[u8]) -> (u16, String) {
+    let text = String::from_utf8_lossy(raw);
+    let (head, body) = text.split_once("\r\n\r\n").expect("a complete response");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status line");
+    let chunked = head
+        .lines()
+        .any(|l| l.eq_ignore_ascii_case("transfer-encoding: chunked"));
+    if !chunked {
+        return (status, body.to_string());
+    }
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let size = usize::from_str_radix(size.trim(), 16).expect("a chunk size");
+        if size == 0 {
+            break;
+        }
+        out.push_str(&after[..size]);
+        rest = &after[size + 2..];
+    }
+    (status, out)
+}

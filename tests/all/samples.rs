@@ -1,0 +1,113 @@
+//! The samples, run the way the README runs them.
+
+use weft_tests::{Weft, http_get, root};
+
+#[test]
+fn hello_greets_through_two_components() {
+    let app = Weft::run(&["samples/hello", "--listen", "web=127.0.0.1:0"]);
+    let get = |path: &str| http_get(&app.url("web", path));
+
+    assert_eq!(get("/?name=Ada"), (200, "en: Hello, Ada!\n".into()));
+    // A list, an option holding a variant, and a record per result.
+    assert_eq!(
+        get("/?name=Ada&lang=en,fr&style=shout"),
+        (200, "en: HELLO, ADA!\nfr: BONJOUR, ADA!\n".into())
+    );
+    // A variant case with a payload.
+    assert_eq!(
+        get("/?name=Bo&lang=es&style=repeat2"),
+        (200, "es: Hola, Bo! Hola, Bo!\n".into())
+    );
+    // The result's error side, with and without a payload.
+    assert_eq!(get("/?name=Ada&lang=xx"), (400, "unknown language 'xx'\n".into()));
+    assert_eq!(get("/?name=%20"), (400, "name must not be empty\n".into()));
+
+    let (status, output) = app.stop();
+    assert!(status.success(), "{output}");
+    assert!(output.contains("[greeter] INFO greet: greeted Ada in 2 language(s)"), "{output}");
+    assert!(output.contains("weft: stopped"), "{output}");
+}
+
+#[test]
+fn kvcounter_counts_and_survives_a_restart() {
+    let data = tempfile::tempdir().unwrap();
+    let data_dir = data.path().to_str().unwrap();
+    let args = ["samples/kvcounter", "--listen", "web=127.0.0.1:0", "--data-dir", data_dir];
+
+    let app = Weft::run(&args);
+    for expected in 1..=3 {
+        let body = format!("{{\"counter\":\"apples\",\"value\":{expected}}}\n");
+        assert_eq!(http_get(&app.url("web", "/counter/apples")), (200, body));
+    }
+    assert_eq!(
+        http_get(&app.url("web", "/counter/pears")),
+        (200, "{\"counter\":\"pears\",\"value\":1}\n".into())
+    );
+    let (status, output) = app.stop();
+    assert!(status.success(), "{output}");
+
+    let app = Weft::run(&args);
+    assert_eq!(
+        http_get(&app.url("web", "/counter/apples?peek")),
+        (200, "{\"counter\":\"apples\",\"value\":3}\n".into())
+    );
+    assert_eq!(
+        http_get(&app.url("web", "/counter/apples")),
+        (200, "{\"counter\":\"apples\",\"value\":4}\n".into())
+    );
+    assert_eq!(http_get(&app.url("web", "/counter/no%20spaces")).0, 400);
+}
+
+#[test]
+fn concurrent_increments_are_not_lost() {
+    let data = tempfile::tempdir().unwrap();
+    let app = Weft::run(&[
+        "samples/kvcounter",
+        "--listen",
+        "web=127.0.0.1:0",
+        "--data-dir",
+        data.path().to_str().unwrap(),
+    ]);
+    let url = app.url("web", "/counter/shared");
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                for _ in 0..10 {
+                    assert_eq!(http_get(&url).0, 200);
+                }
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().unwrap();
+    }
+    assert_eq!(
+        http_get(&app.url("web", "/counter/shared?peek")),
+        (200, "{\"counter\":\"shared\",\"value\":40}\n".into())
+    );
+}
+
+#[test]
+fn second_start_uses_the_compile_cache() {
+    let cache = tempfile::tempdir().unwrap();
+    let cache_dir = cache.path().to_str().unwrap();
+    let args = ["samples/hello", "--listen", "web=127.0.0.1:0", "--cache-dir", cache_dir];
+    let (_, cold) = Weft::run(&args).stop();
+    assert!(cold.contains("component greeter ready (compiled)"), "{cold}");
+    let (_, warm) = Weft::run(&args).stop();
+    assert!(warm.contains("component greeter ready (from the compile cache)"), "{warm}");
+    assert!(warm.contains("component frontend ready (from the compile cache)"), "{warm}");
+}
+
+#[test]
+fn build_flag_runs_the_build_commands() {
+    let app = Weft::run(&["--build", "samples/hello", "--listen", "web=127.0.0.1:0"]);
+    let output = app.output();
+    assert!(
+        output.contains("weft: building frontend: cargo build --release --target wasm32-wasip2 -p hello-frontend"),
+        "{output}"
+    );
+    assert_eq!(http_get(&app.url("web", "/?name=Cy")).0, 200);
+    assert!(root().join("target/wasm32-wasip2/release/hello_frontend.wasm").exists());
+}
