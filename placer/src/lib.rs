@@ -90,7 +90,10 @@ impl Plan {
         &self,
         components: impl IntoIterator<Item = S>,
     ) -> Result<(), PlanError> {
-        let known: Vec<String> = components.into_iter().map(|c| c.as_ref().to_string()).collect();
+        let known: Vec<String> = components
+            .into_iter()
+            .map(|c| c.as_ref().to_string())
+            .collect();
         let mut placed: BTreeMap<&str, &str> = BTreeMap::new();
         for (group, g) in &self.groups {
             if g.replicas == 0 {

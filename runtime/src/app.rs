@@ -70,9 +70,11 @@ impl App {
             .collect();
         let resolution = resolve::resolve(&manifest.path, &manifest.manifest, &worlds)?;
 
-        let uses_kv = resolution.wires.values().flatten().any(|w| {
-            w.provider == resolve::Provider::Capability(Capability::KeyValue)
-        });
+        let uses_kv = resolution
+            .wires
+            .values()
+            .flatten()
+            .any(|w| w.provider == resolve::Provider::Capability(Capability::KeyValue));
         let data_file = uses_kv.then(|| {
             let dir = options
                 .data_dir
@@ -90,7 +92,13 @@ impl App {
             pool.warm_up()
                 .await
                 .map_err(anyhow::Error::from)
-                .with_context(|| format!("{}: component '{}' failed to start", manifest.path.display(), pool.name()))?;
+                .with_context(|| {
+                    format!(
+                        "{}: component '{}' failed to start",
+                        manifest.path.display(),
+                        pool.name()
+                    )
+                })?;
         }
         Ok(App {
             compiled: compiled.iter().map(|(n, c)| (n.clone(), c.cache)).collect(),
@@ -112,7 +120,13 @@ impl App {
                 bail!(
                     "--listen {name}=...: {} has no listener '{name}'; its listeners are: {}",
                     self.manifest.path.display(),
-                    self.manifest.manifest.listeners.keys().cloned().collect::<Vec<_>>().join(", ")
+                    self.manifest
+                        .manifest
+                        .listeners
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 );
             }
         }
@@ -142,11 +156,7 @@ impl App {
     }
 
     /// Serves `listeners` until `shutdown` resolves, then drains them.
-    pub async fn serve(
-        &self,
-        listeners: Vec<BoundListener>,
-        shutdown: impl Future<Output = ()>,
-    ) {
+    pub async fn serve(&self, listeners: Vec<BoundListener>, shutdown: impl Future<Output = ()>) {
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let mut tasks = tokio::task::JoinSet::new();
         for l in listeners {
@@ -212,16 +222,29 @@ fn link_all(
     resolution: &Resolution,
     keyvalue: Option<Arc<dyn KeyValueStore>>,
 ) -> anyhow::Result<BTreeMap<String, Arc<InstancePool>>> {
-    let slots: BTreeMap<&str, PoolSlot> = compiled.keys().map(|n| (n.as_str(), PoolSlot::default())).collect();
+    let slots: BTreeMap<&str, PoolSlot> = compiled
+        .keys()
+        .map(|n| (n.as_str(), PoolSlot::default()))
+        .collect();
     let mut pools = BTreeMap::new();
     for (name, c) in compiled {
         let spec = &manifest.manifest.components[name];
-        let linker = link::linker_for(engine, &resolution.wires[name], &c.world.imports, |callee| Callee {
-            component: &compiled[callee].component,
-            slot: slots[callee].clone(),
-        })
+        let linker = link::linker_for(
+            engine,
+            &resolution.wires[name],
+            &c.world.imports,
+            |callee| Callee {
+                component: &compiled[callee].component,
+                slot: slots[callee].clone(),
+            },
+        )
         .map_err(anyhow::Error::from)
-        .with_context(|| format!("{}: component '{name}' cannot be linked", manifest.path.display()))?;
+        .with_context(|| {
+            format!(
+                "{}: component '{name}' cannot be linked",
+                manifest.path.display()
+            )
+        })?;
         let pre = linker
             .instantiate_pre(&c.component)
             .map_err(anyhow::Error::from)
@@ -248,7 +271,11 @@ fn link_all(
                 .iter()
                 .filter_map(|k| std::env::var(k).ok().map(|v| (k.clone(), v)))
                 .collect(),
-            config: spec.config.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            config: spec
+                .config
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
             call_timeout: spec.call_timeout(),
             memory_limit: spec.memory_limit(),
         };

@@ -21,7 +21,9 @@ pub fn build_components(manifest: &ManifestFile) -> anyhow::Result<()> {
             .arg(command)
             .current_dir(&manifest.dir)
             .status()
-            .with_context(|| format!("component '{name}': cannot start `sh` to run its build command"))?;
+            .with_context(|| {
+                format!("component '{name}': cannot start `sh` to run its build command")
+            })?;
         if !status.success() {
             bail!(
                 "{}: component '{name}': build command `{command}` failed ({status}); fix the build \

@@ -100,7 +100,11 @@ mod tests {
             ("demo:hello/greeter", None),
         ];
         for (interface, expected) in cases {
-            assert_eq!(Capability::for_interface(interface), expected, "{interface}");
+            assert_eq!(
+                Capability::for_interface(interface),
+                expected,
+                "{interface}"
+            );
         }
     }
 

@@ -42,10 +42,9 @@ struct Forward {
 
 impl Forward {
     async fn call(&self, params: &[Val], results: &mut [Val]) -> wasmtime::Result<()> {
-        let pool = self
-            .slot
-            .get()
-            .ok_or_else(|| wasmtime::format_err!("{} was called before the app finished loading", self.label))?;
+        let pool = self.slot.get().ok_or_else(|| {
+            wasmtime::format_err!("{} was called before the app finished loading", self.label)
+        })?;
         pool.with_instance(async |warm| {
             let func = warm
                 .instance

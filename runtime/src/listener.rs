@@ -53,19 +53,20 @@ impl HttpEntry {
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let entry = self.clone();
         let task = tokio::spawn(async move {
-            let result = entry
-                .pool
-                .with_instance(async |warm| {
-                    let proxy = entry.indices.load(&mut warm.store, &warm.instance)?;
-                    let mut http = warm.store.data_mut().http();
-                    let request = http.new_incoming_request(Scheme::Http, request)?;
-                    let out = http.new_response_outparam(sender)?;
-                    proxy
-                        .wasi_http_incoming_handler()
-                        .call_handle(&mut warm.store, request, out)
-                        .await
-                })
-                .await;
+            let call = entry.pool.with_instance(async |warm| {
+                let proxy = entry.indices.load(&mut warm.store, &warm.instance)?;
+                let mut http = warm.store.data_mut().http();
+                let request = http.new_incoming_request(Scheme::Http, request)?;
+                let out = http.new_response_outparam(sender)?;
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut warm.store, request, out)
+                    .await
+            });
+            let result = match tokio::time::timeout(entry.pool.host_wait_limit(), call).await {
+                Ok(result) => result,
+                Err(_) => Err(wasmtime::format_err!("{}", entry.pool.timeout_message())),
+            };
             if let Err(e) = &result {
                 tracing::error!(
                     listener = %entry.listener,
@@ -77,9 +78,14 @@ impl HttpEntry {
         });
         match receiver.await {
             Ok(Ok(response)) => response,
-            Ok(Err(code)) => self.error_response(500, &format!("the handler answered with an error: {code:?}")),
+            Ok(Err(code)) => self.error_response(
+                500,
+                &format!("the handler answered with an error: {code:?}"),
+            ),
             Err(_) => match task.await {
-                Ok(Ok(())) => self.error_response(500, "the handler returned without sending a response"),
+                Ok(Ok(())) => {
+                    self.error_response(500, "the handler returned without sending a response")
+                }
                 Ok(Err(_)) => self.error_response(500, "the handler failed; see the weft log"),
                 Err(_) => self.error_response(500, "the handler task was cancelled"),
             },

@@ -304,9 +304,7 @@ impl Manifest {
             if !interface.contains(':') {
                 return Err(invalid(
                     field,
-                    format!(
-                        "'{interface}' is not an interface name such as demo:hello/greeter"
-                    ),
+                    format!("'{interface}' is not an interface name such as demo:hello/greeter"),
                 ));
             }
         }
@@ -334,7 +332,9 @@ impl Manifest {
 
 /// `wasi:http/types@0.2.4` without its `@0.2.4`.
 pub fn unversioned(interface: &str) -> &str {
-    interface.split_once('@').map_or(interface, |(name, _)| name)
+    interface
+        .split_once('@')
+        .map_or(interface, |(name, _)| name)
 }
 
 fn is_name(name: &str) -> bool {
@@ -391,9 +391,9 @@ impl Timeout {
     /// Parses `"500ms"`, `"30s"` or `"2m"`.
     pub fn parse(text: &str) -> Result<Timeout, String> {
         let (digits, unit) = split_number(text);
-        let n: u64 = digits
-            .parse()
-            .map_err(|_| format!("'{text}' is not a duration such as \"500ms\", \"30s\" or \"2m\""))?;
+        let n: u64 = digits.parse().map_err(|_| {
+            format!("'{text}' is not a duration such as \"500ms\", \"30s\" or \"2m\"")
+        })?;
         let d = match unit {
             "ms" => Duration::from_millis(n),
             "s" => Duration::from_secs(n),
@@ -511,7 +511,10 @@ mod tests {
 
     #[test]
     fn durations_and_sizes() {
-        assert_eq!(Timeout::parse("250ms").unwrap().0, Duration::from_millis(250));
+        assert_eq!(
+            Timeout::parse("250ms").unwrap().0,
+            Duration::from_millis(250)
+        );
         assert_eq!(Timeout::parse("2m").unwrap().0, Duration::from_secs(120));
         assert!(Timeout::parse("2h").unwrap_err().contains("no known unit"));
         assert!(Timeout::parse("soon").is_err());

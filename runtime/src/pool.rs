@@ -5,9 +5,11 @@
 //! (a trap, a timeout, a host error) is dropped instead of given back, and
 //! the next call gets a fresh one from the cached `InstancePre`.
 //!
-//! Each call has a deadline, the component's `call-timeout`. Guest code is
-//! stopped at the first epoch tick past it, and the whole call, including
-//! time spent waiting on the host, is bounded by a tokio timeout as well.
+//! Each call has a deadline, the component's `call-timeout`: guest code is
+//! stopped at the first epoch tick past it. Time spent waiting on the host
+//! is bounded where a call enters the app ([`InstancePool::host_wait_limit`],
+//! used by listeners), not on every nested call, which keeps a timer off the
+//! cross-component call path.
 
 use crate::host::{HostState, Sandbox};
 use std::sync::{Arc, Mutex};
@@ -15,8 +17,8 @@ use std::time::{Duration, Instant};
 use wasmtime::component::{Instance, InstancePre};
 use wasmtime::{Store, Trap, UpdateDeadline};
 
-/// How much longer than its call timeout a call may wait on the host before
-/// it is abandoned.
+/// How much longer than its call timeout an entry call may wait on the host
+/// before it is abandoned.
 const HOST_GRACE: Duration = Duration::from_secs(1);
 
 /// How many idle instances a pool keeps at most.
@@ -65,42 +67,48 @@ impl InstancePool {
     /// Makes one instance and keeps it idle, so the first call is fast and a
     /// component that cannot start fails at load time.
     pub async fn warm_up(&self) -> wasmtime::Result<()> {
-        let warm = self.instantiate().await?;
+        let warm = self.fresh_instance().await?;
         self.give_back(warm);
         Ok(())
     }
 
+    /// How long a call that enters the app here may take in all, host waits
+    /// included, before it is abandoned.
+    pub fn host_wait_limit(&self) -> Duration {
+        self.sandbox.call_timeout + HOST_GRACE
+    }
+
+    /// The message of a call stopped at its deadline.
+    pub fn timeout_message(&self) -> String {
+        format!(
+            "component '{}' did not finish within its call-timeout of {:?}; the call was stopped",
+            self.sandbox.name, self.sandbox.call_timeout
+        )
+    }
+
     /// Borrows an instance for one call of `body`, with the component's
-    /// deadline. The instance goes back to the pool only if `body` succeeds.
+    /// deadline. The instance goes back to the pool only if `body` succeeds;
+    /// if the future is dropped midway, the instance is dropped with it.
     pub async fn with_instance<R>(
         &self,
         body: impl AsyncFnOnce(&mut Warm) -> wasmtime::Result<R>,
     ) -> wasmtime::Result<R> {
         let mut warm = match self.take() {
             Some(warm) => warm,
-            None => self.instantiate().await?,
+            None => self.fresh_instance().await?,
         };
         warm.store.data_mut().begin_call();
         warm.store.set_epoch_deadline(1);
-        let limit = self.sandbox.call_timeout + HOST_GRACE;
-        match tokio::time::timeout(limit, body(&mut warm)).await {
-            Ok(Ok(value)) => {
+        match body(&mut warm).await {
+            Ok(value) => {
                 self.give_back(warm);
                 Ok(value)
             }
-            Ok(Err(e)) if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) => {
+            Err(e) if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) => {
                 Err(e.context(self.timeout_message()))
             }
-            Ok(Err(e)) => Err(e),
-            Err(_) => Err(wasmtime::format_err!("{}", self.timeout_message())),
+            Err(e) => Err(e),
         }
-    }
-
-    fn timeout_message(&self) -> String {
-        format!(
-            "component '{}' did not finish within its call-timeout of {:?}; the call was stopped",
-            self.sandbox.name, self.sandbox.call_timeout
-        )
     }
 
     fn take(&self) -> Option<Warm> {
@@ -114,7 +122,8 @@ impl InstancePool {
         }
     }
 
-    async fn instantiate(&self) -> wasmtime::Result<Warm> {
+    /// A new instance, not taken from the idle ones.
+    pub async fn fresh_instance(&self) -> wasmtime::Result<Warm> {
         let mut store = Store::new(self.pre.engine(), HostState::new(self.sandbox.clone()));
         store.limiter(|state| &mut state.limits);
         store.epoch_deadline_callback(|ctx| {
@@ -126,7 +135,10 @@ impl InstancePool {
         });
         store.set_epoch_deadline(1);
         let instance = self.pre.instantiate_async(&mut store).await.map_err(|e| {
-            e.context(format!("cannot instantiate component '{}'", self.sandbox.name))
+            e.context(format!(
+                "cannot instantiate component '{}'",
+                self.sandbox.name
+            ))
         })?;
         Ok(Warm { store, instance })
     }

@@ -123,7 +123,9 @@ pub fn resolve(
             let at = format!("component '{name}', import '{}'", import.name);
             let exporters: Vec<&str> = worlds
                 .iter()
-                .filter(|(other, w)| *other != name && w.export_named(unversioned(&import.name)).is_some())
+                .filter(|(other, w)| {
+                    *other != name && w.export_named(unversioned(&import.name)).is_some()
+                })
                 .map(|(other, _)| other.as_str())
                 .collect();
             let provider = if let Some(linked) = manifest.link_for(name, &import.name) {
@@ -226,7 +228,9 @@ pub fn resolve(
         if !used {
             error(
                 format!("links.\"{key}\""),
-                format!("component '{component}' does not import '{interface}'; remove the link or fix its name"),
+                format!(
+                    "component '{component}' does not import '{interface}'; remove the link or fix its name"
+                ),
             );
         }
     }
@@ -351,7 +355,10 @@ mod tests {
     }
 
     fn run(m: &Manifest, worlds: Vec<(&str, World)>) -> Result<Resolution, String> {
-        let worlds = worlds.into_iter().map(|(n, w)| (n.to_string(), w)).collect();
+        let worlds = worlds
+            .into_iter()
+            .map(|(n, w)| (n.to_string(), w))
+            .collect();
         resolve(Path::new("weft.toml"), m, &worlds).map_err(|e| e.to_string())
     }
 
@@ -393,11 +400,19 @@ mod tests {
         let worlds = vec![("a", exporter()), ("b", exporter()), ("front", importer())];
         let err = run(&m, worlds.clone()).unwrap_err();
         assert!(err.contains("a and b export it"), "{err}");
-        assert!(err.contains("[links] \"front/demo:hello/greeter\" = \"a\""), "{err}");
+        assert!(
+            err.contains("[links] \"front/demo:hello/greeter\" = \"a\""),
+            "{err}"
+        );
 
-        let linked = manifest("[links]\n\"front/demo:hello/greeter\" = \"b\"\n", &["a", "b", "front"]);
+        let linked = manifest(
+            "[links]\n\"front/demo:hello/greeter\" = \"b\"\n",
+            &["a", "b", "front"],
+        );
         let r = run(&linked, worlds).unwrap();
-        assert!(matches!(&r.wires["front"][1].provider, Provider::Component { name, .. } if name == "b"));
+        assert!(
+            matches!(&r.wires["front"][1].provider, Provider::Component { name, .. } if name == "b")
+        );
     }
 
     #[test]
@@ -406,7 +421,12 @@ mod tests {
         let mut other = exporter();
         other.exports[0].functions[0].signature = "func(u32) -> string".into();
         let err = run(&m, vec![("front", importer()), ("greeter", other)]).unwrap_err();
-        assert!(err.contains("has type func(string) -> string here but func(u32) -> string in 'greeter'"), "{err}");
+        assert!(
+            err.contains(
+                "has type func(string) -> string here but func(u32) -> string in 'greeter'"
+            ),
+            "{err}"
+        );
 
         let mut front = importer();
         front.imports[1].functions[0] = func("greet", "func(borrow<resource>)");
@@ -434,7 +454,12 @@ mod tests {
             &["front", "greeter"],
         );
         let err = run(&m, vec![("front", importer()), ("greeter", exporter())]).unwrap_err();
-        assert!(err.contains("listener 'web': component 'greeter' does not export wasi:http/incoming-handler"), "{err}");
+        assert!(
+            err.contains(
+                "listener 'web': component 'greeter' does not export wasi:http/incoming-handler"
+            ),
+            "{err}"
+        );
         assert!(err.contains("components that do: front"), "{err}");
     }
 

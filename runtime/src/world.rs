@@ -189,11 +189,19 @@ fn describe(out: &mut String, ty: &Type) -> bool {
             handles
         }
         Type::Enum(e) => {
-            let _ = write!(out, "enum {{ {} }}", e.names().collect::<Vec<_>>().join(", "));
+            let _ = write!(
+                out,
+                "enum {{ {} }}",
+                e.names().collect::<Vec<_>>().join(", ")
+            );
             false
         }
         Type::Flags(f) => {
-            let _ = write!(out, "flags {{ {} }}", f.names().collect::<Vec<_>>().join(", "));
+            let _ = write!(
+                out,
+                "flags {{ {} }}",
+                f.names().collect::<Vec<_>>().join(", ")
+            );
             false
         }
         Type::Own(_) => {

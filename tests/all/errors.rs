@@ -8,8 +8,14 @@ use weft_tests::{app_dir, weft_once};
 fn refused(manifest: &str) -> String {
     let dir = app_dir(manifest);
     let (status, stdout, stderr) = weft_once(&["run", dir.path().to_str().unwrap()]);
-    assert!(!status.success(), "weft run should have failed:\n{stdout}\n{stderr}");
-    assert!(!stdout.contains("weft: listener"), "it served before failing:\n{stdout}");
+    assert!(
+        !status.success(),
+        "weft run should have failed:\n{stdout}\n{stderr}"
+    );
+    assert!(
+        !stdout.contains("weft: listener"),
+        "it served before failing:\n{stdout}"
+    );
     let manifest_path = dir.path().join("weft.toml");
     assert!(
         stderr.contains(&manifest_path.display().to_string()),
@@ -26,7 +32,9 @@ const APP: &str = "[app]\nname = \"t\"\n";
 fn an_import_nobody_provides() {
     let err = refused(&format!("{APP}{FRONTEND}"));
     assert!(
-        err.contains("component 'frontend', import 'demo:hello/greeter@0.1.0': no component exports it"),
+        err.contains(
+            "component 'frontend', import 'demo:hello/greeter@0.1.0': no component exports it"
+        ),
         "{err}"
     );
 }
@@ -87,14 +95,20 @@ fn a_listener_on_a_component_without_a_handler() {
 fn every_problem_is_reported_at_once() {
     let counter = "[components.counter]\nwasm = \"{wasm:kvcounter_counter}\"\n";
     let err = refused(&format!("{APP}{FRONTEND}{counter}"));
-    assert!(err.contains("the app cannot be linked (3 problems)"), "{err}");
+    assert!(
+        err.contains("the app cannot be linked (3 problems)"),
+        "{err}"
+    );
 }
 
 #[test]
 fn a_missing_binary_says_how_to_build_it() {
     let err = refused(&format!("{APP}[components.ghost]\nwasm = \"ghost.wasm\"\n"));
     assert!(err.contains("component 'ghost': cannot read"), "{err}");
-    assert!(err.contains("build it first (weft run --build) or fix components.ghost.wasm"), "{err}");
+    assert!(
+        err.contains("build it first (weft run --build) or fix components.ghost.wasm"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -103,7 +117,10 @@ fn a_failing_build_command_is_named() {
     let dir = app_dir(&manifest);
     let (status, _, stderr) = weft_once(&["run", "--build", dir.path().to_str().unwrap()]);
     assert!(!status.success());
-    assert!(stderr.contains("component 'greeter': build command `exit 3` failed"), "{stderr}");
+    assert!(
+        stderr.contains("component 'greeter': build command `exit 3` failed"),
+        "{stderr}"
+    );
 }
 
 #[test]

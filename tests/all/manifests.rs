@@ -36,8 +36,18 @@ fn manifests_match_their_golden_files() {
                 golden.display()
             )
         });
-        assert_eq!(actual, expected, "{} differs from {}", toml.display(), golden.display());
+        assert_eq!(
+            actual,
+            expected,
+            "{} differs from {}",
+            toml.display(),
+            golden.display()
+        );
         checked += 1;
     }
-    assert!(checked >= 8, "only {checked} golden manifests found in {}", dir.display());
+    assert!(
+        checked >= 8,
+        "only {checked} golden manifests found in {}",
+        dir.display()
+    );
 }

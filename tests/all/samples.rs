@@ -19,12 +19,18 @@ fn hello_greets_through_two_components() {
         (200, "es: Hola, Bo! Hola, Bo!\n".into())
     );
     // The result's error side, with and without a payload.
-    assert_eq!(get("/?name=Ada&lang=xx"), (400, "unknown language 'xx'\n".into()));
+    assert_eq!(
+        get("/?name=Ada&lang=xx"),
+        (400, "unknown language 'xx'\n".into())
+    );
     assert_eq!(get("/?name=%20"), (400, "name must not be empty\n".into()));
 
     let (status, output) = app.stop();
     assert!(status.success(), "{output}");
-    assert!(output.contains("[greeter] INFO greet: greeted Ada in 2 language(s)"), "{output}");
+    assert!(
+        output.contains("[greeter] INFO greet: greeted Ada in 2 language(s)"),
+        "{output}"
+    );
     assert!(output.contains("weft: stopped"), "{output}");
 }
 
@@ -32,7 +38,13 @@ fn hello_greets_through_two_components() {
 fn kvcounter_counts_and_survives_a_restart() {
     let data = tempfile::tempdir().unwrap();
     let data_dir = data.path().to_str().unwrap();
-    let args = ["samples/kvcounter", "--listen", "web=127.0.0.1:0", "--data-dir", data_dir];
+    let args = [
+        "samples/kvcounter",
+        "--listen",
+        "web=127.0.0.1:0",
+        "--data-dir",
+        data_dir,
+    ];
 
     let app = Weft::run(&args);
     for expected in 1..=3 {
@@ -92,12 +104,27 @@ fn concurrent_increments_are_not_lost() {
 fn second_start_uses_the_compile_cache() {
     let cache = tempfile::tempdir().unwrap();
     let cache_dir = cache.path().to_str().unwrap();
-    let args = ["samples/hello", "--listen", "web=127.0.0.1:0", "--cache-dir", cache_dir];
+    let args = [
+        "samples/hello",
+        "--listen",
+        "web=127.0.0.1:0",
+        "--cache-dir",
+        cache_dir,
+    ];
     let (_, cold) = Weft::run(&args).stop();
-    assert!(cold.contains("component greeter ready (compiled)"), "{cold}");
+    assert!(
+        cold.contains("component greeter ready (compiled)"),
+        "{cold}"
+    );
     let (_, warm) = Weft::run(&args).stop();
-    assert!(warm.contains("component greeter ready (from the compile cache)"), "{warm}");
-    assert!(warm.contains("component frontend ready (from the compile cache)"), "{warm}");
+    assert!(
+        warm.contains("component greeter ready (from the compile cache)"),
+        "{warm}"
+    );
+    assert!(
+        warm.contains("component frontend ready (from the compile cache)"),
+        "{warm}"
+    );
 }
 
 #[test]
@@ -109,5 +136,9 @@ fn build_flag_runs_the_build_commands() {
         "{output}"
     );
     assert_eq!(http_get(&app.url("web", "/?name=Cy")).0, 200);
-    assert!(root().join("target/wasm32-wasip2/release/hello_frontend.wasm").exists());
+    assert!(
+        root()
+            .join("target/wasm32-wasip2/release/hello_frontend.wasm")
+            .exists()
+    );
 }

@@ -30,7 +30,10 @@ fn faulty(outgoing: &str) -> (tempfile::TempDir, Weft) {
     ));
     let app = Weft::run_with_env(
         &[dir.path().to_str().unwrap()],
-        &[("WEFT_TEST_VISIBLE", "seen"), ("WEFT_TEST_HIDDEN", "secret")],
+        &[
+            ("WEFT_TEST_VISIBLE", "seen"),
+            ("WEFT_TEST_HIDDEN", "secret"),
+        ],
     );
     (dir, app)
 }
@@ -43,10 +46,16 @@ fn a_trap_costs_one_request() {
     let (_dir, app) = faulty(UNUSED);
     let (status, body) = http_get(&app.url("web", "/trap"));
     assert_eq!(status, 500);
-    assert!(body.contains("component 'faulty' could not answer"), "{body}");
+    assert!(
+        body.contains("component 'faulty' could not answer"),
+        "{body}"
+    );
     assert_eq!(http_get(&app.url("web", "/ok")), (200, "ok".into()));
-    let output = app.output();
-    assert!(output.contains("[faulty] the fixture was asked to trap"), "{output}");
+    let output = app.wait_for_output("wasm trap");
+    assert!(
+        output.contains("[faulty] the fixture was asked to trap"),
+        "{output}"
+    );
     assert!(output.contains("wasm trap"), "{output}");
 }
 
@@ -56,10 +65,16 @@ fn an_endless_loop_is_stopped_at_its_timeout() {
     let started = Instant::now();
     assert_eq!(http_get(&app.url("web", "/loop")).0, 500);
     let took = started.elapsed();
-    assert!(took >= Duration::from_secs(1), "stopped before its 1s timeout: {took:?}");
+    assert!(
+        took >= Duration::from_secs(1),
+        "stopped before its 1s timeout: {took:?}"
+    );
     assert_eq!(http_get(&app.url("web", "/ok")), (200, "ok".into()));
-    let output = app.output();
-    assert!(output.contains("did not finish within its call-timeout of 1s"), "{output}");
+    let output = app.wait_for_output("did not finish within");
+    assert!(
+        output.contains("did not finish within its call-timeout of 1s"),
+        "{output}"
+    );
 }
 
 #[test]
@@ -83,8 +98,14 @@ fn memory_is_limited_per_instance() {
 #[test]
 fn keyvalue_reaches_only_granted_buckets() {
     let (_dir, app) = faulty(UNUSED);
-    assert_eq!(http_get(&app.url("web", "/kv?bucket=allowed")), (200, "1".into()));
-    assert_eq!(http_get(&app.url("web", "/kv?bucket=allowed")), (200, "2".into()));
+    assert_eq!(
+        http_get(&app.url("web", "/kv?bucket=allowed")),
+        (200, "1".into())
+    );
+    assert_eq!(
+        http_get(&app.url("web", "/kv?bucket=allowed")),
+        (200, "2".into())
+    );
     assert_eq!(
         http_get(&app.url("web", "/kv?bucket=secrets")),
         (403, "access-denied".into())

@@ -186,6 +186,19 @@ impl Weft {
         self.output.lock().unwrap().clone()
     }
 
+    /// Waits up to 10 s for weft to print `needle`, and returns everything it
+    /// printed; output arrives through pipes, a little after the fact.
+    pub fn wait_for_output(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let output = self.output();
+            if output.contains(needle) || Instant::now() > deadline {
+                return output;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Stops weft as Ctrl-C would (SIGTERM) and returns how it exited and
     /// everything it printed.
     pub fn stop(mut self) -> (ExitStatus, String) {
@@ -199,7 +212,10 @@ impl Weft {
             }
             if Instant::now() > deadline {
                 let _ = self.child.kill();
-                panic!("weft did not stop within 40s of SIGTERM:\n{}", self.output());
+                panic!(
+                    "weft did not stop within 40s of SIGTERM:\n{}",
+                    self.output()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         };

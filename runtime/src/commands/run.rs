@@ -32,9 +32,9 @@ fn parse_listen(text: &str) -> Result<(String, SocketAddr), String> {
     let (name, addr) = text
         .split_once('=')
         .ok_or_else(|| format!("'{text}' is not NAME=ADDR, such as web=127.0.0.1:8080"))?;
-    let addr = addr
-        .parse()
-        .map_err(|_| format!("'{addr}' is not an IP address with a port, such as 127.0.0.1:8080"))?;
+    let addr = addr.parse().map_err(|_| {
+        format!("'{addr}' is not an IP address with a port, such as 127.0.0.1:8080")
+    })?;
     Ok((name.to_string(), addr))
 }
 
@@ -50,7 +50,10 @@ impl RunCommand {
             cache: CompileCache::new(self.cache_dir.unwrap_or_else(CompileCache::default_dir)),
         };
         let name = manifest.manifest.app.name.clone();
-        println!("weft: loading app '{name}' from {}", manifest.path.display());
+        println!(
+            "weft: loading app '{name}' from {}",
+            manifest.path.display()
+        );
         let app = App::load(manifest, &options).await?;
         for (component, outcome) in &app.compiled {
             let how = match outcome {

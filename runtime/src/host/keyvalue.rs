@@ -39,7 +39,10 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
 
 impl KvView<'_> {
     /// The bucket's name and the backend that holds it.
-    fn open_bucket(&self, bucket: &Resource<Bucket>) -> Result<(String, &dyn KeyValueStore), KvError> {
+    fn open_bucket(
+        &self,
+        bucket: &Resource<Bucket>,
+    ) -> Result<(String, &dyn KeyValueStore), KvError> {
         let name = self
             .table
             .get(bucket)
@@ -77,12 +80,21 @@ impl store::Host for KvView<'_> {
 }
 
 impl store::HostBucket for KvView<'_> {
-    async fn get(&mut self, bucket: Resource<Bucket>, key: String) -> Result<Option<Vec<u8>>, KvError> {
+    async fn get(
+        &mut self,
+        bucket: Resource<Bucket>,
+        key: String,
+    ) -> Result<Option<Vec<u8>>, KvError> {
         let (name, kv) = self.open_bucket(&bucket)?;
         kv.get(&name, &key).await
     }
 
-    async fn set(&mut self, bucket: Resource<Bucket>, key: String, value: Vec<u8>) -> Result<(), KvError> {
+    async fn set(
+        &mut self,
+        bucket: Resource<Bucket>,
+        key: String,
+        value: Vec<u8>,
+    ) -> Result<(), KvError> {
         let (name, kv) = self.open_bucket(&bucket)?;
         kv.set(&name, &key, value).await
     }
@@ -117,7 +129,12 @@ impl store::HostBucket for KvView<'_> {
 }
 
 impl atomics::Host for KvView<'_> {
-    async fn increment(&mut self, bucket: Resource<Bucket>, key: String, delta: u64) -> Result<u64, KvError> {
+    async fn increment(
+        &mut self,
+        bucket: Resource<Bucket>,
+        key: String,
+        delta: u64,
+    ) -> Result<u64, KvError> {
         let (name, kv) = self.open_bucket(&bucket)?;
         kv.increment(&name, &key, delta).await
     }
@@ -150,7 +167,11 @@ impl batch::Host for KvView<'_> {
         Ok(())
     }
 
-    async fn delete_many(&mut self, bucket: Resource<Bucket>, keys: Vec<String>) -> Result<(), KvError> {
+    async fn delete_many(
+        &mut self,
+        bucket: Resource<Bucket>,
+        keys: Vec<String>,
+    ) -> Result<(), KvError> {
         let (name, kv) = self.open_bucket(&bucket)?;
         for key in keys {
             kv.delete(&name, &key).await?;

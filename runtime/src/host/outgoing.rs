@@ -24,7 +24,11 @@ impl OutgoingPolicy {
     /// Whether a request to `uri` may leave.
     pub fn allows(&self, uri: &http::Uri) -> bool {
         let Some(host) = uri.host() else { return false };
-        let default_port = if uri.scheme() == Some(&http::uri::Scheme::HTTP) { 80 } else { 443 };
+        let default_port = if uri.scheme() == Some(&http::uri::Scheme::HTTP) {
+            80
+        } else {
+            443
+        };
         let port = uri.port_u16().unwrap_or(default_port);
         self.allowed.iter().any(|p| p.allows(host, port))
     }
@@ -32,10 +36,13 @@ impl OutgoingPolicy {
 
 type ResponseFuture = Box<
     dyn Future<
-            Output = Result<(
-                http::Response<WasiBody>,
-                Box<dyn Future<Output = Result<(), Error>> + Send>,
-            ), Error>,
+            Output = Result<
+                (
+                    http::Response<WasiBody>,
+                    Box<dyn Future<Output = Result<(), Error>> + Send>,
+                ),
+                Error,
+            >,
         > + Send,
 >;
 

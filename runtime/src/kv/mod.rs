@@ -69,7 +69,9 @@ pub fn parse_counter(bucket: &str, key: &str, bytes: Option<&[u8]>) -> Result<u6
 /// Adds `delta` to `current`, refusing to wrap.
 pub fn add_to_counter(bucket: &str, key: &str, current: u64, delta: u64) -> Result<u64, KvError> {
     current.checked_add(delta).ok_or_else(|| {
-        KvError::Other(format!("bucket '{bucket}', key '{key}': counter would overflow u64"))
+        KvError::Other(format!(
+            "bucket '{bucket}', key '{key}': counter would overflow u64"
+        ))
     })
 }
 

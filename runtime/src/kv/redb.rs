@@ -95,7 +95,9 @@ impl KeyValueStore for RedbStore {
         let (bucket, key) = (bucket.to_string(), key.to_string());
         self.blocking(move |db| {
             read(db, &bucket, None, |t| {
-                Ok(t.get(key.as_str()).map_err(other)?.map(|v| v.value().to_vec()))
+                Ok(t.get(key.as_str())
+                    .map_err(other)?
+                    .map(|v| v.value().to_vec()))
             })
         })
         .await

@@ -86,11 +86,9 @@ fn decode(text: &str) -> String {
 
 /// Answers with `status`, a `content-type` and `body`.
 pub fn respond(out: ResponseOutparam, status: u16, content_type: &str, body: &[u8]) {
-    let headers = Fields::from_list(&[(
-        "content-type".to_string(),
-        content_type.as_bytes().to_vec(),
-    )])
-    .expect("content-type is an allowed header");
+    let headers =
+        Fields::from_list(&[("content-type".to_string(), content_type.as_bytes().to_vec())])
+            .expect("content-type is an allowed header");
     let response = OutgoingResponse::new(headers);
     response
         .set_status_code(status)
@@ -110,7 +108,9 @@ pub fn respond(out: ResponseOutparam, status: u16, content_type: &str, body: &[u
 /// the host's error code as text (for example `HttpRequestDenied`).
 pub fn get(authority: &str, path: &str) -> Result<(u16, Vec<u8>), String> {
     let request = OutgoingRequest::new(Fields::new());
-    request.set_scheme(Some(&Scheme::Http)).map_err(|()| "bad scheme")?;
+    request
+        .set_scheme(Some(&Scheme::Http))
+        .map_err(|()| "bad scheme")?;
     request
         .set_authority(Some(authority))
         .map_err(|()| format!("bad authority '{authority}'"))?;

@@ -18,8 +18,14 @@ fn style(text: Option<&str>) -> Result<Option<Style>, String> {
         Some("plain") => Some(Style::Plain),
         Some("shout") => Some(Style::Shout),
         Some(other) => match other.strip_prefix("repeat") {
-            Some(n) => Some(Style::Repeat(n.parse().map_err(|_| format!("bad repeat count '{n}'"))?)),
-            None => return Err(format!("unknown style '{other}'; use plain, shout or repeatN")),
+            Some(n) => Some(Style::Repeat(
+                n.parse().map_err(|_| format!("bad repeat count '{n}'"))?,
+            )),
+            None => {
+                return Err(format!(
+                    "unknown style '{other}'; use plain, shout or repeatN"
+                ));
+            }
         },
     })
 }
@@ -51,9 +57,12 @@ impl wasip2::exports::http::incoming_handler::Guest for Frontend {
                 respond(out, 200, "text/plain; charset=utf-8", body.as_bytes());
             }
             Err(Problem::EmptyName) => respond(out, 400, "text/plain", b"name must not be empty\n"),
-            Err(Problem::UnknownLanguage(l)) => {
-                respond(out, 400, "text/plain", format!("unknown language '{l}'\n").as_bytes())
-            }
+            Err(Problem::UnknownLanguage(l)) => respond(
+                out,
+                400,
+                "text/plain",
+                format!("unknown language '{l}'\n").as_bytes(),
+            ),
         }
     }
 }

@@ -24,7 +24,10 @@ impl Guest for Counter {
     }
 
     fn get(name: String) -> Result<u64, String> {
-        match bucket()?.get(&name).map_err(|e| format!("get failed: {e:?}"))? {
+        match bucket()?
+            .get(&name)
+            .map_err(|e| format!("get failed: {e:?}"))?
+        {
             None => Ok(0),
             Some(bytes) => String::from_utf8(bytes)
                 .ok()

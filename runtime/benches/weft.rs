@@ -1,0 +1,299 @@
+//! weft's benchmark: `cargo bench -p weft-runtime --bench weft`.
+//!
+//! Every figure is printed next to a baseline measured in the same run, as a
+//! ratio, because these machines are noisy:
+//!
+//! - (a) one in-process cross-component call (a guest calling an import
+//!   that another component serves) versus the host calling the same export
+//!   directly through a typed function, for `u64` arguments and for a record
+//!   holding a string;
+//! - (b) borrowing a warm instance from a pool versus instantiating a fresh
+//!   one, per request;
+//! - (c) `weft run` to the first HTTP response of `samples/hello`, with a
+//!   cold and a warm compile cache.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use wasmtime::component::{ComponentType, Lift, Lower};
+use weft_runtime::app::{App, LoadOptions};
+use weft_runtime::cache::CompileCache;
+use weft_runtime::manifest::ManifestFile;
+
+#[derive(ComponentType, Lift, Lower, Clone, Debug, PartialEq)]
+#[component(record)]
+struct Item {
+    id: u64,
+    text: String,
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn cargo(args: &[&str]) {
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(args)
+        .current_dir(root())
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "cargo {} failed", args.join(" "));
+}
+
+fn main() -> anyhow::Result<()> {
+    // `cargo bench` passes `--bench`; any other argument filters nothing here.
+    println!("weft benchmark (each ratio compares two figures measured in this run)\n");
+    cargo(&[
+        "build",
+        "--release",
+        "--target",
+        "wasm32-wasip2",
+        "-p",
+        "fixture-bench-callee",
+        "-p",
+        "fixture-bench-caller",
+        "-p",
+        "hello-frontend",
+        "-p",
+        "hello-greeter",
+    ]);
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(in_process())?;
+    if std::env::var_os("WEFT_BENCH_QUICK").is_some() {
+        return Ok(());
+    }
+    cargo(&["build", "--release", "-p", "weft-runtime", "--bin", "weft"]);
+    startup()?;
+    Ok(())
+}
+
+fn per_call(total: Duration, n: u32) -> f64 {
+    total.as_nanos() as f64 / f64::from(n)
+}
+
+/// The median of `runs` timings of `f`.
+async fn median<F: AsyncFnMut() -> anyhow::Result<Duration>>(
+    runs: usize,
+    mut f: F,
+) -> anyhow::Result<Duration> {
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        times.push(f().await?);
+    }
+    times.sort();
+    Ok(times[runs / 2])
+}
+
+async fn in_process() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let wasm = root().join("target/wasm32-wasip2/release");
+    std::fs::write(
+        dir.path().join("weft.toml"),
+        format!(
+            "[app]\nname = \"bench\"\n\
+             [components.caller]\nwasm = \"{0}/fixture_bench_caller.wasm\"\n\
+             [components.callee]\nwasm = \"{0}/fixture_bench_callee.wasm\"\n",
+            wasm.display()
+        ),
+    )?;
+    let cache = tempfile::tempdir()?;
+    let options = LoadOptions {
+        data_dir: None,
+        cache: CompileCache::new(cache.path()),
+    };
+    let app = App::load(ManifestFile::load(dir.path())?, &options).await?;
+    let callee = app.pools["callee"].clone();
+    let caller = app.pools["caller"].clone();
+    let export = |pool: &weft_runtime::pool::InstancePool, iface: &str, func: &str| {
+        let component = pool.instance_pre().component();
+        let i = component.get_export_index(None, iface).expect("interface");
+        component
+            .get_export_index(Some(&i), func)
+            .expect("function")
+    };
+    let target = "demo:fixtures/target@0.1.0";
+    let driver = "demo:fixtures/driver@0.1.0";
+    let add = export(&callee, target, "add");
+    let echo = export(&callee, target, "echo");
+    let add_loop = export(&caller, driver, "add-loop");
+    let echo_loop = export(&caller, driver, "echo-loop");
+    const N: u32 = 20_000;
+    const RUNS: usize = 7;
+    let text = "a string of 32 bytes, give or ta".to_string();
+
+    println!("(a) one cross-component call, in process, versus a direct typed call from the host");
+    let direct_u64 = median(RUNS, async || {
+        callee
+            .with_instance(async |w| {
+                let f = w
+                    .instance
+                    .get_typed_func::<(u64, u64), (u64,)>(&mut w.store, add)?;
+                let start = Instant::now();
+                for i in 0..u64::from(N) {
+                    std::hint::black_box(f.call_async(&mut w.store, (i, 1)).await?);
+                }
+                Ok(start.elapsed())
+            })
+            .await
+            .map_err(anyhow::Error::from)
+    })
+    .await?;
+    let cross_u64 = median(RUNS, async || {
+        caller
+            .with_instance(async |w| {
+                let f = w
+                    .instance
+                    .get_typed_func::<(u32,), (u64,)>(&mut w.store, add_loop)?;
+                let start = Instant::now();
+                std::hint::black_box(f.call_async(&mut w.store, (N,)).await?);
+                Ok(start.elapsed())
+            })
+            .await
+            .map_err(anyhow::Error::from)
+    })
+    .await?;
+    let direct_rec = median(RUNS, async || {
+        callee
+            .with_instance(async |w| {
+                let f = w
+                    .instance
+                    .get_typed_func::<(Item,), (Item,)>(&mut w.store, echo)?;
+                let start = Instant::now();
+                for i in 0..u64::from(N) {
+                    let item = Item {
+                        id: i,
+                        text: text.clone(),
+                    };
+                    std::hint::black_box(f.call_async(&mut w.store, (item,)).await?);
+                }
+                Ok(start.elapsed())
+            })
+            .await
+            .map_err(anyhow::Error::from)
+    })
+    .await?;
+    let cross_rec = median(RUNS, async || {
+        caller
+            .with_instance(async |w| {
+                let f = w
+                    .instance
+                    .get_typed_func::<(u32, String), (u64,)>(&mut w.store, echo_loop)?;
+                let start = Instant::now();
+                std::hint::black_box(f.call_async(&mut w.store, (N, text.clone())).await?);
+                Ok(start.elapsed())
+            })
+            .await
+            .map_err(anyhow::Error::from)
+    })
+    .await?;
+    for (what, direct, cross) in [
+        ("u64 add(u64, u64)", direct_u64, cross_u64),
+        (
+            "record { id: u64, text: string } echo",
+            direct_rec,
+            cross_rec,
+        ),
+    ] {
+        let (d, c) = (per_call(direct, N), per_call(cross, N));
+        println!(
+            "    {what:40} direct {d:8.0} ns   cross-component {c:8.0} ns   ratio {:.2}x (target <= 2.0x)",
+            c / d
+        );
+    }
+
+    println!("\n(b) per request: borrowing a warm instance versus instantiating a fresh one");
+    const M: u32 = 2_000;
+    let borrow = median(RUNS, async || {
+        let start = Instant::now();
+        for _ in 0..M {
+            callee.with_instance(async |_| Ok(())).await?;
+        }
+        Ok(start.elapsed())
+    })
+    .await?;
+    let fresh = median(RUNS, async || {
+        let start = Instant::now();
+        for _ in 0..M {
+            drop(callee.fresh_instance().await?);
+        }
+        Ok(start.elapsed())
+    })
+    .await?;
+    let (b, f) = (per_call(borrow, M), per_call(fresh, M));
+    println!(
+        "    borrow + give back {b:8.0} ns   fresh instantiation {f:8.0} ns   ratio {:.2}x",
+        b / f
+    );
+    Ok(())
+}
+
+fn startup() -> anyhow::Result<()> {
+    println!("\n(c) `weft run samples/hello` to its first HTTP response");
+    let bin = root().join("target/release/weft");
+    const RUNS: usize = 5;
+    let mut cold = Vec::new();
+    let mut warm = Vec::new();
+    for _ in 0..RUNS {
+        let cache = tempfile::tempdir()?;
+        cold.push(first_response(&bin, cache.path())?);
+        warm.push(first_response(&bin, cache.path())?);
+    }
+    cold.sort();
+    warm.sort();
+    let (c, w) = (cold[RUNS / 2], warm[RUNS / 2]);
+    println!(
+        "    cold compile cache {:8.1} ms   warm compile cache {:8.1} ms   cold/warm {:.1}x (target >= 5x)",
+        c.as_secs_f64() * 1e3,
+        w.as_secs_f64() * 1e3,
+        c.as_secs_f64() / w.as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Starts `weft run`, waits for its listener, gets `/` once, and stops it.
+fn first_response(bin: &Path, cache: &Path) -> anyhow::Result<Duration> {
+    let start = Instant::now();
+    let mut child = Command::new(bin)
+        .args([
+            "run",
+            "samples/hello",
+            "--listen",
+            "web=127.0.0.1:0",
+            "--cache-dir",
+        ])
+        .arg(cache)
+        .current_dir(root())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let stdout = child.stdout.take().expect("piped");
+    let mut addr = None;
+    for line in BufReader::new(stdout).lines() {
+        let line = line?;
+        if let Some(rest) = line.strip_prefix("weft: listener web on http://") {
+            addr = rest.split_whitespace().next().map(str::to_string);
+            break;
+        }
+    }
+    let addr = addr.ok_or_else(|| anyhow::anyhow!("weft run printed no listener"))?;
+    let mut stream = TcpStream::connect(&addr)?;
+    write!(
+        stream,
+        "GET /?name=Bench HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let elapsed = start.elapsed();
+    anyhow::ensure!(
+        response.starts_with("HTTP/1.1 200"),
+        "unexpected response: {response}"
+    );
+    child.kill()?;
+    child.wait()?;
+    Ok(elapsed)
+}
