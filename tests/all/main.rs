@@ -3,6 +3,7 @@
 //! golden files.
 
 mod errors;
+mod linking;
 mod manifests;
 mod samples;
 mod sandbox;

@@ -27,6 +27,7 @@ pub const GUESTS: &[&str] = &[
     "fixture-faulty",
     "fixture-bench-callee",
     "fixture-bench-caller",
+    "fixture-ping",
 ];
 
 /// How long an app may take to come up (a cold compile included).
@@ -40,8 +41,34 @@ pub fn root() -> PathBuf {
         .to_path_buf()
 }
 
-fn cargo(args: &[&str]) {
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+/// Removes the variables cargo sets for the test process itself. A nested
+/// cargo that inherited them would see build scripts' `rerun-if-env-changed`
+/// inputs (ring reads `CARGO_PKG_NAME`, for one) differ from the outer run,
+/// and rebuild, and then the outer run rebuild again, each time.
+fn scrubbed(mut command: Command) -> Command {
+    const SET_BY_CARGO: &[&str] = &[
+        "CARGO_PKG_",
+        "CARGO_MANIFEST_",
+        "CARGO_CRATE_",
+        "CARGO_BIN_",
+        "CARGO_PRIMARY_PACKAGE",
+        "CARGO_TARGET_TMPDIR",
+        "CARGO_RUSTC_CURRENT_DIR",
+        "OUT_DIR",
+    ];
+    for (key, _) in std::env::vars_os() {
+        let name = key.to_string_lossy();
+        if SET_BY_CARGO.iter().any(|p| name.starts_with(p)) {
+            command.env_remove(&key);
+        }
+    }
+    command
+}
+
+/// Runs `cargo ARGS...` in the repository root and checks that it succeeded.
+pub fn cargo(args: &[&str]) {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = scrubbed(Command::new(cargo))
         .args(args)
         .current_dir(root())
         .status()
@@ -109,7 +136,7 @@ impl Weft {
 
     /// Like [`Weft::run`], with extra environment variables.
     pub fn run_with_env(args: &[&str], env: &[(&str, &str)]) -> Weft {
-        let mut command = Command::new(weft_bin());
+        let mut command = scrubbed(Command::new(weft_bin()));
         command
             .arg("run")
             .args(args)
@@ -120,28 +147,13 @@ impl Weft {
             .stderr(Stdio::piped());
         let mut child = command.spawn().expect("weft starts");
         let output = Arc::new(Mutex::new(String::new()));
-        let stderr = child.stderr.take().expect("piped stderr");
-        let sink = output.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut out = sink.lock().unwrap();
-                out.push_str(&line);
-                out.push('\n');
-            }
-        });
         let (tx, rx) = std::sync::mpsc::channel();
-        let stdout = child.stdout.take().expect("piped stdout");
-        let sink = output.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                {
-                    let mut out = sink.lock().unwrap();
-                    out.push_str(&line);
-                    out.push('\n');
-                }
-                let _ = tx.send(line);
-            }
-        });
+        collect_lines(child.stderr.take().expect("piped stderr"), &output, None);
+        collect_lines(
+            child.stdout.take().expect("piped stdout"),
+            &output,
+            Some(tx),
+        );
         let mut listeners = BTreeMap::new();
         let deadline = Instant::now() + STARTUP;
         loop {
@@ -232,9 +244,31 @@ impl Drop for Weft {
     }
 }
 
+/// Appends every line `from` prints to `sink` (and sends it to `lines`) on a
+/// thread of its own.
+fn collect_lines(
+    from: impl Read + Send + 'static,
+    sink: &Arc<Mutex<String>>,
+    lines: Option<std::sync::mpsc::Sender<String>>,
+) {
+    let sink = sink.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(from).lines().map_while(Result::ok) {
+            {
+                let mut out = sink.lock().unwrap();
+                out.push_str(&line);
+                out.push('\n');
+            }
+            if let Some(lines) = &lines {
+                let _ = lines.send(line);
+            }
+        }
+    });
+}
+
 /// Runs `weft ARGS...` to completion and returns its exit status, stdout and stderr.
 pub fn weft_once(args: &[&str]) -> (ExitStatus, String, String) {
-    let out = Command::new(weft_bin())
+    let out = scrubbed(Command::new(weft_bin()))
         .args(args)
         .current_dir(root())
         .env("WEFT_CACHE_DIR", shared_cache())

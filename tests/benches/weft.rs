@@ -1,4 +1,4 @@
-//! weft's benchmark: `cargo bench -p weft-runtime --bench weft`.
+//! weft's benchmark: `cargo bench -p weft-tests --bench weft`.
 //!
 //! Every figure is printed next to a baseline measured in the same run, as a
 //! ratio, because these machines are noisy:
@@ -14,35 +14,20 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use wasmtime::component::{ComponentType, Lift, Lower};
 use weft_runtime::app::{App, LoadOptions};
 use weft_runtime::cache::CompileCache;
 use weft_runtime::manifest::ManifestFile;
+use weft_tests::{cargo, root};
 
 #[derive(ComponentType, Lift, Lower, Clone, Debug, PartialEq)]
 #[component(record)]
 struct Item {
     id: u64,
     text: String,
-}
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn cargo(args: &[&str]) {
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(args)
-        .current_dir(root())
-        .status()
-        .expect("cargo runs");
-    assert!(status.success(), "cargo {} failed", args.join(" "));
 }
 
 fn main() -> anyhow::Result<()> {
