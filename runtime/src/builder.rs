@@ -1,4 +1,10 @@
 //! `--build`: running each component's `build` command before loading.
+//!
+//! A build command runs with weft's own environment, less the variables that
+//! cargo sets for a program it runs ([`without_cargo_run_vars`]). Under
+//! `cargo run -- run --build` those would otherwise reach the nested cargo,
+//! which treats them as changed inputs of build scripts that read them
+//! (ring reads `CARGO_PKG_NAME`, for one) and rebuilds those crates.
 
 use crate::manifest::ManifestFile;
 use anyhow::{Context as _, bail};
@@ -16,7 +22,9 @@ pub fn build_components(manifest: &ManifestFile) -> anyhow::Result<()> {
             continue;
         }
         println!("weft: building {name}: {command}");
-        let status = Command::new("sh")
+        let mut sh = Command::new("sh");
+        without_cargo_run_vars(&mut sh);
+        let status = sh
             .arg("-c")
             .arg(command)
             .current_dir(&manifest.dir)
@@ -34,4 +42,26 @@ pub fn build_components(manifest: &ManifestFile) -> anyhow::Result<()> {
         done.push(command);
     }
     Ok(())
+}
+
+/// Removes from `command`'s environment the variables cargo sets for the
+/// program it runs or tests (`CARGO_PKG_NAME`, `CARGO_MANIFEST_DIR`, ...).
+pub fn without_cargo_run_vars(command: &mut Command) -> &mut Command {
+    const SET_BY_CARGO: &[&str] = &[
+        "CARGO_PKG_",
+        "CARGO_MANIFEST_",
+        "CARGO_CRATE_",
+        "CARGO_BIN_",
+        "CARGO_PRIMARY_PACKAGE",
+        "CARGO_TARGET_TMPDIR",
+        "CARGO_RUSTC_CURRENT_DIR",
+        "OUT_DIR",
+    ];
+    for (key, _) in std::env::vars_os() {
+        let name = key.to_string_lossy();
+        if SET_BY_CARGO.iter().any(|p| name.starts_with(p)) {
+            command.env_remove(&key);
+        }
+    }
+    command
 }

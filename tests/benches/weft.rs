@@ -61,17 +61,36 @@ fn per_call(total: Duration, n: u32) -> f64 {
     total.as_nanos() as f64 / f64::from(n)
 }
 
-/// The median of `runs` timings of `f`.
-async fn median<F: AsyncFnMut() -> anyhow::Result<Duration>>(
-    runs: usize,
-    mut f: F,
-) -> anyhow::Result<Duration> {
-    let mut times = Vec::with_capacity(runs);
-    for _ in 0..runs {
-        times.push(f().await?);
+/// A baseline and a subject timed in turns, so that drift in the machine's
+/// speed hits both alike: the medians of each, and the median of the
+/// per-turn ratios subject / baseline.
+struct Comparison {
+    baseline: Duration,
+    subject: Duration,
+    ratio: f64,
+}
+
+async fn compare(
+    turns: usize,
+    mut baseline: impl AsyncFnMut() -> anyhow::Result<Duration>,
+    mut subject: impl AsyncFnMut() -> anyhow::Result<Duration>,
+) -> anyhow::Result<Comparison> {
+    let (mut b, mut s, mut r) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..turns {
+        let base = baseline().await?;
+        let subj = subject().await?;
+        r.push(subj.as_secs_f64() / base.as_secs_f64());
+        b.push(base);
+        s.push(subj);
     }
-    times.sort();
-    Ok(times[runs / 2])
+    b.sort();
+    s.sort();
+    r.sort_by(f64::total_cmp);
+    Ok(Comparison {
+        baseline: b[turns / 2],
+        subject: s[turns / 2],
+        ratio: r[turns / 2],
+    })
 }
 
 async fn in_process() -> anyhow::Result<()> {
@@ -108,111 +127,116 @@ async fn in_process() -> anyhow::Result<()> {
     let add_loop = export(&caller, driver, "add-loop");
     let echo_loop = export(&caller, driver, "echo-loop");
     const N: u32 = 20_000;
-    const RUNS: usize = 7;
+    const RUNS: usize = 11;
     let text = "a string of 32 bytes, give or ta".to_string();
 
     println!("(a) one cross-component call, in process, versus a direct typed call from the host");
-    let direct_u64 = median(RUNS, async || {
-        callee
-            .with_instance(async |w| {
-                let f = w
-                    .instance
-                    .get_typed_func::<(u64, u64), (u64,)>(&mut w.store, add)?;
-                let start = Instant::now();
-                for i in 0..u64::from(N) {
-                    std::hint::black_box(f.call_async(&mut w.store, (i, 1)).await?);
-                }
-                Ok(start.elapsed())
-            })
-            .await
-            .map_err(anyhow::Error::from)
-    })
+    let u64_calls = compare(
+        RUNS,
+        async || {
+            callee
+                .with_instance(async |w| {
+                    let f = w
+                        .instance
+                        .get_typed_func::<(u64, u64), (u64,)>(&mut w.store, add)?;
+                    let start = Instant::now();
+                    for i in 0..u64::from(N) {
+                        std::hint::black_box(f.call_async(&mut w.store, (i, 1)).await?);
+                    }
+                    Ok(start.elapsed())
+                })
+                .await
+                .map_err(anyhow::Error::from)
+        },
+        async || {
+            caller
+                .with_instance(async |w| {
+                    let f = w
+                        .instance
+                        .get_typed_func::<(u32,), (u64,)>(&mut w.store, add_loop)?;
+                    let start = Instant::now();
+                    std::hint::black_box(f.call_async(&mut w.store, (N,)).await?);
+                    Ok(start.elapsed())
+                })
+                .await
+                .map_err(anyhow::Error::from)
+        },
+    )
     .await?;
-    let cross_u64 = median(RUNS, async || {
-        caller
-            .with_instance(async |w| {
-                let f = w
-                    .instance
-                    .get_typed_func::<(u32,), (u64,)>(&mut w.store, add_loop)?;
-                let start = Instant::now();
-                std::hint::black_box(f.call_async(&mut w.store, (N,)).await?);
-                Ok(start.elapsed())
-            })
-            .await
-            .map_err(anyhow::Error::from)
-    })
+    let record_calls = compare(
+        RUNS,
+        async || {
+            callee
+                .with_instance(async |w| {
+                    let f = w
+                        .instance
+                        .get_typed_func::<(Item,), (Item,)>(&mut w.store, echo)?;
+                    let start = Instant::now();
+                    for i in 0..u64::from(N) {
+                        let item = Item {
+                            id: i,
+                            text: text.clone(),
+                        };
+                        std::hint::black_box(f.call_async(&mut w.store, (item,)).await?);
+                    }
+                    Ok(start.elapsed())
+                })
+                .await
+                .map_err(anyhow::Error::from)
+        },
+        async || {
+            caller
+                .with_instance(async |w| {
+                    let f = w
+                        .instance
+                        .get_typed_func::<(u32, String), (u64,)>(&mut w.store, echo_loop)?;
+                    let start = Instant::now();
+                    std::hint::black_box(f.call_async(&mut w.store, (N, text.clone())).await?);
+                    Ok(start.elapsed())
+                })
+                .await
+                .map_err(anyhow::Error::from)
+        },
+    )
     .await?;
-    let direct_rec = median(RUNS, async || {
-        callee
-            .with_instance(async |w| {
-                let f = w
-                    .instance
-                    .get_typed_func::<(Item,), (Item,)>(&mut w.store, echo)?;
-                let start = Instant::now();
-                for i in 0..u64::from(N) {
-                    let item = Item {
-                        id: i,
-                        text: text.clone(),
-                    };
-                    std::hint::black_box(f.call_async(&mut w.store, (item,)).await?);
-                }
-                Ok(start.elapsed())
-            })
-            .await
-            .map_err(anyhow::Error::from)
-    })
-    .await?;
-    let cross_rec = median(RUNS, async || {
-        caller
-            .with_instance(async |w| {
-                let f = w
-                    .instance
-                    .get_typed_func::<(u32, String), (u64,)>(&mut w.store, echo_loop)?;
-                let start = Instant::now();
-                std::hint::black_box(f.call_async(&mut w.store, (N, text.clone())).await?);
-                Ok(start.elapsed())
-            })
-            .await
-            .map_err(anyhow::Error::from)
-    })
-    .await?;
-    for (what, direct, cross) in [
-        ("u64 add(u64, u64)", direct_u64, cross_u64),
-        (
-            "record { id: u64, text: string } echo",
-            direct_rec,
-            cross_rec,
-        ),
+    for (what, calls) in [
+        ("u64 add(u64, u64)", u64_calls),
+        ("record { id: u64, text: string } echo", record_calls),
     ] {
-        let (d, c) = (per_call(direct, N), per_call(cross, N));
+        let (d, c) = (per_call(calls.baseline, N), per_call(calls.subject, N));
         println!(
             "    {what:40} direct {d:8.0} ns   cross-component {c:8.0} ns   ratio {:.2}x (target <= 2.0x)",
-            c / d
+            calls.ratio
         );
     }
 
     println!("\n(b) per request: borrowing a warm instance versus instantiating a fresh one");
     const M: u32 = 2_000;
-    let borrow = median(RUNS, async || {
-        let start = Instant::now();
-        for _ in 0..M {
-            callee.with_instance(async |_| Ok(())).await?;
-        }
-        Ok(start.elapsed())
-    })
+    let borrowing = compare(
+        RUNS,
+        async || {
+            let start = Instant::now();
+            for _ in 0..M {
+                drop(callee.fresh_instance().await?);
+            }
+            Ok(start.elapsed())
+        },
+        async || {
+            let start = Instant::now();
+            for _ in 0..M {
+                callee.with_instance(async |_| Ok(())).await?;
+            }
+            Ok(start.elapsed())
+        },
+    )
     .await?;
-    let fresh = median(RUNS, async || {
-        let start = Instant::now();
-        for _ in 0..M {
-            drop(callee.fresh_instance().await?);
-        }
-        Ok(start.elapsed())
-    })
-    .await?;
-    let (b, f) = (per_call(borrow, M), per_call(fresh, M));
+    let (f, b) = (
+        per_call(borrowing.baseline, M),
+        per_call(borrowing.subject, M),
+    );
     println!(
-        "    borrow + give back {b:8.0} ns   fresh instantiation {f:8.0} ns   ratio {:.2}x",
-        b / f
+        "    fresh instantiation {f:8.0} ns   borrow + give back {b:8.0} ns   ratio {:.3}x",
+        borrowing.ratio
     );
     Ok(())
 }

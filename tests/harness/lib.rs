@@ -41,27 +41,11 @@ pub fn root() -> PathBuf {
         .to_path_buf()
 }
 
-/// Removes the variables cargo sets for the test process itself. A nested
-/// cargo that inherited them would see build scripts' `rerun-if-env-changed`
-/// inputs (ring reads `CARGO_PKG_NAME`, for one) differ from the outer run,
-/// and rebuild, and then the outer run rebuild again, each time.
+/// A command without the variables cargo set for this test process: a
+/// nested cargo that inherited them would rebuild crates whose build scripts
+/// read them, and the outer run would then rebuild them again.
 fn scrubbed(mut command: Command) -> Command {
-    const SET_BY_CARGO: &[&str] = &[
-        "CARGO_PKG_",
-        "CARGO_MANIFEST_",
-        "CARGO_CRATE_",
-        "CARGO_BIN_",
-        "CARGO_PRIMARY_PACKAGE",
-        "CARGO_TARGET_TMPDIR",
-        "CARGO_RUSTC_CURRENT_DIR",
-        "OUT_DIR",
-    ];
-    for (key, _) in std::env::vars_os() {
-        let name = key.to_string_lossy();
-        if SET_BY_CARGO.iter().any(|p| name.starts_with(p)) {
-            command.env_remove(&key);
-        }
-    }
+    weft_runtime::builder::without_cargo_run_vars(&mut command);
     command
 }
 
@@ -214,9 +198,10 @@ impl Weft {
     /// Stops weft as Ctrl-C would (SIGTERM) and returns how it exited and
     /// everything it printed.
     pub fn stop(mut self) -> (ExitStatus, String) {
-        let _ = Command::new("kill")
+        Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
-            .status();
+            .status()
+            .expect("kill (from procps) runs");
         let deadline = Instant::now() + Duration::from_secs(40);
         let status = loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
