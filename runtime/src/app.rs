@@ -49,8 +49,6 @@ pub struct Compiled {
 pub struct App {
     /// The manifest it was loaded from.
     pub manifest: ManifestFile,
-    /// The engine all its components share.
-    pub engine: Engine,
     /// Every component's pool, by name.
     pub pools: BTreeMap<String, Arc<InstancePool>>,
     /// How each component was compiled, by name.
@@ -103,7 +101,6 @@ impl App {
         Ok(App {
             compiled: compiled.iter().map(|(n, c)| (n.clone(), c.cache)).collect(),
             manifest,
-            engine,
             pools,
             data_file,
         })
@@ -143,7 +140,14 @@ impl App {
                 )
             })?;
             let entry = HttpEntry::new(name, self.pools[&spec.component].clone())
-                .map_err(anyhow::Error::from)?;
+                .map_err(anyhow::Error::from)
+                .with_context(|| {
+                    format!(
+                        "{}: listener '{name}': component '{}' cannot serve HTTP",
+                        self.manifest.path.display(),
+                        spec.component
+                    )
+                })?;
             bound.push(BoundListener {
                 name: name.clone(),
                 component: spec.component.clone(),

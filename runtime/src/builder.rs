@@ -21,7 +21,10 @@ pub fn build_components(manifest: &ManifestFile) -> anyhow::Result<()> {
         if done.contains(&command) {
             continue;
         }
-        println!("weft: building {name}: {command}");
+        {
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stdout(), "weft: building {name}: {command}");
+        }
         let mut sh = Command::new("sh");
         without_cargo_run_vars(&mut sh);
         let status = sh

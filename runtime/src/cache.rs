@@ -9,6 +9,7 @@ use anyhow::Context as _;
 use sha2::{Digest, Sha256};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
@@ -45,11 +46,6 @@ impl CompileCache {
             Some(home) => Path::new(&home).join(".cache").join("weft"),
             None => PathBuf::from(".weft").join("cache"),
         }
-    }
-
-    /// The folder.
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 
     /// Compiles `wasm` (the bytes of the file at `origin`), or loads it from the cache.
@@ -89,7 +85,9 @@ impl CompileCache {
         std::fs::create_dir_all(&self.dir)?;
         let bytes = component.serialize()?;
         // Write then rename, so that a concurrent reader never sees half a file.
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        static WRITES: AtomicU64 = AtomicU64::new(0);
+        let n = WRITES.fetch_add(1, Ordering::Relaxed);
+        let tmp = path.with_extension(format!("tmp{}.{n}", std::process::id()));
         std::fs::write(&tmp, bytes)?;
         std::fs::rename(&tmp, path)?;
         Ok(())

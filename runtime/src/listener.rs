@@ -11,6 +11,7 @@
 
 use crate::pool::InstancePool;
 use bytes::Bytes;
+use http::header::HOST;
 use http_body_util::{BodyExt, Full};
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
@@ -19,13 +20,20 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use wasmtime::component::Resource;
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::ProxyIndices;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::p2::types::HostResponseOutparam;
 
 /// How long shutdown waits for in-flight requests.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The guest's `handle` returned without answering.
+#[derive(Debug, thiserror::Error)]
+#[error("the handler returned without sending a response")]
+struct NoResponse;
 
 /// A component that serves HTTP.
 pub struct HttpEntry {
@@ -50,6 +58,11 @@ impl HttpEntry {
         self: Arc<Self>,
         request: hyper::Request<hyper::body::Incoming>,
     ) -> hyper::Response<HyperOutgoingBody> {
+        // Checked here, before an instance is borrowed: wasi:http needs an
+        // authority, and a malformed request is the client's fault.
+        if request.uri().authority().is_none() && !request.headers().contains_key(HOST) {
+            return self.error_response(400, "the request has no Host header");
+        }
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let entry = self.clone();
         let task = tokio::spawn(async move {
@@ -58,14 +71,30 @@ impl HttpEntry {
                 let mut http = warm.store.data_mut().http();
                 let request = http.new_incoming_request(Scheme::Http, request)?;
                 let out = http.new_response_outparam(sender)?;
+                let out_rep = out.rep();
                 proxy
                     .wasi_http_incoming_handler()
                     .call_handle(&mut warm.store, request, out)
-                    .await
+                    .await?;
+                // A guest that returns while still holding the response
+                // outparam would keep the client waiting for ever: drop it
+                // (the client gets a 500) and do not reuse the instance.
+                let table = warm.store.data_mut().http().table;
+                let leaked = Resource::<HostResponseOutparam>::new_own(out_rep);
+                if table.get(&leaked).is_ok() {
+                    table.delete(leaked)?;
+                    return Err(wasmtime::Error::new(NoResponse));
+                }
+                Ok(())
             });
             let result = match tokio::time::timeout(entry.pool.host_wait_limit(), call).await {
                 Ok(result) => result,
-                Err(_) => Err(wasmtime::format_err!("{}", entry.pool.timeout_message())),
+                Err(_) => Err(wasmtime::format_err!(
+                    "component '{}' waited on the host for longer than {:?} (its call-timeout and a \
+                     second of grace); the request was abandoned",
+                    entry.pool.name(),
+                    entry.pool.host_wait_limit()
+                )),
             };
             if let Err(e) = &result {
                 tracing::error!(
@@ -83,8 +112,9 @@ impl HttpEntry {
                 &format!("the handler answered with an error: {code:?}"),
             ),
             Err(_) => match task.await {
-                Ok(Ok(())) => {
-                    self.error_response(500, "the handler returned without sending a response")
+                Ok(Ok(())) => self.error_response(500, &NoResponse.to_string()),
+                Ok(Err(e)) if e.downcast_ref::<NoResponse>().is_some() => {
+                    self.error_response(500, &NoResponse.to_string())
                 }
                 Ok(Err(_)) => self.error_response(500, "the handler failed; see the weft log"),
                 Err(_) => self.error_response(500, "the handler task was cancelled"),

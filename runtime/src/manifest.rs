@@ -40,6 +40,10 @@ use std::time::Duration;
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// How much linear memory one instance may grow to when the manifest says nothing.
 pub const DEFAULT_MEMORY_LIMIT: u64 = 256 << 20;
+/// The longest `call-timeout` accepted.
+pub const MAX_CALL_TIMEOUT: Duration = Duration::from_secs(3600);
+/// The largest `memory-limit` accepted: a 32-bit linear memory's 4GiB.
+pub const MAX_MEMORY_LIMIT: u64 = 4 << 30;
 
 /// A parsed `weft.toml`.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -246,17 +250,34 @@ impl Manifest {
                     ));
                 }
             }
-            if spec.call_timeout.is_some_and(|t| t.0.is_zero()) {
+            if spec
+                .call_timeout
+                .is_some_and(|t| t.0.is_zero() || t.0 > MAX_CALL_TIMEOUT)
+            {
                 return Err(invalid(
                     format!("components.{name}.call-timeout"),
-                    "must be more than zero".into(),
+                    "must be more than zero and at most \"60m\"".into(),
                 ));
             }
-            if spec.memory_limit.is_some_and(|m| m.0 < (1 << 20)) {
+            if spec
+                .memory_limit
+                .is_some_and(|m| m.0 < (1 << 20) || m.0 > MAX_MEMORY_LIMIT)
+            {
                 return Err(invalid(
                     format!("components.{name}.memory-limit"),
-                    "must be at least 1MiB".into(),
+                    "must be at least \"1MiB\" and at most \"4GiB\"".into(),
                 ));
+            }
+            for (field, names) in [
+                ("keyvalue", &spec.grants.keyvalue),
+                ("env", &spec.grants.env),
+            ] {
+                if let Some(i) = names.iter().position(|n| n.trim().is_empty()) {
+                    return Err(invalid(
+                        format!("components.{name}.grants.{field}[{i}]"),
+                        "must not be empty".into(),
+                    ));
+                }
             }
         }
         for (name, listener) in &self.listeners {
@@ -270,12 +291,23 @@ impl Manifest {
                     ),
                 ));
             }
-            if listener.address.parse::<SocketAddr>().is_err() {
+            let Ok(address) = listener.address.parse::<SocketAddr>() else {
                 return Err(invalid(
                     format!("listeners.{name}.address"),
                     format!(
                         "'{}' is not an IP address with a port, such as 127.0.0.1:8080",
                         listener.address
+                    ),
+                ));
+            };
+            let twin = self.listeners.iter().find(|(other, l)| {
+                *other < name && address.port() != 0 && l.address.parse() == Ok(address)
+            });
+            if let Some((other, _)) = twin {
+                return Err(invalid(
+                    format!("listeners.{name}.address"),
+                    format!(
+                        "listener '{other}' already uses {address}; give each listener its own"
                     ),
                 ));
             }
@@ -324,10 +356,15 @@ impl Manifest {
     pub fn link_for(&self, component: &str, interface: &str) -> Option<&str> {
         self.links.iter().find_map(|(key, provider)| {
             let (c, i) = key.split_once('/')?;
-            (c == component && (i == interface || i == unversioned(interface)))
-                .then_some(provider.as_str())
+            (c == component && names_interface(i, interface)).then_some(provider.as_str())
         })
     }
+}
+
+/// Whether `written` (from a manifest, with or without a version) names the
+/// interface `full` (as a component spells it, usually with a version).
+pub fn names_interface(written: &str, full: &str) -> bool {
+    written == full || written == unversioned(full)
 }
 
 /// `wasi:http/types@0.2.4` without its `@0.2.4`.
@@ -397,7 +434,10 @@ impl Timeout {
         let d = match unit {
             "ms" => Duration::from_millis(n),
             "s" => Duration::from_secs(n),
-            "m" => Duration::from_secs(n * 60),
+            "m" => Duration::from_secs(
+                n.checked_mul(60)
+                    .ok_or_else(|| format!("'{text}' is too long"))?,
+            ),
             _ => {
                 return Err(format!(
                     "'{text}' has no known unit; write \"500ms\", \"30s\" or \"2m\""

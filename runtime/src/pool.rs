@@ -59,11 +59,6 @@ impl InstancePool {
         &self.pre
     }
 
-    /// How many instances are idle now.
-    pub fn idle(&self) -> usize {
-        self.idle.lock().expect("pool lock").len()
-    }
-
     /// Makes one instance and keeps it idle, so the first call is fast and a
     /// component that cannot start fails at load time.
     pub async fn warm_up(&self) -> wasmtime::Result<()> {
@@ -79,7 +74,7 @@ impl InstancePool {
     }
 
     /// The message of a call stopped at its deadline.
-    pub fn timeout_message(&self) -> String {
+    fn timeout_message(&self) -> String {
         format!(
             "component '{}' did not finish within its call-timeout of {:?}; the call was stopped",
             self.sandbox.name, self.sandbox.call_timeout
@@ -104,7 +99,12 @@ impl InstancePool {
                 self.give_back(warm);
                 Ok(value)
             }
-            Err(e) if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) => {
+            // Only this call's own deadline: an interrupt deeper in the
+            // error chain belongs to a callee that ran out of time.
+            Err(e)
+                if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt)
+                    && Instant::now() >= warm.store.data().deadline =>
+            {
                 Err(e.context(self.timeout_message()))
             }
             Err(e) => Err(e),

@@ -11,7 +11,7 @@
 //! own instance).
 
 use crate::capability::Capability;
-use crate::manifest::{Manifest, unversioned};
+use crate::manifest::{Manifest, names_interface, unversioned};
 use crate::world::{Interface, World};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -220,11 +220,8 @@ pub fn resolve(
     for key in manifest.links.keys() {
         let (component, interface) = key.split_once('/').expect("checked by the manifest");
         let imports = worlds.get(component).map(|w| &w.imports);
-        let used = imports.is_some_and(|imports| {
-            imports
-                .iter()
-                .any(|i| i.name == interface || unversioned(&i.name) == interface)
-        });
+        let used = imports
+            .is_some_and(|imports| imports.iter().any(|i| names_interface(interface, &i.name)));
         if !used {
             error(
                 format!("links.\"{key}\""),

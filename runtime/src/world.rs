@@ -21,8 +21,8 @@ pub struct World {
     pub imports: Vec<Interface>,
     /// Interfaces the component exports.
     pub exports: Vec<Interface>,
-    /// Items imported or exported at the top level rather than inside an
-    /// interface, which weft cannot route (such as a bare `import f: func()`).
+    /// Items imported at the top level rather than inside an interface,
+    /// which weft cannot route (such as a bare `import f: func()`).
     pub loose_imports: Vec<String>,
 }
 
@@ -125,28 +125,28 @@ impl FuncSig {
 /// Appends the canonical text of `ty` to `out`; returns whether it holds a
 /// resource, stream or future.
 fn describe(out: &mut String, ty: &Type) -> bool {
-    let simple = match ty {
-        Type::Bool => "bool",
-        Type::S8 => "s8",
-        Type::U8 => "u8",
-        Type::S16 => "s16",
-        Type::U16 => "u16",
-        Type::S32 => "s32",
-        Type::U32 => "u32",
-        Type::S64 => "s64",
-        Type::U64 => "u64",
-        Type::Float32 => "f32",
-        Type::Float64 => "f64",
-        Type::Char => "char",
-        Type::String => "string",
-        Type::ErrorContext => "error-context",
-        _ => "",
+    let simple = |out: &mut String, name: &str| {
+        out.push_str(name);
+        false
     };
-    if !simple.is_empty() {
-        out.push_str(simple);
-        return matches!(ty, Type::ErrorContext);
-    }
     match ty {
+        Type::Bool => simple(out, "bool"),
+        Type::S8 => simple(out, "s8"),
+        Type::U8 => simple(out, "u8"),
+        Type::S16 => simple(out, "s16"),
+        Type::U16 => simple(out, "u16"),
+        Type::S32 => simple(out, "s32"),
+        Type::U32 => simple(out, "u32"),
+        Type::S64 => simple(out, "s64"),
+        Type::U64 => simple(out, "u64"),
+        Type::Float32 => simple(out, "f32"),
+        Type::Float64 => simple(out, "f64"),
+        Type::Char => simple(out, "char"),
+        Type::String => simple(out, "string"),
+        Type::ErrorContext => {
+            out.push_str("error-context");
+            true
+        }
         Type::List(l) => wrap(out, "list", [Some(l.ty())]),
         Type::FixedLengthList(l) => {
             let handles = wrap(out, "list", [Some(l.ty())]);
@@ -220,7 +220,6 @@ fn describe(out: &mut String, ty: &Type) -> bool {
             wrap(out, "stream", [s.ty()]);
             true
         }
-        _ => unreachable!("simple types are handled above"),
     }
 }
 

@@ -1,6 +1,7 @@
 //! The samples, run the way the README runs them.
 
-use weft_tests::{Weft, http_get, root};
+use std::io::{Read, Write};
+use weft_tests::{Weft, app_dir, http_get, parse_response, target_dir};
 
 #[test]
 fn hello_greets_through_two_components() {
@@ -137,8 +138,45 @@ fn build_flag_runs_the_build_commands() {
     );
     assert_eq!(http_get(&app.url("web", "/?name=Cy")).0, 200);
     assert!(
-        root()
-            .join("target/wasm32-wasip2/release/hello_frontend.wasm")
+        output.contains(
+            "weft: building greeter: cargo build --release --target wasm32-wasip2 -p hello-greeter"
+        ),
+        "{output}"
+    );
+    assert!(
+        target_dir()
+            .join("wasm32-wasip2/release/hello_frontend.wasm")
             .exists()
     );
+}
+
+#[test]
+fn config_values_reach_the_component() {
+    let dir = app_dir(
+        "[app]\nname = \"hello\"\n\
+         [components.frontend]\nwasm = \"{wasm:hello_frontend}\"\n\
+         [components.greeter]\nwasm = \"{wasm:hello_greeter}\"\n\
+         [components.greeter.config]\ngreeting = \"Howdy\"\n\
+         [listeners.web]\ncomponent = \"frontend\"\naddress = \"127.0.0.1:0\"\n",
+    );
+    let app = Weft::run(&[dir.path().to_str().unwrap()]);
+    assert_eq!(
+        http_get(&app.url("web", "/?name=Ada&lang=en,de")),
+        (200, "en: Howdy, Ada!\nde: Hallo, Ada!\n".into())
+    );
+}
+
+#[test]
+fn a_request_without_a_host_is_refused_before_any_guest_runs() {
+    let app = Weft::run(&["samples/hello", "--listen", "web=127.0.0.1:0"]);
+    let mut stream = std::net::TcpStream::connect(app.listeners["web"]).unwrap();
+    stream
+        .write_all(b"GET /?name=Ada HTTP/1.0\r\n\r\n")
+        .unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let (status, body) = parse_response(&raw);
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("no Host header"), "{body}");
+    assert_eq!(http_get(&app.url("web", "/?name=Ada")).0, 200);
 }

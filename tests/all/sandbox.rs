@@ -78,6 +78,18 @@ fn an_endless_loop_is_stopped_at_its_timeout() {
 }
 
 #[test]
+fn a_handler_that_never_answers_gets_a_500_not_a_hang() {
+    let (_dir, app) = faulty(UNUSED);
+    let (status, body) = http_get(&app.url("web", "/no-response"));
+    assert_eq!(status, 500);
+    assert!(
+        body.contains("returned without sending a response"),
+        "{body}"
+    );
+    assert_eq!(http_get(&app.url("web", "/ok")), (200, "ok".into()));
+}
+
+#[test]
 fn a_loop_does_not_block_other_requests() {
     let (_dir, app) = faulty(UNUSED);
     let url = app.url("web", "/loop");

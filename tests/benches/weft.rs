@@ -12,8 +12,7 @@
 //! - (c) `weft run` to the first HTTP response of `samples/hello`, with a
 //!   cold and a warm compile cache.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -21,7 +20,7 @@ use wasmtime::component::{ComponentType, Lift, Lower};
 use weft_runtime::app::{App, LoadOptions};
 use weft_runtime::cache::CompileCache;
 use weft_runtime::manifest::ManifestFile;
-use weft_tests::{cargo, root};
+use weft_tests::{cargo, http_get, root, target_dir};
 
 #[derive(ComponentType, Lift, Lower, Clone, Debug, PartialEq)]
 #[component(record)]
@@ -95,7 +94,7 @@ async fn compare(
 
 async fn in_process() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let wasm = root().join("target/wasm32-wasip2/release");
+    let wasm = target_dir().join("wasm32-wasip2/release");
     std::fs::write(
         dir.path().join("weft.toml"),
         format!(
@@ -243,7 +242,7 @@ async fn in_process() -> anyhow::Result<()> {
 
 fn startup() -> anyhow::Result<()> {
     println!("\n(c) `weft run samples/hello` to its first HTTP response");
-    let bin = root().join("target/release/weft");
+    let bin = target_dir().join("release/weft");
     const RUNS: usize = 5;
     let mut cold = Vec::new();
     let mut warm = Vec::new();
@@ -280,28 +279,20 @@ fn first_response(bin: &Path, cache: &Path) -> anyhow::Result<Duration> {
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()?;
-    let stdout = child.stdout.take().expect("piped");
+    let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
     let mut addr = None;
-    for line in BufReader::new(stdout).lines() {
-        let line = line?;
-        if let Some(rest) = line.strip_prefix("weft: listener web on http://") {
+    for line in lines.by_ref() {
+        if let Some(rest) = line?.strip_prefix("weft: listener web on http://") {
             addr = rest.split_whitespace().next().map(str::to_string);
             break;
         }
     }
+    // Keep reading, so that weft never writes into a full or closed pipe.
+    std::thread::spawn(move || lines.for_each(drop));
     let addr = addr.ok_or_else(|| anyhow::anyhow!("weft run printed no listener"))?;
-    let mut stream = TcpStream::connect(&addr)?;
-    write!(
-        stream,
-        "GET /?name=Bench HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
+    let (status, body) = http_get(&format!("http://{addr}/?name=Bench"));
     let elapsed = start.elapsed();
-    anyhow::ensure!(
-        response.starts_with("HTTP/1.1 200"),
-        "unexpected response: {response}"
-    );
+    anyhow::ensure!(status == 200, "unexpected response: {status} {body}");
     child.kill()?;
     child.wait()?;
     Ok(elapsed)

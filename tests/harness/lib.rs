@@ -60,6 +60,14 @@ pub fn cargo(args: &[&str]) {
     assert!(status.success(), "cargo {} failed", args.join(" "));
 }
 
+/// Where cargo puts what it builds: `$CARGO_TARGET_DIR`, else `target/`.
+pub fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => root().join(dir),
+        None => root().join("target"),
+    }
+}
+
 /// The `weft` binary, with every guest built; built on first use.
 pub fn weft_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
@@ -70,15 +78,14 @@ pub fn weft_bin() -> &'static Path {
         }
         cargo(&args);
         cargo(&["build", "-p", "weft-runtime", "--bin", "weft"]);
-        root().join("target").join("debug").join("weft")
+        target_dir().join("debug").join("weft")
     })
 }
 
 /// The path of a built guest, such as `wasm("hello_greeter")`.
 pub fn wasm(file_stem: &str) -> PathBuf {
     weft_bin();
-    root()
-        .join("target")
+    target_dir()
         .join("wasm32-wasip2")
         .join("release")
         .join(format!("{file_stem}.wasm"))
@@ -86,7 +93,7 @@ pub fn wasm(file_stem: &str) -> PathBuf {
 
 /// The compile cache the tests share, so that each component compiles once.
 pub fn shared_cache() -> PathBuf {
-    root().join("target").join("weft-test-cache")
+    target_dir().join("weft-test-cache")
 }
 
 /// A folder holding a `weft.toml`; `{wasm:NAME}` in the text becomes the

@@ -38,9 +38,21 @@ fn parse_listen(text: &str) -> Result<(String, SocketAddr), String> {
     Ok((name.to_string(), addr))
 }
 
+/// Prints a line on stdout. A closed stdout (`weft run | head`) must not
+/// stop the app, so write errors are ignored.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 impl RunCommand {
     /// Loads the app, serves its listeners, and returns after Ctrl-C (or SIGTERM).
     pub async fn execute(self) -> anyhow::Result<()> {
+        // Signals are watched from the start, so that a Ctrl-C right after
+        // "running" is printed still shuts down cleanly.
+        let shutdown = shutdown_signal()?;
         let manifest = ManifestFile::load(&self.path)?;
         if self.build {
             crate::builder::build_components(&manifest)?;
@@ -50,7 +62,7 @@ impl RunCommand {
             cache: CompileCache::new(self.cache_dir.unwrap_or_else(CompileCache::default_dir)),
         };
         let name = manifest.manifest.app.name.clone();
-        println!(
+        say!(
             "weft: loading app '{name}' from {}",
             manifest.path.display()
         );
@@ -60,49 +72,46 @@ impl RunCommand {
                 CacheOutcome::Hit => "from the compile cache",
                 CacheOutcome::Compiled => "compiled",
             };
-            println!("weft: component {component} ready ({how})");
+            say!("weft: component {component} ready ({how})");
         }
         if let Some(file) = &app.data_file {
-            println!("weft: key-value data in {}", file.display());
+            say!("weft: key-value data in {}", file.display());
         }
-        let overrides: BTreeMap<String, SocketAddr> = self.listen.into_iter().collect();
+        let mut overrides: BTreeMap<String, SocketAddr> = BTreeMap::new();
+        for (name, address) in self.listen {
+            if overrides.insert(name.clone(), address).is_some() {
+                anyhow::bail!("--listen {name}=... is given twice; give each listener one address");
+            }
+        }
         let listeners = app.bind(&overrides).await?;
         for l in &listeners {
-            println!(
+            say!(
                 "weft: listener {} on http://{} (component {})",
-                l.name, l.address, l.component
+                l.name,
+                l.address,
+                l.component
             );
         }
         if listeners.is_empty() {
-            println!("weft: app '{name}' has no listeners; nothing to serve");
+            say!("weft: app '{name}' has no listeners; nothing to serve");
         }
-        println!("weft: app '{name}' is running; press Ctrl-C to stop");
-        app.serve(listeners, shutdown_signal()).await;
-        println!("weft: stopped");
+        say!("weft: app '{name}' is running; press Ctrl-C to stop");
+        app.serve(listeners, shutdown).await;
+        say!("weft: stopped");
         Ok(())
     }
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::warn!("cannot watch SIGTERM: {e}");
-                std::future::pending::<()>().await
-            }
+/// A future that resolves on Ctrl-C (SIGINT) or SIGTERM; both are watched
+/// from the moment this returns.
+fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch Ctrl-C")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
         }
-    };
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => {
-            if let Err(e) = r.context("cannot watch Ctrl-C") {
-                tracing::warn!("{e:#}");
-                std::future::pending::<()>().await
-            }
-        }
-        () = term => {}
-    }
+    })
 }

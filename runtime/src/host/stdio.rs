@@ -6,6 +6,9 @@ use std::task::{Context, Poll};
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 
+/// The longest partial line kept before it is printed anyway.
+const MAX_LINE: usize = 8 << 10;
+
 /// A guest output stream that prints `[name] line` to the host's stdout or stderr.
 #[derive(Clone)]
 pub struct PrefixedOutput {
@@ -79,6 +82,11 @@ impl AsyncWrite for LineWriter {
         while let Some(end) = self.partial.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = self.partial.drain(..=end).collect();
             self.emit(&line[..line.len() - 1]);
+        }
+        // A guest that never writes a newline must not grow host memory.
+        if self.partial.len() > MAX_LINE {
+            let long = std::mem::take(&mut self.partial);
+            self.emit(&long);
         }
         Poll::Ready(Ok(buf.len()))
     }
