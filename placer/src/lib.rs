@@ -5,6 +5,17 @@
 //! several replicas. This crate is pure logic: no I/O, no async.
 //!
 //! A missing plan means [`Plan::monolith`]: every component in one group.
+//! [`Plan::split`] puts each component in a group of its own. A hand-written
+//! plan is TOML, read by [`Plan::from_str`]:
+//!
+//! ```toml
+//! [groups.front]
+//! components = ["frontend"]
+//! replicas = 2
+//! [groups.back]
+//! components = ["greeter", "counter"]
+//! ```
+//!
 //! [`Plan::check`] is what every plan, built-in or hand-written, must pass.
 //!
 //! ```
@@ -14,7 +25,9 @@
 //! assert_eq!(plan.group_of("greeter").map(|g| g.0), Some("main"));
 //! ```
 
+use serde::Deserialize;
 use std::collections::BTreeMap;
+use std::fmt;
 
 /// The name of the only group of a monolith.
 pub const MONOLITH_GROUP: &str = "main";
@@ -64,7 +77,101 @@ pub enum PlanError {
     NoReplicas(String),
 }
 
+/// A plan file's schema.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlanText {
+    groups: BTreeMap<String, GroupText>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GroupText {
+    components: Vec<String>,
+    #[serde(default = "one")]
+    replicas: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// Why a plan file cannot be used: the file, and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanFileError {
+    /// The plan file (or the manifest that holds the plan).
+    pub file: String,
+    /// What is wrong and what to do.
+    pub message: String,
+}
+
+impl fmt::Display for PlanFileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.file, self.message)
+    }
+}
+
+impl std::error::Error for PlanFileError {}
+
 impl Plan {
+    /// Parses a plan file's text and checks it against the app's
+    /// components; `origin` names the file in errors.
+    pub fn from_str<S: AsRef<str>>(
+        text: &str,
+        origin: &str,
+        components: impl IntoIterator<Item = S>,
+    ) -> Result<Plan, PlanFileError> {
+        let error = |message: String| PlanFileError {
+            file: origin.to_string(),
+            message,
+        };
+        let parsed: PlanText =
+            toml::from_str(text).map_err(|e| error(e.to_string().trim_end().to_string()))?;
+        let plan = Plan {
+            groups: parsed
+                .groups
+                .into_iter()
+                .map(|(name, g)| {
+                    let group = Group {
+                        components: g.components,
+                        replicas: g.replicas,
+                    };
+                    (name, group)
+                })
+                .collect(),
+        };
+        plan.check(components).map_err(|e| error(e.to_string()))?;
+        Ok(plan)
+    }
+
+    /// Each component in a group of its own, named after it, with one replica.
+    pub fn split<S: Into<String>>(components: impl IntoIterator<Item = S>) -> Plan {
+        let groups = components
+            .into_iter()
+            .map(|c| {
+                let c = c.into();
+                let group = Group {
+                    components: vec![c.clone()],
+                    replicas: 1,
+                };
+                (c, group)
+            })
+            .collect();
+        Plan { groups }
+    }
+
+    /// The built-in plan called `name` (`monolith` or `split`), if there is one.
+    pub fn builtin<S: Into<String>>(
+        name: &str,
+        components: impl IntoIterator<Item = S>,
+    ) -> Option<Plan> {
+        match name {
+            "monolith" => Some(Plan::monolith(components)),
+            "split" => Some(Plan::split(components)),
+            _ => None,
+        }
+    }
+
     /// Every component in one group, [`MONOLITH_GROUP`], with one replica.
     pub fn monolith<S: Into<String>>(components: impl IntoIterator<Item = S>) -> Plan {
         let group = Group {
@@ -139,6 +246,38 @@ mod tests {
                 })
                 .collect(),
         }
+    }
+
+    #[test]
+    fn plan_files_parse_and_are_checked() {
+        let text = "[groups.front]\ncomponents = [\"frontend\"]\nreplicas = 2\n\
+                    [groups.back]\ncomponents = [\"greeter\", \"counter\"]\n";
+        let app = ["frontend", "greeter", "counter"];
+        let p = Plan::from_str(text, "plan.toml", app).unwrap();
+        assert_eq!(p.groups["front"].replicas, 2);
+        assert_eq!(p.groups["back"].replicas, 1);
+        assert_eq!(p.group_of("counter").map(|g| g.0), Some("back"));
+
+        let err = Plan::from_str(text, "plan.toml", ["frontend", "greeter"]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "plan.toml: group 'back' names component 'counter', which the app does not have"
+        );
+        let err =
+            Plan::from_str("[groups.a]\ncomponents = []\ncolour = 1\n", "p.toml", app).unwrap_err();
+        assert!(err.to_string().starts_with("p.toml: "), "{err}");
+        assert!(err.message.contains("unknown field `colour`"), "{err}");
+    }
+
+    #[test]
+    fn builtin_plans() {
+        let app = ["a", "b"];
+        let split = Plan::builtin("split", app).unwrap();
+        assert_eq!(split.groups.len(), 2);
+        assert_eq!(split.check(app), Ok(()));
+        assert_eq!(split.group_of("b").map(|g| g.0), Some("b"));
+        assert_eq!(Plan::builtin("monolith", app), Some(Plan::monolith(app)));
+        assert_eq!(Plan::builtin("sideways", app), None);
     }
 
     #[test]

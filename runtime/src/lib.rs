@@ -40,6 +40,7 @@ pub mod app;
 pub mod builder;
 pub mod cache;
 pub mod capability;
+pub mod codec;
 pub mod commands;
 pub mod engine;
 pub mod host;
