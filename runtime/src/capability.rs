@@ -45,11 +45,12 @@ impl Capability {
         })
     }
 
-    /// The `[grants]` field that allows this capability, for those that need one.
-    pub fn grant_field(self) -> Option<&'static str> {
+    /// An example `[grants]` line that allows this capability, for those
+    /// that need one.
+    pub fn grant_example(self) -> Option<&'static str> {
         match self {
-            Capability::OutgoingHttp => Some("outgoing-http"),
-            Capability::KeyValue => Some("keyvalue"),
+            Capability::OutgoingHttp => Some("outgoing-http = [\"example.com:443\"]"),
+            Capability::KeyValue => Some("keyvalue = [\"BUCKET\"]"),
             _ => None,
         }
     }

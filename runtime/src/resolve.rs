@@ -148,13 +148,12 @@ pub fn resolve(
                         provider: Provider::Capability(cap),
                     });
                 } else {
-                    let field = cap.grant_field().unwrap_or_default();
                     error(
                         at.clone(),
                         format!(
                             "the '{cap}' capability is not granted; add it under \
-                             [components.{name}.grants], such as {field} = [{}]",
-                            grant_example(cap)
+                             [components.{name}.grants], such as {}",
+                            cap.grant_example().unwrap_or_default()
                         ),
                     );
                 }
@@ -267,14 +266,6 @@ fn candidates(exporters: &[&str]) -> String {
     match exporters {
         [] => "no component exports it".into(),
         some => format!("components that export it: {}", some.join(", ")),
-    }
-}
-
-fn grant_example(cap: Capability) -> &'static str {
-    match cap {
-        Capability::KeyValue => "\"BUCKET\"",
-        Capability::OutgoingHttp => "\"example.com:443\"",
-        _ => "",
     }
 }
 
