@@ -25,7 +25,7 @@
 //! assert_eq!(plan.group_of("greeter").map(|g| g.0), Some("main"));
 //! ```
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -33,18 +33,22 @@ use std::fmt;
 pub const MONOLITH_GROUP: &str = "main";
 
 /// Which components run together, and how many copies of each group run.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// It reads and writes as a plan file (and as a manifest's `[deploy]` table).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct Plan {
     /// The groups, by name.
     pub groups: BTreeMap<String, Group>,
 }
 
 /// Components colocated in one process.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct Group {
     /// The components, by name.
     pub components: Vec<String>,
     /// How many processes run this group.
+    #[serde(default = "one")]
     pub replicas: u32,
 }
 
@@ -77,21 +81,6 @@ pub enum PlanError {
     NoReplicas(String),
 }
 
-/// A plan file's schema.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PlanText {
-    groups: BTreeMap<String, GroupText>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct GroupText {
-    components: Vec<String>,
-    #[serde(default = "one")]
-    replicas: u32,
-}
-
 fn one() -> u32 {
     1
 }
@@ -121,27 +110,36 @@ impl Plan {
         origin: &str,
         components: impl IntoIterator<Item = S>,
     ) -> Result<Plan, PlanFileError> {
-        let error = |message: String| PlanFileError {
+        let plan: Plan = toml::from_str(text).map_err(|e| PlanFileError {
             file: origin.to_string(),
-            message,
-        };
-        let parsed: PlanText =
-            toml::from_str(text).map_err(|e| error(e.to_string().trim_end().to_string()))?;
-        let plan = Plan {
-            groups: parsed
-                .groups
-                .into_iter()
-                .map(|(name, g)| {
-                    let group = Group {
-                        components: g.components,
-                        replicas: g.replicas,
-                    };
-                    (name, group)
-                })
-                .collect(),
-        };
-        plan.check(components).map_err(|e| error(e.to_string()))?;
-        Ok(plan)
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        plan.checked(origin, components)
+    }
+
+    /// The plan, if it passes [`Plan::check`]; otherwise the error, naming
+    /// `origin` (the plan file, or the manifest whose `[deploy]` table it is).
+    pub fn checked<S: AsRef<str>>(
+        self,
+        origin: &str,
+        components: impl IntoIterator<Item = S>,
+    ) -> Result<Plan, PlanFileError> {
+        self.check(components).map_err(|e| PlanFileError {
+            file: origin.to_string(),
+            message: e.to_string(),
+        })?;
+        Ok(self)
+    }
+
+    /// The plan as plan-file TOML: groups in name order, so the same plan
+    /// always gives the same text (it takes part in the version hash).
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("a plan is plain strings and numbers")
+    }
+
+    /// How many processes the plan runs in all.
+    pub fn processes(&self) -> u32 {
+        self.groups.values().map(|g| g.replicas).sum()
     }
 
     /// Each component in a group of its own, named after it, with one replica.
@@ -267,6 +265,21 @@ mod tests {
             Plan::from_str("[groups.a]\ncomponents = []\ncolour = 1\n", "p.toml", app).unwrap_err();
         assert!(err.to_string().starts_with("p.toml: "), "{err}");
         assert!(err.message.contains("unknown field `colour`"), "{err}");
+    }
+
+    #[test]
+    fn plans_round_trip_through_their_text() {
+        let text = "[groups.front]\ncomponents = [\"frontend\"]\nreplicas = 2\n\
+                    [groups.back]\ncomponents = [\"greeter\"]\n";
+        let p = Plan::from_str(text, "plan.toml", ["frontend", "greeter"]).unwrap();
+        assert_eq!(
+            p.to_toml(),
+            "[groups.back]\ncomponents = [\"greeter\"]\nreplicas = 1\n\n\
+             [groups.front]\ncomponents = [\"frontend\"]\nreplicas = 2\n"
+        );
+        let again = Plan::from_str(&p.to_toml(), "again", ["frontend", "greeter"]).unwrap();
+        assert_eq!(again, p);
+        assert_eq!(p.processes(), 3);
     }
 
     #[test]

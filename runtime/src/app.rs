@@ -5,25 +5,37 @@
 //! imports and exports, resolves every import (failing with every problem at
 //! once, before anything runs), links each component, and warms one instance
 //! of each. [`App::serve`] then serves the listeners until shutdown.
+//!
+//! The steps are also usable apart, which is what `weft deploy` does:
+//! [`Prepared::load`] compiles and resolves (the manager checks an app and
+//! computes its version with it), and [`App::start`] links only the
+//! components a [`Placement`] puts in this process, with forwarders to the
+//! others' replicas (a worker does that).
 
 use crate::cache::{CacheOutcome, CompileCache};
 use crate::capability::Capability;
 use crate::host::Sandbox;
 use crate::kv::KeyValueStore;
 use crate::kv::redb::RedbStore;
-use crate::link::{self, Callee, PoolSlot};
+use crate::link::{self, Callee, Caller, PoolSlot};
 use crate::listener::{self, HttpEntry};
 use crate::manifest::{HostPattern, ManifestFile};
 use crate::pool::InstancePool;
 use crate::resolve::{self, Resolution};
+use crate::rpc::client::Replicas;
+use crate::rpc::server::Exports;
+use crate::version::Version;
 use crate::world::World;
 use anyhow::{Context as _, bail};
-use std::collections::BTreeMap;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use tokio::net::TcpListener;
 use wasmtime::Engine;
 use wasmtime::component::Component;
+use weft_placer::Plan;
 
 /// How to load an app.
 #[derive(Debug, Clone)]
@@ -43,49 +55,133 @@ pub struct Compiled {
     pub world: World,
     /// Whether it came from the compile cache.
     pub cache: CacheOutcome,
+    /// The SHA-256 of its binary, for the version.
+    pub digest: Vec<u8>,
 }
 
-/// A loaded app: every component linked, with a warm pool each.
-pub struct App {
+/// An app compiled and resolved, not yet linked: what both `weft run` and
+/// the manager of `weft deploy` check before anything starts.
+pub struct Prepared {
     /// The manifest it was loaded from.
     pub manifest: ManifestFile,
-    /// Every component's pool, by name.
-    pub pools: BTreeMap<String, Arc<InstancePool>>,
-    /// How each component was compiled, by name.
-    pub compiled: BTreeMap<String, CacheOutcome>,
-    /// Where key-value data lives, if any component uses it.
-    pub data_file: Option<PathBuf>,
+    /// Every component, by name.
+    pub compiled: BTreeMap<String, Compiled>,
+    /// Who serves each import.
+    pub resolution: Resolution,
+    engine: Engine,
+    /// The manifest's text, for the version.
+    manifest_text: Vec<u8>,
 }
 
-impl App {
-    /// Loads, resolves, links and warms the app in `manifest`.
-    pub async fn load(manifest: ManifestFile, options: &LoadOptions) -> anyhow::Result<App> {
+impl Prepared {
+    /// Reads and compiles every component of `manifest` and resolves every
+    /// import, failing with every problem at once.
+    pub fn load(manifest: ManifestFile, cache: &CompileCache) -> anyhow::Result<Prepared> {
+        let manifest_text = std::fs::read(&manifest.path)
+            .with_context(|| format!("cannot read {}", manifest.path.display()))?;
         let engine = crate::engine::new_engine().map_err(anyhow::Error::from)?;
-        let compiled = compile_all(&engine, &manifest, &options.cache)?;
+        let compiled = compile_all(&engine, &manifest, cache)?;
         let worlds: BTreeMap<String, World> = compiled
             .iter()
             .map(|(name, c)| (name.clone(), c.world.clone()))
             .collect();
         let resolution = resolve::resolve(&manifest.path, &manifest.manifest, &worlds)?;
+        Ok(Prepared {
+            manifest,
+            compiled,
+            resolution,
+            engine,
+            manifest_text,
+        })
+    }
 
-        let uses_kv = resolution
+    /// Whether any component is granted key-value and imports it.
+    pub fn uses_keyvalue(&self) -> bool {
+        self.resolution
             .wires
             .values()
             .flatten()
-            .any(|w| w.provider == resolve::Provider::Capability(Capability::KeyValue));
-        let data_file = uses_kv.then(|| {
+            .any(|w| w.provider == resolve::Provider::Capability(Capability::KeyValue))
+    }
+
+    /// The version of this app deployed with `plan`.
+    pub fn version(&self, plan: &Plan) -> Version {
+        Version::compute(
+            &self.manifest_text,
+            &plan.to_toml(),
+            self.compiled
+                .iter()
+                .map(|(name, c)| (name.as_str(), c.digest.as_slice())),
+        )
+    }
+
+    /// The table of functions that `app`'s components serve to other
+    /// processes of deployment `version`.
+    pub fn exports(&self, app: &App, version: Version) -> Exports {
+        let components: Vec<_> = app
+            .pools
+            .iter()
+            .map(|(name, pool)| {
+                let c = &self.compiled[name];
+                (&c.component, &c.world, pool.clone())
+            })
+            .collect();
+        Exports::of(&self.engine, version, &components)
+    }
+}
+
+/// Which components run here, and where the others are: one worker's share
+/// of a plan. `None` in [`App::start`] means every component runs here.
+pub struct Placement {
+    /// The components of this process's group.
+    pub local: BTreeSet<String>,
+    /// Every other component, with the replicas of its group.
+    pub remote: BTreeMap<String, Arc<Replicas>>,
+    /// The deployment's version, sent with every remote call.
+    pub version: Version,
+}
+
+/// A loaded app: its components linked, with a warm pool each.
+pub struct App {
+    /// The manifest it was loaded from.
+    pub manifest: ManifestFile,
+    /// The pool of every component that runs in this process, by name.
+    pub pools: BTreeMap<String, Arc<InstancePool>>,
+    /// How each component was compiled, by name.
+    pub compiled: BTreeMap<String, CacheOutcome>,
+    /// Where key-value data lives, if any component uses it here.
+    pub data_file: Option<PathBuf>,
+}
+
+impl App {
+    /// Loads, resolves, links and warms the app in `manifest`, all in this
+    /// process, with key-value data in an embedded store.
+    pub async fn load(manifest: ManifestFile, options: &LoadOptions) -> anyhow::Result<App> {
+        let prepared = Prepared::load(manifest, &options.cache)?;
+        let data_file = prepared.uses_keyvalue().then(|| {
             let dir = options
                 .data_dir
                 .clone()
-                .unwrap_or_else(|| manifest.dir.join(".weft").join("data"));
+                .unwrap_or_else(|| prepared.manifest.dir.join(".weft").join("data"));
             RedbStore::file_in(&dir)
         });
         let keyvalue: Option<Arc<dyn KeyValueStore>> = match &data_file {
             Some(file) => Some(Arc::new(RedbStore::open(file)?)),
             None => None,
         };
+        let mut app = App::start(&prepared, None, keyvalue).await?;
+        app.data_file = data_file;
+        Ok(app)
+    }
 
-        let pools = link_all(&engine, &manifest, &compiled, &resolution, keyvalue)?;
+    /// Links and warms the components `placement` puts here (all of them
+    /// when it is `None`), with `keyvalue` behind their key-value grants.
+    pub async fn start(
+        prepared: &Prepared,
+        placement: Option<&Placement>,
+        keyvalue: Option<Arc<dyn KeyValueStore>>,
+    ) -> anyhow::Result<App> {
+        let pools = link_all(prepared, placement, keyvalue)?;
         for pool in pools.values() {
             pool.warm_up()
                 .await
@@ -93,16 +189,21 @@ impl App {
                 .with_context(|| {
                     format!(
                         "{}: component '{}' failed to start",
-                        manifest.path.display(),
+                        prepared.manifest.path.display(),
                         pool.name()
                     )
                 })?;
         }
         Ok(App {
-            compiled: compiled.iter().map(|(n, c)| (n.clone(), c.cache)).collect(),
-            manifest,
+            compiled: prepared
+                .compiled
+                .iter()
+                .filter(|(n, _)| pools.contains_key(*n))
+                .map(|(n, c)| (n.clone(), c.cache))
+                .collect(),
+            manifest: prepared.manifest.clone(),
             pools,
-            data_file,
+            data_file: None,
         })
     }
 
@@ -112,34 +213,37 @@ impl App {
         &self,
         overrides: &BTreeMap<String, SocketAddr>,
     ) -> anyhow::Result<Vec<BoundListener>> {
-        for name in overrides.keys() {
-            if !self.manifest.manifest.listeners.contains_key(name) {
-                bail!(
-                    "--listen {name}=...: {} has no listener '{name}'; its listeners are: {}",
-                    self.manifest.path.display(),
-                    self.manifest
-                        .manifest
-                        .listeners
-                        .keys()
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-            }
-        }
+        let addresses = listener_addresses(&self.manifest, overrides)?;
+        self.bind_exactly(&addresses).await
+    }
+
+    /// Binds the listeners named in `addresses`, each at its address; their
+    /// components must run here.
+    pub async fn bind_exactly(
+        &self,
+        addresses: &BTreeMap<String, SocketAddr>,
+    ) -> anyhow::Result<Vec<BoundListener>> {
         let mut bound = Vec::new();
-        for (name, spec) in &self.manifest.manifest.listeners {
-            let address = match overrides.get(name) {
-                Some(a) => *a,
-                None => spec.address.parse().expect("checked by the manifest"),
-            };
-            let socket = tokio::net::TcpListener::bind(address).await.with_context(|| {
+        for (name, address) in addresses {
+            let spec = self
+                .manifest
+                .manifest
+                .listeners
+                .get(name)
+                .with_context(|| {
+                    format!(
+                        "{}: there is no listener '{name}'",
+                        self.manifest.path.display()
+                    )
+                })?;
+            let pool = self.pools.get(&spec.component).with_context(|| {
                 format!(
-                    "listener '{name}': cannot listen on {address}; is another process using it? \
-                     Pick another with --listen {name}=127.0.0.1:PORT"
+                    "listener '{name}': component '{}' does not run in this process",
+                    spec.component
                 )
             })?;
-            let entry = HttpEntry::new(name, self.pools[&spec.component].clone())
+            let socket = bind_listener(name, *address).await?;
+            let entry = HttpEntry::new(name, pool.clone())
                 .map_err(anyhow::Error::from)
                 .with_context(|| {
                     format!(
@@ -162,13 +266,7 @@ impl App {
     /// Serves `listeners` until `shutdown` resolves, then drains them.
     pub async fn serve(&self, listeners: Vec<BoundListener>, shutdown: impl Future<Output = ()>) {
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        let mut tasks = tokio::task::JoinSet::new();
-        for l in listeners {
-            let mut stopped = stopped.clone();
-            tasks.spawn(listener::serve(l.socket, l.entry, async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            }));
-        }
+        let mut tasks = serve_bound(listeners, stopped);
         shutdown.await;
         let _ = stop.send(true);
         while tasks.join_next().await.is_some() {}
@@ -183,8 +281,62 @@ pub struct BoundListener {
     pub component: String,
     /// The address it really listens on (port 0 resolved).
     pub address: SocketAddr,
-    socket: tokio::net::TcpListener,
+    socket: TcpListener,
     entry: Arc<HttpEntry>,
+}
+
+/// Serves each of `listeners` in a task of its own, until `stopped` turns
+/// true; each task ends once its listener has drained.
+pub fn serve_bound(
+    listeners: Vec<BoundListener>,
+    stopped: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinSet<()> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for l in listeners {
+        let mut stopped = stopped.clone();
+        let entry = l.entry;
+        let handler = move |request| entry.clone().handle(request);
+        tasks.spawn(listener::serve(l.socket, l.name, handler, async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        }));
+    }
+    tasks
+}
+
+/// Every listener's address: its manifest address unless `overrides` has
+/// one for its name. An override for a listener the app lacks is an error.
+pub fn listener_addresses(
+    manifest: &ManifestFile,
+    overrides: &BTreeMap<String, SocketAddr>,
+) -> anyhow::Result<BTreeMap<String, SocketAddr>> {
+    let listeners = &manifest.manifest.listeners;
+    if let Some(name) = overrides.keys().find(|n| !listeners.contains_key(*n)) {
+        bail!(
+            "--listen {name}=...: {} has no listener '{name}'; its listeners are: {}",
+            manifest.path.display(),
+            listeners.keys().cloned().collect::<Vec<_>>().join(", ")
+        );
+    }
+    Ok(listeners
+        .iter()
+        .map(|(name, spec)| {
+            let address = match overrides.get(name) {
+                Some(a) => *a,
+                None => spec.address.parse().expect("checked by the manifest"),
+            };
+            (name.clone(), address)
+        })
+        .collect())
+}
+
+/// Binds listener `name`'s socket, with an error that says what to do.
+pub async fn bind_listener(name: &str, address: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(address).await.with_context(|| {
+        format!(
+            "listener '{name}': cannot listen on {address}; is another process using it? \
+             Pick another with --listen {name}=127.0.0.1:PORT"
+        )
+    })
 }
 
 fn compile_all(
@@ -213,6 +365,7 @@ fn compile_all(
                 component,
                 world,
                 cache: outcome,
+                digest: Sha256::digest(&bytes).to_vec(),
             },
         );
     }
@@ -220,28 +373,44 @@ fn compile_all(
 }
 
 fn link_all(
-    engine: &Engine,
-    manifest: &ManifestFile,
-    compiled: &BTreeMap<String, Compiled>,
-    resolution: &Resolution,
+    prepared: &Prepared,
+    placement: Option<&Placement>,
     keyvalue: Option<Arc<dyn KeyValueStore>>,
 ) -> anyhow::Result<BTreeMap<String, Arc<InstancePool>>> {
+    let Prepared {
+        manifest,
+        compiled,
+        resolution,
+        engine,
+        ..
+    } = prepared;
+    let is_local = |name: &str| placement.is_none_or(|p| p.local.contains(name));
     let slots: BTreeMap<&str, PoolSlot> = compiled
         .keys()
+        .filter(|n| is_local(n))
         .map(|n| (n.as_str(), PoolSlot::default()))
         .collect();
     let mut pools = BTreeMap::new();
-    for (name, c) in compiled {
+    for (name, c) in compiled.iter().filter(|(n, _)| is_local(n)) {
         let spec = &manifest.manifest.components[name];
-        let linker = link::linker_for(
-            engine,
-            &resolution.wires[name],
-            &c.world.imports,
-            |callee| Callee {
-                component: &compiled[callee].component,
-                slot: slots[callee].clone(),
-            },
-        )
+        let caller = Caller {
+            name,
+            component: &c.component,
+            imports: &c.world.imports,
+        };
+        let linker = link::linker_for(engine, &caller, &resolution.wires[name], |callee| {
+            match (slots.get(callee), placement) {
+                (Some(slot), _) => Callee::Local {
+                    component: &compiled[callee].component,
+                    slot: slot.clone(),
+                },
+                (None, Some(p)) => Callee::Remote {
+                    replicas: p.remote[callee].clone(),
+                    version: p.version.clone(),
+                },
+                (None, None) => unreachable!("without a placement every component is local"),
+            }
+        })
         .map_err(anyhow::Error::from)
         .with_context(|| {
             format!(

@@ -25,7 +25,7 @@
 
 use std::fmt;
 use wasmtime::component::Val;
-use wasmtime::component::types::Type;
+use wasmtime::component::types::{ComponentFunc, Type};
 
 /// A component-model value type, as the codec needs it: plain data, built
 /// once per function from wasmtime's [`Type`].
@@ -392,6 +392,64 @@ pub fn encode(ty: &ValueType, value: &Val, out: &mut Vec<u8>) -> Result<(), Enco
         _ => return Err(mismatch()),
     }
     Ok(())
+}
+
+/// The parameter and result types of a function, as the codec sees them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FuncTypes {
+    /// The parameters, in order.
+    pub params: Vec<ValueType>,
+    /// The results, in order.
+    pub results: Vec<ValueType>,
+}
+
+impl FuncTypes {
+    /// The codec's view of a wasmtime function type.
+    pub fn of(func: &ComponentFunc) -> Result<FuncTypes, Unencodable> {
+        Ok(FuncTypes {
+            params: func
+                .params()
+                .map(|(_, t)| ValueType::of(&t))
+                .collect::<Result<_, _>>()?,
+            results: func
+                .results()
+                .map(|t| ValueType::of(&t))
+                .collect::<Result<_, _>>()?,
+        })
+    }
+}
+
+/// Appends the encodings of `values`, one for each of `types`, in order:
+/// the bytes of a tuple of them, without building the tuple.
+pub fn encode_all(
+    types: &[ValueType],
+    values: &[Val],
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
+    if types.len() != values.len() {
+        return Err(EncodeError {
+            expected: format!("{} value(s)", types.len()),
+            found: format!("{} value(s)", values.len()),
+        });
+    }
+    for (ty, value) in types.iter().zip(values) {
+        encode(ty, value, out)?;
+    }
+    Ok(())
+}
+
+/// Decodes one value for each of `types` from all of `bytes`, as
+/// [`encode_all`] wrote them.
+pub fn decode_all(types: &[ValueType], bytes: &[u8]) -> Result<Vec<Val>, DecodeError> {
+    let mut reader = Reader { bytes, at: 0 };
+    let values = types
+        .iter()
+        .map(|ty| reader.value(ty))
+        .collect::<Result<Vec<_>, _>>()?;
+    match bytes.len() - reader.at {
+        0 => Ok(values),
+        n => Err(DecodeError::Trailing(n)),
+    }
 }
 
 /// Decodes exactly one value of type `ty` from all of `bytes`.

@@ -18,6 +18,16 @@
 //!   and the key-value backends.
 //! - [`listener`]: HTTP into a component's `wasi:http/incoming-handler`.
 //! - [`app`]: all of the above, from a manifest to a serving app.
+//!
+//! Split across processes (`weft deploy`):
+//!
+//! - [`codec`]: component-model values as compact bytes (pure).
+//! - [`version`]: deployment versions and function fingerprints (pure).
+//! - [`rpc`]: the gRPC client and server of cross-process calls, and the
+//!   manager's key-value store served to workers.
+//! - [`deploy`]: the manager, which spawns and supervises workers and
+//!   proxies the listeners, and the worker, which hosts one group.
+//!
 //! - [`commands`]: the `weft` subcommands.
 //!
 //! # Example
@@ -42,6 +52,7 @@ pub mod cache;
 pub mod capability;
 pub mod codec;
 pub mod commands;
+pub mod deploy;
 pub mod engine;
 pub mod host;
 pub mod kv;
@@ -50,4 +61,6 @@ pub mod listener;
 pub mod manifest;
 pub mod pool;
 pub mod resolve;
+pub mod rpc;
+pub mod version;
 pub mod world;

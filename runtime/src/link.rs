@@ -2,34 +2,59 @@
 //! either as a host capability or as host functions that forward the call to
 //! another component (dynamic, host-mediated linking).
 //!
-//! A forwarder borrows an instance of the callee from its pool and calls the
-//! export with the same values, which are copied from the caller's store to
-//! the callee's. Component binaries never change; a later deployment can
-//! route the same forwarders to another process instead.
+//! Where the callee is in the same group, a forwarder borrows an instance of
+//! it from its pool and calls the export with the same values, which are
+//! copied from the caller's store to the callee's. Where the callee is in
+//! another group, the forwarder is a [`RemoteFunc`] that sends the call over
+//! gRPC. Component binaries never change; only the routing does.
 //!
 //! Forwarders find their callee's pool through a [`PoolSlot`], filled once
 //! every pool exists, which is what lets components import from each other
 //! in a cycle.
 
 use crate::capability::Capability;
+use crate::codec::FuncTypes;
 use crate::host::{self, HostState};
 use crate::pool::InstancePool;
 use crate::resolve::{Provider, Wire};
+use crate::rpc::client::{RemoteFunc, Replicas};
+use crate::version::{self, Version};
 use crate::world::Interface;
 use std::collections::BTreeSet;
 use std::sync::{Arc, OnceLock};
 use wasmtime::Engine;
+use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, ComponentExportIndex, Linker, Val};
 
 /// Where a component's pool will be, once it exists.
 pub type PoolSlot = Arc<OnceLock<Arc<InstancePool>>>;
 
 /// A callee of forwarded calls.
-pub struct Callee<'a> {
-    /// The callee's compiled component, for export lookups.
+pub enum Callee<'a> {
+    /// In this process.
+    Local {
+        /// The callee's compiled component, for export lookups.
+        component: &'a Component,
+        /// Its pool, filled later.
+        slot: PoolSlot,
+    },
+    /// In another group, reached over gRPC.
+    Remote {
+        /// The replicas of its group.
+        replicas: Arc<Replicas>,
+        /// The deployment's version, sent with every call.
+        version: Version,
+    },
+}
+
+/// The component whose linker is being built.
+pub struct Caller<'a> {
+    /// Its name in the manifest.
+    pub name: &'a str,
+    /// Its compiled code, for the types of its imports.
     pub component: &'a Component,
-    /// Its pool, filled later.
-    pub slot: PoolSlot,
+    /// The interfaces it imports.
+    pub imports: &'a [Interface],
 }
 
 /// One forwarded function: a fixed export of a fixed callee.
@@ -45,15 +70,8 @@ impl Forward {
         let pool = self.slot.get().ok_or_else(|| {
             wasmtime::format_err!("{} was called before the app finished loading", self.label)
         })?;
-        pool.with_instance(async |warm| {
-            let func = warm
-                .instance
-                .get_func(&mut warm.store, self.export)
-                .ok_or_else(|| wasmtime::format_err!("{} is not a function", self.label))?;
-            func.call_async(&mut warm.store, params, results).await
-        })
-        .await
-        .map_err(|e| e.context(format!("call to {} failed", self.label)))
+        pool.call_export(self.export, &self.label, params, results)
+            .await
     }
 }
 
@@ -61,8 +79,8 @@ impl Forward {
 /// a forwarder for every function of every interface another component serves.
 pub fn linker_for<'c>(
     engine: &Engine,
+    caller: &Caller<'_>,
     wires: &[Wire],
-    imports: &[Interface],
     callee: impl Fn(&str) -> Callee<'c>,
 ) -> wasmtime::Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
@@ -79,30 +97,86 @@ pub fn linker_for<'c>(
         let Provider::Component { name, export } = &wire.provider else {
             continue;
         };
-        let interface = imports
+        let interface = caller
+            .imports
             .iter()
             .find(|i| i.name == wire.import)
             .expect("every wire comes from an import");
-        let Callee { component, slot } = callee(name);
-        let iface_index = component
-            .get_export_index(None, export)
-            .ok_or_else(|| wasmtime::format_err!("component '{name}' has no export {export}"))?;
         let mut instance = linker.instance(&wire.import)?;
-        for func in &interface.functions {
-            let label = format!("{name}: {export}#{}", func.name);
-            let index = component
-                .get_export_index(Some(&iface_index), &func.name)
-                .ok_or_else(|| wasmtime::format_err!("{label} is not exported"))?;
-            let forward = Arc::new(Forward {
-                slot: slot.clone(),
-                export: index,
-                label,
-            });
-            instance.func_new_async(&func.name, move |_caller, _ty, params, results| {
-                let forward = forward.clone();
-                Box::new(async move { forward.call(params, results).await })
-            })?;
+        match callee(name) {
+            Callee::Local { component, slot } => {
+                let iface_index = component.get_export_index(None, export).ok_or_else(|| {
+                    wasmtime::format_err!("component '{name}' has no export {export}")
+                })?;
+                for func in &interface.functions {
+                    let label = format!("{name}: {export}#{}", func.name);
+                    let index = component
+                        .get_export_index(Some(&iface_index), &func.name)
+                        .ok_or_else(|| wasmtime::format_err!("{label} is not exported"))?;
+                    let forward = Arc::new(Forward {
+                        slot: slot.clone(),
+                        export: index,
+                        label,
+                    });
+                    instance.func_new_async(&func.name, move |_caller, _ty, params, results| {
+                        let forward = forward.clone();
+                        Box::new(async move { forward.call(params, results).await })
+                    })?;
+                }
+            }
+            Callee::Remote { replicas, version } => {
+                for func in &interface.functions {
+                    let remote = Arc::new(RemoteFunc {
+                        replicas: replicas.clone(),
+                        version: version.clone(),
+                        caller: caller.name.to_string(),
+                        target: name.clone(),
+                        interface: export.clone(),
+                        function: func.name.clone(),
+                        fingerprint: version::fingerprint(&func.signature),
+                        types: import_types(engine, caller, &wire.import, &func.name)?,
+                    });
+                    instance.func_new_async(&func.name, move |store, _ty, params, results| {
+                        let remote = remote.clone();
+                        let deadline = store.data().deadline;
+                        Box::new(async move { remote.call(deadline, params, results).await })
+                    })?;
+                }
+            }
         }
     }
     Ok(linker)
+}
+
+/// The codec types of function `func` of the caller's import `interface`.
+fn import_types(
+    engine: &Engine,
+    caller: &Caller<'_>,
+    interface: &str,
+    func: &str,
+) -> wasmtime::Result<FuncTypes> {
+    let label = || format!("{}: import {interface}#{func}", caller.name);
+    let Some(ComponentItem::ComponentInstance(inst)) = caller
+        .component
+        .component_type()
+        .get_import(engine, interface)
+        .map(|e| e.ty)
+    else {
+        return Err(wasmtime::format_err!(
+            "{} is not an imported interface",
+            label()
+        ));
+    };
+    let Some(ComponentItem::ComponentFunc(f)) = inst.get_export(engine, func).map(|e| e.ty) else {
+        return Err(wasmtime::format_err!(
+            "{} is not an imported function",
+            label()
+        ));
+    };
+    FuncTypes::of(&f).map_err(|e| {
+        wasmtime::format_err!(
+            "{}: {e}; components that pass it must be in one group",
+            label()
+        )
+    })
 }

@@ -6,8 +6,10 @@
 //! still writing. A guest that traps or overruns its timeout costs that one
 //! request a 500; the listener keeps serving.
 //!
-//! [`serve`] takes a bound listener and a shutdown future: on shutdown it
-//! stops accepting, lets in-flight requests finish, and returns.
+//! [`serve`] takes a bound listener, a request handler and a shutdown
+//! future: on shutdown it stops accepting, lets in-flight requests finish,
+//! and returns. The handler is an [`HttpEntry`] in `weft run` and in a
+//! worker, and the manager's proxy under `weft deploy`.
 
 use crate::pool::InstancePool;
 use bytes::Bytes;
@@ -124,24 +126,39 @@ impl HttpEntry {
 
     fn error_response(&self, status: u16, why: &str) -> hyper::Response<HyperOutgoingBody> {
         let body = format!("component '{}' could not answer: {why}\n", self.pool.name());
-        hyper::Response::builder()
-            .status(status)
-            .header("content-type", "text/plain; charset=utf-8")
-            .body(
-                Full::new(Bytes::from(body))
-                    .map_err(|never: Infallible| match never {})
-                    .boxed_unsync(),
-            )
-            .expect("a static status and header are valid")
+        text_response(status, body)
     }
 }
 
-/// Serves `entry` on `listener` until `shutdown` resolves, then drains.
-pub async fn serve(
+/// A plain-text response, such as the explanation of an error status.
+pub fn text_response<E: 'static>(
+    status: u16,
+    body: String,
+) -> hyper::Response<http_body_util::combinators::UnsyncBoxBody<Bytes, E>> {
+    hyper::Response::builder()
+        .status(status)
+        .header("content-type", "text/plain; charset=utf-8")
+        .body(
+            Full::new(Bytes::from(body))
+                .map_err(|never: Infallible| match never {})
+                .boxed_unsync(),
+        )
+        .expect("a static status and header are valid")
+}
+
+/// Serves `handler` on `listener`, the socket of listener `name`, until
+/// `shutdown` resolves, then drains.
+pub async fn serve<H, F, B>(
     listener: TcpListener,
-    entry: Arc<HttpEntry>,
+    name: String,
+    handler: H,
     shutdown: impl Future<Output = ()>,
-) {
+) where
+    H: Fn(hyper::Request<hyper::body::Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = hyper::Response<B>> + Send + 'static,
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -149,17 +166,17 @@ pub async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
                 Err(e) => {
-                    tracing::warn!(listener = %entry.listener, "accept failed: {e}");
+                    tracing::warn!(listener = %name, "accept failed: {e}");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
             },
             () = &mut shutdown => break,
         };
-        let for_conn = entry.clone();
+        let handler = handler.clone();
         let service = hyper::service::service_fn(move |request| {
-            let entry = for_conn.clone();
-            async move { Ok::<_, Infallible>(entry.handle(request).await) }
+            let response = handler(request);
+            async move { Ok::<_, Infallible>(response.await) }
         });
         let conn = http1::Builder::new()
             .keep_alive(true)
@@ -177,7 +194,7 @@ pub async fn serve(
         .is_err()
     {
         tracing::warn!(
-            listener = %entry.listener,
+            listener = %name,
             "in-flight requests did not finish within {DRAIN_TIMEOUT:?}; closing them"
         );
     }

@@ -3,13 +3,17 @@
 use clap::Parser;
 use std::io::IsTerminal;
 use std::process::ExitCode;
+use weft_runtime::commands::deploy::DeployCommand;
 use weft_runtime::commands::run::RunCommand;
+use weft_runtime::commands::worker::WorkerCommand;
 
 /// weft runs one app made of WebAssembly components, as one process or split.
 #[derive(Parser)]
 #[command(name = "weft", version, about)]
 enum Weft {
     Run(RunCommand),
+    Deploy(DeployCommand),
+    Worker(WorkerCommand),
 }
 
 fn main() -> ExitCode {
@@ -33,8 +37,14 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match command {
             Weft::Run(run) => run.execute().await,
+            Weft::Deploy(deploy) => deploy.execute().await,
+            Weft::Worker(worker) => worker.execute().await,
         }
     });
+    // A worker's standard-input watcher blocks a thread in read(2), which
+    // an ordinary runtime drop would wait for; everything has been drained
+    // by now, so nothing is lost by not waiting.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -60,6 +60,10 @@ pub struct Manifest {
     /// The `[links]` table: `"COMPONENT/INTERFACE" = "PROVIDER"`.
     #[serde(default)]
     pub links: BTreeMap<String, String>,
+    /// The `[deploy]` table: the plan `weft deploy` uses when `--plan` is
+    /// not given, in plan-file form (`[deploy.groups.NAME]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deploy: Option<weft_placer::Plan>,
 }
 
 /// The `[app]` table.
@@ -339,6 +343,10 @@ impl Manifest {
                     format!("'{interface}' is not an interface name such as demo:hello/greeter"),
                 ));
             }
+        }
+        if let Some(plan) = &self.deploy {
+            plan.check(self.components.keys())
+                .map_err(|e| invalid("deploy".into(), e.to_string()))?;
         }
         Ok(())
     }

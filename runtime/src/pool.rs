@@ -14,7 +14,7 @@
 use crate::host::{HostState, Sandbox};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use wasmtime::component::{Instance, InstancePre};
+use wasmtime::component::{ComponentExportIndex, Instance, InstancePre, Val};
 use wasmtime::{Store, Trap, UpdateDeadline};
 
 /// How much longer than its call timeout an entry call may wait on the host
@@ -109,6 +109,27 @@ impl InstancePool {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Calls the exported function `export` of a borrowed instance; `label`
+    /// names it in errors. This is how both a local forwarder and the RPC
+    /// server call into a component.
+    pub async fn call_export(
+        &self,
+        export: ComponentExportIndex,
+        label: &str,
+        params: &[Val],
+        results: &mut [Val],
+    ) -> wasmtime::Result<()> {
+        self.with_instance(async |warm| {
+            let func = warm
+                .instance
+                .get_func(&mut warm.store, export)
+                .ok_or_else(|| wasmtime::format_err!("{label} is not a function"))?;
+            func.call_async(&mut warm.store, params, results).await
+        })
+        .await
+        .map_err(|e| e.context(format!("call to {label} failed")))
     }
 
     fn take(&self) -> Option<Warm> {

@@ -273,3 +273,20 @@ fn values_that_do_not_match_their_type_are_refused() {
     let variant = ValueType::Variant(vec![("a".into(), None)]);
     assert!(encode(&variant, &Val::Variant("b".into(), None), &mut out).is_err());
 }
+
+#[test]
+fn parameter_lists_encode_as_their_tuple() {
+    let types = [ValueType::U64, ValueType::String];
+    let values = [Val::U64(7), Val::String("hi".into())];
+    let mut flat = Vec::new();
+    encode_all(&types, &values, &mut flat).unwrap();
+    let mut tuple = Vec::new();
+    let tuple_ty = ValueType::Tuple(types.to_vec());
+    encode(&tuple_ty, &Val::Tuple(values.to_vec()), &mut tuple).unwrap();
+    assert_eq!(flat, tuple);
+    let back = decode_all(&types, &flat).unwrap();
+    assert!(back.iter().zip(&values).all(|(a, b)| same(a, b)));
+    assert_eq!(decode_all(&[], &[]).unwrap().len(), 0);
+    assert_eq!(decode_all(&[], &[1]), Err(DecodeError::Trailing(1)));
+    assert!(encode_all(&types, &values[..1], &mut Vec::new()).is_err());
+}

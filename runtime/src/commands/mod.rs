@@ -1,3 +1,5 @@
-//! The `weft` subcommands, one file each.
+//! The `weft` subcommands, one module each.
 
+pub mod deploy;
 pub mod run;
+pub mod worker;

@@ -3,6 +3,7 @@
 use crate::app::{App, LoadOptions};
 use crate::cache::{CacheOutcome, CompileCache};
 use crate::manifest::ManifestFile;
+use crate::say;
 use anyhow::Context as _;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -28,7 +29,7 @@ pub struct RunCommand {
     pub cache_dir: Option<PathBuf>,
 }
 
-fn parse_listen(text: &str) -> Result<(String, SocketAddr), String> {
+pub(crate) fn parse_listen(text: &str) -> Result<(String, SocketAddr), String> {
     let (name, addr) = text
         .split_once('=')
         .ok_or_else(|| format!("'{text}' is not NAME=ADDR, such as web=127.0.0.1:8080"))?;
@@ -36,15 +37,6 @@ fn parse_listen(text: &str) -> Result<(String, SocketAddr), String> {
         format!("'{addr}' is not an IP address with a port, such as 127.0.0.1:8080")
     })?;
     Ok((name.to_string(), addr))
-}
-
-/// Prints a line on stdout. A closed stdout (`weft run | head`) must not
-/// stop the app, so write errors are ignored.
-macro_rules! say {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout(), $($arg)*);
-    }};
 }
 
 impl RunCommand {
@@ -77,12 +69,7 @@ impl RunCommand {
         if let Some(file) = &app.data_file {
             say!("weft: key-value data in {}", file.display());
         }
-        let mut overrides: BTreeMap<String, SocketAddr> = BTreeMap::new();
-        for (name, address) in self.listen {
-            if overrides.insert(name.clone(), address).is_some() {
-                anyhow::bail!("--listen {name}=... is given twice; give each listener one address");
-            }
-        }
+        let overrides = listen_overrides(self.listen)?;
         let listeners = app.bind(&overrides).await?;
         for l in &listeners {
             say!(
@@ -102,9 +89,22 @@ impl RunCommand {
     }
 }
 
+/// The `--listen NAME=ADDR` flags, by name; a name given twice is an error.
+pub(crate) fn listen_overrides(
+    flags: Vec<(String, SocketAddr)>,
+) -> anyhow::Result<BTreeMap<String, SocketAddr>> {
+    let mut overrides = BTreeMap::new();
+    for (name, address) in flags {
+        if overrides.insert(name.clone(), address).is_some() {
+            anyhow::bail!("--listen {name}=... is given twice; give each listener one address");
+        }
+    }
+    Ok(overrides)
+}
+
 /// A future that resolves on Ctrl-C (SIGINT) or SIGTERM; both are watched
 /// from the moment this returns.
-fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
+pub(crate) fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch Ctrl-C")?;
     let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;

@@ -1,0 +1,433 @@
+//! The manager: spawns, assigns and supervises the workers of a deployment.
+//!
+//! [`layout`] turns a plan into replicas with loopback addresses (pure, but
+//! for the port source it is given). [`Manager::start`] spawns every worker,
+//! waits until it answers, and assigns it its group; any failure stops them
+//! all and is reported. Each worker then has a supervisor task that restarts
+//! it with backoff when it dies, on the same ports, so the routing table
+//! stays right. [`Manager::stop`] drains and stops every worker.
+//!
+//! Workers are started with a pipe as their standard input and exit when it
+//! closes, so they never outlive the manager, however it ends.
+
+use super::state::{DeployState, WorkerState};
+use crate::say;
+use crate::version::Version;
+use anyhow::{Context as _, bail};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::process::{Child, ChildStdin, Command};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use weft_placer::Plan;
+use weft_proto::v1::control_client::ControlClient;
+use weft_proto::v1::health_reply::State;
+use weft_proto::v1::{
+    Assignment, DrainRequest, HealthRequest, ListenerAddress, Route, ShutdownRequest,
+};
+
+/// How long a new worker may take to answer on its gRPC address.
+const WORKER_START: Duration = Duration::from_secs(30);
+/// How long a worker may take to load its assignment (a cold compile included).
+const ASSIGN_TIMEOUT: Duration = Duration::from_secs(600);
+/// The first wait before restarting a worker that died.
+const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+/// The longest wait between restarts.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// A worker that ran this long before dying is restarted after the first backoff again.
+const STABLE: Duration = Duration::from_secs(10);
+/// How long a worker may take to exit once asked to shut down.
+const EXIT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A running worker process. Its standard input is a pipe held open here:
+/// the worker exits when it closes, so workers never outlive the manager.
+/// (tokio closes a child's stdin in `wait`, so the pipe is kept apart.)
+struct WorkerProcess {
+    child: Child,
+    _stdin: Option<ChildStdin>,
+}
+
+/// One replica of one group, with its fixed loopback addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaSpec {
+    /// The group.
+    pub group: String,
+    /// Which replica of the group it is, from 0.
+    pub replica: u32,
+    /// The group's components.
+    pub components: Vec<String>,
+    /// Its gRPC address.
+    pub address: SocketAddr,
+    /// The listeners it serves (those of its components), by name.
+    pub listeners: BTreeMap<String, SocketAddr>,
+}
+
+impl ReplicaSpec {
+    /// `GROUP/REPLICA`, as logs and the state file name it.
+    pub fn name(&self) -> String {
+        format!("{}/{}", self.group, self.replica)
+    }
+}
+
+/// Every replica of `plan`, with an address from `port` for its gRPC
+/// service and for each listener (by name, with its component) it serves.
+pub fn layout(
+    plan: &Plan,
+    listeners: &BTreeMap<String, String>,
+    mut port: impl FnMut() -> std::io::Result<SocketAddr>,
+) -> std::io::Result<Vec<ReplicaSpec>> {
+    let mut replicas = Vec::new();
+    for (group, g) in &plan.groups {
+        for replica in 0..g.replicas {
+            let mut served = BTreeMap::new();
+            for (name, component) in listeners {
+                if g.components.contains(component) {
+                    served.insert(name.clone(), port()?);
+                }
+            }
+            replicas.push(ReplicaSpec {
+                group: group.clone(),
+                replica,
+                components: g.components.clone(),
+                address: port()?,
+                listeners: served,
+            });
+        }
+    }
+    Ok(replicas)
+}
+
+/// A free loopback port, found by binding one and letting it go.
+pub fn free_port() -> std::io::Result<SocketAddr> {
+    std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()
+}
+
+/// What every worker of one deployment is told.
+pub struct Deployment {
+    /// The app's name.
+    pub app: String,
+    /// The manifest, as an absolute path.
+    pub manifest: PathBuf,
+    /// The plan.
+    pub plan: Plan,
+    /// The version computed from the manifest, the plan and the binaries.
+    pub version: Version,
+    /// The compile cache directory.
+    pub cache_dir: PathBuf,
+    /// The manager's gRPC address.
+    pub control: SocketAddr,
+    /// Whether the manager serves its key-value store there.
+    pub serves_store: bool,
+}
+
+/// The running workers of one deployment.
+pub struct Manager {
+    deployment: Deployment,
+    replicas: Vec<ReplicaSpec>,
+    /// The `weft` binary that workers run.
+    exe: PathBuf,
+    state: Mutex<DeployState>,
+    state_path: PathBuf,
+    stop: watch::Sender<bool>,
+    supervisors: tokio::sync::Mutex<JoinSet<()>>,
+}
+
+impl Manager {
+    /// A manager for `replicas`, which writes its state file at `state_path`.
+    pub fn new(
+        deployment: Deployment,
+        replicas: Vec<ReplicaSpec>,
+        state_path: PathBuf,
+    ) -> anyhow::Result<Arc<Manager>> {
+        let exe = std::env::current_exe().context("cannot find the weft binary for workers")?;
+        let state = DeployState {
+            app: deployment.app.clone(),
+            version: deployment.version.to_string(),
+            control: deployment.control.to_string(),
+            pid: std::process::id(),
+            workers: replicas
+                .iter()
+                .map(|r| WorkerState {
+                    name: r.name(),
+                    group: r.group.clone(),
+                    components: r.components.clone(),
+                    address: r.address.to_string(),
+                    listeners: r
+                        .listeners
+                        .iter()
+                        .map(|(n, a)| (n.clone(), a.to_string()))
+                        .collect(),
+                    pid: None,
+                })
+                .collect(),
+        };
+        Ok(Arc::new(Manager {
+            deployment,
+            replicas,
+            exe,
+            state: Mutex::new(state),
+            state_path,
+            stop: watch::channel(false).0,
+            supervisors: tokio::sync::Mutex::new(JoinSet::new()),
+        }))
+    }
+
+    /// The replicas, in plan order.
+    pub fn replicas(&self) -> &[ReplicaSpec] {
+        &self.replicas
+    }
+
+    /// Starts every worker and waits until all of them serve; on any
+    /// failure, stops those that started and says which one failed and why.
+    pub async fn start(self: &Arc<Self>) -> anyhow::Result<()> {
+        let mut starting = JoinSet::new();
+        for index in 0..self.replicas.len() {
+            let manager = self.clone();
+            starting.spawn(async move { (index, manager.start_worker(index).await) });
+        }
+        let mut children = Vec::new();
+        while let Some(joined) = starting.join_next().await {
+            let (index, started) = joined.context("a worker start panicked")?;
+            // Returning drops `starting` and `children`, which kills every
+            // worker started so far (they are spawned with kill_on_drop).
+            children.push((index, started?));
+        }
+        let mut supervisors = self.supervisors.lock().await;
+        for (index, child) in children {
+            supervisors.spawn(self.clone().supervise(index, child));
+        }
+        Ok(())
+    }
+
+    /// Drains and stops every worker, and removes the state file.
+    pub async fn stop(&self) {
+        let _ = self.stop.send(true);
+        let mut supervisors = self.supervisors.lock().await;
+        while supervisors.join_next().await.is_some() {}
+        let _ = std::fs::remove_file(&self.state_path);
+    }
+
+    /// Writes the state file; a failure is logged, not fatal.
+    pub fn write_state(&self) {
+        // The lock is held while writing, so that writers take turns.
+        let state = self.state.lock().expect("state lock");
+        if let Err(e) = state.write(&self.state_path) {
+            tracing::warn!("cannot write {}: {e}", self.state_path.display());
+        }
+    }
+
+    fn set_pid(&self, index: usize, pid: Option<u32>) {
+        self.state.lock().expect("state lock").workers[index].pid = pid;
+        self.write_state();
+    }
+
+    /// Spawns worker `index`, waits until it answers, and assigns it.
+    async fn start_worker(&self, index: usize) -> anyhow::Result<WorkerProcess> {
+        let spec = &self.replicas[index];
+        let name = spec.name();
+        let mut child = Command::new(&self.exe)
+            .arg("worker")
+            .args(["--listen", &spec.address.to_string(), "--name", &name])
+            .arg("--exit-with-stdin")
+            .stdin(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("cannot start worker {name}"))?;
+        let stdin = child.stdin.take();
+        let mut control = ControlClient::new(crate::rpc::channel(&spec.address.to_string())?);
+        let deadline = Instant::now() + WORKER_START;
+        loop {
+            if let Some(status) = child.try_wait()? {
+                bail!("worker {name} exited while starting ({status}); see its log above");
+            }
+            match control.health(HealthRequest {}).await {
+                Ok(reply) if reply.get_ref().state() == State::Starting => break,
+                Ok(_) => bail!(
+                    "worker {name} at {} already has an assignment",
+                    spec.address
+                ),
+                Err(_) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(25)).await;
+                }
+                Err(e) => bail!(
+                    "worker {name} did not answer on {} within {WORKER_START:?}: {}",
+                    spec.address,
+                    e.message()
+                ),
+            }
+        }
+        let assignment = self.assignment(spec);
+        let assigned = tokio::select! {
+            assigned = tokio::time::timeout(ASSIGN_TIMEOUT, control.assign(assignment)) => assigned,
+            status = child.wait() => bail!(
+                "worker {name} exited while loading its group ({}); see its log above",
+                status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string())
+            ),
+        };
+        match assigned {
+            Ok(Ok(_)) => {}
+            Ok(Err(status)) => bail!("worker {name} could not start: {}", status.message()),
+            Err(_) => bail!("worker {name} did not load its group within {ASSIGN_TIMEOUT:?}"),
+        }
+        self.set_pid(index, child.id());
+        Ok(WorkerProcess {
+            child,
+            _stdin: stdin,
+        })
+    }
+
+    /// What worker `spec` is told: its group, and where every other
+    /// group's components are.
+    fn assignment(&self, spec: &ReplicaSpec) -> Assignment {
+        let d = &self.deployment;
+        let mut routes: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for other in self.replicas.iter().filter(|r| r.group != spec.group) {
+            for component in &other.components {
+                routes
+                    .entry(component)
+                    .or_default()
+                    .push(other.address.to_string());
+            }
+        }
+        Assignment {
+            manifest: d.manifest.display().to_string(),
+            plan: d.plan.to_toml(),
+            version: d.version.to_string(),
+            group: spec.group.clone(),
+            replica: spec.replica,
+            routes: routes
+                .into_iter()
+                .map(|(component, addresses)| Route {
+                    component: component.to_string(),
+                    addresses,
+                })
+                .collect(),
+            store: if d.serves_store {
+                d.control.to_string()
+            } else {
+                String::new()
+            },
+            listeners: spec
+                .listeners
+                .iter()
+                .map(|(name, address)| ListenerAddress {
+                    name: name.clone(),
+                    address: address.to_string(),
+                })
+                .collect(),
+            cache_dir: d.cache_dir.display().to_string(),
+        }
+    }
+
+    /// Watches worker `index`: restarts it with backoff whenever it dies,
+    /// until the deployment stops, and then stops it.
+    async fn supervise(self: Arc<Self>, index: usize, mut worker: WorkerProcess) {
+        let name = self.replicas[index].name();
+        let mut stop = self.stop.subscribe();
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            let started = Instant::now();
+            let pid = worker.child.id().unwrap_or_default();
+            let status = tokio::select! {
+                status = worker.child.wait() => status,
+                () = stopped(&mut stop) => {
+                    self.stop_worker(index, worker).await;
+                    return;
+                }
+            };
+            let status = status
+                .map(|s| s.to_string())
+                .unwrap_or_else(|e| e.to_string());
+            self.set_pid(index, None);
+            if started.elapsed() >= STABLE {
+                backoff = FIRST_BACKOFF;
+            }
+            // Restart until one start succeeds, or the deployment stops.
+            say!("weft: worker {name} (pid {pid}) exited ({status}); restarting it in {backoff:?}");
+            loop {
+                let restarted = tokio::select! {
+                    () = stopped(&mut stop) => return,
+                    restarted = async {
+                        tokio::time::sleep(backoff).await;
+                        self.start_worker(index).await
+                    } => restarted,
+                };
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                match restarted {
+                    Ok(new) => {
+                        worker = new;
+                        say!(
+                            "weft: worker {name} restarted (pid {})",
+                            worker.child.id().unwrap_or_default()
+                        );
+                        break;
+                    }
+                    Err(e) => say!("weft: {e:#}; trying again in {backoff:?}"),
+                }
+            }
+        }
+    }
+
+    /// Drains worker `index`, asks it to exit, and kills it if it does not.
+    async fn stop_worker(&self, index: usize, mut worker: WorkerProcess) {
+        let spec = &self.replicas[index];
+        if let Ok(channel) = crate::rpc::channel(&spec.address.to_string()) {
+            let mut control = ControlClient::new(channel);
+            let drain = crate::listener::DRAIN_TIMEOUT + Duration::from_secs(5);
+            let _ = tokio::time::timeout(drain, control.drain(DrainRequest {})).await;
+            let _ = tokio::time::timeout(EXIT_TIMEOUT, control.shutdown(ShutdownRequest {})).await;
+        }
+        if tokio::time::timeout(EXIT_TIMEOUT, worker.child.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("worker {} did not exit; killing it", spec.name());
+            let _ = worker.child.kill().await;
+        }
+        self.set_pid(index, None);
+    }
+}
+
+/// Resolves once the deployment is stopping.
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_gives_every_replica_its_own_addresses() {
+        let plan = Plan::from_str(
+            "[groups.front]\ncomponents = [\"frontend\"]\nreplicas = 2\n\
+             [groups.back]\ncomponents = [\"greeter\"]\n",
+            "plan.toml",
+            ["frontend", "greeter"],
+        )
+        .unwrap();
+        let listeners = BTreeMap::from([("web".to_string(), "frontend".to_string())]);
+        let mut next = 9000;
+        let replicas = layout(&plan, &listeners, || {
+            next += 1;
+            Ok(SocketAddr::from(([127, 0, 0, 1], next)))
+        })
+        .unwrap();
+        let names: Vec<String> = replicas.iter().map(ReplicaSpec::name).collect();
+        assert_eq!(names, ["back/0", "front/0", "front/1"]);
+        assert!(replicas[0].listeners.is_empty());
+        assert_eq!(replicas[1].listeners.len(), 1);
+        let mut ports: Vec<u16> = replicas
+            .iter()
+            .flat_map(|r| std::iter::once(r.address).chain(r.listeners.values().copied()))
+            .map(|a| a.port())
+            .collect();
+        ports.sort();
+        ports.dedup();
+        assert_eq!(ports.len(), 5, "every address is distinct");
+    }
+}

@@ -1,0 +1,149 @@
+//! The caller's side of a cross-process call.
+//!
+//! A [`Replicas`] is the set of channels to one group's replicas; calls take
+//! them in turn. A [`RemoteFunc`] is one imported function whose callee is in
+//! another group: it encodes the arguments, sends them with the caller's
+//! remaining deadline, and decodes the results.
+//!
+//! A call is made at most once. It is tried on another replica only when the
+//! connection was refused, because then it surely never reached a callee.
+
+use crate::codec::{self, FuncTypes};
+use crate::version::Version;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+use tonic::transport::Channel;
+use wasmtime::component::Val;
+use weft_proto::v1::CallRequest;
+use weft_proto::v1::invoke_client::InvokeClient;
+
+/// Channels to every replica of one group, taken in turn.
+pub struct Replicas {
+    targets: Vec<(String, Channel)>,
+    next: AtomicUsize,
+}
+
+impl Replicas {
+    /// Channels to `addresses` (`HOST:PORT`, one per replica); nothing
+    /// connects until the first call.
+    pub fn new(addresses: &[String]) -> anyhow::Result<Replicas> {
+        anyhow::ensure!(
+            !addresses.is_empty(),
+            "a group needs at least one replica address"
+        );
+        let targets = addresses
+            .iter()
+            .map(|a| Ok((a.clone(), super::channel(a)?)))
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Replicas {
+            targets,
+            next: AtomicUsize::new(0),
+        })
+    }
+
+    /// The replicas in the order this call should try them.
+    fn in_turn(&self) -> impl Iterator<Item = &(String, Channel)> {
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let n = self.targets.len();
+        (0..n).map(move |i| &self.targets[(start + i) % n])
+    }
+}
+
+/// One imported function served by another group.
+pub struct RemoteFunc {
+    /// Where the callee's group runs.
+    pub replicas: std::sync::Arc<Replicas>,
+    /// The deployment's version.
+    pub version: Version,
+    /// The calling component.
+    pub caller: String,
+    /// The component that exports the function.
+    pub target: String,
+    /// The exported interface's full name.
+    pub interface: String,
+    /// The function's name.
+    pub function: String,
+    /// The fingerprint of the function's type, as the caller sees it.
+    pub fingerprint: String,
+    /// Its parameter and result types.
+    pub types: FuncTypes,
+}
+
+impl RemoteFunc {
+    /// Calls the function with `params`, writing `results`; `deadline` is
+    /// when the caller's own call must end.
+    pub async fn call(
+        &self,
+        deadline: Instant,
+        params: &[Val],
+        results: &mut [Val],
+    ) -> wasmtime::Result<()> {
+        let label = || {
+            format!(
+                "{}: {}#{} (in another process)",
+                self.target, self.interface, self.function
+            )
+        };
+        let mut payload = Vec::new();
+        codec::encode_all(&self.types.params, params, &mut payload)
+            .map_err(|e| wasmtime::format_err!("call to {} failed: {e}", label()))?;
+        let payload = bytes::Bytes::from(payload);
+        let mut last_refusal = None;
+        for (address, channel) in self.replicas.in_turn() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(wasmtime::format_err!(
+                    "call to {} failed: the caller's deadline passed before it was sent",
+                    label()
+                ));
+            }
+            let mut request = tonic::Request::new(CallRequest {
+                version: self.version.to_string(),
+                caller: self.caller.clone(),
+                target: self.target.clone(),
+                interface: self.interface.clone(),
+                function: self.function.clone(),
+                fingerprint: self.fingerprint.clone(),
+                payload: payload.clone(),
+            });
+            request.set_timeout(left);
+            let mut client = InvokeClient::new(channel.clone())
+                .max_decoding_message_size(super::MAX_MESSAGE)
+                .max_encoding_message_size(super::MAX_MESSAGE);
+            match client.call(request).await {
+                Ok(reply) => {
+                    let values = codec::decode_all(&self.types.results, &reply.get_ref().payload)
+                        .map_err(|e| {
+                        wasmtime::format_err!(
+                            "call to {} failed: {address} answered with results that do not \
+                             decode: {e}",
+                            label()
+                        )
+                    })?;
+                    for (slot, value) in results.iter_mut().zip(values) {
+                        *slot = value;
+                    }
+                    return Ok(());
+                }
+                Err(status) if super::never_reached(&status) => {
+                    tracing::debug!("{address} refused a connection; trying the next replica");
+                    last_refusal = Some(address.clone());
+                }
+                Err(status) => {
+                    return Err(wasmtime::format_err!(
+                        "call to {} at {address} failed: {:?}: {}",
+                        label(),
+                        status.code(),
+                        status.message()
+                    ));
+                }
+            }
+        }
+        Err(wasmtime::format_err!(
+            "call to {} failed: no replica accepted a connection (last tried {}); its workers \
+             may be restarting",
+            label(),
+            last_refusal.unwrap_or_default()
+        ))
+    }
+}

@@ -1,0 +1,48 @@
+//! Calls between processes: gRPC over `proto/weft.proto`.
+//!
+//! - [`client`]: what a forwarder does when its callee is in another group:
+//!   encode the arguments, send them to one replica of the callee's group,
+//!   decode the results. Channels are shared and reused.
+//! - [`server`]: a worker's `Invoke` service, which decodes a call, checks
+//!   its version and type fingerprint, and runs it in a borrowed instance.
+//! - [`store`]: the manager's key-value store served to workers, and the
+//!   [`KeyValueStore`](crate::kv::KeyValueStore) backend that uses it.
+
+pub mod client;
+pub mod server;
+pub mod store;
+
+use std::time::Duration;
+
+/// The largest message either side sends or accepts. Values as large as a
+/// component's memory could be, but a call that moves more than this should
+/// colocate its components instead.
+pub const MAX_MESSAGE: usize = 256 << 20;
+
+/// How long a connection attempt to a peer may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A lazily connected channel to `address` (`HOST:PORT`), which reconnects
+/// by itself after its peer restarts.
+pub fn channel(address: &str) -> anyhow::Result<tonic::transport::Channel> {
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+        .map_err(|e| anyhow::anyhow!("'{address}' is not a HOST:PORT address: {e}"))?
+        .connect_timeout(CONNECT_TIMEOUT)
+        .tcp_nodelay(true);
+    Ok(endpoint.connect_lazy())
+}
+
+/// Whether a failed call surely never reached its peer: the connection was
+/// refused, so nothing was sent and the call may be tried elsewhere.
+pub fn never_reached(status: &tonic::Status) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
+    while let Some(error) = source {
+        if let Some(io) = error.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::ConnectionRefused
+        {
+            return true;
+        }
+        source = error.source();
+    }
+    false
+}

@@ -1,0 +1,154 @@
+//! The callee's side of a cross-process call: a worker's `Invoke` service.
+//!
+//! [`Exports`] is the table of every function the worker's group exports,
+//! built once at assignment. A call is refused, before anything runs, when
+//! its version is not the worker's, when the function is not served here,
+//! or when its type fingerprint differs from the callee's.
+
+use crate::codec::{self, FuncTypes};
+use crate::pool::InstancePool;
+use crate::version::{self, Version};
+use crate::world::World;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+use tonic::{Request, Response, Status};
+use wasmtime::Engine;
+use wasmtime::component::{Component, ComponentExportIndex, Val};
+use weft_proto::v1::invoke_server::Invoke;
+use weft_proto::v1::{CallReply, CallRequest};
+
+/// One exported function that remote callers may call.
+struct Exported {
+    pool: Arc<InstancePool>,
+    index: ComponentExportIndex,
+    types: FuncTypes,
+    fingerprint: String,
+    label: String,
+}
+
+/// Every function a worker serves, by (component, interface, function).
+pub struct Exports {
+    version: Version,
+    functions: HashMap<(String, String, String), Exported>,
+}
+
+impl Exports {
+    /// The exports of the components in `pools`, all of version `version`.
+    /// Functions whose types cannot cross a process (resources, streams)
+    /// are left out; resolution already refused any import of them.
+    pub fn of(
+        engine: &Engine,
+        version: Version,
+        components: &[(&Component, &World, Arc<InstancePool>)],
+    ) -> Exports {
+        let mut functions = HashMap::new();
+        for (component, world, pool) in components {
+            let ty = component.component_type();
+            for iface in &world.exports {
+                let Some(iface_index) = component.get_export_index(None, &iface.name) else {
+                    continue;
+                };
+                let Some(wasmtime::component::types::ComponentItem::ComponentInstance(inst)) =
+                    ty.get_export(engine, &iface.name).map(|e| e.ty)
+                else {
+                    continue;
+                };
+                for func in &iface.functions {
+                    let Some(wasmtime::component::types::ComponentItem::ComponentFunc(f)) =
+                        inst.get_export(engine, &func.name).map(|e| e.ty)
+                    else {
+                        continue;
+                    };
+                    let (Some(index), Ok(types)) = (
+                        component.get_export_index(Some(&iface_index), &func.name),
+                        FuncTypes::of(&f),
+                    ) else {
+                        continue;
+                    };
+                    let key = (
+                        pool.name().to_string(),
+                        iface.name.clone(),
+                        func.name.clone(),
+                    );
+                    let exported = Exported {
+                        pool: pool.clone(),
+                        index,
+                        types,
+                        fingerprint: version::fingerprint(&func.signature),
+                        label: format!("{}: {}#{}", pool.name(), iface.name, func.name),
+                    };
+                    functions.insert(key, exported);
+                }
+            }
+        }
+        Exports { version, functions }
+    }
+
+    /// Runs one call.
+    async fn call(&self, call: CallRequest) -> Result<CallReply, Status> {
+        if call.version != self.version.as_str() {
+            return Err(Status::failed_precondition(format!(
+                "version mismatch: this worker runs version {}, but the call from '{}' carries \
+                 version {}; only processes of one deployment talk to each other",
+                self.version, call.caller, call.version
+            )));
+        }
+        let key = (call.target, call.interface, call.function);
+        let Some(f) = self.functions.get(&key) else {
+            return Err(Status::not_found(format!(
+                "this worker does not serve {}: {}#{}",
+                key.0, key.1, key.2
+            )));
+        };
+        if call.fingerprint != f.fingerprint {
+            return Err(Status::failed_precondition(format!(
+                "type fingerprint mismatch for {}: the callee's is {}, the call from '{}' carries \
+                 {}; caller and callee were built from different WIT",
+                f.label, f.fingerprint, call.caller, call.fingerprint
+            )));
+        }
+        let params = codec::decode_all(&f.types.params, &call.payload).map_err(|e| {
+            Status::invalid_argument(format!("the arguments for {} do not decode: {e}", f.label))
+        })?;
+        let mut results = vec![Val::Bool(false); f.types.results.len()];
+        f.pool
+            .call_export(f.index, &f.label, &params, &mut results)
+            .await
+            .map_err(|e| {
+                tracing::warn!(caller = %call.caller, "{e:#}");
+                Status::internal(format!("{e:#}"))
+            })?;
+        let mut payload = Vec::new();
+        codec::encode_all(&f.types.results, &results, &mut payload)
+            .map_err(|e| Status::internal(format!("the results of {}: {e}", f.label)))?;
+        Ok(CallReply {
+            payload: payload.into(),
+        })
+    }
+}
+
+/// The `Invoke` service: calls are refused until the worker has its
+/// assignment, then run against its [`Exports`].
+#[derive(Clone, Default)]
+pub struct InvokeService {
+    exports: Arc<OnceLock<Exports>>,
+}
+
+impl InvokeService {
+    /// Starts serving `exports`; a worker is assigned once.
+    pub fn assign(&self, exports: Exports) -> Result<(), Exports> {
+        self.exports.set(exports)
+    }
+}
+
+#[tonic::async_trait]
+impl Invoke for InvokeService {
+    async fn call(&self, request: Request<CallRequest>) -> Result<Response<CallReply>, Status> {
+        let Some(exports) = self.exports.get() else {
+            return Err(Status::unavailable(
+                "this worker has no assignment yet; try again once it is serving",
+            ));
+        };
+        exports.call(request.into_inner()).await.map(Response::new)
+    }
+}

@@ -1,0 +1,230 @@
+//! One key-value store for all the workers of a deployment.
+//!
+//! redb lets one process open a file, and two replicas that increment one
+//! counter must both see every increment, so under `weft deploy` the manager
+//! owns the store and serves it ([`StoreService`]), and every worker uses it
+//! through [`RemoteStore`]. Bucket grants are checked by the worker's host
+//! bindings before a call is sent, as they are in one process.
+
+use crate::kv::{KeyPage, KeyValueStore, KvError};
+use crate::version::Version;
+use async_trait::async_trait;
+use std::sync::Arc;
+use tonic::metadata::MetadataValue;
+use tonic::transport::Channel;
+use tonic::{Request, Response, Status};
+use weft_proto::VERSION_HEADER;
+use weft_proto::v1::store_client::StoreClient;
+use weft_proto::v1::store_server::Store;
+use weft_proto::v1::{
+    Empty, ExistsReply, GetReply, IncrementReply, IncrementRequest, KeyRequest, ListKeysReply,
+    ListKeysRequest, SetRequest,
+};
+
+/// The manager's side: a [`KeyValueStore`] served over gRPC to the workers
+/// of one version.
+pub struct StoreService {
+    store: Arc<dyn KeyValueStore>,
+    version: Version,
+}
+
+impl StoreService {
+    /// Serves `store` to workers of `version`.
+    pub fn new(store: Arc<dyn KeyValueStore>, version: Version) -> StoreService {
+        StoreService { store, version }
+    }
+
+    fn check<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        let sent = request
+            .metadata()
+            .get(VERSION_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("none");
+        if sent == self.version.as_str() {
+            Ok(())
+        } else {
+            Err(Status::failed_precondition(format!(
+                "version mismatch: this store serves version {}, the request carries {sent}",
+                self.version
+            )))
+        }
+    }
+}
+
+fn status(e: KvError) -> Status {
+    match e {
+        KvError::AccessDenied(_) => Status::permission_denied(e.to_string()),
+        KvError::Other(_) => Status::internal(e.to_string()),
+    }
+}
+
+#[tonic::async_trait]
+impl Store for StoreService {
+    async fn get(&self, request: Request<KeyRequest>) -> Result<Response<GetReply>, Status> {
+        self.check(&request)?;
+        let KeyRequest { bucket, key } = request.into_inner();
+        let value = self.store.get(&bucket, &key).await.map_err(status)?;
+        Ok(Response::new(GetReply { value }))
+    }
+
+    async fn set(&self, request: Request<SetRequest>) -> Result<Response<Empty>, Status> {
+        self.check(&request)?;
+        let SetRequest { bucket, key, value } = request.into_inner();
+        self.store.set(&bucket, &key, value).await.map_err(status)?;
+        Ok(Response::new(Empty {}))
+    }
+
+    async fn delete(&self, request: Request<KeyRequest>) -> Result<Response<Empty>, Status> {
+        self.check(&request)?;
+        let KeyRequest { bucket, key } = request.into_inner();
+        self.store.delete(&bucket, &key).await.map_err(status)?;
+        Ok(Response::new(Empty {}))
+    }
+
+    async fn exists(&self, request: Request<KeyRequest>) -> Result<Response<ExistsReply>, Status> {
+        self.check(&request)?;
+        let KeyRequest { bucket, key } = request.into_inner();
+        let exists = self.store.exists(&bucket, &key).await.map_err(status)?;
+        Ok(Response::new(ExistsReply { exists }))
+    }
+
+    async fn list_keys(
+        &self,
+        request: Request<ListKeysRequest>,
+    ) -> Result<Response<ListKeysReply>, Status> {
+        self.check(&request)?;
+        let ListKeysRequest { bucket, cursor } = request.into_inner();
+        let page = self
+            .store
+            .list_keys(&bucket, cursor)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(ListKeysReply {
+            keys: page.keys,
+            cursor: page.cursor,
+        }))
+    }
+
+    async fn increment(
+        &self,
+        request: Request<IncrementRequest>,
+    ) -> Result<Response<IncrementReply>, Status> {
+        self.check(&request)?;
+        let IncrementRequest { bucket, key, delta } = request.into_inner();
+        let value = self
+            .store
+            .increment(&bucket, &key, delta)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(IncrementReply { value }))
+    }
+}
+
+/// A worker's side: the manager's store, as a [`KeyValueStore`].
+pub struct RemoteStore {
+    client: StoreClient<Channel>,
+    version: MetadataValue<tonic::metadata::Ascii>,
+}
+
+impl RemoteStore {
+    /// The store served at `address` to workers of `version`.
+    pub fn new(address: &str, version: &Version) -> anyhow::Result<RemoteStore> {
+        let client = StoreClient::new(super::channel(address)?)
+            .max_decoding_message_size(super::MAX_MESSAGE)
+            .max_encoding_message_size(super::MAX_MESSAGE);
+        Ok(RemoteStore {
+            client,
+            version: version
+                .as_str()
+                .parse()
+                .map_err(|e| anyhow::anyhow!("version {version} is not valid metadata: {e}"))?,
+        })
+    }
+
+    fn request<T>(&self, message: T) -> Request<T> {
+        let mut request = Request::new(message);
+        request
+            .metadata_mut()
+            .insert(VERSION_HEADER, self.version.clone());
+        request
+    }
+}
+
+fn kv_error(status: Status) -> KvError {
+    KvError::Other(format!(
+        "the deployment's key-value store failed: {:?}: {}",
+        status.code(),
+        status.message()
+    ))
+}
+
+fn key(bucket: &str, key: &str) -> KeyRequest {
+    KeyRequest {
+        bucket: bucket.to_string(),
+        key: key.to_string(),
+    }
+}
+
+#[async_trait]
+impl KeyValueStore for RemoteStore {
+    async fn get(&self, bucket: &str, k: &str) -> Result<Option<Vec<u8>>, KvError> {
+        let reply = self.client.clone().get(self.request(key(bucket, k))).await;
+        Ok(reply.map_err(kv_error)?.into_inner().value)
+    }
+
+    async fn set(&self, bucket: &str, k: &str, value: Vec<u8>) -> Result<(), KvError> {
+        let message = SetRequest {
+            bucket: bucket.to_string(),
+            key: k.to_string(),
+            value,
+        };
+        self.client
+            .clone()
+            .set(self.request(message))
+            .await
+            .map_err(kv_error)?;
+        Ok(())
+    }
+
+    async fn delete(&self, bucket: &str, k: &str) -> Result<(), KvError> {
+        let reply = self
+            .client
+            .clone()
+            .delete(self.request(key(bucket, k)))
+            .await;
+        reply.map_err(kv_error)?;
+        Ok(())
+    }
+
+    async fn exists(&self, bucket: &str, k: &str) -> Result<bool, KvError> {
+        let reply = self
+            .client
+            .clone()
+            .exists(self.request(key(bucket, k)))
+            .await;
+        Ok(reply.map_err(kv_error)?.into_inner().exists)
+    }
+
+    async fn list_keys(&self, bucket: &str, cursor: Option<u64>) -> Result<KeyPage, KvError> {
+        let message = ListKeysRequest {
+            bucket: bucket.to_string(),
+            cursor,
+        };
+        let reply = self.client.clone().list_keys(self.request(message)).await;
+        let reply = reply.map_err(kv_error)?.into_inner();
+        Ok(KeyPage {
+            keys: reply.keys,
+            cursor: reply.cursor,
+        })
+    }
+
+    async fn increment(&self, bucket: &str, k: &str, delta: u64) -> Result<u64, KvError> {
+        let message = IncrementRequest {
+            bucket: bucket.to_string(),
+            key: k.to_string(),
+            delta,
+        };
+        let reply = self.client.clone().increment(self.request(message)).await;
+        Ok(reply.map_err(kv_error)?.into_inner().value)
+    }
+}

@@ -1,0 +1,104 @@
+//! Deployment versions and function fingerprints: pure hashing.
+//!
+//! A [`Version`] names one deployment: a hash over the manifest text, the
+//! plan and every component binary. Only processes of the same version talk
+//! to each other, so the manager and each worker compute it from the files
+//! they read, and a worker that finds another value refuses its assignment.
+//!
+//! A [`fingerprint`] names a function's type. Caller and callee compute it
+//! from their own view of the WIT, and a call whose fingerprint is not the
+//! callee's is refused.
+
+use sha2::{Digest, Sha256};
+use std::fmt;
+
+/// The identity of one deployment.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Version(String);
+
+impl Version {
+    /// The version of an app: its manifest text, its plan (as plan-file
+    /// TOML) and its component binaries, by component name.
+    pub fn compute<'a>(
+        manifest: &[u8],
+        plan: &str,
+        components: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+    ) -> Version {
+        let mut hash = Sha256::new();
+        hash.update(b"weft version 1\n");
+        framed(&mut hash, manifest);
+        framed(&mut hash, plan.as_bytes());
+        let mut components: Vec<_> = components.into_iter().collect();
+        components.sort_by_key(|(name, _)| *name);
+        for (name, bytes) in components {
+            framed(&mut hash, name.as_bytes());
+            framed(&mut hash, bytes);
+        }
+        Version(hex(&hash.finalize()[..8]))
+    }
+
+    /// The version as text, such as `3f2a9c01b7d4e512`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The fingerprint of a function type, from its canonical signature text
+/// ([`FuncSig::signature`](crate::world::FuncSig::signature)).
+pub fn fingerprint(signature: &str) -> String {
+    hex(&Sha256::digest(signature.as_bytes())[..8])
+}
+
+/// Hashes a length before the bytes, so that no two inputs run together.
+fn framed(hash: &mut Sha256, bytes: &[u8]) {
+    hash.update((bytes.len() as u64).to_le_bytes());
+    hash.update(bytes);
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn version(manifest: &str, plan: &str, components: &[(&str, &[u8])]) -> Version {
+        Version::compute(manifest.as_bytes(), plan, components.iter().copied())
+    }
+
+    #[test]
+    fn every_input_changes_the_version() {
+        let base = version("m", "p", &[("a", b"1"), ("b", b"2")]);
+        assert_eq!(base.as_str().len(), 16);
+        assert_eq!(base, version("m", "p", &[("b", b"2"), ("a", b"1")]));
+        assert_ne!(base, version("m2", "p", &[("a", b"1"), ("b", b"2")]));
+        assert_ne!(base, version("m", "p2", &[("a", b"1"), ("b", b"2")]));
+        assert_ne!(base, version("m", "p", &[("a", b"1"), ("b", b"3")]));
+        assert_ne!(base, version("m", "p", &[("a", b"1"), ("c", b"2")]));
+        // Lengths are hashed, so moving a byte across a boundary shows.
+        assert_ne!(
+            version("m", "p", &[("a", b"12")]),
+            version("m", "p", &[("a1", b"2")])
+        );
+    }
+
+    #[test]
+    fn fingerprints_follow_the_signature() {
+        assert_eq!(
+            fingerprint("func(u64) -> u64"),
+            fingerprint("func(u64) -> u64")
+        );
+        assert_ne!(
+            fingerprint("func(u64) -> u64"),
+            fingerprint("func(u32) -> u64")
+        );
+        assert_eq!(fingerprint("func()").len(), 16);
+    }
+}
