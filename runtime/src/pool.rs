@@ -21,6 +21,13 @@ use wasmtime::{Store, Trap, UpdateDeadline};
 /// before it is abandoned.
 const HOST_GRACE: Duration = Duration::from_secs(1);
 
+/// How many bytes the host may allocate for the values of one call from a
+/// guest to the host (wasmtime's "hostcall fuel", 128 MiB by default).
+/// Forwarded calls hold their arguments as wasmtime `Val`s, about 40 bytes
+/// per list element, so the default stops a 4 MiB `list<u8>` at the door;
+/// 1 GiB lets a call carry lists of some 25 million elements.
+pub const HOSTCALL_FUEL: usize = 1 << 30;
+
 /// How many idle instances a pool keeps at most.
 pub const MAX_IDLE: usize = 16;
 
@@ -147,6 +154,7 @@ impl InstancePool {
     pub async fn fresh_instance(&self) -> wasmtime::Result<Warm> {
         let mut store = Store::new(self.pre.engine(), HostState::new(self.sandbox.clone()));
         store.limiter(|state| &mut state.limits);
+        store.set_hostcall_fuel(HOSTCALL_FUEL);
         store.epoch_deadline_callback(|ctx| {
             if Instant::now() >= ctx.data().deadline {
                 Ok(UpdateDeadline::Interrupt)

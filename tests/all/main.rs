@@ -1,7 +1,9 @@
 //! weft's integration tests, one binary: every sample end to end over real
-//! HTTP, every resolution error, the sandbox's limits, and the manifest
-//! golden files.
+//! HTTP (in one process, and deployed as a monolith and split), deployment
+//! and its failures, every resolution error, the sandbox's limits, and the
+//! manifest golden files.
 
+mod deploy;
 mod errors;
 mod linking;
 mod manifests;

@@ -1,6 +1,12 @@
 //! The harness of weft's integration tests: it builds the `weft` binary and
-//! the guest components once, runs `weft run` on an app as a child process,
-//! and talks HTTP to its listeners.
+//! the guest components once, runs an app as a child process, and talks HTTP
+//! to its listeners.
+//!
+//! Like Service Weaver's `weavertest` runners, [`Mode`] runs one test body
+//! three ways: `weft run` (one process), `weft deploy --plan monolith` (one
+//! worker behind a manager) and `weft deploy --plan split` (a worker per
+//! component, every cross-component call over gRPC). [`each_mode`] runs a
+//! body in all three.
 //!
 //! Tests read like the README: build, run, curl, compare.
 //!
@@ -28,6 +34,8 @@ pub const GUESTS: &[&str] = &[
     "fixture-bench-callee",
     "fixture-bench-caller",
     "fixture-ping",
+    "fixture-values-callee",
+    "fixture-values-caller",
 ];
 
 /// How long an app may take to come up (a cold compile included).
@@ -110,7 +118,40 @@ pub fn app_dir(manifest: &str) -> tempfile::TempDir {
     dir
 }
 
-/// A running `weft run`.
+/// How a test runs an app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `weft run`: everything in one process.
+    Run,
+    /// `weft deploy --plan monolith`: every component in one worker.
+    Monolith,
+    /// `weft deploy --plan split`: one worker per component.
+    Split,
+}
+
+impl Mode {
+    /// Every mode, in the order [`each_mode`] runs them.
+    pub const ALL: [Mode; 3] = [Mode::Run, Mode::Monolith, Mode::Split];
+
+    /// The `weft` arguments that start an app this way.
+    fn command(self) -> &'static [&'static str] {
+        match self {
+            Mode::Run => &["run"],
+            Mode::Monolith => &["deploy", "--plan", "monolith"],
+            Mode::Split => &["deploy", "--plan", "split"],
+        }
+    }
+}
+
+/// Runs `body` once in every [`Mode`]; a failure's output says which.
+pub fn each_mode(mut body: impl FnMut(Mode)) {
+    for mode in Mode::ALL {
+        eprintln!("--- mode {mode:?}");
+        body(mode);
+    }
+}
+
+/// A running `weft run` or `weft deploy`.
 pub struct Weft {
     child: Child,
     output: Arc<Mutex<String>>,
@@ -125,11 +166,27 @@ impl Weft {
         Weft::run_with_env(args, &[])
     }
 
+    /// Starts the app in `args` in `mode`, and waits until it serves.
+    pub fn start(mode: Mode, args: &[&str]) -> Weft {
+        Weft::spawn(mode.command(), args, &[])
+    }
+
+    /// Starts `weft deploy --plan PLAN ARGS...`, where PLAN is a built-in
+    /// plan's name or a plan file.
+    pub fn deploy(plan: &str, args: &[&str]) -> Weft {
+        Weft::spawn(&["deploy", "--plan", plan], args, &[])
+    }
+
     /// Like [`Weft::run`], with extra environment variables.
     pub fn run_with_env(args: &[&str], env: &[(&str, &str)]) -> Weft {
+        Weft::spawn(&["run"], args, env)
+    }
+
+    /// Starts `weft COMMAND... ARGS...` and waits until it serves.
+    pub fn spawn(command_args: &[&str], args: &[&str], env: &[(&str, &str)]) -> Weft {
         let mut command = scrubbed(Command::new(weft_bin()));
         command
-            .arg("run")
+            .args(command_args)
             .args(args)
             .current_dir(root())
             .env("WEFT_CACHE_DIR", shared_cache())
@@ -165,7 +222,8 @@ impl Weft {
                     let _ = child.wait();
                     std::thread::sleep(Duration::from_millis(200));
                     panic!(
-                        "weft run {} did not come up:\n{}",
+                        "weft {} {} did not come up:\n{}",
+                        command_args.join(" "),
                         args.join(" "),
                         output.lock().unwrap()
                     );
