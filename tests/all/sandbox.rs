@@ -1,10 +1,11 @@
 //! The sandbox: a trap or an endless loop costs one request, memory is
-//! limited, and capabilities reach only what was granted, at run time too.
+//! limited, and capabilities reach only what was granted, at run time too;
+//! in one process and in a worker of a deployment alike.
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
-use weft_tests::{Weft, app_dir, http_get};
+use weft_tests::{Mode, Weft, app_dir, each_mode, http_get};
 
 /// A one-request-at-a-time HTTP server that answers 204, for outgoing calls.
 fn tiny_server() -> std::net::SocketAddr {
@@ -20,15 +21,17 @@ fn tiny_server() -> std::net::SocketAddr {
     addr
 }
 
-/// Runs the faulty fixture; it may send HTTP requests to `outgoing` only.
-fn faulty(outgoing: &str) -> (tempfile::TempDir, Weft) {
+/// Runs the faulty fixture in `mode`; it may send HTTP requests to
+/// `outgoing` only.
+fn faulty(mode: Mode, outgoing: &str) -> (tempfile::TempDir, Weft) {
     let dir = app_dir(&format!(
         "[app]\nname = \"faulty\"\n\
          [components.faulty]\nwasm = \"{{wasm:fixture_faulty}}\"\ncall-timeout = \"1s\"\nmemory-limit = \"16MiB\"\n\
          [components.faulty.grants]\nkeyvalue = [\"allowed\"]\nenv = [\"WEFT_TEST_VISIBLE\"]\noutgoing-http = [\"{outgoing}\"]\n\
          [listeners.web]\ncomponent = \"faulty\"\naddress = \"127.0.0.1:0\"\n"
     ));
-    let app = Weft::run_with_env(
+    let app = Weft::start_with_env(
+        mode,
         &[dir.path().to_str().unwrap()],
         &[
             ("WEFT_TEST_VISIBLE", "seen"),
@@ -43,112 +46,128 @@ const UNUSED: &str = "127.0.0.1:9";
 
 #[test]
 fn a_trap_costs_one_request() {
-    let (_dir, app) = faulty(UNUSED);
-    let (status, body) = http_get(&app.url("web", "/trap"));
-    assert_eq!(status, 500);
-    assert!(
-        body.contains("component 'faulty' could not answer"),
-        "{body}"
-    );
-    assert_eq!(http_get(&app.url("web", "/ok")), (200, "ok".into()));
-    let output = app.wait_for_output("wasm trap");
-    assert!(
-        output.contains("[faulty] the fixture was asked to trap"),
-        "{output}"
-    );
-    assert!(output.contains("wasm trap"), "{output}");
+    each_mode(|mode| {
+        let (_dir, app) = faulty(mode, UNUSED);
+        let (status, body) = http_get(&app.url("web", "/trap"));
+        assert_eq!(status, 500);
+        assert!(
+            body.contains("component 'faulty' could not answer"),
+            "{body}"
+        );
+        assert_eq!(http_get(&app.url("web", "/ok")), (200, "ok".into()));
+        let output = app.wait_for_output("wasm trap");
+        assert!(
+            output.contains("[faulty] the fixture was asked to trap"),
+            "{output}"
+        );
+        assert!(output.contains("wasm trap"), "{output}");
+    });
 }
 
 #[test]
 fn an_endless_loop_is_stopped_at_its_timeout() {
-    let (_dir, app) = faulty(UNUSED);
-    let started = Instant::now();
-    assert_eq!(http_get(&app.url("web", "/loop")).0, 500);
-    let took = started.elapsed();
-    assert!(
-        took >= Duration::from_secs(1),
-        "stopped before its 1s timeout: {took:?}"
-    );
-    assert_eq!(http_get(&app.url("web", "/ok")), (200, "ok".into()));
-    let output = app.wait_for_output("did not finish within");
-    assert!(
-        output.contains("did not finish within its call-timeout of 1s"),
-        "{output}"
-    );
+    each_mode(|mode| {
+        let (_dir, app) = faulty(mode, UNUSED);
+        let started = Instant::now();
+        assert_eq!(http_get(&app.url("web", "/loop")).0, 500);
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_secs(1),
+            "stopped before its 1s timeout: {took:?}"
+        );
+        assert_eq!(http_get(&app.url("web", "/ok")), (200, "ok".into()));
+        let output = app.wait_for_output("did not finish within");
+        assert!(
+            output.contains("did not finish within its call-timeout of 1s"),
+            "{output}"
+        );
+    });
 }
 
 #[test]
 fn a_handler_that_never_answers_gets_a_500_not_a_hang() {
-    let (_dir, app) = faulty(UNUSED);
-    let (status, body) = http_get(&app.url("web", "/no-response"));
-    assert_eq!(status, 500);
-    assert!(
-        body.contains("returned without sending a response"),
-        "{body}"
-    );
-    assert_eq!(http_get(&app.url("web", "/ok")), (200, "ok".into()));
+    each_mode(|mode| {
+        let (_dir, app) = faulty(mode, UNUSED);
+        let (status, body) = http_get(&app.url("web", "/no-response"));
+        assert_eq!(status, 500);
+        assert!(
+            body.contains("returned without sending a response"),
+            "{body}"
+        );
+        assert_eq!(http_get(&app.url("web", "/ok")), (200, "ok".into()));
+    });
 }
 
 #[test]
 fn a_loop_does_not_block_other_requests() {
-    let (_dir, app) = faulty(UNUSED);
-    let url = app.url("web", "/loop");
-    let looping = std::thread::spawn(move || http_get(&url).0);
-    std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(http_get(&app.url("web", "/ok")), (200, "ok".into()));
-    assert_eq!(looping.join().unwrap(), 500);
+    each_mode(|mode| {
+        let (_dir, app) = faulty(mode, UNUSED);
+        let url = app.url("web", "/loop");
+        let looping = std::thread::spawn(move || http_get(&url).0);
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(http_get(&app.url("web", "/ok")), (200, "ok".into()));
+        assert_eq!(looping.join().unwrap(), 500);
+    });
 }
 
 #[test]
 fn memory_is_limited_per_instance() {
-    let (_dir, app) = faulty(UNUSED);
-    assert_eq!(http_get(&app.url("web", "/alloc?mib=4")), (200, "4".into()));
-    assert_eq!(http_get(&app.url("web", "/alloc?mib=64")).0, 500);
-    assert_eq!(http_get(&app.url("web", "/ok")), (200, "ok".into()));
+    each_mode(|mode| {
+        let (_dir, app) = faulty(mode, UNUSED);
+        assert_eq!(http_get(&app.url("web", "/alloc?mib=4")), (200, "4".into()));
+        assert_eq!(http_get(&app.url("web", "/alloc?mib=64")).0, 500);
+        assert_eq!(http_get(&app.url("web", "/ok")), (200, "ok".into()));
+    });
 }
 
 #[test]
 fn keyvalue_reaches_only_granted_buckets() {
-    let (_dir, app) = faulty(UNUSED);
-    assert_eq!(
-        http_get(&app.url("web", "/kv?bucket=allowed")),
-        (200, "1".into())
-    );
-    assert_eq!(
-        http_get(&app.url("web", "/kv?bucket=allowed")),
-        (200, "2".into())
-    );
-    assert_eq!(
-        http_get(&app.url("web", "/kv?bucket=secrets")),
-        (403, "access-denied".into())
-    );
+    each_mode(|mode| {
+        let (_dir, app) = faulty(mode, UNUSED);
+        assert_eq!(
+            http_get(&app.url("web", "/kv?bucket=allowed")),
+            (200, "1".into())
+        );
+        assert_eq!(
+            http_get(&app.url("web", "/kv?bucket=allowed")),
+            (200, "2".into())
+        );
+        assert_eq!(
+            http_get(&app.url("web", "/kv?bucket=secrets")),
+            (403, "access-denied".into())
+        );
+    });
 }
 
 #[test]
 fn only_granted_environment_variables_are_visible() {
-    let (_dir, app) = faulty(UNUSED);
-    assert_eq!(
-        http_get(&app.url("web", "/env?name=WEFT_TEST_VISIBLE")),
-        (200, "seen".into())
-    );
-    assert_eq!(
-        http_get(&app.url("web", "/env?name=WEFT_TEST_HIDDEN")),
-        (404, "unset".into())
-    );
+    each_mode(|mode| {
+        let (_dir, app) = faulty(mode, UNUSED);
+        assert_eq!(
+            http_get(&app.url("web", "/env?name=WEFT_TEST_VISIBLE")),
+            (200, "seen".into())
+        );
+        assert_eq!(
+            http_get(&app.url("web", "/env?name=WEFT_TEST_HIDDEN")),
+            (404, "unset".into())
+        );
+    });
 }
 
 #[test]
 fn outgoing_http_reaches_only_granted_hosts() {
-    let allowed = tiny_server();
-    let denied = tiny_server();
-    let (_dir, app) = faulty(&allowed.to_string());
-    assert_eq!(
-        http_get(&app.url("web", &format!("/fetch?authority={allowed}"))),
-        (200, "204".into())
-    );
-    let (status, body) = http_get(&app.url("web", &format!("/fetch?authority={denied}")));
-    assert_eq!(status, 502);
-    assert!(body.contains("HttpRequestDenied"), "{body}");
+    each_mode(|mode| {
+        let allowed = tiny_server();
+        let denied = tiny_server();
+        let (_dir, app) = faulty(mode, &allowed.to_string());
+        assert_eq!(
+            http_get(&app.url("web", &format!("/fetch?authority={allowed}"))),
+            (200, "204".into())
+        );
+        let (status, body) = http_get(&app.url("web", &format!("/fetch?authority={denied}")));
+        assert_eq!(status, 502);
+        assert!(body.contains("HttpRequestDenied"), "{body}");
+    });
 }
 
 #[test]

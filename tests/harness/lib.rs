@@ -171,6 +171,11 @@ impl Weft {
         Weft::spawn(mode.command(), args, &[])
     }
 
+    /// Like [`Weft::start`], with extra environment variables.
+    pub fn start_with_env(mode: Mode, args: &[&str], env: &[(&str, &str)]) -> Weft {
+        Weft::spawn(mode.command(), args, env)
+    }
+
     /// Starts `weft deploy --plan PLAN ARGS...`, where PLAN is a built-in
     /// plan's name or a plan file.
     pub fn deploy(plan: &str, args: &[&str]) -> Weft {
