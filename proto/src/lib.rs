@@ -8,7 +8,8 @@
 //!   served to the workers.
 //!
 //! The metadata key [`VERSION_HEADER`] carries the deployment's version on
-//! requests whose messages do not.
+//! requests whose messages do not; [`NOT_SERVING_HEADER`] marks a call that
+//! a worker refused before running anything.
 
 /// The generated messages, clients and servers of package `weft.v1`.
 #[allow(missing_docs, unreachable_pub, clippy::all)]
@@ -18,3 +19,7 @@ pub mod v1 {
 
 /// The gRPC metadata key that carries the deployment's version.
 pub const VERSION_HEADER: &str = "weft-version";
+
+/// Set on an `Invoke` status from a worker that is not serving yet (or no
+/// longer): nothing ran, so the caller may try another replica.
+pub const NOT_SERVING_HEADER: &str = "weft-not-serving";

@@ -400,13 +400,18 @@ fn link_all(
         };
         let linker = link::linker_for(engine, &caller, &resolution.wires[name], |callee| {
             match (slots.get(callee), placement) {
-                (Some(slot), _) => Callee::Local {
+                (Some(slot), _) => Ok(Callee::Local {
                     component: &compiled[callee].component,
                     slot: slot.clone(),
-                },
-                (None, Some(p)) => Callee::Remote {
-                    replicas: p.remote[callee].clone(),
-                    version: p.version.clone(),
+                }),
+                (None, Some(p)) => match p.remote.get(callee) {
+                    Some(replicas) => Ok(Callee::Remote {
+                        replicas: replicas.clone(),
+                        version: p.version.clone(),
+                    }),
+                    None => Err(wasmtime::format_err!(
+                        "component '{callee}' is neither here nor in the routing table"
+                    )),
                 },
                 (None, None) => unreachable!("without a placement every component is local"),
             }

@@ -81,7 +81,7 @@ pub fn linker_for<'c>(
     engine: &Engine,
     caller: &Caller<'_>,
     wires: &[Wire],
-    callee: impl Fn(&str) -> Callee<'c>,
+    callee: impl Fn(&str) -> wasmtime::Result<Callee<'c>>,
 ) -> wasmtime::Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
     let caps: BTreeSet<Capability> = wires
@@ -103,7 +103,7 @@ pub fn linker_for<'c>(
             .find(|i| i.name == wire.import)
             .expect("every wire comes from an import");
         let mut instance = linker.instance(&wire.import)?;
-        match callee(name) {
+        match callee(name)? {
             Callee::Local { component, slot } => {
                 let iface_index = component.get_export_index(None, export).ok_or_else(|| {
                     wasmtime::format_err!("component '{name}' has no export {export}")

@@ -154,6 +154,24 @@ fn a_killed_worker_is_restarted() {
     );
 }
 
+/// Ctrl-C in a terminal signals the whole process group: the manager
+/// drains and stops the workers, and restarts none of them.
+#[test]
+fn ctrl_c_stops_a_deployment_cleanly() {
+    let dir = app_dir(HELLO_APP);
+    let app = Weft::start(Mode::Split, &[dir.path().to_str().unwrap()]);
+    assert_eq!(http_get(&app.url("web", "/?name=Ada")).0, 200);
+    let (status, output) = app.interrupt();
+    assert!(status.success(), "{output}");
+    assert!(output.contains("weft: stopped"), "{output}");
+    assert!(!output.contains("restarting"), "{output}");
+    assert!(
+        output.contains("weft worker greeter/0: stopped"),
+        "{output}"
+    );
+    assert!(!DeployState::path(dir.path()).exists());
+}
+
 /// Calls that do not carry the deployment's version, or the callee's type
 /// fingerprint, are refused with a status that says which.
 #[test]

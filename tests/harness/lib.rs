@@ -198,6 +198,9 @@ impl Weft {
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        // A process group of its own, as a shell gives a foreground job, so
+        // that `interrupt` can signal it like a terminal's Ctrl-C.
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
         let mut child = command.spawn().expect("weft starts");
         let output = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = std::sync::mpsc::channel();
@@ -265,11 +268,23 @@ impl Weft {
         }
     }
 
-    /// Stops weft as Ctrl-C would (SIGTERM) and returns how it exited and
-    /// everything it printed.
-    pub fn stop(mut self) -> (ExitStatus, String) {
+    /// Stops weft with SIGTERM and returns how it exited and everything it
+    /// printed.
+    pub fn stop(self) -> (ExitStatus, String) {
+        let pid = self.child.id().to_string();
+        self.signal_and_wait(&["-TERM", &pid])
+    }
+
+    /// Stops weft as a terminal's Ctrl-C does: SIGINT to its whole process
+    /// group, workers included.
+    pub fn interrupt(self) -> (ExitStatus, String) {
+        let group = format!("-{}", self.child.id());
+        self.signal_and_wait(&["-INT", "--", &group])
+    }
+
+    fn signal_and_wait(mut self, kill_args: &[&str]) -> (ExitStatus, String) {
         Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args(kill_args)
             .status()
             .expect("kill (from procps) runs");
         let deadline = Instant::now() + Duration::from_secs(40);

@@ -154,7 +154,8 @@ impl DeployCommand {
         let addresses = listener_addresses(&manifest, &overrides)?;
         let mut sockets = Vec::new();
         for (listener, address) in &addresses {
-            sockets.push((listener.clone(), bind_listener(listener, *address).await?));
+            let socket = bind_listener(listener, *address).await?;
+            sockets.push((listener.clone(), socket.local_addr()?, socket));
         }
         let listener_components: BTreeMap<String, String> = manifest
             .manifest
@@ -162,8 +163,17 @@ impl DeployCommand {
             .iter()
             .map(|(n, l)| (n.clone(), l.component.clone()))
             .collect();
-        let replicas = manager::layout(&plan, &listener_components, manager::free_port)
-            .context("cannot find free loopback ports for the workers")?;
+        // Every probe stays bound until all ports are found, so no two
+        // addresses can be the same port.
+        let mut probes = Vec::new();
+        let replicas = manager::layout(&plan, &listener_components, || {
+            let probe = std::net::TcpListener::bind("127.0.0.1:0")?;
+            let address = probe.local_addr()?;
+            probes.push(probe);
+            Ok(address)
+        })
+        .context("cannot find free loopback ports for the workers")?;
+        drop(probes);
         let deployment = Deployment {
             app: name.clone(),
             manifest: manifest.path.clone(),
@@ -179,7 +189,13 @@ impl DeployCommand {
             manager.replicas().len()
         );
         manager.write_state();
-        if let Err(e) = manager.start().await {
+        // Ctrl-C while the workers load stops the deployment there.
+        tokio::pin!(shutdown);
+        let started = tokio::select! {
+            started = manager.start() => started,
+            () = &mut shutdown => Err(anyhow::anyhow!("stopped while the workers were starting")),
+        };
+        if let Err(e) = started {
             manager.stop().await;
             return Err(e);
         }
@@ -189,7 +205,7 @@ impl DeployCommand {
 
         let (stop_listeners, listeners_stopped) = tokio::sync::watch::channel(false);
         let mut serving = tokio::task::JoinSet::new();
-        for (listener, socket) in sockets {
+        for (listener, address, socket) in sockets {
             let component = &listener_components[&listener];
             let behind: Vec<SocketAddr> = manager
                 .replicas()
@@ -197,10 +213,7 @@ impl DeployCommand {
                 .filter_map(|r| r.listeners.get(&listener).copied())
                 .collect();
             let proxy = Arc::new(Proxy::new(&listener, component, behind));
-            say!(
-                "weft: listener {listener} on http://{} (component {component})",
-                socket.local_addr()?
-            );
+            say!("weft: listener {listener} on http://{address} (component {component})");
             let handler = move |request| proxy.clone().handle(request);
             let mut stopped = listeners_stopped.clone();
             serving.spawn(listener::serve(socket, listener, handler, async move {

@@ -205,10 +205,16 @@ impl Manager {
 
     /// Drains and stops every worker, and removes the state file.
     pub async fn stop(&self) {
-        let _ = self.stop.send(true);
+        // `send_replace`, not `send`: the value must stick even while no
+        // supervisor has subscribed yet.
+        self.stop.send_replace(true);
         let mut supervisors = self.supervisors.lock().await;
         while supervisors.join_next().await.is_some() {}
-        let _ = std::fs::remove_file(&self.state_path);
+        // Another deployment of the same app may have written the file since.
+        let state = self.state.lock().expect("state lock");
+        if DeployState::read(&self.state_path).is_ok_and(|s| s.pid == state.pid) {
+            let _ = std::fs::remove_file(&self.state_path);
+        }
     }
 
     /// Writes the state file; a failure is logged, not fatal.
@@ -234,6 +240,9 @@ impl Manager {
             .args(["--listen", &spec.address.to_string(), "--name", &name])
             .arg("--exit-with-stdin")
             .stdin(Stdio::piped())
+            // A process group of its own: a terminal's Ctrl-C goes to the
+            // manager only, which then drains and stops the workers in order.
+            .process_group(0)
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("cannot start worker {name}"))?;

@@ -23,6 +23,7 @@ use anyhow::Context as _;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
@@ -67,6 +68,8 @@ pub struct Worker {
     phase: Mutex<Phase>,
     /// Whether an assignment is being loaded, so a second one is refused.
     assigning: Mutex<bool>,
+    /// Set by the first drain: an assignment still loading then never serves.
+    stopping: AtomicBool,
     shutdown: Notify,
 }
 
@@ -78,6 +81,7 @@ impl Worker {
             invoke: InvokeService::default(),
             phase: Mutex::new(Phase::Starting),
             assigning: Mutex::new(false),
+            stopping: AtomicBool::new(false),
             shutdown: Notify::new(),
         })
     }
@@ -117,6 +121,7 @@ impl Worker {
 
     /// Stops the listeners and waits for their in-flight requests.
     async fn drain(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
         let tasks = {
             let mut phase = self.phase.lock().expect("phase lock");
             match std::mem::replace(&mut *phase, Phase::Starting) {
@@ -161,6 +166,15 @@ impl Worker {
                 route.component.clone(),
                 Arc::new(Replicas::new(&route.addresses)?),
             );
+        }
+        if let Some(missing) = plan
+            .groups
+            .iter()
+            .filter(|(name, _)| **name != a.group)
+            .flat_map(|(_, g)| &g.components)
+            .find(|c| !remote.contains_key(*c))
+        {
+            anyhow::bail!("the assignment has no route to component '{missing}'");
         }
         let placement = Placement {
             local: group.components.iter().cloned().collect(),
@@ -223,6 +237,12 @@ impl Control for ControlService {
         match self.worker.assign(request.into_inner()).await {
             Ok(serving) => {
                 *self.worker.phase.lock().expect("phase lock") = Phase::Serving(serving);
+                // A drain that came while the group loaded saw nothing to
+                // stop; the listeners just started must stop too.
+                if self.worker.stopping.load(Ordering::SeqCst) {
+                    self.worker.drain().await;
+                    return Err(Status::unavailable("the worker is stopping"));
+                }
                 Ok(Response::new(Assigned {}))
             }
             Err(e) => {

@@ -6,7 +6,8 @@
 //! remaining deadline, and decodes the results.
 //!
 //! A call is made at most once. It is tried on another replica only when the
-//! connection was refused, because then it surely never reached a callee.
+//! connection was refused, or the worker answered that it is not serving
+//! yet, because then it surely never reached a callee.
 
 use crate::codec::{self, FuncTypes};
 use crate::version::Version;
@@ -126,7 +127,7 @@ impl RemoteFunc {
                     return Ok(());
                 }
                 Err(status) if super::never_reached(&status) => {
-                    tracing::debug!("{address} refused a connection; trying the next replica");
+                    tracing::debug!("{address} did not take the call; trying the next replica");
                     last_refusal = Some(address.clone());
                 }
                 Err(status) => {
@@ -140,8 +141,8 @@ impl RemoteFunc {
             }
         }
         Err(wasmtime::format_err!(
-            "call to {} failed: no replica accepted a connection (last tried {}); its workers \
-             may be restarting",
+            "call to {} failed: no replica took it (last tried {}); its workers may be \
+             restarting",
             label(),
             last_refusal.unwrap_or_default()
         ))

@@ -32,9 +32,16 @@ pub fn channel(address: &str) -> anyhow::Result<tonic::transport::Channel> {
     Ok(endpoint.connect_lazy())
 }
 
-/// Whether a failed call surely never reached its peer: the connection was
-/// refused, so nothing was sent and the call may be tried elsewhere.
+/// Whether a failed call surely never reached a callee, so that it may be
+/// tried elsewhere: the connection was refused, or the worker said it was
+/// not serving yet.
 pub fn never_reached(status: &tonic::Status) -> bool {
+    if status
+        .metadata()
+        .contains_key(weft_proto::NOT_SERVING_HEADER)
+    {
+        return true;
+    }
     let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
     while let Some(error) = source {
         if let Some(io) = error.downcast_ref::<std::io::Error>()
@@ -45,4 +52,26 @@ pub fn never_reached(status: &tonic::Status) -> bool {
         source = error.source();
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_calls_that_surely_never_ran_may_move() {
+        assert!(!never_reached(&tonic::Status::unavailable(
+            "connection reset"
+        )));
+        assert!(!never_reached(&tonic::Status::internal(
+            "the callee trapped"
+        )));
+        let mut not_serving = tonic::Status::unavailable("no assignment yet");
+        not_serving
+            .metadata_mut()
+            .insert(weft_proto::NOT_SERVING_HEADER, "1".parse().unwrap());
+        assert!(never_reached(&not_serving));
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert!(never_reached(&tonic::Status::from_error(Box::new(refused))));
+    }
 }

@@ -145,9 +145,13 @@ impl InvokeService {
 impl Invoke for InvokeService {
     async fn call(&self, request: Request<CallRequest>) -> Result<Response<CallReply>, Status> {
         let Some(exports) = self.exports.get() else {
-            return Err(Status::unavailable(
+            let mut status = Status::unavailable(
                 "this worker has no assignment yet; try again once it is serving",
-            ));
+            );
+            status
+                .metadata_mut()
+                .insert(weft_proto::NOT_SERVING_HEADER, "1".parse().expect("ASCII"));
+            return Err(status);
         };
         exports.call(request.into_inner()).await.map(Response::new)
     }
