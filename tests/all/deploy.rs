@@ -154,6 +154,56 @@ fn a_killed_worker_is_restarted() {
     );
 }
 
+/// A worker that is alive but hung (here, stopped with SIGSTOP) fails its
+/// health checks and is killed and restarted.
+#[test]
+fn a_hung_worker_is_replaced() {
+    // A short call-timeout, so that requests waiting on the hung worker end soon.
+    let dir = app_dir(&HELLO_APP.replace(
+        "wasm = \"{wasm:hello_frontend}\"\n",
+        "wasm = \"{wasm:hello_frontend}\"\ncall-timeout = \"1s\"\n",
+    ));
+    let app = Weft::start(Mode::Split, &[dir.path().to_str().unwrap()]);
+    let url = app.url("web", "/?name=Ada");
+    assert_eq!(http_get(&url).0, 200);
+    let pid = state(dir.path())
+        .workers
+        .iter()
+        .find(|w| w.name == "greeter/0")
+        .and_then(|w| w.pid)
+        .unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-STOP", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (status, body) = http_get(&url);
+    assert_eq!(
+        status, 500,
+        "a call to a hung worker fails at its deadline: {body}"
+    );
+    let stopped = Instant::now();
+    while http_get(&url).0 != 200 {
+        assert!(
+            stopped.elapsed() < Duration::from_secs(30),
+            "the hung worker was not replaced:\n{}",
+            app.output()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let output = app.output();
+    assert!(
+        output.contains(&format!(
+            "weft: worker greeter/0 (pid {pid}) did not answer 3 health checks"
+        )),
+        "{output}"
+    );
+    assert!(
+        output.contains("weft: worker greeter/0 restarted"),
+        "{output}"
+    );
+}
+
 /// Ctrl-C in a terminal signals the whole process group: the manager
 /// drains and stops the workers, and restarts none of them.
 #[test]

@@ -4,8 +4,8 @@
 //! for the port source it is given). [`Manager::start`] spawns every worker,
 //! waits until it answers, and assigns it its group; any failure stops them
 //! all and is reported. Each worker then has a supervisor task that restarts
-//! it with backoff when it dies, on the same ports, so the routing table
-//! stays right. [`Manager::stop`] drains and stops every worker.
+//! it with backoff when it dies, or when it stops answering health checks,
+//! on the same ports, so the routing table stays right. [`Manager::stop`] drains and stops every worker.
 //!
 //! Workers are started with a pipe as their standard input and exit when it
 //! closes, so they never outlive the manager, however it ends.
@@ -40,6 +40,13 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// A worker that ran this long before dying is restarted after the first backoff again.
 const STABLE: Duration = Duration::from_secs(10);
+/// How often a running worker's health is checked.
+const HEALTH_INTERVAL: Duration = Duration::from_secs(1);
+/// How long a health check may take.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
+/// How many health checks in a row a worker may fail before it is killed
+/// and restarted.
+const HEALTH_MISSES: u32 = 3;
 /// How long a worker may take to exit once asked to shut down.
 const EXIT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -347,6 +354,14 @@ impl Manager {
                     self.stop_worker(index, worker).await;
                     return;
                 }
+                () = self.unresponsive(index) => {
+                    say!(
+                        "weft: worker {name} (pid {pid}) did not answer {HEALTH_MISSES} health \
+                         checks in a row; killing it"
+                    );
+                    let _ = worker.child.start_kill();
+                    worker.child.wait().await
+                }
             };
             let status = status
                 .map(|s| s.to_string())
@@ -377,6 +392,25 @@ impl Manager {
                     }
                     Err(e) => say!("weft: {e:#}; trying again in {backoff:?}"),
                 }
+            }
+        }
+    }
+
+    /// Resolves once worker `index` has failed [`HEALTH_MISSES`] health
+    /// checks in a row: it is alive but hung, and only a restart helps.
+    async fn unresponsive(&self, index: usize) {
+        let address = self.replicas[index].address.to_string();
+        let Ok(channel) = crate::rpc::channel(&address) else {
+            return std::future::pending().await;
+        };
+        let mut control = ControlClient::new(channel);
+        let mut misses = 0;
+        while misses < HEALTH_MISSES {
+            tokio::time::sleep(HEALTH_INTERVAL).await;
+            let health = tokio::time::timeout(HEALTH_TIMEOUT, control.health(HealthRequest {}));
+            match health.await {
+                Ok(Ok(_)) => misses = 0,
+                _ => misses += 1,
             }
         }
     }
