@@ -1,10 +1,12 @@
 //! Every way an app can fail to link is reported before anything runs, and
-//! names the manifest, the component, the import and the candidates.
+//! names the manifest, the component, the import and the candidates; by
+//! `weft run` and by `weft deploy` alike.
 
 use weft_tests::{app_dir, weft_once};
 
 /// Runs `weft run` on `manifest` and returns what it printed on stderr,
-/// checking that it failed before serving anything.
+/// checking that it failed before serving anything, and that `weft deploy`
+/// refuses it the same way before starting any worker.
 fn refused(manifest: &str) -> String {
     let dir = app_dir(manifest);
     let (status, stdout, stderr) = weft_once(&["run", dir.path().to_str().unwrap()]);
@@ -21,6 +23,17 @@ fn refused(manifest: &str) -> String {
         stderr.contains(&manifest_path.display().to_string()),
         "the error should name the manifest:\n{stderr}"
     );
+    let deploy = ["deploy", dir.path().to_str().unwrap(), "--plan", "split"];
+    let (status, stdout, deploy_stderr) = weft_once(&deploy);
+    assert!(
+        !status.success(),
+        "weft deploy should have failed:\n{stdout}"
+    );
+    assert!(
+        !stdout.contains("starting"),
+        "it started workers:\n{stdout}"
+    );
+    assert_eq!(deploy_stderr, stderr, "weft deploy and weft run disagree");
     stderr
 }
 
