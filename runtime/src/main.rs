@@ -9,7 +9,12 @@ use weft_runtime::commands::worker::WorkerCommand;
 
 /// weft runs one app made of WebAssembly components, as one process or split.
 #[derive(Parser)]
-#[command(name = "weft", version, about)]
+#[command(
+    name = "weft",
+    version,
+    about = "weft runs one app made of WebAssembly components: as one process (run), or split over \
+             worker processes by a plan (deploy)"
+)]
 enum Weft {
     Run(RunCommand),
     Deploy(DeployCommand),
