@@ -410,7 +410,8 @@ fn link_all(
                         version: p.version.clone(),
                     }),
                     None => Err(wasmtime::format_err!(
-                        "component '{callee}' is neither here nor in the routing table"
+                        "component '{callee}' is called from here but is neither in this \
+                         process nor in the routing table it was given"
                     )),
                 },
                 (None, None) => unreachable!("without a placement every component is local"),

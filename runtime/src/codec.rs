@@ -323,37 +323,15 @@ pub fn encode(ty: &ValueType, value: &Val, out: &mut Vec<u8>) -> Result<(), Enco
                 encode(t, v, out)?;
             }
         }
-        (ValueType::Tuple(types), Val::Tuple(values)) => {
-            if types.len() != values.len() {
-                return Err(mismatch());
-            }
-            for (t, v) in types.iter().zip(values) {
-                encode(t, v, out)?;
-            }
-        }
+        (ValueType::Tuple(types), Val::Tuple(values)) => encode_all(types, values, out)?,
         (ValueType::Variant(cases), Val::Variant(name, payload)) => {
-            let index = cases
-                .iter()
-                .position(|(c, _)| c == name)
-                .ok_or_else(|| EncodeError {
-                    expected: "a case of the variant".into(),
-                    found: format!("case '{name}'"),
-                })?;
+            let names = cases.iter().map(|(c, _)| c);
+            let index = position(names, name, "a case of the variant", "case")?;
             put_varint(out, index as u64);
-            match (&cases[index].1, payload) {
-                (Some(t), Some(v)) => encode(t, v, out)?,
-                (None, None) => {}
-                _ => return Err(mismatch()),
-            }
+            encode_payload(cases[index].1.as_ref(), payload.as_deref(), out, mismatch)?;
         }
         (ValueType::Enum(names), Val::Enum(name)) => {
-            let index = names
-                .iter()
-                .position(|c| c == name)
-                .ok_or_else(|| EncodeError {
-                    expected: "a case of the enum".into(),
-                    found: format!("case '{name}'"),
-                })?;
+            let index = position(names.iter(), name, "a case of the enum", "case")?;
             put_varint(out, index as u64);
         }
         (ValueType::Option(t), Val::Option(v)) => match v {
@@ -369,22 +347,12 @@ pub fn encode(ty: &ValueType, value: &Val, out: &mut Vec<u8>) -> Result<(), Enco
                 Err(v) => (1, err, v),
             };
             out.push(tag);
-            match (t, v) {
-                (Some(t), Some(v)) => encode(t, v, out)?,
-                (None, None) => {}
-                _ => return Err(mismatch()),
-            }
+            encode_payload(t.as_deref(), v.as_deref(), out, mismatch)?;
         }
         (ValueType::Flags(names), Val::Flags(set)) => {
             let mut bits = vec![0u8; names.len().div_ceil(8)];
             for flag in set {
-                let i = names
-                    .iter()
-                    .position(|n| n == flag)
-                    .ok_or_else(|| EncodeError {
-                        expected: "a flag of the type".into(),
-                        found: format!("flag '{flag}'"),
-                    })?;
+                let i = position(names.iter(), flag, "a flag of the type", "flag")?;
                 bits[i / 8] |= 1 << (i % 8);
             }
             out.extend_from_slice(&bits);
@@ -392,6 +360,37 @@ pub fn encode(ty: &ValueType, value: &Val, out: &mut Vec<u8>) -> Result<(), Enco
         _ => return Err(mismatch()),
     }
     Ok(())
+}
+
+/// Where `name` is among `names`; `expected` and `what` describe a miss.
+fn position<'a>(
+    names: impl Iterator<Item = &'a String>,
+    name: &str,
+    expected: &str,
+    what: &str,
+) -> Result<usize, EncodeError> {
+    names
+        .into_iter()
+        .position(|n| n == name)
+        .ok_or_else(|| EncodeError {
+            expected: expected.into(),
+            found: format!("{what} '{name}'"),
+        })
+}
+
+/// Encodes the payload of a variant case or result side: both or neither
+/// of the type and the value must be there.
+fn encode_payload(
+    ty: Option<&ValueType>,
+    value: Option<&Val>,
+    out: &mut Vec<u8>,
+    mismatch: impl Fn() -> EncodeError,
+) -> Result<(), EncodeError> {
+    match (ty, value) {
+        (Some(t), Some(v)) => encode(t, v, out),
+        (None, None) => Ok(()),
+        _ => Err(mismatch()),
+    }
 }
 
 /// The parameter and result types of a function, as the codec sees them.

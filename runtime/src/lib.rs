@@ -46,6 +46,17 @@
 //! # Ok(()) }
 //! ```
 
+/// Prints a line on stdout, as weft's commands report what they do. A
+/// closed stdout (`weft run | head`) must not stop a process that serves,
+/// so write errors are ignored. Declared before the modules, so all of them
+/// can use it.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 pub mod app;
 pub mod builder;
 pub mod cache;

@@ -17,6 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tonic::{Request, Response, Status};
+use wasmtime::component::Val;
 use weft_placer::Plan;
 use weft_proto::v1::control_client::ControlClient;
 use weft_proto::v1::invoke_client::InvokeClient;
@@ -24,6 +25,7 @@ use weft_proto::v1::invoke_server::{Invoke, InvokeServer};
 use weft_proto::v1::{Assignment, CallReply, CallRequest, HealthRequest};
 use weft_runtime::app::{App, Placement, Prepared};
 use weft_runtime::cache::CompileCache;
+use weft_runtime::codec::{self, ValueType};
 use weft_runtime::manifest::ManifestFile;
 use weft_runtime::pool::InstancePool;
 use weft_runtime::rpc::client::Replicas;
@@ -201,7 +203,9 @@ pub(crate) async fn cross_process() -> anyhow::Result<()> {
     let version = prepared.version(&plan);
 
     // The callee's worker, assigned as a manager would assign it.
-    let address = weft_runtime::deploy::manager::free_port()?.to_string();
+    let address = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .to_string();
     let mut command = Command::new(&weft);
     command.args([
         "worker",
@@ -254,19 +258,15 @@ pub(crate) async fn cross_process() -> anyhow::Result<()> {
 
     let mut summary = Vec::new();
     for (label, size) in [("64 B", 64u32), ("64 KiB", 64 << 10)] {
-        // What weft sends: the same header fields, and the list's encoding
-        // (a varint length, then the bytes).
+        // What weft sends: the same header fields, and the list encoded by
+        // weft's own codec.
+        let bytes = Val::List(vec![Val::U8(7); size as usize]);
         let mut payload = Vec::new();
-        let mut n = size;
-        loop {
-            let byte = (n & 0x7f) as u8;
-            n >>= 7;
-            payload.push(if n == 0 { byte } else { byte | 0x80 });
-            if n == 0 {
-                break;
-            }
-        }
-        payload.resize(payload.len() + size as usize, 7);
+        codec::encode(
+            &ValueType::List(Box::new(ValueType::U8)),
+            &bytes,
+            &mut payload,
+        )?;
         let template = CallRequest {
             version: version.to_string(),
             caller: "caller".into(),

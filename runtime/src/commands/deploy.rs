@@ -11,7 +11,6 @@ use crate::kv::redb::RedbStore;
 use crate::listener;
 use crate::manifest::ManifestFile;
 use crate::rpc::store::StoreService;
-use crate::say;
 use anyhow::Context as _;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -48,10 +47,10 @@ pub struct DeployCommand {
 /// the monolith.
 pub fn choose_plan(choice: Option<&str>, manifest: &ManifestFile) -> anyhow::Result<Plan> {
     let components = manifest.manifest.components.keys();
+    if let Some(plan) = choice.and_then(|name| Plan::builtin(name, components.clone())) {
+        return Ok(plan);
+    }
     match choice {
-        Some(name) if Plan::builtin(name, components.clone()).is_some() => {
-            Ok(Plan::builtin(name, components).expect("checked just above"))
-        }
         Some(file) => {
             let text = std::fs::read_to_string(file).with_context(|| {
                 format!(
@@ -163,17 +162,8 @@ impl DeployCommand {
             .iter()
             .map(|(n, l)| (n.clone(), l.component.clone()))
             .collect();
-        // Every probe stays bound until all ports are found, so no two
-        // addresses can be the same port.
-        let mut probes = Vec::new();
-        let replicas = manager::layout(&plan, &listener_components, || {
-            let probe = std::net::TcpListener::bind("127.0.0.1:0")?;
-            let address = probe.local_addr()?;
-            probes.push(probe);
-            Ok(address)
-        })
-        .context("cannot find free loopback ports for the workers")?;
-        drop(probes);
+        let replicas = manager::layout_on_free_ports(&plan, &listener_components)
+            .context("cannot find free loopback ports for the workers")?;
         let deployment = Deployment {
             app: name.clone(),
             manifest: manifest.path.clone(),

@@ -3,7 +3,6 @@
 use crate::app::{App, LoadOptions};
 use crate::cache::{CacheOutcome, CompileCache};
 use crate::manifest::ManifestFile;
-use crate::say;
 use anyhow::Context as _;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

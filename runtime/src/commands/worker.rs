@@ -1,7 +1,6 @@
 //! `weft worker`: one replica of one group, driven by a manager.
 
 use crate::deploy::worker::Worker;
-use crate::say;
 use anyhow::Context as _;
 use std::net::SocketAddr;
 use tokio::io::AsyncReadExt as _;

@@ -1,7 +1,7 @@
 //! The manager: spawns, assigns and supervises the workers of a deployment.
 //!
 //! [`layout`] turns a plan into replicas with loopback addresses (pure, but
-//! for the port source it is given). [`Manager::start`] spawns every worker,
+//! for the port source it is given; [`layout_on_free_ports`] gives it one). [`Manager::start`] spawns every worker,
 //! waits until it answers, and assigns it its group; any failure stops them
 //! all and is reported. Each worker then has a supervisor task that restarts
 //! it with backoff when it dies, or when it stops answering health checks,
@@ -11,7 +11,6 @@
 //! closes, so they never outlive the manager, however it ends.
 
 use super::state::{DeployState, WorkerState};
-use crate::say;
 use crate::version::Version;
 use anyhow::{Context as _, bail};
 use std::collections::BTreeMap;
@@ -108,9 +107,19 @@ pub fn layout(
     Ok(replicas)
 }
 
-/// A free loopback port, found by binding one and letting it go.
-pub fn free_port() -> std::io::Result<SocketAddr> {
-    std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()
+/// [`layout`] on free loopback ports, found by binding port 0. Every probe
+/// stays bound until all ports are found, so no two addresses are the same.
+pub fn layout_on_free_ports(
+    plan: &Plan,
+    listeners: &BTreeMap<String, String>,
+) -> std::io::Result<Vec<ReplicaSpec>> {
+    let mut probes = Vec::new();
+    layout(plan, listeners, || {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let address = probe.local_addr()?;
+        probes.push(probe);
+        Ok(address)
+    })
 }
 
 /// What every worker of one deployment is told.

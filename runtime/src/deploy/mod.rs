@@ -16,13 +16,3 @@ pub mod manager;
 pub mod proxy;
 pub mod state;
 pub mod worker;
-
-/// Prints a line on stdout. A closed stdout must not stop a process that
-/// serves, so write errors are ignored.
-#[macro_export]
-macro_rules! say {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout(), $($arg)*);
-    }};
-}

@@ -18,7 +18,6 @@ use crate::manifest::ManifestFile;
 use crate::rpc::client::Replicas;
 use crate::rpc::server::InvokeService;
 use crate::rpc::store::RemoteStore;
-use crate::say;
 use anyhow::Context as _;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -167,15 +166,6 @@ impl Worker {
                 Arc::new(Replicas::new(&route.addresses)?),
             );
         }
-        if let Some(missing) = plan
-            .groups
-            .iter()
-            .filter(|(name, _)| **name != a.group)
-            .flat_map(|(_, g)| &g.components)
-            .find(|c| !remote.contains_key(*c))
-        {
-            anyhow::bail!("the assignment has no route to component '{missing}'");
-        }
         let placement = Placement {
             local: group.components.iter().cloned().collect(),
             remote,
@@ -254,21 +244,16 @@ impl Control for ControlService {
 
     async fn health(&self, _: Request<HealthRequest>) -> Result<Response<HealthReply>, Status> {
         let phase = self.worker.phase.lock().expect("phase lock");
-        let reply = match &*phase {
-            Phase::Starting => HealthReply {
-                state: State::Starting.into(),
-                ..HealthReply::default()
-            },
-            Phase::Serving(s) | Phase::Draining(s) => HealthReply {
-                state: match &*phase {
-                    Phase::Serving(_) => State::Serving,
-                    _ => State::Draining,
-                }
-                .into(),
-                version: s.version.clone(),
-                group: s.group.clone(),
-                replica: s.replica,
-            },
+        let (state, serving) = match &*phase {
+            Phase::Starting => (State::Starting, None),
+            Phase::Serving(s) => (State::Serving, Some(s)),
+            Phase::Draining(s) => (State::Draining, Some(s)),
+        };
+        let reply = HealthReply {
+            state: state.into(),
+            version: serving.map(|s| s.version.clone()).unwrap_or_default(),
+            group: serving.map(|s| s.group.clone()).unwrap_or_default(),
+            replica: serving.map_or(0, |s| s.replica),
         };
         Ok(Response::new(reply))
     }
