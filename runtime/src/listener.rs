@@ -173,6 +173,13 @@ pub async fn serve<H, F, B>(
             },
             () = &mut shutdown => break,
         };
+        // A response leaves in several writes (its head, then the body as
+        // the guest writes it). With Nagle's algorithm each write after the
+        // first waits for the client's delayed ACK: 40 ms per request on a
+        // kept-alive connection.
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(listener = %name, "cannot set TCP_NODELAY: {e}");
+        }
         let handler = handler.clone();
         let service = hyper::service::service_fn(move |request| {
             let response = handler(request);

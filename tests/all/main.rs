@@ -1,10 +1,11 @@
 //! weft's integration tests, one binary: every sample end to end over real
 //! HTTP (in one process, and deployed as a monolith and split), deployment
-//! and its failures, every resolution error, the sandbox's limits, and the
-//! manifest golden files.
+//! and its failures, every resolution error, the sandbox's limits, protocol
+//! stalls on kept-alive connections, and the manifest golden files.
 
 mod deploy;
 mod errors;
+mod latency;
 mod linking;
 mod manifests;
 mod samples;

@@ -7,7 +7,8 @@ use std::net::TcpListener;
 use std::time::{Duration, Instant};
 use weft_tests::{Mode, Weft, app_dir, each_mode, http_get};
 
-/// A one-request-at-a-time HTTP server that answers 204, for outgoing calls.
+/// A one-request-at-a-time HTTP server that answers `fetched`, for
+/// outgoing calls.
 fn tiny_server() -> std::net::SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
@@ -15,7 +16,9 @@ fn tiny_server() -> std::net::SocketAddr {
         for mut stream in listener.incoming().map_while(Result::ok).take(20) {
             let mut buf = [0u8; 4096];
             let _ = stream.read(&mut buf);
-            let _ = stream.write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
+            let _ = stream.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\nConnection: close\r\n\r\nfetched",
+            );
         }
     });
     addr
@@ -162,7 +165,7 @@ fn outgoing_http_reaches_only_granted_hosts() {
         let (_dir, app) = faulty(mode, &allowed.to_string());
         assert_eq!(
             http_get(&app.url("web", &format!("/fetch?authority={allowed}"))),
-            (200, "204".into())
+            (200, "200 fetched".into())
         );
         let (status, body) = http_get(&app.url("web", &format!("/fetch?authority={denied}")));
         assert_eq!(status, 502);

@@ -1,4 +1,5 @@
-//! weft's benchmark: `cargo bench -p weft-tests --bench weft`.
+//! weft's benchmark: `cargo bench -p weft-tests --bench weft`, or
+//! `cargo bench -p weft-tests --bench weft -- d e` for some parts only.
 //!
 //! Every figure is printed next to a baseline measured in the same run, as a
 //! ratio, because these machines are noisy:
@@ -16,7 +17,9 @@
 //!   hand-written tonic unary echo in another process carrying the same
 //!   payload bytes in the same message: p50 and p99 for 64 B and 64 KiB,
 //!   throughput with 16 concurrent callers, and cross-process versus
-//!   in-process latency.
+//!   in-process latency;
+//! - (e) an HTTP request to `samples/hello` at concurrency 1 through `weft
+//!   deploy --plan monolith` and `--plan split`, versus `weft run`.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -28,6 +31,7 @@ use weft_runtime::cache::CompileCache;
 use weft_runtime::manifest::ManifestFile;
 use weft_tests::{cargo, http_get, root, target_dir};
 
+mod http;
 mod rpc;
 
 /// Set in the environment of the baseline's echo server process.
@@ -45,7 +49,13 @@ fn main() -> anyhow::Result<()> {
     if std::env::var_os(ECHO_SERVER).is_some() {
         return rpc::echo_server();
     }
-    // `cargo bench` passes `--bench`; any other argument filters nothing here.
+    // `cargo bench` passes `--bench`; other arguments name the parts to
+    // run (`-- d e`), and none means every part.
+    let parts: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let runs = |part: &str| parts.is_empty() || parts.iter().any(|p| p == part);
     println!("weft benchmark (each ratio compares two figures measured in this run)\n");
     cargo(&[
         "build",
@@ -62,12 +72,19 @@ fn main() -> anyhow::Result<()> {
         "hello-greeter",
     ]);
     let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(in_process())?;
+    if runs("a") || runs("b") {
+        runtime.block_on(in_process())?;
+    }
     cargo(&["build", "--release", "-p", "weft-runtime", "--bin", "weft"]);
-    if std::env::var_os("WEFT_BENCH_QUICK").is_none() {
+    if runs("c") && std::env::var_os("WEFT_BENCH_QUICK").is_none() {
         startup()?;
     }
-    runtime.block_on(rpc::cross_process())?;
+    if runs("d") {
+        runtime.block_on(rpc::cross_process())?;
+    }
+    if runs("e") {
+        http::hello_latency()?;
+    }
     Ok(())
 }
 

@@ -17,12 +17,15 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
+
+mod http;
+pub use http::{Connection, http_get, parse_response};
 
 /// Every guest the tests use, by cargo package name.
 pub const GUESTS: &[&str] = &[
@@ -134,7 +137,7 @@ impl Mode {
     pub const ALL: [Mode; 3] = [Mode::Run, Mode::Monolith, Mode::Split];
 
     /// The `weft` arguments that start an app this way.
-    fn command(self) -> &'static [&'static str] {
+    pub fn command(self) -> &'static [&'static str] {
         match self {
             Mode::Run => &["run"],
             Mode::Monolith => &["deploy", "--plan", "monolith"],
@@ -189,7 +192,18 @@ impl Weft {
 
     /// Starts `weft COMMAND... ARGS...` and waits until it serves.
     pub fn spawn(command_args: &[&str], args: &[&str], env: &[(&str, &str)]) -> Weft {
-        let mut command = scrubbed(Command::new(weft_bin()));
+        Weft::spawn_binary(weft_bin(), command_args, args, env)
+    }
+
+    /// Like [`Weft::spawn`], with the `weft` binary at `bin` (the benchmark
+    /// runs a release build).
+    pub fn spawn_binary(
+        bin: &Path,
+        command_args: &[&str],
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Weft {
+        let mut command = scrubbed(Command::new(bin));
         command
             .args(command_args)
             .args(args)
@@ -349,51 +363,4 @@ pub fn weft_once(args: &[&str]) -> (ExitStatus, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-/// `GET url` over HTTP/1.1; returns the status and the body as text.
-pub fn http_get(url: &str) -> (u16, String) {
-    let rest = url.strip_prefix("http://").expect("an http:// URL");
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let path = if path.is_empty() { "/" } else { path };
-    let mut stream = TcpStream::connect(authority).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).expect("read response");
-    parse_response(&raw)
-}
-
-/// Splits a raw HTTP/1.1 response into its status and (de-chunked) body.
-pub fn parse_response(raw: &[u8]) -> (u16, String) {
-    let text = String::from_utf8_lossy(raw);
-    let (head, body) = text.split_once("\r\n\r\n").expect("a complete response");
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("a status line");
-    let chunked = head
-        .lines()
-        .any(|l| l.eq_ignore_ascii_case("transfer-encoding: chunked"));
-    if !chunked {
-        return (status, body.to_string());
-    }
-    let mut out = String::new();
-    let mut rest = body;
-    while let Some((size, after)) = rest.split_once("\r\n") {
-        let size = usize::from_str_radix(size.trim(), 16).expect("a chunk size");
-        if size == 0 {
-            break;
-        }
-        out.push_str(&after[..size]);
-        rest = &after[size + 2..];
-    }
-    (status, out)
 }

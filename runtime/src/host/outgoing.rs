@@ -1,4 +1,7 @@
-//! Outgoing HTTP, allowed only to the hosts in `grants.outgoing-http`.
+//! Outgoing HTTP, allowed only to the hosts in `grants.outgoing-http`, and
+//! sent by [`send`] on sockets with `TCP_NODELAY`.
+
+mod send;
 
 use super::Sandbox;
 use crate::manifest::HostPattern;
@@ -34,17 +37,8 @@ impl OutgoingPolicy {
     }
 }
 
-type ResponseFuture = Box<
-    dyn Future<
-            Output = Result<
-                (
-                    http::Response<WasiBody>,
-                    Box<dyn Future<Output = Result<(), Error>> + Send>,
-                ),
-                Error,
-            >,
-        > + Send,
->;
+type ResponseFuture =
+    Box<dyn Future<Output = Result<(http::Response<WasiBody>, send::Driver), Error>> + Send>;
 
 impl WasiHttpHooks for OutgoingPolicy {
     fn send_request(
@@ -61,14 +55,7 @@ impl WasiHttpHooks for OutgoingPolicy {
             );
             return Box::new(async { Err(Error::HttpRequestDenied) });
         }
-        Box::new(async move {
-            use http_body_util::BodyExt;
-            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
-            Ok((
-                response.map(BodyExt::boxed_unsync),
-                Box::new(io) as Box<dyn Future<Output = Result<(), Error>> + Send>,
-            ))
-        })
+        Box::new(send::send(request, options))
     }
 }
 

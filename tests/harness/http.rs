@@ -1,0 +1,139 @@
+//! A small HTTP/1.1 client for the tests and the benchmark: [`http_get`]
+//! makes one request on a connection of its own, and a [`Connection`] sends
+//! requests one after another on one kept-alive socket, as a load generator
+//! such as `wrk` does.
+//!
+//! Every request leaves in one write on a socket with `TCP_NODELAY`, so that
+//! the client never adds a Nagle delay of its own to what a test measures.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+/// How long a test waits for any one response.
+const READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// `GET url` over HTTP/1.1 on a new connection; returns the status and the
+/// body as text.
+pub fn http_get(url: &str) -> (u16, String) {
+    let rest = url.strip_prefix("http://").expect("an http:// URL");
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let path = if path.is_empty() { "/" } else { path };
+    let mut stream = connect(authority);
+    stream
+        .write_all(request(authority, path, "close").as_bytes())
+        .expect("send the request");
+    read_response(&mut BufReader::new(stream), true)
+}
+
+/// One kept-alive HTTP/1.1 connection.
+pub struct Connection {
+    authority: String,
+    reader: BufReader<TcpStream>,
+}
+
+impl Connection {
+    /// Connects to `address`.
+    pub fn open(address: SocketAddr) -> Connection {
+        let authority = address.to_string();
+        let stream = connect(&authority);
+        Connection {
+            authority,
+            reader: BufReader::new(stream),
+        }
+    }
+
+    /// `GET path` on this connection; returns the status and the body as
+    /// text, and leaves the connection open for the next request.
+    pub fn get(&mut self, path: &str) -> (u16, String) {
+        self.reader
+            .get_mut()
+            .write_all(request(&self.authority, path, "keep-alive").as_bytes())
+            .expect("send the request");
+        read_response(&mut self.reader, false)
+    }
+}
+
+fn connect(authority: &str) -> TcpStream {
+    let stream = TcpStream::connect(authority).expect("connect");
+    stream.set_nodelay(true).expect("set TCP_NODELAY");
+    stream
+        .set_read_timeout(Some(READ_TIMEOUT))
+        .expect("set a read timeout");
+    stream
+}
+
+fn request(authority: &str, path: &str, connection: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: {connection}\r\n\r\n")
+}
+
+/// Splits a raw HTTP/1.1 response into its status and (de-chunked) body.
+pub fn parse_response(raw: &[u8]) -> (u16, String) {
+    read_response(&mut &raw[..], true)
+}
+
+/// Reads one response from `from`. Without a length or chunks, the body
+/// runs to the end of the stream, which only a closing connection allows.
+fn read_response(from: &mut impl BufRead, closing: bool) -> (u16, String) {
+    let status_line = line(from);
+    let status = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP status line: {status_line:?}"));
+    let (mut length, mut chunked) = (None, false);
+    loop {
+        let header = line(from);
+        if header.is_empty() {
+            break;
+        }
+        let (name, value) = header.split_once(':').expect("a header line");
+        let value = value.trim();
+        if name.eq_ignore_ascii_case("content-length") {
+            length = Some(value.parse::<usize>().expect("a content length"));
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            chunked = value.eq_ignore_ascii_case("chunked");
+        }
+    }
+    let body = match (length, chunked) {
+        (_, true) => chunked_body(from),
+        (Some(n), false) => exactly(from, n),
+        (None, false) if closing => {
+            let mut rest = Vec::new();
+            from.read_to_end(&mut rest).expect("read the body");
+            rest
+        }
+        (None, false) => panic!("a kept-alive response needs a length or chunks"),
+    };
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+fn chunked_body(from: &mut impl BufRead) -> Vec<u8> {
+    let mut body = Vec::new();
+    loop {
+        let size_line = line(from);
+        let size = usize::from_str_radix(size_line.split(';').next().unwrap().trim(), 16)
+            .unwrap_or_else(|_| panic!("not a chunk size: {size_line:?}"));
+        if size == 0 {
+            // Trailers, if any, end with an empty line.
+            while !line(from).is_empty() {}
+            return body;
+        }
+        body.extend(exactly(from, size));
+        assert!(line(from).is_empty(), "a chunk ends with CRLF");
+    }
+}
+
+/// One line, without its CRLF.
+fn line(from: &mut impl BufRead) -> String {
+    let mut line = String::new();
+    let n = from.read_line(&mut line).expect("read a line");
+    assert!(n > 0, "the connection closed mid-response");
+    line.trim_end_matches(['\r', '\n']).to_string()
+}
+
+fn exactly(from: &mut impl BufRead, n: usize) -> Vec<u8> {
+    let mut bytes = vec![0; n];
+    from.read_exact(&mut bytes).expect("read the body");
+    bytes
+}
