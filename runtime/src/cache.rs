@@ -5,7 +5,6 @@
 //! cache instead of loading stale code. A second `weft run` of the same app
 //! deserialises instead of running Cranelift again.
 
-use anyhow::Context as _;
 use sha2::{Digest, Sha256};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -68,12 +67,17 @@ impl CompileCache {
                 ),
             }
         }
-        let component = Component::new(engine, wasm).map_err(anyhow::Error::from).with_context(|| {
-            format!(
-                "{} is not a valid WebAssembly component; build it for wasm32-wasip2 (or wrap a \
-                 core module with `wasm-tools component new`)",
-                origin.display()
-            )
+        let component = Component::new(engine, wasm).map_err(|e| {
+            let e = anyhow::Error::from(e);
+            let why = if format!("{e:#}").contains("requires the component model async feature") {
+                "uses the component model's async features (a `stream`, a `future` or an async \
+                 function, as WASI 0.3 does), which weft does not run; build it against WASI 0.2, \
+                 with plain values in its interfaces"
+            } else {
+                "is not a valid WebAssembly component; build it for wasm32-wasip2 (or wrap a core \
+                 module with `wasm-tools component new`)"
+            };
+            e.context(format!("{} {why}", origin.display()))
         })?;
         if let Err(e) = self.store(&path, &component) {
             tracing::warn!(dir = %self.dir.display(), "cannot write the compile cache: {e:#}");

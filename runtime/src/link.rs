@@ -1,6 +1,7 @@
 //! Linking: every import of a component is defined in its own `Linker`,
-//! either as a host capability or as host functions that forward the call to
-//! another component (dynamic, host-mediated linking).
+//! either as a host capability, as host functions that forward the call to
+//! another component (dynamic, host-mediated linking), or, for an interface
+//! of plain types only, as an empty instance.
 //!
 //! Where the callee is in the same group, a forwarder borrows an instance of
 //! it from its pool and calls the export with the same values, which are
@@ -88,14 +89,20 @@ pub fn linker_for<'c>(
         .iter()
         .filter_map(|w| match w.provider {
             Provider::Capability(cap) => Some(cap),
-            Provider::Component { .. } => None,
+            Provider::TypesOnly | Provider::Component { .. } => None,
         })
         .collect();
     host::add_capabilities(&mut linker, &caps)?;
 
     for wire in wires {
-        let Provider::Component { name, export } = &wire.provider else {
-            continue;
+        let (name, export) = match &wire.provider {
+            Provider::Capability(_) => continue,
+            // Plain types need no definitions: an empty instance type-checks.
+            Provider::TypesOnly => {
+                linker.instance(&wire.import)?;
+                continue;
+            }
+            Provider::Component { name, export } => (name, export),
         };
         let interface = caller
             .imports

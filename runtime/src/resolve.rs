@@ -2,9 +2,11 @@
 //!
 //! Each import of each component goes to exactly one provider: the component
 //! named for it in `[links]`, else the host capability for a WASI interface,
-//! else the one component that exports it. Everything that cannot work is
-//! reported together, each error naming the manifest, the component, the
-//! import and the candidates, so that a user fixes them in one pass.
+//! else nothing at all for an interface of plain types (the `types`
+//! interface that others `use`), else the one component that exports it at
+//! a semver-compatible version. Everything that cannot work is reported
+//! together, each error naming the manifest, the component, the import and
+//! the candidates, so that a user fixes them in one pass.
 //!
 //! Cycles between components are allowed: calls are routed through instance
 //! pools at call time, so A may call B while B calls A (each call borrows its
@@ -12,7 +14,7 @@
 
 use crate::capability::Capability;
 use crate::manifest::{Manifest, names_interface, unversioned};
-use crate::world::{Interface, World};
+use crate::world::{Interface, World, compatibility};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -25,6 +27,9 @@ pub const HTTP_HANDLER: &str = "wasi:http/incoming-handler";
 pub enum Provider {
     /// A host capability.
     Capability(Capability),
+    /// Nothing: the interface holds only plain types, which need no code
+    /// behind them, so it is linked as an empty instance.
+    TypesOnly,
     /// Another component's export, by component name and export name.
     Component {
         /// The providing component.
@@ -121,24 +126,35 @@ pub fn resolve(
         let mut wires = Vec::new();
         for import in &world.imports {
             let at = format!("component '{name}', import '{}'", import.name);
-            let exporters: Vec<&str> = worlds
+            // Every export of this interface by another component, at any
+            // version, and the components whose version can serve it.
+            let same_name: Vec<(&str, &Interface)> = worlds
                 .iter()
-                .filter(|(other, w)| {
-                    *other != name && w.export_named(unversioned(&import.name)).is_some()
+                .filter(|(other, _)| *other != name)
+                .flat_map(|(other, w)| {
+                    w.exports_named(unversioned(&import.name))
+                        .map(move |e| (other.as_str(), e))
                 })
-                .map(|(other, _)| other.as_str())
                 .collect();
+            let serves = |export: &Interface| compatibility(&import.name, &export.name).is_ok();
+            let mut exporters: Vec<&str> = same_name
+                .iter()
+                .filter(|(_, e)| serves(e))
+                .map(|(other, _)| *other)
+                .collect();
+            exporters.dedup();
             let provider = if let Some(linked) = manifest.link_for(name, &import.name) {
                 if exporters.contains(&linked) {
-                    Some(linked)
+                    linked
                 } else {
-                    error(
-                        at.clone(),
-                        format!(
+                    let why = match same_name.iter().find(|(other, _)| *other == linked) {
+                        Some((_, export)) => incompatible(import, export, linked),
+                        None => format!(
                             "[links] names '{linked}', but '{linked}' does not export it; {}",
                             candidates(&exporters)
                         ),
-                    );
+                    };
+                    error(at.clone(), why);
                     continue;
                 }
             } else if let Some(cap) = Capability::for_interface(&import.name) {
@@ -158,28 +174,18 @@ pub fn resolve(
                     );
                 }
                 continue;
+            } else if import.is_types_only() {
+                wires.push(Wire {
+                    import: import.name.clone(),
+                    provider: Provider::TypesOnly,
+                });
+                continue;
             } else {
                 match exporters.as_slice() {
-                    [one] => Some(*one),
-                    [] if import.name.starts_with("wasi:") => {
-                        error(
-                            at.clone(),
-                            format!(
-                                "no component exports it and weft provides no such capability \
-                                 (weft provides {})",
-                                Capability::PROVIDED
-                            ),
-                        );
-                        None
-                    }
+                    [one] => *one,
                     [] => {
-                        error(
-                            at.clone(),
-                            "no component exports it; add the component that implements it to \
-                             [components]"
-                                .into(),
-                        );
-                        None
+                        error(at.clone(), unserved(import, &same_name));
+                        continue;
                     }
                     many => {
                         error(
@@ -191,13 +197,14 @@ pub fn resolve(
                                 many[0]
                             ),
                         );
-                        None
+                        continue;
                     }
                 }
             };
-            let Some(provider) = provider else { continue };
-            let export = worlds[provider]
-                .export_named(unversioned(&import.name))
+            let export = same_name
+                .iter()
+                .find(|(other, e)| *other == provider && serves(e))
+                .map(|(_, e)| *e)
                 .expect("exporters only lists components that export the interface");
             let problems = mismatches(import, export, provider);
             if problems.is_empty() {
@@ -234,11 +241,11 @@ pub fn resolve(
     for (listener, spec) in &manifest.listeners {
         let serves = worlds
             .get(&spec.component)
-            .is_some_and(|w| w.export_named(HTTP_HANDLER).is_some());
+            .is_some_and(|w| w.exports_named(HTTP_HANDLER).next().is_some());
         if !serves {
             let handlers: Vec<&str> = worlds
                 .iter()
-                .filter(|(_, w)| w.export_named(HTTP_HANDLER).is_some())
+                .filter(|(_, w)| w.exports_named(HTTP_HANDLER).next().is_some())
                 .map(|(n, _)| n.as_str())
                 .collect();
             error(
@@ -269,8 +276,63 @@ fn candidates(exporters: &[&str]) -> String {
     }
 }
 
+/// Why no component serves `import`, which has functions or resources;
+/// `same_name` are the components that export it at other versions.
+fn unserved(import: &Interface, same_name: &[(&str, &Interface)]) -> String {
+    if let [(other, export), ..] = same_name {
+        return incompatible(import, export, other);
+    }
+    if let Some(resources) = resource_list(import) {
+        return format!(
+            "it declares {resources} and no component exports it; weft passes no resources \
+             between components, so keep {resources} inside one component (export this \
+             interface from the component that uses it), or pass plain values"
+        );
+    }
+    if import.name.starts_with("wasi:") {
+        return format!(
+            "no component exports it and weft provides no such capability (weft provides {})",
+            Capability::PROVIDED
+        );
+    }
+    "no component exports it; add the component that implements it to [components]".into()
+}
+
+/// Why `provider`'s `export` cannot serve `import`: their versions.
+fn incompatible(import: &Interface, export: &Interface, provider: &str) -> String {
+    let why = compatibility(&import.name, &export.name)
+        .err()
+        .unwrap_or("their versions differ");
+    format!(
+        "'{provider}' exports {}, which cannot serve {} ({why}); build both components \
+         against the same version of the WIT",
+        export.name, import.name
+    )
+}
+
+/// "resource 'blob'" or "resources 'a', 'b'", when `interface` declares any.
+fn resource_list(interface: &Interface) -> Option<String> {
+    let names: Vec<String> = interface
+        .resources
+        .iter()
+        .map(|r| format!("'{r}'"))
+        .collect();
+    match names.as_slice() {
+        [] => None,
+        [one] => Some(format!("resource {one}")),
+        many => Some(format!("resources {}", many.join(", "))),
+    }
+}
+
 /// Why `import` cannot be served by `export` of component `provider`.
 fn mismatches(import: &Interface, export: &Interface, provider: &str) -> Vec<String> {
+    if let Some(resources) = resource_list(import) {
+        return vec![format!(
+            "it passes {resources}, which cannot be shared between components: a resource \
+             lives in the instance that made it; keep the code that uses it in '{provider}', \
+             or pass plain values"
+        )];
+    }
     let mut problems = Vec::new();
     for f in &import.functions {
         match export.function(&f.name) {
@@ -310,6 +372,7 @@ mod tests {
         Interface {
             name: name.into(),
             functions: functions.iter().map(|(n, s)| func(n, s)).collect(),
+            resources: Vec::new(),
         }
     }
 
@@ -465,5 +528,296 @@ mod tests {
             ..World::default()
         };
         assert!(run(&m, vec![("a", a), ("b", b)]).is_ok());
+    }
+
+    /// The shop layout of issue 7: `cart` and `catalog` `use` a `types`
+    /// interface, which in turn `use`s a record from another package; every
+    /// component imports both types interfaces, and nobody exports them.
+    fn shop() -> Vec<(&'static str, World)> {
+        const TYPES: &str = "demo:shop/types@0.1.0";
+        const MONEY: &str = "demo:common/money@0.1.0";
+        const LOOKUP: (&str, &str) = (
+            "lookup",
+            "func(string) -> result<record { sku: string }, variant { unknown-sku(string) }>",
+        );
+        const RESERVE: (&str, &str) = (
+            "reserve",
+            "func(string, u32) -> result<u32, variant { unknown-sku(string) }>",
+        );
+        const ADD: (&str, &str) = (
+            "add",
+            "func(record { sku: string, qty: u32 }) -> record { cents: u64 }",
+        );
+        let types = || vec![iface(TYPES, &[]), iface(MONEY, &[])];
+        let with = |mut base: Vec<Interface>, more: Vec<Interface>| {
+            base.extend(more);
+            base
+        };
+        vec![
+            (
+                "front",
+                World {
+                    imports: with(
+                        types(),
+                        vec![
+                            iface("demo:shop/catalog@0.1.0", &[LOOKUP]),
+                            iface("demo:shop/cart@0.1.0", &[ADD]),
+                        ],
+                    ),
+                    ..World::default()
+                },
+            ),
+            (
+                "cart",
+                World {
+                    imports: with(
+                        types(),
+                        vec![
+                            iface("demo:shop/catalog@0.1.0", &[LOOKUP]),
+                            iface("demo:shop/stock@0.1.0", &[RESERVE]),
+                        ],
+                    ),
+                    exports: vec![iface("demo:shop/cart@0.1.0", &[ADD])],
+                    ..World::default()
+                },
+            ),
+            (
+                "inventory",
+                World {
+                    imports: types(),
+                    exports: vec![
+                        iface("demo:shop/catalog@0.1.0", &[LOOKUP]),
+                        iface("demo:shop/stock@0.1.0", &[RESERVE]),
+                    ],
+                    ..World::default()
+                },
+            ),
+            (
+                "pricing",
+                World {
+                    imports: with(types(), vec![iface("demo:shop/catalog@0.1.0", &[LOOKUP])]),
+                    ..World::default()
+                },
+            ),
+        ]
+    }
+
+    fn provider_of(r: &Resolution, component: &str, import: &str) -> Provider {
+        r.wires[component]
+            .iter()
+            .find(|w| w.import == import)
+            .unwrap_or_else(|| panic!("{component} has no wire for {import}"))
+            .provider
+            .clone()
+    }
+
+    fn served_by(name: &str, export: &str) -> Provider {
+        Provider::Component {
+            name: name.into(),
+            export: export.into(),
+        }
+    }
+
+    #[test]
+    fn types_only_interfaces_need_no_provider() {
+        let m = manifest("", &["front", "cart", "inventory", "pricing"]);
+        let r = run(&m, shop()).unwrap();
+        for component in ["front", "cart", "inventory", "pricing"] {
+            for types in ["demo:shop/types@0.1.0", "demo:common/money@0.1.0"] {
+                assert_eq!(provider_of(&r, component, types), Provider::TypesOnly);
+            }
+        }
+    }
+
+    #[test]
+    fn one_component_serves_two_interfaces_to_two_callers() {
+        let m = manifest("", &["front", "cart", "inventory", "pricing"]);
+        let r = run(&m, shop()).unwrap();
+        let catalog = "demo:shop/catalog@0.1.0";
+        let stock = "demo:shop/stock@0.1.0";
+        assert_eq!(
+            provider_of(&r, "front", catalog),
+            served_by("inventory", catalog)
+        );
+        assert_eq!(
+            provider_of(&r, "cart", stock),
+            served_by("inventory", stock)
+        );
+        assert_eq!(
+            provider_of(&r, "front", "demo:shop/cart@0.1.0"),
+            served_by("cart", "demo:shop/cart@0.1.0")
+        );
+    }
+
+    #[test]
+    fn three_components_import_one_interface() {
+        let m = manifest("", &["front", "cart", "inventory", "pricing"]);
+        let r = run(&m, shop()).unwrap();
+        let catalog = "demo:shop/catalog@0.1.0";
+        for caller in ["front", "cart", "pricing"] {
+            assert_eq!(
+                provider_of(&r, caller, catalog),
+                served_by("inventory", catalog)
+            );
+        }
+    }
+
+    #[test]
+    fn a_types_only_interface_does_not_shadow_a_capability() {
+        // wasi:keyvalue/types-like interfaces stay with their capability,
+        // where its grant is checked, even when they hold no functions.
+        let m = manifest("", &["c"]);
+        let world = World {
+            imports: vec![
+                iface("wasi:keyvalue/store@0.2.0-draft", &[]),
+                iface("wasi:cli/environment@0.2.0", &[]),
+            ],
+            ..World::default()
+        };
+        let err = run(&m, vec![("c", world.clone())]).unwrap_err();
+        assert!(
+            err.contains("the 'keyvalue' capability is not granted"),
+            "{err}"
+        );
+        let granted = manifest("[components.c.grants]\nkeyvalue = [\"b\"]\n", &["c"]);
+        let r = run(&granted, vec![("c", world)]).unwrap();
+        assert_eq!(
+            provider_of(&r, "c", "wasi:cli/environment@0.2.0"),
+            Provider::Capability(Capability::Wasi)
+        );
+    }
+
+    #[test]
+    fn a_resource_without_a_provider_is_named() {
+        let m = manifest("", &["front"]);
+        let mut types = iface("demo:shop/types@0.1.0", &[]);
+        types.resources = vec!["receipt".into()];
+        let world = World {
+            imports: vec![types],
+            ..World::default()
+        };
+        let err = run(&m, vec![("front", world)]).unwrap_err();
+        assert!(
+            err.contains("import 'demo:shop/types@0.1.0': it declares resource 'receipt' and no component exports it"),
+            "{err}"
+        );
+        assert!(
+            err.contains("weft passes no resources between components"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_resource_is_not_shared_between_components() {
+        let m = manifest("", &["front", "greeter"]);
+        let mut front = importer();
+        front.imports[1].resources = vec!["session".into()];
+        let mut back = exporter();
+        back.exports[0].resources = vec!["session".into()];
+        let err = run(&m, vec![("front", front), ("greeter", back)]).unwrap_err();
+        assert!(
+            err.contains("it passes resource 'session', which cannot be shared between components"),
+            "{err}"
+        );
+    }
+
+    /// `front` imports greeter at `import`; `greeter` exports it at `export`.
+    fn versions(import: &str, export: &str) -> Result<Resolution, String> {
+        let m = manifest("", &["front", "greeter"]);
+        let mut front = importer();
+        front.imports[1].name = format!("demo:hello/greeter@{import}");
+        let mut back = exporter();
+        back.exports[0].name = format!("demo:hello/greeter@{export}");
+        run(&m, vec![("front", front), ("greeter", back)])
+    }
+
+    #[test]
+    fn a_compatible_version_is_served() {
+        let r = versions("0.1.0", "0.1.2").unwrap();
+        assert_eq!(
+            provider_of(&r, "front", "demo:hello/greeter@0.1.0"),
+            served_by("greeter", "demo:hello/greeter@0.1.2")
+        );
+        assert!(versions("1.2.0", "1.0.0").is_ok());
+    }
+
+    #[test]
+    fn an_incompatible_version_is_refused_with_the_reason() {
+        let err = versions("0.1.0", "0.2.0").unwrap_err();
+        assert!(
+            err.contains("import 'demo:hello/greeter@0.1.0': 'greeter' exports demo:hello/greeter@0.2.0, which cannot serve demo:hello/greeter@0.1.0 (before 1.0, a new minor version is a breaking change); build both components against the same version of the WIT"),
+            "{err}"
+        );
+        let err = versions("1.0.0", "2.0.0").unwrap_err();
+        assert!(err.contains("(their major versions differ)"), "{err}");
+        let err = versions("0.2.0-draft", "0.2.0-rc.1").unwrap_err();
+        assert!(
+            err.contains("a pre-release version is compatible only with itself"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_link_to_an_incompatible_version_says_so() {
+        let m = manifest(
+            "[links]\n\"front/demo:hello/greeter\" = \"greeter\"\n",
+            &["front", "greeter"],
+        );
+        let mut back = exporter();
+        back.exports[0].name = "demo:hello/greeter@0.2.0".into();
+        let err = run(&m, vec![("front", importer()), ("greeter", back)]).unwrap_err();
+        assert!(
+            err.contains("'greeter' exports demo:hello/greeter@0.2.0, which cannot serve"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn semver_compatibility() {
+        use crate::world::compatibility;
+        let ok = |a: &str, b: &str| compatibility(a, b).is_ok();
+        assert!(ok("a:b/c@0.1.0", "a:b/c@0.1.9"));
+        assert!(ok("a:b/c@0.1.9", "a:b/c@0.1.0"));
+        assert!(ok("a:b/c@1.0.0", "a:b/c@1.7.3"));
+        assert!(ok("a:b/c", "a:b/c"));
+        assert!(ok("a:b/c@0.2.0-draft", "a:b/c@0.2.0-draft"));
+        assert!(!ok("a:b/c@0.1.0", "a:b/c@0.2.0"));
+        assert!(!ok("a:b/c@0.0.1", "a:b/c@0.0.2"));
+        assert!(!ok("a:b/c@1.0.0", "a:b/c@2.0.0"));
+        assert!(!ok("a:b/c@0.2.0-draft", "a:b/c@0.2.0"));
+        assert!(!ok("a:b/c", "a:b/c@0.1.0"));
+    }
+
+    #[test]
+    fn each_import_finds_its_own_track_among_several_versions() {
+        let m = manifest("", &["old", "new", "both"]);
+        let importer_of = |version: &str| World {
+            imports: vec![iface(
+                &format!("demo:x/handler@{version}"),
+                &[("handle", "func(string)")],
+            )],
+            ..World::default()
+        };
+        let both = World {
+            exports: vec![
+                iface("demo:x/handler@0.2.0", &[("handle", "func(string)")]),
+                iface("demo:x/handler@0.3.1", &[("handle", "func(string)")]),
+            ],
+            ..World::default()
+        };
+        let worlds = vec![
+            ("old", importer_of("0.2.0")),
+            ("new", importer_of("0.3.0")),
+            ("both", both),
+        ];
+        let r = run(&m, worlds).unwrap();
+        assert_eq!(
+            provider_of(&r, "old", "demo:x/handler@0.2.0"),
+            served_by("both", "demo:x/handler@0.2.0")
+        );
+        assert_eq!(
+            provider_of(&r, "new", "demo:x/handler@0.3.0"),
+            served_by("both", "demo:x/handler@0.3.1")
+        );
     }
 }

@@ -27,12 +27,14 @@ pub struct World {
 }
 
 /// One imported or exported interface (a component instance).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Interface {
     /// The full name, such as `demo:hello/greeter@0.1.0`.
     pub name: String,
     /// Its functions, including resource methods (`[method]bucket.get`).
     pub functions: Vec<FuncSig>,
+    /// The resource types it declares, such as `bucket`.
+    pub resources: Vec<String>,
 }
 
 /// One function of an interface.
@@ -69,32 +71,85 @@ impl World {
         world
     }
 
-    /// The exported interface whose name, versions aside, is `unversioned`.
-    pub fn export_named(&self, unversioned: &str) -> Option<&Interface> {
+    /// The exported interfaces whose name, versions aside, is `unversioned`:
+    /// one, or several when the component exports more than one version.
+    pub fn exports_named(&self, unversioned: &str) -> impl Iterator<Item = &Interface> {
         self.exports
             .iter()
-            .find(|e| crate::manifest::unversioned(&e.name) == unversioned)
+            .filter(move |e| crate::manifest::unversioned(&e.name) == unversioned)
     }
 }
 
 impl Interface {
     fn reflect(engine: &Engine, name: &str, inst: &types::ComponentInstance) -> Interface {
-        let functions = inst
-            .exports(engine)
-            .filter_map(|(fname, item)| match item.ty {
-                ComponentItem::ComponentFunc(f) => Some(FuncSig::of(fname, &f)),
-                _ => None,
-            })
-            .collect();
-        Interface {
+        let mut interface = Interface {
             name: name.to_string(),
-            functions,
+            ..Interface::default()
+        };
+        for (item_name, item) in inst.exports(engine) {
+            match item.ty {
+                ComponentItem::ComponentFunc(f) => {
+                    interface.functions.push(FuncSig::of(item_name, &f));
+                }
+                ComponentItem::Resource(_) => interface.resources.push(item_name.to_string()),
+                _ => {}
+            }
         }
+        interface
     }
 
     /// The function called `name`.
     pub fn function(&self, name: &str) -> Option<&FuncSig> {
         self.functions.iter().find(|f| f.name == name)
+    }
+
+    /// Whether it holds nothing but plain types (records, variants and the
+    /// like), as a `types` interface that others `use` does: such an
+    /// interface needs no provider.
+    pub fn is_types_only(&self) -> bool {
+        self.functions.is_empty() && self.resources.is_empty()
+    }
+}
+
+/// Whether an import named `import` may be served by an export named
+/// `export`, by semver on their versions, as the component model links
+/// them: from 1.0 the same major version, before it the same minor (0.1.x),
+/// and before 0.1 the same patch. A pre-release matches only itself, and a
+/// name with a version never matches one without. The error says why not,
+/// in words for a message.
+pub fn compatibility(import: &str, export: &str) -> Result<(), &'static str> {
+    let version = |name: &str| name.split_once('@').map(|(_, v)| v.to_string());
+    let (i, e) = match (version(import), version(export)) {
+        (None, None) => return Ok(()),
+        (Some(_), None) | (None, Some(_)) => {
+            return Err("one name has a version and the other has none");
+        }
+        (Some(i), Some(e)) => (i, e),
+    };
+    let (Ok(i), Ok(e)) = (semver::Version::parse(&i), semver::Version::parse(&e)) else {
+        return if i == e {
+            Ok(())
+        } else {
+            Err("their versions differ, and are not semver versions to compare")
+        };
+    };
+    if !i.pre.is_empty() || !e.pre.is_empty() {
+        return if (i.major, i.minor, i.patch, &i.pre) == (e.major, e.minor, e.patch, &e.pre) {
+            Ok(())
+        } else {
+            Err("a pre-release version is compatible only with itself")
+        };
+    }
+    if i.major != e.major {
+        Err("their major versions differ")
+    } else if i.major > 0 {
+        Ok(())
+    } else if i.minor != e.minor {
+        Err("before 1.0, a new minor version is a breaking change")
+    } else if i.minor > 0 || i.patch == e.patch {
+        Ok(())
+    } else {
+        Err("before 0.1, a new patch version is a breaking change")
     }
 }
 

@@ -32,8 +32,8 @@ use weft_proto::v1::control_server::{Control, ControlServer};
 use weft_proto::v1::health_reply::State;
 use weft_proto::v1::invoke_server::InvokeServer;
 use weft_proto::v1::{
-    Assigned, Assignment, DrainReply, DrainRequest, HealthReply, HealthRequest, ShutdownReply,
-    ShutdownRequest,
+    Assigned, Assignment, DrainReply, DrainRequest, HealthReply, HealthRequest, ServedReply,
+    ServedRequest, ShutdownReply, ShutdownRequest,
 };
 
 /// What a worker is doing.
@@ -256,6 +256,11 @@ impl Control for ControlService {
             replica: serving.map_or(0, |s| s.replica),
         };
         Ok(Response::new(reply))
+    }
+
+    async fn served(&self, _: Request<ServedRequest>) -> Result<Response<ServedReply>, Status> {
+        let functions = self.worker.invoke.served();
+        Ok(Response::new(ServedReply { functions }))
     }
 
     async fn drain(&self, _: Request<DrainRequest>) -> Result<Response<DrainReply>, Status> {

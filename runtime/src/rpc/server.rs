@@ -3,19 +3,21 @@
 //! [`Exports`] is the table of every function the worker's group exports,
 //! built once at assignment. A call is refused, before anything runs, when
 //! its version is not the worker's, when the function is not served here,
-//! or when its type fingerprint differs from the callee's.
+//! or when its type fingerprint differs from the callee's. Each function
+//! counts the calls that reached it, which `Control.Served` reports.
 
 use crate::codec::{self, FuncTypes};
 use crate::pool::InstancePool;
 use crate::version::{self, Version};
 use crate::world::World;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use tonic::{Request, Response, Status};
 use wasmtime::Engine;
 use wasmtime::component::{Component, ComponentExportIndex, Val};
 use weft_proto::v1::invoke_server::Invoke;
-use weft_proto::v1::{CallReply, CallRequest};
+use weft_proto::v1::{CallReply, CallRequest, ServedFunction};
 
 /// One exported function that remote callers may call.
 struct Exported {
@@ -24,6 +26,8 @@ struct Exported {
     types: FuncTypes,
     fingerprint: String,
     label: String,
+    /// Calls that reached the callee.
+    calls: AtomicU64,
 }
 
 /// Every function a worker serves, by (component, interface, function).
@@ -76,6 +80,7 @@ impl Exports {
                         types,
                         fingerprint: version::fingerprint(&func.signature),
                         label: format!("{}: {}#{}", pool.name(), iface.name, func.name),
+                        calls: AtomicU64::new(0),
                     };
                     functions.insert(key, exported);
                 }
@@ -110,6 +115,7 @@ impl Exports {
         let params = codec::decode_all(&f.types.params, &call.payload).map_err(|e| {
             Status::invalid_argument(format!("the arguments for {} do not decode: {e}", f.label))
         })?;
+        f.calls.fetch_add(1, Ordering::Relaxed);
         let mut results = vec![Val::Bool(false); f.types.results.len()];
         f.pool
             .call_export(f.index, &f.label, &params, &mut results)
@@ -127,6 +133,31 @@ impl Exports {
     }
 }
 
+impl Exports {
+    /// How many calls each function has run, sorted by component, interface
+    /// and function.
+    pub fn served(&self) -> Vec<ServedFunction> {
+        let mut served: Vec<ServedFunction> = self
+            .functions
+            .iter()
+            .map(|((component, interface, function), f)| ServedFunction {
+                component: component.clone(),
+                interface: interface.clone(),
+                function: function.clone(),
+                calls: f.calls.load(Ordering::Relaxed),
+            })
+            .collect();
+        served.sort_by(|a, b| {
+            (&a.component, &a.interface, &a.function).cmp(&(
+                &b.component,
+                &b.interface,
+                &b.function,
+            ))
+        });
+        served
+    }
+}
+
 /// The `Invoke` service: calls are refused until the worker has its
 /// assignment, then run against its [`Exports`].
 #[derive(Clone, Default)]
@@ -138,6 +169,11 @@ impl InvokeService {
     /// Starts serving `exports`; a worker is assigned once.
     pub fn assign(&self, exports: Exports) -> Result<(), Exports> {
         self.exports.set(exports)
+    }
+
+    /// The calls each exported function has run; none before assignment.
+    pub fn served(&self) -> Vec<ServedFunction> {
+        self.exports.get().map(Exports::served).unwrap_or_default()
     }
 }
 
