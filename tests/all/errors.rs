@@ -142,3 +142,59 @@ fn a_listen_override_for_an_unknown_listener() {
     assert!(!status.success());
     assert!(stderr.contains("--listen api=...: samples/hello/weft.toml has no listener 'api'; its listeners are: web"), "{stderr}");
 }
+
+#[test]
+fn an_incompatible_version_is_refused_with_the_reason() {
+    // front imports demo:pricing/pricing@0.1.0; this pricing exports 0.2.0.
+    let manifest = crate::layouts::shop_manifest("fixture_shop_pricing_next");
+    let err = refused(&manifest);
+    assert!(
+        err.contains(
+            "component 'front', import 'demo:pricing/pricing@0.1.0': 'pricing' exports \
+             demo:pricing/pricing@0.2.0, which cannot serve demo:pricing/pricing@0.1.0 (before \
+             1.0, a new minor version is a breaking change); build both components against the \
+             same version of the WIT"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("the app cannot be linked (2 problems)"),
+        "only front and cart import pricing:\n{err}"
+    );
+}
+
+#[test]
+fn a_resource_is_not_passed_between_components() {
+    // Each clerk imports `office` from the other; `office` hands out a
+    // resource declared in the `types` interface.
+    let clerks = "[components.a]\nwasm = \"{wasm:fixture_refused_clerk}\"\n\
+                  [components.b]\nwasm = \"{wasm:fixture_refused_clerk}\"\n";
+    let err = refused(&format!("{APP}{clerks}"));
+    assert!(
+        err.contains(
+            "component 'a', import 'demo:refused/office@0.1.0': it passes resource 'ticket', \
+             which cannot be shared between components"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "component 'a', import 'demo:refused/types@0.1.0': it declares resource 'ticket' and \
+             no component exports it"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_stream_is_refused_with_what_to_do() {
+    let streamer = "[components.numbers]\nwasm = \"{wasm:fixture_refused_streamer}\"\n";
+    let err = refused(&format!("{APP}{streamer}"));
+    assert!(
+        err.contains(
+            "uses the component model's async features (a `stream`, a `future` or an async \
+             function, as WASI 0.3 does), which weft does not run; build it against WASI 0.2"
+        ),
+        "{err}"
+    );
+}

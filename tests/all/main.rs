@@ -1,11 +1,13 @@
 //! weft's integration tests, one binary: every sample end to end over real
 //! HTTP (in one process, and deployed as a monolith and split), deployment
-//! and its failures, every resolution error, the sandbox's limits, protocol
-//! stalls on kept-alive connections, and the manifest golden files.
+//! and its failures, the WIT layouts weft links and every resolution error,
+//! the sandbox's limits, protocol stalls on kept-alive connections, and the
+//! manifest golden files.
 
 mod deploy;
 mod errors;
 mod latency;
+mod layouts;
 mod linking;
 mod manifests;
 mod samples;

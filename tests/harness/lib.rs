@@ -25,9 +25,12 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 mod http;
+mod python;
 pub use http::{Connection, http_get, parse_response};
+pub use python::{COMPONENTIZE_PY, PYTHON_GUESTS};
 
-/// Every guest the tests use, by cargo package name.
+/// Every Rust guest the tests use, by cargo package name; the Python ones
+/// are in [`PYTHON_GUESTS`].
 pub const GUESTS: &[&str] = &[
     "hello-frontend",
     "hello-greeter",
@@ -39,6 +42,12 @@ pub const GUESTS: &[&str] = &[
     "fixture-ping",
     "fixture-values-callee",
     "fixture-values-caller",
+    "fixture-shop-front",
+    "fixture-shop-cart",
+    "fixture-shop-pricing",
+    "fixture-shop-pricing-next",
+    "fixture-refused-clerk",
+    "fixture-refused-streamer",
 ];
 
 /// How long an app may take to come up (a cold compile included).
@@ -88,6 +97,7 @@ pub fn weft_bin() -> &'static Path {
             args.extend(["-p", guest]);
         }
         cargo(&args);
+        python::build_all();
         cargo(&["build", "-p", "weft-runtime", "--bin", "weft"]);
         target_dir().join("debug").join("weft")
     })
@@ -326,6 +336,40 @@ impl Drop for Weft {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// How many calls from other processes each worker of the deployment whose
+/// manifest is in `dir` has run, by `"WORKER COMPONENT: INTERFACE#FUNCTION"`
+/// (`Control.Served`); the proof that a call crossed a process.
+pub fn served_calls(dir: &Path) -> BTreeMap<String, u64> {
+    use weft_proto::v1::ServedRequest;
+    use weft_proto::v1::control_client::ControlClient;
+    use weft_runtime::deploy::state::DeployState;
+    let path = DeployState::path(dir);
+    let state =
+        DeployState::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async {
+        let mut served = BTreeMap::new();
+        for worker in state.workers {
+            let channel = weft_runtime::rpc::channel(&worker.address).expect("a worker address");
+            let reply = ControlClient::new(channel)
+                .served(ServedRequest {})
+                .await
+                .unwrap_or_else(|e| panic!("worker {}: Served failed: {e}", worker.name));
+            for f in reply.into_inner().functions {
+                let key = format!(
+                    "{} {}: {}#{}",
+                    worker.name, f.component, f.interface, f.function
+                );
+                served.insert(key, f.calls);
+            }
+        }
+        served
+    })
 }
 
 /// Appends every line `from` prints to `sink` (and sends it to `lines`) on a
