@@ -282,17 +282,17 @@ fn unserved(import: &Interface, same_name: &[(&str, &Interface)]) -> String {
     if let [(other, export), ..] = same_name {
         return incompatible(import, export, other);
     }
+    if import.name.starts_with("wasi:") {
+        return format!(
+            "no component exports it and weft provides no such capability (weft provides {})",
+            Capability::PROVIDED
+        );
+    }
     if let Some(resources) = resource_list(import) {
         return format!(
             "it declares {resources} and no component exports it; weft passes no resources \
              between components, so keep {resources} inside one component (export this \
              interface from the component that uses it), or pass plain values"
-        );
-    }
-    if import.name.starts_with("wasi:") {
-        return format!(
-            "no component exports it and weft provides no such capability (weft provides {})",
-            Capability::PROVIDED
         );
     }
     "no component exports it; add the component that implements it to [components]".into()
@@ -818,6 +818,25 @@ mod tests {
         assert_eq!(
             provider_of(&r, "new", "demo:x/handler@0.3.0"),
             served_by("both", "demo:x/handler@0.3.1")
+        );
+    }
+
+    #[test]
+    fn a_wasi_interface_weft_does_not_provide_says_so_before_its_resources() {
+        let m = manifest("", &["c"]);
+        let mut blobs = iface(
+            "wasi:blobstore/types@0.2.0-draft",
+            &[("[method]container.name", "func(borrow<resource>) -> string")],
+        );
+        blobs.resources = vec!["container".into()];
+        let world = World {
+            imports: vec![blobs],
+            ..World::default()
+        };
+        let err = run(&m, vec![("c", world)]).unwrap_err();
+        assert!(
+            err.contains("no component exports it and weft provides no such capability"),
+            "{err}"
         );
     }
 }
