@@ -69,16 +69,12 @@ pub struct Prepared {
     /// Who serves each import.
     pub resolution: Resolution,
     engine: Engine,
-    /// The manifest's text, for the version.
-    manifest_text: Vec<u8>,
 }
 
 impl Prepared {
     /// Reads and compiles every component of `manifest` and resolves every
     /// import, failing with every problem at once.
     pub fn load(manifest: ManifestFile, cache: &CompileCache) -> anyhow::Result<Prepared> {
-        let manifest_text = std::fs::read(&manifest.path)
-            .with_context(|| format!("cannot read {}", manifest.path.display()))?;
         let engine = crate::engine::new_engine().map_err(anyhow::Error::from)?;
         let compiled = compile_all(&engine, &manifest, cache)?;
         let worlds: BTreeMap<String, World> = compiled
@@ -91,7 +87,6 @@ impl Prepared {
             compiled,
             resolution,
             engine,
-            manifest_text,
         })
     }
 
@@ -107,7 +102,7 @@ impl Prepared {
     /// The version of this app deployed with `plan`.
     pub fn version(&self, plan: &Plan) -> Version {
         Version::compute(
-            &self.manifest_text,
+            &self.manifest.manifest.canonical(),
             &plan.to_toml(),
             self.compiled
                 .iter()

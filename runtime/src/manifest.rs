@@ -222,6 +222,24 @@ impl Manifest {
         Ok(manifest)
     }
 
+    /// The manifest as the version hashes it: what it says about the app,
+    /// without where its binaries are or how they are built (the binaries
+    /// themselves are hashed apart). Moving or rebuilding identical
+    /// binaries, or reformatting the file, keeps the version.
+    pub fn canonical(&self) -> Vec<u8> {
+        let mut m = self.clone();
+        for spec in m.components.values_mut() {
+            spec.wasm = PathBuf::new();
+            spec.build = None;
+        }
+        serde_json::to_vec(&m).expect("a manifest serializes")
+    }
+
+    /// The manifest as TOML that reads back to the same value.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("a manifest serializes")
+    }
+
     /// Checks what the schema alone cannot: names, references and addresses.
     fn check(&self, origin: &Path) -> Result<(), ManifestError> {
         let invalid = |field: String, message: String| ManifestError::Invalid {

@@ -1,9 +1,11 @@
 //! Deployment versions and function fingerprints: pure hashing.
 //!
-//! A [`Version`] names one deployment: a hash over the manifest text, the
-//! plan and every component binary. Only processes of the same version talk
-//! to each other, so the manager and each worker compute it from the files
-//! they read, and a worker that finds another value refuses its assignment.
+//! A [`Version`] names one deployment: a hash over the manifest (its
+//! [canonical](crate::manifest::Manifest::canonical) form, without binary
+//! paths or build commands), the plan and every component binary. Only
+//! processes of the same version talk to each other, so the manager and
+//! each worker compute it from the files they read, and a worker that finds
+//! another value refuses its assignment.
 //!
 //! A [`fingerprint`] names a function's type. Caller and callee compute it
 //! from their own view of the WIT, and a call whose fingerprint is not the
@@ -13,12 +15,13 @@ use sha2::{Digest, Sha256};
 use std::fmt;
 
 /// The identity of one deployment.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Version(String);
 
 impl Version {
-    /// The version of an app: its manifest text, its plan (as plan-file
-    /// TOML) and its component binaries, by component name.
+    /// The version of an app: its canonical manifest, its plan (as
+    /// plan-file TOML) and its component binaries' digests, by component
+    /// name.
     pub fn compute<'a>(
         manifest: &[u8],
         plan: &str,
@@ -35,6 +38,16 @@ impl Version {
             framed(&mut hash, bytes);
         }
         Version(hex(&hash.finalize()[..8]))
+    }
+
+    /// A version written as text, such as `3f2a9c01b7d4e512`, as
+    /// `weft rollback --to` and the version store name them.
+    pub fn parse(text: &str) -> Option<Version> {
+        (text.len() == 16
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+        .then(|| Version(text.to_string()))
     }
 
     /// The version as text, such as `3f2a9c01b7d4e512`.

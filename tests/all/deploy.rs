@@ -222,35 +222,71 @@ fn ctrl_c_stops_a_deployment_cleanly() {
     assert!(!DeployState::path(dir.path()).exists());
 }
 
-/// Calls that do not carry the deployment's version, or the callee's type
-/// fingerprint, are refused with a status that says which.
+/// Calls without the deployment's token are refused, whichever service
+/// they reach; calls with it that do not carry the deployment's version, or
+/// the callee's type fingerprint, are refused with a status that says which.
 #[test]
 fn forged_calls_are_refused() {
-    use weft_proto::v1::CallRequest;
+    use weft_proto::v1::control_client::ControlClient;
     use weft_proto::v1::invoke_client::InvokeClient;
+    use weft_proto::v1::store_client::StoreClient;
+    use weft_proto::v1::{CallRequest, HealthRequest, KeyRequest};
+    use weft_runtime::rpc::auth::Token;
 
-    let dir = app_dir(HELLO_APP);
+    let dir = app_dir(
+        "[app]\nname = \"forged\"\n\
+         [components.http]\nwasm = \"{wasm:kvcounter_http}\"\n\
+         [components.counter]\nwasm = \"{wasm:kvcounter_counter}\"\n\
+         [components.counter.grants]\nkeyvalue = [\"counts\"]\n\
+         [listeners.web]\ncomponent = \"http\"\naddress = \"127.0.0.1:0\"\n",
+    );
     let _app = Weft::start(Mode::Split, &[dir.path().to_str().unwrap()]);
     let deployed = state(dir.path());
-    let greeter = deployed
+    let counter = deployed
         .workers
         .iter()
-        .find(|w| w.name == "greeter/0")
+        .find(|w| w.name == "counter/0")
         .unwrap();
+    let token = Token::read_file(&dir.path().join(".weft/token")).unwrap();
     let forged = |version: &str, fingerprint: &str| CallRequest {
         version: version.into(),
         caller: "forger".into(),
-        target: "greeter".into(),
-        interface: "demo:hello/greeter@0.1.0".into(),
-        function: "greet".into(),
+        target: "counter".into(),
+        interface: "demo:kvcounter/counter@0.1.0".into(),
+        function: "increment".into(),
         fingerprint: fingerprint.into(),
         payload: Default::default(),
     };
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let mut client = InvokeClient::connect(format!("http://{}", greeter.address))
-            .await
-            .unwrap();
+        let plain = |address: &str| {
+            tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+                .unwrap()
+                .connect_lazy()
+        };
+        // Without the token: Invoke and Control on a worker, Store on the manager.
+        let unauthenticated = |status: tonic::Status| {
+            assert_eq!(status.code(), tonic::Code::Unauthenticated, "{status:?}");
+        };
+        let mut invoke = InvokeClient::new(plain(&counter.address));
+        unauthenticated(
+            invoke
+                .call(forged(&deployed.version, "x"))
+                .await
+                .unwrap_err(),
+        );
+        let mut control = ControlClient::new(plain(&counter.address));
+        unauthenticated(control.health(HealthRequest {}).await.unwrap_err());
+        let mut store = StoreClient::new(plain(&deployed.control));
+        let key = KeyRequest {
+            bucket: "counts".into(),
+            key: "apples".into(),
+        };
+        unauthenticated(store.get(key).await.unwrap_err());
+
+        // With it, but another version or another type.
+        let channel = weft_runtime::rpc::channel(&counter.address, &token).unwrap();
+        let mut client = InvokeClient::new(channel);
         let status = client
             .call(forged("0000000000000000", "x"))
             .await
@@ -345,4 +381,75 @@ fn the_manifest_deploy_table_is_the_default_plan() {
             (200, "en: Hello, Ada!\n".into())
         );
     }
+}
+
+/// One manager per app: a second `weft deploy` of a running app is refused
+/// and names the running manager, and changes nothing of it.
+#[test]
+fn a_second_deploy_of_a_running_app_is_refused() {
+    let dir = app_dir(HELLO_APP);
+    let app = Weft::start(Mode::Split, &[dir.path().to_str().unwrap()]);
+    let deployed = state(dir.path());
+    let (status, _, stderr) = weft_once(&["deploy", dir.path().to_str().unwrap()]);
+    assert!(!status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "this app is already deployed (manager pid {})",
+            deployed.pid
+        )),
+        "{stderr}"
+    );
+    assert_eq!(state(dir.path()), deployed);
+    assert_eq!(
+        http_get(&app.url("web", "/?name=Ada")),
+        (200, "en: Hello, Ada!\n".into())
+    );
+}
+
+/// Workers load from the version's snapshot in `.weft/versions`, so a
+/// worker restarted after the app's binary was rebuilt (here, broken) and
+/// its manifest edited comes back as the version it was.
+#[test]
+fn a_restarted_worker_loads_its_own_version() {
+    let dir = tempfile::tempdir().unwrap();
+    for stem in ["hello_frontend", "hello_greeter"] {
+        std::fs::copy(
+            weft_tests::wasm(stem),
+            dir.path().join(format!("{stem}.wasm")),
+        )
+        .unwrap();
+    }
+    let manifest = "[app]\nname = \"hello\"\n\
+         [components.frontend]\nwasm = \"hello_frontend.wasm\"\n\
+         [components.greeter]\nwasm = \"hello_greeter.wasm\"\n\
+         [components.greeter.config]\ngreeting = \"Hello\"\n\
+         [listeners.web]\ncomponent = \"frontend\"\naddress = \"127.0.0.1:0\"\n";
+    std::fs::write(dir.path().join("weft.toml"), manifest).unwrap();
+    let app = Weft::start(Mode::Split, &[dir.path().to_str().unwrap()]);
+    let url = app.url("web", "/?name=Ada");
+    assert_eq!(http_get(&url), (200, "en: Hello, Ada!\n".into()));
+
+    std::fs::write(dir.path().join("hello_greeter.wasm"), b"not a component").unwrap();
+    std::fs::write(
+        dir.path().join("weft.toml"),
+        manifest.replace("Hello", "Howdy"),
+    )
+    .unwrap();
+    let greeter = state(dir.path())
+        .workers
+        .into_iter()
+        .find(|w| w.name == "greeter/0")
+        .unwrap();
+    let pid = greeter.pid.unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = app.wait_for_output("weft: worker greeter/0 restarted");
+    assert!(
+        output.contains("weft: worker greeter/0 restarted"),
+        "{output}"
+    );
+    assert_eq!(http_get(&url), (200, "en: Hello, Ada!\n".into()));
 }

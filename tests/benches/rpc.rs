@@ -12,7 +12,7 @@
 //! Baseline and weft are timed in alternating turns, so drift hits both.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write as _};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,6 +28,7 @@ use weft_runtime::cache::CompileCache;
 use weft_runtime::codec::{self, ValueType};
 use weft_runtime::manifest::ManifestFile;
 use weft_runtime::pool::InstancePool;
+use weft_runtime::rpc::auth::Token;
 use weft_runtime::rpc::client::Replicas;
 use weft_tests::target_dir;
 
@@ -112,7 +113,7 @@ fn us(d: Duration) -> f64 {
 
 /// One call of the baseline.
 async fn tonic_call(
-    client: &mut InvokeClient<tonic::transport::Channel>,
+    client: &mut InvokeClient<weft_runtime::rpc::AuthChannel>,
     template: &CallRequest,
 ) -> anyhow::Result<()> {
     let reply = client.call(template.clone()).await?;
@@ -215,8 +216,13 @@ pub(crate) async fn cross_process() -> anyhow::Result<()> {
         "callee/0",
         "--exit-with-stdin",
     ]);
-    let _worker = start(&mut command)?;
-    let mut control = ControlClient::new(weft_runtime::rpc::channel(&address)?);
+    let mut worker = start(&mut command)?;
+    // A worker reads its deployment's token from its standard input.
+    let token = Token::generate()?;
+    let stdin = worker.0.stdin.as_mut().expect("piped");
+    writeln!(stdin, "{}", token.as_str())?;
+    stdin.flush()?;
+    let mut control = ControlClient::new(weft_runtime::rpc::channel(&address, &token)?);
     let deadline = Instant::now() + Duration::from_secs(30);
     while control.health(HealthRequest {}).await.is_err() {
         anyhow::ensure!(Instant::now() < deadline, "the worker did not start");
@@ -239,7 +245,7 @@ pub(crate) async fn cross_process() -> anyhow::Result<()> {
         local: BTreeSet::from(["caller".to_string()]),
         remote: BTreeMap::from([(
             "callee".to_string(),
-            Arc::new(Replicas::new(std::slice::from_ref(&address))?),
+            Arc::new(Replicas::new(std::slice::from_ref(&address), &token)?),
         )]),
         version: version.clone(),
     };
@@ -252,7 +258,9 @@ pub(crate) async fn cross_process() -> anyhow::Result<()> {
     let mut command = Command::new(std::env::current_exe()?);
     command.env(super::ECHO_SERVER, "1");
     let (_echo, echo_address) = start_and_read(command)?;
-    let echo = InvokeClient::new(weft_runtime::rpc::channel(&echo_address)?)
+    // The baseline has no token to check; its client attaches one all the
+    // same, so that both sides send the same metadata.
+    let echo = InvokeClient::new(weft_runtime::rpc::channel(&echo_address, &token)?)
         .max_decoding_message_size(MAX_MESSAGE)
         .max_encoding_message_size(MAX_MESSAGE);
 

@@ -348,6 +348,8 @@ pub fn served_calls(dir: &Path) -> BTreeMap<String, u64> {
     let path = DeployState::path(dir);
     let state =
         DeployState::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let token = weft_runtime::rpc::auth::Token::read_file(&dir.join(".weft").join("token"))
+        .expect("the deployment's token");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -355,7 +357,8 @@ pub fn served_calls(dir: &Path) -> BTreeMap<String, u64> {
     runtime.block_on(async {
         let mut served = BTreeMap::new();
         for worker in state.workers {
-            let channel = weft_runtime::rpc::channel(&worker.address).expect("a worker address");
+            let channel =
+                weft_runtime::rpc::channel(&worker.address, &token).expect("a worker address");
             let reply = ControlClient::new(channel)
                 .served(ServedRequest {})
                 .await

@@ -1,11 +1,13 @@
 //! `weft worker`: one replica of one group, driven by a manager.
 
 use crate::deploy::worker::Worker;
+use crate::rpc::auth::Token;
 use anyhow::Context as _;
 use std::net::SocketAddr;
 use tokio::io::AsyncReadExt as _;
 
 /// Host one replica of one group for a manager (`weft deploy` starts these).
+/// The first line of standard input is the deployment's token.
 #[derive(Debug, clap::Args)]
 pub struct WorkerCommand {
     /// The address of the worker's gRPC services.
@@ -24,6 +26,13 @@ impl WorkerCommand {
     /// `--exit-with-stdin`) the end of standard input.
     pub async fn execute(self) -> anyhow::Result<()> {
         let signal = super::run::shutdown_signal()?;
+        let token = read_token().await.with_context(|| {
+            format!(
+                "worker {}: the first line of standard input must be the deployment's token \
+                 (the manager writes it there)",
+                self.name
+            )
+        })?;
         let socket = tokio::net::TcpListener::bind(self.listen)
             .await
             .with_context(|| format!("worker {}: cannot listen on {}", self.name, self.listen))?;
@@ -34,11 +43,24 @@ impl WorkerCommand {
                 () = stdin_closed(), if exit_with_stdin => {}
             }
         };
-        let worker = Worker::new(&self.name);
+        let worker = Worker::new(&self.name, token);
         worker.serve(socket, shutdown).await?;
         say!("weft worker {}: stopped", self.name);
         Ok(())
     }
+}
+
+/// The token on the first line of standard input.
+async fn read_token() -> anyhow::Result<Token> {
+    let mut line = Vec::new();
+    let mut stdin = tokio::io::stdin();
+    let mut byte = [0u8; 1];
+    // Byte by byte: nothing past the line may be taken from the pipe, whose
+    // end later tells the worker that its manager is gone.
+    while line.len() <= 128 && stdin.read(&mut byte).await? == 1 && byte[0] != b'\n' {
+        line.push(byte[0]);
+    }
+    Token::parse(&String::from_utf8_lossy(&line)).context("no token was given")
 }
 
 /// Resolves when standard input reaches its end or fails.

@@ -1,18 +1,28 @@
 //! `weft deploy`: one app split over several processes on this machine.
 //!
-//! - [`manager`]: what `weft deploy` runs. It spawns one [`worker`] process
-//!   per replica of every group of the plan, hands each its group and the
-//!   routing table, restarts a worker that dies, owns the key-value store,
-//!   and serves the listeners through a [`proxy`].
+//! - [`manager`]: what `weft deploy` runs. Through a [`workers`] set it
+//!   spawns one [`worker`] process per replica of every group of the plan,
+//!   hands each its group and the routing table, and restarts a worker that
+//!   dies; it owns the key-value store, and serves the listeners through a
+//!   [`proxy`].
+//! - [`rollout`]: the pure state machine that shifts traffic from one
+//!   version to the next, and rolls back a version that fails more.
 //! - [`worker`]: what `weft worker` runs: one replica of one group, serving
 //!   the `Invoke` and `Control` gRPC services and its group's listeners.
 //! - [`state`]: the file in which a running deployment says where it is.
+//! - [`lock`]: one manager per app.
+//! - [`versions`]: the snapshots of every deployed version, from which the
+//!   workers load.
 //!
 //! Every worker gets fixed loopback ports from the manager, and keeps them
 //! when it is restarted, so the routing table never changes while the
 //! deployment runs.
 
+pub mod lock;
 pub mod manager;
 pub mod proxy;
+pub mod rollout;
 pub mod state;
+pub mod versions;
 pub mod worker;
+pub mod workers;

@@ -15,6 +15,7 @@ use crate::app::{App, Placement, Prepared};
 use crate::cache::CompileCache;
 use crate::kv::KeyValueStore;
 use crate::manifest::ManifestFile;
+use crate::rpc::auth::{Check, Token};
 use crate::rpc::client::Replicas;
 use crate::rpc::server::InvokeService;
 use crate::rpc::store::RemoteStore;
@@ -63,6 +64,9 @@ struct Serving {
 pub struct Worker {
     /// How this worker is named in logs, such as `back/0`.
     name: String,
+    /// The deployment's token: carried by every call it makes, and required
+    /// of every call it serves.
+    token: Token,
     invoke: InvokeService,
     phase: Mutex<Phase>,
     /// Whether an assignment is being loaded, so a second one is refused.
@@ -73,10 +77,12 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// A worker that has no assignment yet.
-    pub fn new(name: &str) -> Arc<Worker> {
+    /// A worker of the deployment whose token is `token`, with no
+    /// assignment yet.
+    pub fn new(name: &str, token: Token) -> Arc<Worker> {
         Arc::new(Worker {
             name: name.to_string(),
+            token,
             invoke: InvokeService::default(),
             phase: Mutex::new(Phase::Starting),
             assigning: Mutex::new(false),
@@ -108,6 +114,9 @@ impl Worker {
             worker.drain().await;
         };
         tonic::transport::Server::builder()
+            .layer(tonic::service::InterceptorLayer::new(Check(
+                self.token.clone(),
+            )))
             .add_service(invoke)
             .add_service(control)
             .serve_with_incoming_shutdown(
@@ -163,7 +172,7 @@ impl Worker {
         for route in &a.routes {
             remote.insert(
                 route.component.clone(),
-                Arc::new(Replicas::new(&route.addresses)?),
+                Arc::new(Replicas::new(&route.addresses, &self.token)?),
             );
         }
         let placement = Placement {
@@ -173,7 +182,7 @@ impl Worker {
         };
         let keyvalue: Option<Arc<dyn KeyValueStore>> = match a.store.as_str() {
             "" => None,
-            address => Some(Arc::new(RemoteStore::new(address, &version)?)),
+            address => Some(Arc::new(RemoteStore::new(address, &version, &self.token)?)),
         };
         let app = Arc::new(App::start(&prepared, Some(&placement), keyvalue).await?);
         let exports = prepared.exports(&app, version.clone());

@@ -1,16 +1,20 @@
-//! The manager: spawns, assigns and supervises the workers of a deployment.
+//! A worker set: the workers of one version on this machine, spawned,
+//! assigned and supervised.
 //!
 //! [`layout`] turns a plan into replicas with loopback addresses (pure, but
-//! for the port source it is given; [`layout_on_free_ports`] gives it one). [`Manager::start`] spawns every worker,
-//! waits until it answers, and assigns it its group; any failure stops them
-//! all and is reported. Each worker then has a supervisor task that restarts
-//! it with backoff when it dies, or when it stops answering health checks,
-//! on the same ports, so the routing table stays right. [`Manager::stop`] drains and stops every worker.
+//! for the port source it is given; [`layout_on_free_ports`] gives it one).
+//! [`WorkerSet::start`] spawns every worker, waits until it answers, and
+//! assigns it its group; any failure stops them all and is reported. Each
+//! worker then has a supervisor task that restarts it with backoff when it
+//! dies, or when it stops answering health checks, on the same ports, so
+//! the routing table stays right. [`WorkerSet::stop`] drains and stops
+//! every worker.
 //!
 //! Workers are started with a pipe as their standard input and exit when it
 //! closes, so they never outlive the manager, however it ends.
 
 use super::state::{DeployState, WorkerState};
+use crate::rpc::auth::Token;
 use crate::version::Version;
 use anyhow::{Context as _, bail};
 use std::collections::BTreeMap;
@@ -19,6 +23,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::io::AsyncWriteExt as _;
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -138,10 +143,12 @@ pub struct Deployment {
     pub control: SocketAddr,
     /// Whether the manager serves its key-value store there.
     pub serves_store: bool,
+    /// The deployment's token, which every call between its processes carries.
+    pub token: Token,
 }
 
-/// The running workers of one deployment.
-pub struct Manager {
+/// The running workers of one version.
+pub struct WorkerSet {
     deployment: Deployment,
     replicas: Vec<ReplicaSpec>,
     /// The `weft` binary that workers run.
@@ -152,13 +159,13 @@ pub struct Manager {
     supervisors: tokio::sync::Mutex<JoinSet<()>>,
 }
 
-impl Manager {
-    /// A manager for `replicas`, which writes its state file at `state_path`.
+impl WorkerSet {
+    /// A worker set for `replicas`, which writes its state file at `state_path`.
     pub fn new(
         deployment: Deployment,
         replicas: Vec<ReplicaSpec>,
         state_path: PathBuf,
-    ) -> anyhow::Result<Arc<Manager>> {
+    ) -> anyhow::Result<Arc<WorkerSet>> {
         let exe = std::env::current_exe().context("cannot find the weft binary for workers")?;
         let state = DeployState {
             app: deployment.app.clone(),
@@ -181,7 +188,7 @@ impl Manager {
                 })
                 .collect(),
         };
-        Ok(Arc::new(Manager {
+        Ok(Arc::new(WorkerSet {
             deployment,
             replicas,
             exe,
@@ -202,8 +209,8 @@ impl Manager {
     pub async fn start(self: &Arc<Self>) -> anyhow::Result<()> {
         let mut starting = JoinSet::new();
         for index in 0..self.replicas.len() {
-            let manager = self.clone();
-            starting.spawn(async move { (index, manager.start_worker(index).await) });
+            let set = self.clone();
+            starting.spawn(async move { (index, set.start_worker(index).await) });
         }
         let mut children = Vec::new();
         while let Some(joined) = starting.join_next().await {
@@ -262,8 +269,18 @@ impl Manager {
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("cannot start worker {name}"))?;
-        let stdin = child.stdin.take();
-        let mut control = ControlClient::new(crate::rpc::channel(&spec.address.to_string())?);
+        // The token goes on the worker's standard input: unlike its
+        // arguments and environment, no other user can read it there.
+        let mut stdin = child.stdin.take().context("the worker's standard input")?;
+        stdin
+            .write_all(format!("{}\n", self.deployment.token.as_str()).as_bytes())
+            .await
+            .with_context(|| format!("cannot give worker {name} its token"))?;
+        let stdin = Some(stdin);
+        let mut control = ControlClient::new(crate::rpc::channel(
+            &spec.address.to_string(),
+            &self.deployment.token,
+        )?);
         let deadline = Instant::now() + WORKER_START;
         loop {
             if let Some(status) = child.try_wait()? {
@@ -409,7 +426,7 @@ impl Manager {
     /// checks in a row: it is alive but hung, and only a restart helps.
     async fn unresponsive(&self, index: usize) {
         let address = self.replicas[index].address.to_string();
-        let Ok(channel) = crate::rpc::channel(&address) else {
+        let Ok(channel) = crate::rpc::channel(&address, &self.deployment.token) else {
             return std::future::pending().await;
         };
         let mut control = ControlClient::new(channel);
@@ -427,7 +444,8 @@ impl Manager {
     /// Drains worker `index`, asks it to exit, and kills it if it does not.
     async fn stop_worker(&self, index: usize, mut worker: WorkerProcess) {
         let spec = &self.replicas[index];
-        if let Ok(channel) = crate::rpc::channel(&spec.address.to_string()) {
+        if let Ok(channel) = crate::rpc::channel(&spec.address.to_string(), &self.deployment.token)
+        {
             let mut control = ControlClient::new(channel);
             let drain = crate::listener::DRAIN_TIMEOUT + Duration::from_secs(5);
             let _ = tokio::time::timeout(drain, control.drain(DrainRequest {})).await;

@@ -9,32 +9,33 @@
 //! connection was refused, or the worker answered that it is not serving
 //! yet, because then it surely never reached a callee.
 
+use super::AuthChannel;
+use super::auth::Token;
 use crate::codec::{self, FuncTypes};
 use crate::version::Version;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
-use tonic::transport::Channel;
 use wasmtime::component::Val;
 use weft_proto::v1::CallRequest;
 use weft_proto::v1::invoke_client::InvokeClient;
 
 /// Channels to every replica of one group, taken in turn.
 pub struct Replicas {
-    targets: Vec<(String, Channel)>,
+    targets: Vec<(String, AuthChannel)>,
     next: AtomicUsize,
 }
 
 impl Replicas {
-    /// Channels to `addresses` (`HOST:PORT`, one per replica); nothing
-    /// connects until the first call.
-    pub fn new(addresses: &[String]) -> anyhow::Result<Replicas> {
+    /// Channels to `addresses` (`HOST:PORT`, one per replica) that carry
+    /// `token`; nothing connects until the first call.
+    pub fn new(addresses: &[String], token: &Token) -> anyhow::Result<Replicas> {
         anyhow::ensure!(
             !addresses.is_empty(),
             "a group needs at least one replica address"
         );
         let targets = addresses
             .iter()
-            .map(|a| Ok((a.clone(), super::channel(a)?)))
+            .map(|a| Ok((a.clone(), super::channel(a, token)?)))
             .collect::<anyhow::Result<_>>()?;
         Ok(Replicas {
             targets,
@@ -43,7 +44,7 @@ impl Replicas {
     }
 
     /// The replicas in the order this call should try them.
-    fn in_turn(&self) -> impl Iterator<Item = &(String, Channel)> {
+    fn in_turn(&self) -> impl Iterator<Item = &(String, AuthChannel)> {
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         let n = self.targets.len();
         (0..n).map(move |i| &self.targets[(start + i) % n])

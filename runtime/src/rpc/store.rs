@@ -6,12 +6,13 @@
 //! through [`RemoteStore`]. Bucket grants are checked by the worker's host
 //! bindings before a call is sent, as they are in one process.
 
+use super::AuthChannel;
+use super::auth::Token;
 use crate::kv::{KeyPage, KeyValueStore, KvError};
 use crate::version::Version;
 use async_trait::async_trait;
 use std::sync::Arc;
 use tonic::metadata::MetadataValue;
-use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 use weft_proto::VERSION_HEADER;
 use weft_proto::v1::store_client::StoreClient;
@@ -122,14 +123,15 @@ impl Store for StoreService {
 
 /// A worker's side: the manager's store, as a [`KeyValueStore`].
 pub struct RemoteStore {
-    client: StoreClient<Channel>,
+    client: StoreClient<AuthChannel>,
     version: MetadataValue<tonic::metadata::Ascii>,
 }
 
 impl RemoteStore {
-    /// The store served at `address` to workers of `version`.
-    pub fn new(address: &str, version: &Version) -> anyhow::Result<RemoteStore> {
-        let client = StoreClient::new(super::channel(address)?)
+    /// The store served at `address` to workers of `version`, reached
+    /// with the deployment's `token`.
+    pub fn new(address: &str, version: &Version, token: &Token) -> anyhow::Result<RemoteStore> {
+        let client = StoreClient::new(super::channel(address, token)?)
             .max_decoding_message_size(super::MAX_MESSAGE)
             .max_encoding_message_size(super::MAX_MESSAGE);
         Ok(RemoteStore {
