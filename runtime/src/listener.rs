@@ -9,7 +9,7 @@
 //! [`serve`] takes a bound listener, a request handler and a shutdown
 //! future: on shutdown it stops accepting, lets in-flight requests finish,
 //! and returns. The handler is an [`HttpEntry`] in `weft run` and in a
-//! worker, and the manager's proxy under `weft deploy`.
+//! worker, and the manager's ingress under `weft deploy`.
 
 use crate::pool::InstancePool;
 use bytes::Bytes;

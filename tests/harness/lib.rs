@@ -170,6 +170,35 @@ pub struct Weft {
     output: Arc<Mutex<String>>,
     /// Listener addresses, by listener name.
     pub listeners: BTreeMap<String, SocketAddr>,
+    /// Declared after `child`, so that it is let go once weft has exited.
+    _claim: Option<AppClaim>,
+}
+
+/// The tests' turn at deploying one app. weft allows one manager per app,
+/// and tests run in parallel, so tests that deploy the same app (a sample)
+/// take turns; each holds its claim until its weft has exited.
+struct AppClaim(PathBuf);
+
+static CLAIMED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+static RELEASED: std::sync::Condvar = std::sync::Condvar::new();
+
+impl AppClaim {
+    fn take(app: &Path) -> AppClaim {
+        let app = std::fs::canonicalize(root().join(app)).unwrap_or_else(|_| app.to_path_buf());
+        let mut claimed = CLAIMED.lock().unwrap();
+        while claimed.contains(&app) {
+            claimed = RELEASED.wait(claimed).unwrap();
+        }
+        claimed.push(app.clone());
+        AppClaim(app)
+    }
+}
+
+impl Drop for AppClaim {
+    fn drop(&mut self) {
+        CLAIMED.lock().unwrap().retain(|a| a != &self.0);
+        RELEASED.notify_all();
+    }
 }
 
 impl Weft {
@@ -213,6 +242,10 @@ impl Weft {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> Weft {
+        let claim = (command_args.first() == Some(&"deploy"))
+            .then(|| args.iter().find(|a| !a.starts_with('-')))
+            .flatten()
+            .map(|app| AppClaim::take(Path::new(app)));
         let mut command = scrubbed(Command::new(bin));
         command
             .args(command_args)
@@ -266,6 +299,7 @@ impl Weft {
             child,
             output,
             listeners,
+            _claim: claim,
         }
     }
 

@@ -1,12 +1,12 @@
 //! The manager: what `weft deploy` runs. It checks the app, starts a
 //! [`WorkerSet`] for its version, serves the manager's gRPC service (the
 //! key-value store the workers share) and the listeners through the
-//! [`Proxy`], and on Ctrl-C drains the listeners, then the workers.
+//! [`Ingress`], and on Ctrl-C drains the listeners, then the workers.
 
 use crate::app::{Prepared, bind_listener, listener_addresses};
 use crate::cache::CompileCache;
+use crate::deploy::ingress::{Backend, Ingress, Replica};
 use crate::deploy::lock::AppLock;
-use crate::deploy::proxy::Proxy;
 use crate::deploy::state::DeployState;
 use crate::deploy::versions::VersionStore;
 use crate::deploy::workers::{self, Deployment, WorkerSet};
@@ -215,14 +215,15 @@ pub async fn run(options: DeployOptions, shutdown: impl Future<Output = ()>) -> 
     let mut serving = tokio::task::JoinSet::new();
     for (listener, address, socket) in sockets {
         let component = &listener_components[&listener];
-        let behind: Vec<SocketAddr> = workers
-            .replicas()
-            .iter()
-            .filter_map(|r| r.listeners.get(&listener).copied())
-            .collect();
-        let proxy = Arc::new(Proxy::new(&listener, component, behind));
+        let ingress = Arc::new(Ingress::new(&listener, component, false));
+        let backend = Arc::new(Backend::new(
+            version.clone(),
+            replicas_of(&workers, &listener),
+        ));
+        backend.set_weight(100);
+        ingress.add(backend);
         say!("weft: listener {listener} on http://{address} (component {component})");
-        let handler = move |request| proxy.clone().handle(request);
+        let handler = move |request| ingress.clone().handle(request);
         let mut stopped = listeners_stopped.clone();
         serving.spawn(listener::serve(socket, listener, handler, async move {
             let _ = stopped.wait_for(|s| *s).await;
@@ -240,4 +241,17 @@ pub async fn run(options: DeployOptions, shutdown: impl Future<Output = ()>) -> 
     }
     say!("weft: stopped");
     Ok(())
+}
+
+/// The replicas of `workers` that serve `listener`, for its ingress.
+fn replicas_of(workers: &WorkerSet, listener: &str) -> Vec<Arc<Replica>> {
+    workers
+        .replicas()
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| {
+            let address = *r.listeners.get(listener)?;
+            Some(Arc::new(Replica::new(address, workers.rotation(i))))
+        })
+        .collect()
 }

@@ -3,8 +3,8 @@
 //! - [`manager`]: what `weft deploy` runs. Through a [`workers`] set it
 //!   spawns one [`worker`] process per replica of every group of the plan,
 //!   hands each its group and the routing table, and restarts a worker that
-//!   dies; it owns the key-value store, and serves the listeners through a
-//!   [`proxy`].
+//!   dies; it owns the key-value store, and serves the listeners through an
+//!   [`ingress`] each.
 //! - [`rollout`]: the pure state machine that shifts traffic from one
 //!   version to the next, and rolls back a version that fails more.
 //! - [`worker`]: what `weft worker` runs: one replica of one group, serving
@@ -18,9 +18,9 @@
 //! when it is restarted, so the routing table never changes while the
 //! deployment runs.
 
+pub mod ingress;
 pub mod lock;
 pub mod manager;
-pub mod proxy;
 pub mod rollout;
 pub mod state;
 pub mod versions;

@@ -21,6 +21,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt as _;
@@ -157,6 +158,8 @@ pub struct WorkerSet {
     state_path: PathBuf,
     stop: watch::Sender<bool>,
     supervisors: tokio::sync::Mutex<JoinSet<()>>,
+    /// Per replica: whether the ingress may send it requests.
+    rotation: Vec<Arc<AtomicBool>>,
 }
 
 impl WorkerSet {
@@ -188,6 +191,7 @@ impl WorkerSet {
                 })
                 .collect(),
         };
+        let rotation = replicas.iter().map(|_| Arc::default()).collect();
         Ok(Arc::new(WorkerSet {
             deployment,
             replicas,
@@ -196,12 +200,23 @@ impl WorkerSet {
             state_path,
             stop: watch::channel(false).0,
             supervisors: tokio::sync::Mutex::new(JoinSet::new()),
+            rotation,
         }))
     }
 
     /// The replicas, in plan order.
     pub fn replicas(&self) -> &[ReplicaSpec] {
         &self.replicas
+    }
+
+    /// Whether replica `index` takes requests now: it is up, answers its
+    /// health checks, and is not draining. The ingress reads it.
+    pub fn rotation(&self, index: usize) -> Arc<AtomicBool> {
+        self.rotation[index].clone()
+    }
+
+    fn set_rotation(&self, index: usize, serving: bool) {
+        self.rotation[index].store(serving, Ordering::SeqCst);
     }
 
     /// Starts every worker and waits until all of them serve; on any
@@ -316,6 +331,7 @@ impl WorkerSet {
             Err(_) => bail!("worker {name} did not load its group within {ASSIGN_TIMEOUT:?}"),
         }
         self.set_pid(index, child.id());
+        self.set_rotation(index, true);
         Ok(WorkerProcess {
             child,
             _stdin: stdin,
@@ -392,6 +408,7 @@ impl WorkerSet {
             let status = status
                 .map(|s| s.to_string())
                 .unwrap_or_else(|e| e.to_string());
+            self.set_rotation(index, false);
             self.set_pid(index, None);
             if started.elapsed() >= STABLE {
                 backoff = FIRST_BACKOFF;
@@ -422,8 +439,10 @@ impl WorkerSet {
         }
     }
 
-    /// Resolves once worker `index` has failed [`HEALTH_MISSES`] health
-    /// checks in a row: it is alive but hung, and only a restart helps.
+    /// Checks worker `index`'s health every second, taking it out of
+    /// rotation while it fails; resolves once it has failed
+    /// [`HEALTH_MISSES`] checks in a row: it is alive but hung, and only a
+    /// restart helps.
     async fn unresponsive(&self, index: usize) {
         let address = self.replicas[index].address.to_string();
         let Ok(channel) = crate::rpc::channel(&address, &self.deployment.token) else {
@@ -435,8 +454,15 @@ impl WorkerSet {
             tokio::time::sleep(HEALTH_INTERVAL).await;
             let health = tokio::time::timeout(HEALTH_TIMEOUT, control.health(HealthRequest {}));
             match health.await {
-                Ok(Ok(_)) => misses = 0,
-                _ => misses += 1,
+                Ok(Ok(reply)) if reply.get_ref().state() == State::Serving => {
+                    misses = 0;
+                    self.set_rotation(index, true);
+                }
+                Ok(Ok(_)) => self.set_rotation(index, false),
+                _ => {
+                    misses += 1;
+                    self.set_rotation(index, false);
+                }
             }
         }
     }
@@ -444,6 +470,8 @@ impl WorkerSet {
     /// Drains worker `index`, asks it to exit, and kills it if it does not.
     async fn stop_worker(&self, index: usize, mut worker: WorkerProcess) {
         let spec = &self.replicas[index];
+        // Out of rotation first, so that no new request reaches a draining worker.
+        self.set_rotation(index, false);
         if let Ok(channel) = crate::rpc::channel(&spec.address.to_string(), &self.deployment.token)
         {
             let mut control = ControlClient::new(channel);
