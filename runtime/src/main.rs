@@ -4,7 +4,9 @@ use clap::Parser;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use weft_runtime::commands::deploy::DeployCommand;
+use weft_runtime::commands::rollout::{RollbackCommand, RolloutCommand};
 use weft_runtime::commands::run::RunCommand;
+use weft_runtime::commands::status::StatusCommand;
 use weft_runtime::commands::worker::WorkerCommand;
 
 /// weft runs one app made of WebAssembly components, as one process or split.
@@ -13,11 +15,15 @@ use weft_runtime::commands::worker::WorkerCommand;
     name = "weft",
     version,
     about = "weft runs one app made of WebAssembly components: as one process (run), or split over \
-             worker processes by a plan (deploy)"
+             worker processes by a plan (deploy), moved between versions without downtime \
+             (rollout, rollback), and watched (status)"
 )]
 enum Weft {
     Run(RunCommand),
     Deploy(DeployCommand),
+    Rollout(RolloutCommand),
+    Rollback(RollbackCommand),
+    Status(StatusCommand),
     Worker(WorkerCommand),
 }
 
@@ -43,6 +49,9 @@ fn main() -> ExitCode {
         match command {
             Weft::Run(run) => run.execute().await,
             Weft::Deploy(deploy) => deploy.execute().await,
+            Weft::Rollout(rollout) => rollout.execute().await,
+            Weft::Rollback(rollback) => rollback.execute().await,
+            Weft::Status(status) => status.execute().await,
             Weft::Worker(worker) => worker.execute().await,
         }
     });

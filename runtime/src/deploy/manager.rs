@@ -1,28 +1,53 @@
-//! The manager: what `weft deploy` runs. It checks the app, starts a
-//! [`WorkerSet`] for its version, serves the manager's gRPC service (the
-//! key-value store the workers share) and the listeners through the
-//! [`Ingress`], and on Ctrl-C drains the listeners, then the workers.
+//! The manager: what `weft deploy` runs. It wires the deploy side
+//! together:
+//!
+//! - a [`WorkerSet`] per running version, started from the version's
+//!   snapshot in the [`VersionStore`];
+//! - an [`Ingress`] per listener, with a [`Backend`] per running version,
+//!   whose weights say which version new requests go to;
+//! - the key-value store every running version shares ([`StoreService`]);
+//! - the [`Rollout`] that moves traffic from one version to the next and
+//!   rolls back a worse one;
+//! - the `Manager` gRPC service that `weft rollout`, `weft rollback` and
+//!   `weft status` use, behind the deployment's token;
+//! - the [`StateBook`] behind `.weft/deploy.json` and `weft status`.
+//!
+//! Outside a rollout exactly one version runs, with all the traffic.
 
 use crate::app::{Prepared, bind_listener, listener_addresses};
 use crate::cache::CompileCache;
 use crate::deploy::ingress::{Backend, Ingress, Replica};
 use crate::deploy::lock::AppLock;
-use crate::deploy::state::DeployState;
-use crate::deploy::versions::VersionStore;
+use crate::deploy::rollout::{Counts, Decision, Gate, Rollout, Schedule};
+use crate::deploy::state::{DeployState, Phase, RolloutState, StateBook, VersionState};
+use crate::deploy::versions::{Snapshot, VersionStore};
 use crate::deploy::workers::{self, Deployment, WorkerSet};
 use crate::kv::KeyValueStore;
 use crate::kv::redb::RedbStore;
 use crate::listener;
 use crate::manifest::ManifestFile;
 use crate::rpc::auth::{Check, Token};
-use crate::rpc::store::StoreService;
+use crate::rpc::store::{LiveVersions, StoreService};
+use crate::version::Version;
 use anyhow::Context as _;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
 use weft_placer::Plan;
+use weft_proto::v1::control_client::ControlClient;
+use weft_proto::v1::manager_server::ManagerServer;
+use weft_proto::v1::rollout_event::Outcome;
 use weft_proto::v1::store_server::StoreServer;
+use weft_proto::v1::{RolloutEvent, RolloutRequest, ServedRequest};
+
+/// How many versions the store keeps for `weft rollback`.
+pub const KEEP_VERSIONS: usize = 3;
+/// How often a rollout looks at the counts.
+const ROLLOUT_TICK: Duration = Duration::from_millis(250);
 
 /// What `weft deploy` was asked to do.
 #[derive(Debug, Clone)]
@@ -42,8 +67,12 @@ pub struct DeployOptions {
 }
 
 /// The plan named by `--plan`, else the manifest's `[deploy]` table, else
-/// the monolith.
-pub fn choose_plan(choice: Option<&str>, manifest: &ManifestFile) -> anyhow::Result<Plan> {
+/// `otherwise` (the monolith for a first deploy).
+pub fn choose_plan(
+    choice: Option<&str>,
+    manifest: &ManifestFile,
+    otherwise: impl FnOnce() -> Plan,
+) -> anyhow::Result<Plan> {
     let components = manifest.manifest.components.keys();
     if let Some(plan) = choice.and_then(|name| Plan::builtin(name, components.clone())) {
         return Ok(plan);
@@ -58,18 +87,14 @@ pub fn choose_plan(choice: Option<&str>, manifest: &ManifestFile) -> anyhow::Res
             })?;
             Ok(Plan::from_str(&text, file, components)?)
         }
-        None => Ok(manifest
-            .manifest
-            .deploy
-            .clone()
-            .unwrap_or_else(|| Plan::monolith(components))),
+        None => Ok(manifest.manifest.deploy.clone().unwrap_or_else(otherwise)),
     }
 }
 
-/// Deploys the app, serves it until `shutdown` resolves, then drains the
-/// listeners and stops the workers.
-pub async fn run(options: DeployOptions, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    let mut manifest = ManifestFile::load(&options.path)?;
+/// The manifest at `path`, with its path and folder made absolute, as
+/// workers and snapshots need them.
+pub fn load_absolute(path: &Path) -> anyhow::Result<ManifestFile> {
+    let mut manifest = ManifestFile::load(path)?;
     manifest.path = std::path::absolute(&manifest.path)
         .with_context(|| format!("cannot resolve {}", manifest.path.display()))?;
     manifest.dir = manifest
@@ -77,13 +102,53 @@ pub async fn run(options: DeployOptions, shutdown: impl Future<Output = ()>) -> 
         .parent()
         .unwrap_or(Path::new("/"))
         .to_path_buf();
+    Ok(manifest)
+}
+
+/// One running version.
+struct Running {
+    version: Version,
+    plan: Plan,
+    workers: Arc<WorkerSet>,
+    /// Its backend at each listener, by listener name.
+    backends: BTreeMap<String, Arc<Backend>>,
+}
+
+/// A deployment: its versions, listeners and store.
+pub struct Manager {
+    app: String,
+    /// The app's own manifest, which `weft rollout` reads again.
+    manifest_path: PathBuf,
+    versions: VersionStore,
+    cache_dir: PathBuf,
+    control: SocketAddr,
+    token: Token,
+    data_dir: PathBuf,
+    store: Arc<OnceLock<Arc<dyn KeyValueStore>>>,
+    live: LiveVersions,
+    ingresses: BTreeMap<String, Arc<Ingress>>,
+    listener_components: BTreeMap<String, String>,
+    book: Arc<StateBook>,
+    running: Mutex<Vec<Arc<Running>>>,
+    /// Held by the rollout under way; one at a time.
+    rolling: tokio::sync::Mutex<()>,
+    /// Set once the deployment is stopping: a rollout gives up.
+    stopping: tokio::sync::watch::Sender<bool>,
+}
+
+/// Deploys the app, serves it until `shutdown` resolves, then drains the
+/// listeners and stops every version's workers.
+pub async fn run(options: DeployOptions, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let manifest = load_absolute(&options.path)?;
     // Taken before anything else, so that a second `weft deploy` of the
     // app changes nothing of the running one.
     let _lock = AppLock::acquire(&manifest.dir, &manifest.path)?;
     if options.build {
         crate::builder::build_components(&manifest)?;
     }
-    let plan = choose_plan(options.plan.as_deref(), &manifest)?;
+    let plan = choose_plan(options.plan.as_deref(), &manifest, || {
+        Plan::monolith(manifest.manifest.components.keys())
+    })?;
     let cache_dir =
         std::path::absolute(&options.cache_dir).context("cannot resolve the cache directory")?;
     let name = manifest.manifest.app.name.clone();
@@ -91,22 +156,8 @@ pub async fn run(options: DeployOptions, shutdown: impl Future<Output = ()>) -> 
         "weft: loading app '{name}' from {}",
         manifest.path.display()
     );
-    // Compiling here checks the whole app before any worker starts, and
-    // fills the compile cache the workers then load from.
-    let prepared = Prepared::load(manifest.clone(), &CompileCache::new(cache_dir.clone()))?;
-    let version = prepared.version(&plan);
-    let uses_keyvalue = prepared.uses_keyvalue();
-    drop(prepared);
-    // Workers load from the version's snapshot, never from the app's own
-    // files, which the user may edit or rebuild while the version runs.
-    let snapshot = VersionStore::new(&manifest.dir).snapshot(&manifest, &plan)?;
-    anyhow::ensure!(
-        snapshot.version == version,
-        "{}: the app's files changed while it was being deployed (version {version} was checked, \
-         {} was stored); deploy again",
-        manifest.path.display(),
-        snapshot.version
-    );
+    let snapshot = check_and_store(&manifest, &plan, &cache_dir)?;
+    let version = snapshot.version.clone();
     say!("weft: version {version}, plan:");
     for (group, g) in &plan.groups {
         say!(
@@ -123,49 +174,11 @@ pub async fn run(options: DeployOptions, shutdown: impl Future<Output = ()>) -> 
     token
         .write_file(&token_file)
         .with_context(|| format!("cannot write {}", token_file.display()))?;
-    let server_token = token.clone();
 
-    // The manager's gRPC service, with the key-value store workers share.
-    let store: Option<Arc<dyn KeyValueStore>> = if uses_keyvalue {
-        let dir = options
-            .data_dir
-            .clone()
-            .unwrap_or_else(|| manifest.dir.join(".weft").join("data"));
-        let file = RedbStore::file_in(&dir);
-        let store = RedbStore::open(&file)?;
-        say!(
-            "weft: key-value data in {} (served to the workers)",
-            file.display()
-        );
-        Some(Arc::new(store))
-    } else {
-        None
-    };
     let control_socket = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .context("cannot bind the manager's control address on 127.0.0.1")?;
     let control = control_socket.local_addr()?;
-    let (stop_control, control_stopped) = tokio::sync::watch::channel(false);
-    let store_service = store.map(|s| {
-        StoreServer::new(StoreService::new(s, version.clone()))
-            .max_decoding_message_size(crate::rpc::MAX_MESSAGE)
-            .max_encoding_message_size(crate::rpc::MAX_MESSAGE)
-    });
-    let control_server = tokio::spawn(async move {
-        let mut stopped = control_stopped;
-        tonic::transport::Server::builder()
-            .layer(tonic::service::InterceptorLayer::new(Check(server_token)))
-            .add_optional_service(store_service)
-            .serve_with_incoming_shutdown(
-                tonic::transport::server::TcpIncoming::from(control_socket)
-                    .with_nodelay(Some(true)),
-                async move {
-                    let _ = stopped.wait_for(|s| *s).await;
-                },
-            )
-            .await
-    });
-
     // Listeners are bound before any worker starts, so a busy port fails fast.
     let addresses = listener_addresses(&manifest, &options.listen)?;
     let mut sockets = Vec::new();
@@ -179,49 +192,96 @@ pub async fn run(options: DeployOptions, shutdown: impl Future<Output = ()>) -> 
         .iter()
         .map(|(n, l)| (n.clone(), l.component.clone()))
         .collect();
-    let replicas = workers::layout_on_free_ports(&plan, &listener_components)
-        .context("cannot find free loopback ports for the workers")?;
-    let deployment = Deployment {
+    let ingresses = listener_components
+        .iter()
+        .map(|(l, c)| (l.clone(), Arc::new(Ingress::new(l, c, false))))
+        .collect();
+    let book = Arc::new(StateBook::new(
+        DeployState::path(&manifest.dir),
+        DeployState {
+            app: name.clone(),
+            version: version.to_string(),
+            control: control.to_string(),
+            pid: std::process::id(),
+            listeners: sockets
+                .iter()
+                .map(|(n, a, _)| (n.clone(), a.to_string()))
+                .collect(),
+            ..DeployState::default()
+        },
+    ));
+    let manager = Arc::new(Manager {
         app: name.clone(),
-        manifest: snapshot.manifest.clone(),
-        plan,
-        version: version.clone(),
+        manifest_path: manifest.path.clone(),
+        versions: VersionStore::new(&manifest.dir),
         cache_dir,
         control,
-        serves_store: uses_keyvalue,
         token: token.clone(),
-    };
-    let workers = WorkerSet::new(deployment, replicas, DeployState::path(&manifest.dir))?;
-    say!(
-        "weft: starting {} worker(s); manager on {control}",
-        workers.replicas().len()
-    );
-    workers.write_state();
+        data_dir: options
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| manifest.dir.join(".weft").join("data")),
+        store: Arc::default(),
+        live: LiveVersions::default(),
+        ingresses,
+        listener_components,
+        book,
+        running: Mutex::new(Vec::new()),
+        rolling: tokio::sync::Mutex::new(()),
+        stopping: tokio::sync::watch::channel(false).0,
+    });
+
+    // The manager's gRPC service: its control API and the key-value store.
+    let (stop_control, control_stopped) = tokio::sync::watch::channel(false);
+    let store_service = StoreServer::new(StoreService::new(
+        manager.store.clone(),
+        manager.live.clone(),
+    ))
+    .max_decoding_message_size(crate::rpc::MAX_MESSAGE)
+    .max_encoding_message_size(crate::rpc::MAX_MESSAGE);
+    let manager_service = ManagerServer::new(super::control::ManagerService {
+        manager: manager.clone(),
+    });
+    let control_server = tokio::spawn(async move {
+        let mut stopped = control_stopped;
+        tonic::transport::Server::builder()
+            .layer(tonic::service::InterceptorLayer::new(Check(token)))
+            .add_service(store_service)
+            .add_service(manager_service)
+            .serve_with_incoming_shutdown(
+                tonic::transport::server::TcpIncoming::from(control_socket)
+                    .with_nodelay(Some(true)),
+                async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                },
+            )
+            .await
+    });
+
     // Ctrl-C while the workers load stops the deployment there.
     tokio::pin!(shutdown);
     let started = tokio::select! {
-        started = workers.start() => started,
+        started = manager.start_version(&snapshot) => started,
         () = &mut shutdown => Err(anyhow::anyhow!("stopped while the workers were starting")),
     };
-    if let Err(e) = started {
-        workers.stop().await;
-        return Err(e);
-    }
-    for r in workers.replicas() {
+    let first = match started {
+        Ok(first) => first,
+        Err(e) => {
+            manager.book.remove_file();
+            let _ = stop_control.send(true);
+            return Err(e);
+        }
+    };
+    manager.set_weights(&[(&first, 100)]);
+    for r in first.workers.replicas() {
         say!("weft: worker {} serving on {}", r.name(), r.address);
     }
 
     let (stop_listeners, listeners_stopped) = tokio::sync::watch::channel(false);
     let mut serving = tokio::task::JoinSet::new();
     for (listener, address, socket) in sockets {
-        let component = &listener_components[&listener];
-        let ingress = Arc::new(Ingress::new(&listener, component, false));
-        let backend = Arc::new(Backend::new(
-            version.clone(),
-            replicas_of(&workers, &listener),
-        ));
-        backend.set_weight(100);
-        ingress.add(backend);
+        let component = &manager.listener_components[&listener];
+        let ingress = manager.ingresses[&listener].clone();
         say!("weft: listener {listener} on http://{address} (component {component})");
         let handler = move |request| ingress.clone().handle(request);
         let mut stopped = listeners_stopped.clone();
@@ -232,15 +292,518 @@ pub async fn run(options: DeployOptions, shutdown: impl Future<Output = ()>) -> 
     say!("weft: app '{name}' is running, version {version}; press Ctrl-C to stop");
     shutdown.await;
     say!("weft: stopping: draining requests, then the workers");
+    manager.stopping.send_replace(true);
     let _ = stop_listeners.send(true);
     while serving.join_next().await.is_some() {}
-    workers.stop().await;
+    // A rollout under way gives up and stops what it started.
+    let _rolling = manager.rolling.lock().await;
+    let running: Vec<Arc<Running>> = manager.running.lock().expect("running lock").clone();
+    for r in running {
+        manager.retire(&r).await;
+    }
     let _ = stop_control.send(true);
     if let Ok(Err(e)) = control_server.await {
         tracing::warn!("the manager's gRPC server failed: {e}");
     }
+    manager.book.remove_file();
     say!("weft: stopped");
     Ok(())
+}
+
+/// Checks the app as `weft run` does (the same errors), then stores its
+/// snapshot; the two must agree on the version.
+fn check_and_store(
+    manifest: &ManifestFile,
+    plan: &Plan,
+    cache_dir: &Path,
+) -> anyhow::Result<Snapshot> {
+    // Compiling here checks the whole app before any worker starts, and
+    // fills the compile cache the workers then load from.
+    let prepared = Prepared::load(
+        manifest.clone(),
+        &CompileCache::new(cache_dir.to_path_buf()),
+    )?;
+    let version = prepared.version(plan);
+    drop(prepared);
+    // Workers load from the version's snapshot, never from the app's own
+    // files, which the user may edit or rebuild while the version runs.
+    let snapshot = VersionStore::new(&manifest.dir).snapshot(manifest, plan)?;
+    anyhow::ensure!(
+        snapshot.version == version,
+        "{}: the app's files changed while they were being checked (version {version} was \
+         checked, {} was stored); try again",
+        manifest.path.display(),
+        snapshot.version
+    );
+    Ok(snapshot)
+}
+
+/// Where a rollout's progress goes: the `weft rollout` that asked for it,
+/// and the manager's own output.
+pub(crate) struct Events(pub(crate) mpsc::Sender<Result<RolloutEvent, tonic::Status>>);
+
+impl Events {
+    async fn say(&self, outcome: Outcome, line: String) {
+        say!("weft: {line}");
+        // The client may have gone (Ctrl-C); the rollout goes on without it.
+        let _ = self
+            .0
+            .send(Ok(RolloutEvent {
+                line,
+                outcome: outcome.into(),
+            }))
+            .await;
+    }
+}
+
+impl Manager {
+    /// The deployment's state now, with each version's counts.
+    pub fn status(&self) -> DeployState {
+        let running = self.running.lock().expect("running lock").clone();
+        for r in &running {
+            let (requests, failed) = r.backends.values().fold((0, 0), |(n, f), b| {
+                (
+                    n + b.counts.requests.load(Ordering::Relaxed),
+                    f + b.counts.failed.load(Ordering::Relaxed),
+                )
+            });
+            self.book.update(|s| {
+                if let Some(v) = s.version_mut(r.version.as_str()) {
+                    v.requests = requests;
+                    v.failed_requests = failed;
+                }
+            });
+        }
+        self.book.snapshot()
+    }
+
+    /// Starts `snapshot`'s workers and adds the version to every listener,
+    /// with no share of requests yet. On any failure, stops what started.
+    async fn start_version(self: &Arc<Self>, snapshot: &Snapshot) -> anyhow::Result<Arc<Running>> {
+        let version = snapshot.version.clone();
+        let manifest = ManifestFile::load(&snapshot.manifest)?;
+        let prepared = Prepared::load(manifest, &CompileCache::new(self.cache_dir.clone()))?;
+        if prepared.uses_keyvalue() {
+            self.open_store()?;
+        }
+        drop(prepared);
+        let replicas = workers::layout_on_free_ports(&snapshot.plan, &self.listener_components)
+            .context("cannot find free loopback ports for the workers")?;
+        let deployment = Deployment {
+            app: self.app.clone(),
+            manifest: snapshot.manifest.clone(),
+            plan: snapshot.plan.clone(),
+            version: version.clone(),
+            cache_dir: self.cache_dir.clone(),
+            control: self.control,
+            serves_store: self.store.get().is_some(),
+            token: self.token.clone(),
+        };
+        self.book.update(|s| {
+            s.versions.push(VersionState {
+                version: version.to_string(),
+                phase: Phase::Starting,
+                weight: 0,
+                groups: snapshot
+                    .plan
+                    .groups
+                    .iter()
+                    .map(|(g, group)| (g.clone(), group.components.clone()))
+                    .collect(),
+                requests: 0,
+                failed_requests: 0,
+            });
+        });
+        let workers = WorkerSet::new(deployment, replicas, self.book.clone())?;
+        say!(
+            "weft: version {version}: starting {} worker(s); manager on {}",
+            workers.replicas().len(),
+            self.control
+        );
+        // The store takes this version's calls from its first worker on.
+        self.live
+            .write()
+            .expect("live versions lock")
+            .insert(version.to_string());
+        if let Err(e) = workers.start().await {
+            workers.stop().await;
+            self.forget(&version);
+            return Err(e);
+        }
+        let backends: BTreeMap<String, Arc<Backend>> = self
+            .ingresses
+            .keys()
+            .map(|listener| {
+                let replicas = replicas_of(&workers, listener);
+                (
+                    listener.clone(),
+                    Arc::new(Backend::new(version.clone(), replicas)),
+                )
+            })
+            .collect();
+        for (listener, backend) in &backends {
+            self.ingresses[listener].add(backend.clone());
+        }
+        let running = Arc::new(Running {
+            version: version.clone(),
+            plan: snapshot.plan.clone(),
+            workers,
+            backends,
+        });
+        self.running
+            .lock()
+            .expect("running lock")
+            .push(running.clone());
+        self.book.update(|s| {
+            if let Some(v) = s.version_mut(version.as_str()) {
+                v.phase = Phase::Serving;
+            }
+        });
+        Ok(running)
+    }
+
+    /// Opens the key-value store, once.
+    fn open_store(&self) -> anyhow::Result<()> {
+        if self.store.get().is_some() {
+            return Ok(());
+        }
+        let file = RedbStore::file_in(&self.data_dir);
+        let store = RedbStore::open(&file)?;
+        say!(
+            "weft: key-value data in {} (served to the workers)",
+            file.display()
+        );
+        let _ = self.store.set(Arc::new(store));
+        Ok(())
+    }
+
+    /// Gives each version its share of new requests, in percent.
+    fn set_weights(&self, weights: &[(&Arc<Running>, u8)]) {
+        for (running, weight) in weights {
+            for backend in running.backends.values() {
+                backend.set_weight(*weight);
+            }
+        }
+        self.book.update(|s| {
+            for (running, weight) in weights {
+                if let Some(v) = s.version_mut(running.version.as_str()) {
+                    v.weight = *weight;
+                }
+            }
+            if let Some((top, _)) = weights.iter().max_by_key(|(_, w)| *w) {
+                s.version = top.version.to_string();
+            }
+        });
+    }
+
+    /// Takes a version out of the listeners, lets its requests finish, and
+    /// stops its workers.
+    async fn retire(&self, running: &Arc<Running>) {
+        for backend in running.backends.values() {
+            backend.set_weight(0);
+        }
+        self.book.update(|s| {
+            if let Some(v) = s.version_mut(running.version.as_str()) {
+                v.phase = Phase::Draining;
+                v.weight = 0;
+            }
+        });
+        for listener in running.backends.keys() {
+            self.ingresses[listener].remove(&running.version);
+        }
+        running.workers.stop().await;
+        for backend in running.backends.values() {
+            for replica in &backend.replicas {
+                replica.forget_connections();
+            }
+        }
+        self.running
+            .lock()
+            .expect("running lock")
+            .retain(|r| r.version != running.version);
+        self.forget(&running.version);
+    }
+
+    /// Drops every trace of a version that no longer runs.
+    fn forget(&self, version: &Version) {
+        self.live
+            .write()
+            .expect("live versions lock")
+            .remove(version.as_str());
+        self.book.update(|s| {
+            s.versions.retain(|v| v.version != version.as_str());
+            s.workers.retain(|w| w.version != version.as_str());
+        });
+    }
+
+    /// Both versions' counts now: requests at the listeners, and calls
+    /// between components that the workers served.
+    async fn counts(&self, running: &Running) -> Counts {
+        let mut counts = Counts::default();
+        for backend in running.backends.values() {
+            counts.requests += backend.counts.requests.load(Ordering::Relaxed);
+            counts.failed_requests += backend.counts.failed.load(Ordering::Relaxed);
+        }
+        for spec in running.workers.replicas() {
+            let Ok(channel) = crate::rpc::channel(&spec.address.to_string(), &self.token) else {
+                continue;
+            };
+            let mut control = ControlClient::new(channel);
+            let served = control.served(ServedRequest {});
+            if let Ok(Ok(reply)) = tokio::time::timeout(Duration::from_secs(1), served).await {
+                for f in reply.into_inner().functions {
+                    counts.calls += f.calls;
+                    counts.failed_calls += f.errors;
+                }
+            }
+        }
+        counts
+    }
+
+    /// Runs one rollout (or rollback) as `request` asks, telling `events`
+    /// how it goes.
+    pub(crate) async fn rollout(self: Arc<Self>, request: RolloutRequest, events: Events) {
+        let Ok(_turn) = self.rolling.try_lock() else {
+            return events
+                .say(
+                    Outcome::Failed,
+                    "another rollout is under way; wait for it to end (weft status shows it)"
+                        .into(),
+                )
+                .await;
+        };
+        if *self.stopping.borrow() {
+            return events
+                .say(Outcome::Failed, "the deployment is stopping".into())
+                .await;
+        }
+        let from = {
+            let running = self.running.lock().expect("running lock");
+            running.first().cloned()
+        };
+        let Some(from) = from else {
+            return events
+                .say(Outcome::Failed, "no version is running".into())
+                .await;
+        };
+        let target = match self.target(&request, &from) {
+            Ok(snapshot) => snapshot,
+            Err(e) => {
+                return events
+                    .say(
+                        Outcome::Failed,
+                        format!("{e:#}\nversion {} keeps all the traffic", from.version),
+                    )
+                    .await;
+            }
+        };
+        if target.version == from.version {
+            return events
+                .say(
+                    Outcome::Unchanged,
+                    format!("version {} is already running; nothing to do", from.version),
+                )
+                .await;
+        }
+        let (from_v, to_v) = (from.version.clone(), target.version.clone());
+        let verb = if request.rollback {
+            "rolling back to"
+        } else {
+            "rolling out"
+        };
+        events
+            .say(
+                Outcome::Progress,
+                format!("{verb} version {to_v} (from {from_v}): starting its workers"),
+            )
+            .await;
+        let mut stopping = self.stopping.subscribe();
+        let started = tokio::select! {
+            started = self.start_version(&target) => started,
+            _ = stopping.wait_for(|s| *s) => Err(anyhow::anyhow!("the deployment is stopping")),
+        };
+        let to = match started {
+            Ok(to) => to,
+            Err(e) => {
+                return events
+                    .say(
+                        Outcome::Failed,
+                        format!(
+                            "version {to_v} could not start, so no traffic moved: {e:#}\n\
+                             version {from_v} keeps all the traffic"
+                        ),
+                    )
+                    .await;
+            }
+        };
+        let schedule = Schedule {
+            steps: if request.steps.is_empty() {
+                Schedule::DEFAULT_STEPS.to_vec()
+            } else {
+                request.steps.iter().map(|s| (*s).min(100) as u8).collect()
+            },
+            over: Duration::from_millis(request.over_ms),
+        };
+        let gate = Gate {
+            margin: if request.margin_points > 0.0 {
+                request.margin_points / 100.0
+            } else {
+                Gate::default().margin
+            },
+            min_requests: if request.min_requests > 0 {
+                request.min_requests
+            } else {
+                Gate::default().min_requests
+            },
+            ..Gate::default()
+        };
+        events
+            .say(
+                Outcome::Progress,
+                if schedule.over.is_zero() {
+                    format!("version {to_v} is up; moving all new requests to it at once")
+                } else {
+                    format!(
+                        "version {to_v} is up; shifting new requests to it in steps of {} % \
+                         over {:.1} s",
+                        schedule
+                            .steps
+                            .iter()
+                            .map(u8::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        schedule.over.as_secs_f64()
+                    )
+                },
+            )
+            .await;
+        let steps = schedule.steps.clone();
+        let mut rollout = Rollout::new(schedule, gate, Instant::now());
+        let outcome = loop {
+            if *stopping.borrow() {
+                break Err("the deployment is stopping".to_string());
+            }
+            let (a, b) = (self.counts(&from).await, self.counts(&to).await);
+            let decision = rollout.observe(Instant::now(), a, b);
+            self.book.update(|s| {
+                s.rollout = Some(RolloutState {
+                    from: from_v.to_string(),
+                    to: to_v.to_string(),
+                    steps: steps.clone(),
+                    percent: rollout.percent(),
+                    window: [
+                        (a.failed_requests, a.requests),
+                        (b.failed_requests, b.requests),
+                    ],
+                });
+            });
+            match decision {
+                Decision::Hold => {}
+                Decision::Shift { step, percent } => {
+                    self.set_weights(&[(&from, 100 - percent), (&to, percent)]);
+                    events
+                        .say(
+                            Outcome::Progress,
+                            format!(
+                                "step {} of {}: {percent} % of new requests go to {to_v}",
+                                step + 1,
+                                steps.len()
+                            ),
+                        )
+                        .await;
+                }
+                Decision::Done => break Ok(()),
+                Decision::RollBack(verdict) => break Err(verdict.to_string()),
+            }
+            tokio::time::sleep(ROLLOUT_TICK).await;
+        };
+        self.book.update(|s| s.rollout = None);
+        match outcome {
+            Ok(()) => {
+                self.set_weights(&[(&from, 0), (&to, 100)]);
+                events
+                    .say(
+                        Outcome::Progress,
+                        format!(
+                            "{to_v} has all new requests; letting {from_v}'s requests finish, \
+                             then stopping it"
+                        ),
+                    )
+                    .await;
+                self.retire(&from).await;
+                let kept = self.running_versions();
+                if let Err(e) = self.versions.retain(KEEP_VERSIONS, &kept) {
+                    tracing::warn!("cannot prune the version store: {e:#}");
+                }
+                events
+                    .say(
+                        Outcome::Done,
+                        format!("version {to_v} serves all requests; {from_v} is stopped"),
+                    )
+                    .await;
+            }
+            Err(why) => {
+                self.set_weights(&[(&from, 100), (&to, 0)]);
+                self.retire(&to).await;
+                events
+                    .say(
+                        Outcome::Failed,
+                        format!("rolled back to {from_v}: {why}; version {to_v} is stopped"),
+                    )
+                    .await;
+            }
+        }
+    }
+
+    /// The versions running now.
+    fn running_versions(&self) -> Vec<Version> {
+        self.running
+            .lock()
+            .expect("running lock")
+            .iter()
+            .map(|r| r.version.clone())
+            .collect()
+    }
+
+    /// The snapshot a rollout goes to: the app's files now, checked and
+    /// stored; or, for a rollback, a stored version.
+    fn target(&self, request: &RolloutRequest, from: &Running) -> anyhow::Result<Snapshot> {
+        if request.rollback {
+            let version = if request.to_version.is_empty() {
+                self.versions
+                    .list()
+                    .into_iter()
+                    .rev()
+                    .find(|v| v != &from.version)
+                    .context("the version store has no earlier version to roll back to")?
+            } else {
+                Version::parse(&request.to_version).with_context(|| {
+                    format!(
+                        "'{}' is not a version such as 3f2a9c01b7d4e512",
+                        request.to_version
+                    )
+                })?
+            };
+            return self.versions.get(&version)?.with_context(|| {
+                format!(
+                    "version {version} is not in the version store; the store keeps the last \
+                     {KEEP_VERSIONS} (weft status lists the running one)"
+                )
+            });
+        }
+        let manifest = load_absolute(&self.manifest_path)?;
+        let plan = if request.plan.is_empty() {
+            manifest
+                .manifest
+                .deploy
+                .clone()
+                .unwrap_or_else(|| from.plan.clone())
+        } else {
+            let components = manifest.manifest.components.keys();
+            Plan::from_str(&request.plan, "--plan", components)?
+        };
+        check_and_store(&manifest, &plan, &self.cache_dir)
+    }
 }
 
 /// The replicas of `workers` that serve `listener`, for its ingress.

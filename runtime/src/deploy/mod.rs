@@ -18,6 +18,7 @@
 //! when it is restarted, so the routing table never changes while the
 //! deployment runs.
 
+pub mod control;
 pub mod ingress;
 pub mod lock;
 pub mod manager;

@@ -1,24 +1,64 @@
-//! The state file of a running deployment: `.weft/deploy.json` beside the
-//! manifest. The manager rewrites it whenever a worker (re)starts and
-//! removes it when it stops; `weft status` and the tests read it to find the
-//! manager's control address and the workers.
+//! The state of a running deployment: what `weft status` shows, and the
+//! file `.weft/deploy.json` beside the manifest, in which the manager says
+//! where it is. The manager keeps it in a [`StateBook`], which rewrites the
+//! file on every change and removes it when the deployment ends.
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 /// What a running deployment says about itself.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeployState {
     /// The app's name.
     pub app: String,
-    /// The deployment's version.
+    /// The version that serves (during a rollout, the one it started from).
     pub version: String,
-    /// The manager's gRPC address (its key-value store, when the app has one).
+    /// The manager's gRPC address: its control service and key-value store.
     pub control: String,
     /// The manager's process id.
     pub pid: u32,
-    /// Every replica of every group.
+    /// The listeners' addresses, by name.
+    #[serde(default)]
+    pub listeners: BTreeMap<String, String>,
+    /// Every running version.
+    #[serde(default)]
+    pub versions: Vec<VersionState>,
+    /// Every worker of every running version.
     pub workers: Vec<WorkerState>,
+    /// The rollout under way, if any.
+    #[serde(default)]
+    pub rollout: Option<RolloutState>,
+}
+
+/// What a version is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// Its workers are starting.
+    Starting,
+    /// It takes requests (its weight says how many).
+    Serving,
+    /// It takes no new requests and is finishing the ones it has.
+    Draining,
+}
+
+/// One running version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VersionState {
+    /// The version.
+    pub version: String,
+    /// What it is doing.
+    pub phase: Phase,
+    /// Its share of new requests at the listeners, in percent.
+    pub weight: u8,
+    /// Its plan's groups: each group's components.
+    pub groups: BTreeMap<String, Vec<String>>,
+    /// Requests it answered at the listeners, and how many with a 5xx.
+    pub requests: u64,
+    /// Of `requests`, those answered with a 5xx.
+    pub failed_requests: u64,
 }
 
 /// One worker process.
@@ -26,6 +66,9 @@ pub struct DeployState {
 pub struct WorkerState {
     /// `GROUP/REPLICA`, such as `back/0`.
     pub name: String,
+    /// The version it runs.
+    #[serde(default)]
+    pub version: String,
     /// Its group.
     pub group: String,
     /// The components it hosts.
@@ -33,9 +76,31 @@ pub struct WorkerState {
     /// Its gRPC address.
     pub address: String,
     /// Its listeners' loopback addresses, by listener name.
-    pub listeners: std::collections::BTreeMap<String, String>,
+    pub listeners: BTreeMap<String, String>,
     /// Its process id, while it runs.
     pub pid: Option<u32>,
+    /// Whether it answers its health checks and takes requests.
+    #[serde(default)]
+    pub healthy: bool,
+    /// How often it has been restarted.
+    #[serde(default)]
+    pub restarts: u32,
+}
+
+/// A rollout under way.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RolloutState {
+    /// The version traffic moves from.
+    pub from: String,
+    /// The version traffic moves to.
+    pub to: String,
+    /// The steps, in percent of new requests to `to`.
+    pub steps: Vec<u8>,
+    /// `to`'s share now, in percent.
+    pub percent: u8,
+    /// Failed and total requests at the listeners in the gate's window,
+    /// for `from` and for `to`.
+    pub window: [(u64, u64); 2],
 }
 
 impl DeployState {
@@ -49,9 +114,8 @@ impl DeployState {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
         let partial = path.with_extension("json.partial");
-        std::fs::write(&partial, text + "\n")?;
+        std::fs::write(&partial, self.to_json() + "\n")?;
         std::fs::rename(partial, path)
     }
 
@@ -59,5 +123,147 @@ impl DeployState {
     pub fn read(path: &Path) -> std::io::Result<DeployState> {
         let text = std::fs::read_to_string(path)?;
         serde_json::from_str(&text).map_err(std::io::Error::other)
+    }
+
+    /// The state as pretty JSON, as `weft status --json` prints it.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("the state serializes")
+    }
+
+    /// The worker `name` of `version`.
+    pub fn worker_mut(&mut self, version: &str, name: &str) -> Option<&mut WorkerState> {
+        self.workers
+            .iter_mut()
+            .find(|w| w.version == version && w.name == name)
+    }
+
+    /// The running version `version`.
+    pub fn version_mut(&mut self, version: &str) -> Option<&mut VersionState> {
+        self.versions.iter_mut().find(|v| v.version == version)
+    }
+}
+
+/// The deployment's state, kept by the manager and written to its file on
+/// every change.
+#[derive(Debug)]
+pub struct StateBook {
+    path: PathBuf,
+    state: Mutex<DeployState>,
+}
+
+impl StateBook {
+    /// A book that starts from `state` and writes it at `path`.
+    pub fn new(path: PathBuf, state: DeployState) -> StateBook {
+        let book = StateBook {
+            path,
+            state: Mutex::new(state),
+        };
+        book.update(|_| {});
+        book
+    }
+
+    /// Changes the state and writes the file; a failure to write is
+    /// logged, not fatal.
+    pub fn update(&self, change: impl FnOnce(&mut DeployState)) {
+        // The lock is held while writing, so that writers take turns.
+        let mut state = self.state.lock().expect("state lock");
+        change(&mut state);
+        if let Err(e) = state.write(&self.path) {
+            tracing::warn!("cannot write {}: {e}", self.path.display());
+        }
+    }
+
+    /// A copy of the state now.
+    pub fn snapshot(&self) -> DeployState {
+        self.state.lock().expect("state lock").clone()
+    }
+
+    /// Removes the file, unless another deployment has written it since.
+    pub fn remove_file(&self) {
+        let state = self.state.lock().expect("state lock");
+        if DeployState::read(&self.path).is_ok_and(|s| s.pid == state.pid) {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+impl DeployState {
+    /// The state as `weft status` prints it for people: the app, its
+    /// versions, its workers and the rollout under way.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let mut line = |text: String| {
+            out.push_str(text.trim_end());
+            out.push('\n');
+        };
+        line(format!(
+            "app {}: manager pid {}, control on {}",
+            self.app, self.pid, self.control
+        ));
+        for (name, address) in &self.listeners {
+            line(format!("listener {name} on http://{address}"));
+        }
+        line(String::new());
+        line(format!(
+            "{:<18}{:<10}{:>7}{:>10}{:>7}  GROUPS",
+            "VERSION", "STATE", "WEIGHT", "REQUESTS", "5XX"
+        ));
+        for v in &self.versions {
+            let phase = match v.phase {
+                Phase::Starting => "starting",
+                Phase::Serving => "serving",
+                Phase::Draining => "draining",
+            };
+            let groups: Vec<String> = v
+                .groups
+                .iter()
+                .map(|(g, components)| format!("{g}({})", components.join(",")))
+                .collect();
+            line(format!(
+                "{:<18}{:<10}{:>6}%{:>10}{:>7}  {}",
+                v.version,
+                phase,
+                v.weight,
+                v.requests,
+                v.failed_requests,
+                groups.join(" ")
+            ));
+        }
+        line(String::new());
+        line(format!(
+            "{:<16}{:<18}{:<10}{:>8}  {:<10}{:>8}  ADDRESS",
+            "WORKER", "VERSION", "GROUP", "PID", "HEALTH", "RESTARTS"
+        ));
+        for w in &self.workers {
+            line(format!(
+                "{:<16}{:<18}{:<10}{:>8}  {:<10}{:>8}  {}",
+                w.name,
+                w.version,
+                w.group,
+                w.pid.map_or("-".to_string(), |p| p.to_string()),
+                if w.healthy { "healthy" } else { "down" },
+                w.restarts,
+                w.address
+            ));
+        }
+        if let Some(r) = &self.rollout {
+            let [(af, an), (bf, bn)] = r.window;
+            line(String::new());
+            line(format!(
+                "rollout {} -> {}: {} % of new requests to {} (steps {}); 5xx in the window: {af} of {an} for {}, {bf} of {bn} for {}",
+                r.from,
+                r.to,
+                r.percent,
+                r.to,
+                r.steps
+                    .iter()
+                    .map(u8::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                r.from,
+                r.to
+            ));
+        }
+        out
     }
 }

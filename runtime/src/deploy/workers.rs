@@ -13,7 +13,7 @@
 //! Workers are started with a pipe as their standard input and exit when it
 //! closes, so they never outlive the manager, however it ends.
 
-use super::state::{DeployState, WorkerState};
+use super::state::{StateBook, WorkerState};
 use crate::rpc::auth::Token;
 use crate::version::Version;
 use anyhow::{Context as _, bail};
@@ -21,8 +21,8 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt as _;
 use tokio::process::{Child, ChildStdin, Command};
@@ -154,8 +154,8 @@ pub struct WorkerSet {
     replicas: Vec<ReplicaSpec>,
     /// The `weft` binary that workers run.
     exe: PathBuf,
-    state: Mutex<DeployState>,
-    state_path: PathBuf,
+    /// Where the deployment's state is kept; this set keeps its workers' there.
+    book: Arc<StateBook>,
     stop: watch::Sender<bool>,
     supervisors: tokio::sync::Mutex<JoinSet<()>>,
     /// Per replica: whether the ingress may send it requests.
@@ -163,22 +163,19 @@ pub struct WorkerSet {
 }
 
 impl WorkerSet {
-    /// A worker set for `replicas`, which writes its state file at `state_path`.
+    /// A worker set for `replicas`, whose workers are listed in `book`.
     pub fn new(
         deployment: Deployment,
         replicas: Vec<ReplicaSpec>,
-        state_path: PathBuf,
+        book: Arc<StateBook>,
     ) -> anyhow::Result<Arc<WorkerSet>> {
         let exe = std::env::current_exe().context("cannot find the weft binary for workers")?;
-        let state = DeployState {
-            app: deployment.app.clone(),
-            version: deployment.version.to_string(),
-            control: deployment.control.to_string(),
-            pid: std::process::id(),
-            workers: replicas
-                .iter()
-                .map(|r| WorkerState {
+        let version = deployment.version.to_string();
+        book.update(|state| {
+            state.workers.extend(replicas.iter().map(|r| {
+                WorkerState {
                     name: r.name(),
+                    version: version.clone(),
                     group: r.group.clone(),
                     components: r.components.clone(),
                     address: r.address.to_string(),
@@ -188,20 +185,26 @@ impl WorkerSet {
                         .map(|(n, a)| (n.clone(), a.to_string()))
                         .collect(),
                     pid: None,
-                })
-                .collect(),
-        };
+                    healthy: false,
+                    restarts: 0,
+                }
+            }));
+        });
         let rotation = replicas.iter().map(|_| Arc::default()).collect();
         Ok(Arc::new(WorkerSet {
             deployment,
             replicas,
             exe,
-            state: Mutex::new(state),
-            state_path,
+            book,
             stop: watch::channel(false).0,
             supervisors: tokio::sync::Mutex::new(JoinSet::new()),
             rotation,
         }))
+    }
+
+    /// The version its workers run.
+    pub fn version(&self) -> &Version {
+        &self.deployment.version
     }
 
     /// The replicas, in plan order.
@@ -216,7 +219,9 @@ impl WorkerSet {
     }
 
     fn set_rotation(&self, index: usize, serving: bool) {
-        self.rotation[index].store(serving, Ordering::SeqCst);
+        if self.rotation[index].swap(serving, Ordering::SeqCst) != serving {
+            self.update_worker(index, |w| w.healthy = serving);
+        }
     }
 
     /// Starts every worker and waits until all of them serve; on any
@@ -241,32 +246,46 @@ impl WorkerSet {
         Ok(())
     }
 
-    /// Drains and stops every worker, and removes the state file.
+    /// Stops every worker: first all of them drain, so that no request in
+    /// flight loses a callee in another worker of the set, then they exit.
+    /// Their entries leave the state.
     pub async fn stop(&self) {
+        let mut draining = JoinSet::new();
+        for (index, spec) in self.replicas.iter().enumerate() {
+            self.set_rotation(index, false);
+            if let Ok(channel) =
+                crate::rpc::channel(&spec.address.to_string(), &self.deployment.token)
+            {
+                draining.spawn(async move {
+                    let mut control = ControlClient::new(channel);
+                    let drain = crate::listener::DRAIN_TIMEOUT + Duration::from_secs(5);
+                    let _ = tokio::time::timeout(drain, control.drain(DrainRequest {})).await;
+                });
+            }
+        }
+        while draining.join_next().await.is_some() {}
         // `send_replace`, not `send`: the value must stick even while no
         // supervisor has subscribed yet.
         self.stop.send_replace(true);
         let mut supervisors = self.supervisors.lock().await;
         while supervisors.join_next().await.is_some() {}
-        // Another deployment of the same app may have written the file since.
-        let state = self.state.lock().expect("state lock");
-        if DeployState::read(&self.state_path).is_ok_and(|s| s.pid == state.pid) {
-            let _ = std::fs::remove_file(&self.state_path);
-        }
+        let version = self.deployment.version.as_str();
+        self.book
+            .update(|state| state.workers.retain(|w| w.version != version));
     }
 
-    /// Writes the state file; a failure is logged, not fatal.
-    pub fn write_state(&self) {
-        // The lock is held while writing, so that writers take turns.
-        let state = self.state.lock().expect("state lock");
-        if let Err(e) = state.write(&self.state_path) {
-            tracing::warn!("cannot write {}: {e}", self.state_path.display());
-        }
+    fn update_worker(&self, index: usize, change: impl FnOnce(&mut WorkerState)) {
+        let name = self.replicas[index].name();
+        let version = self.deployment.version.as_str();
+        self.book.update(|state| {
+            if let Some(worker) = state.worker_mut(version, &name) {
+                change(worker);
+            }
+        });
     }
 
     fn set_pid(&self, index: usize, pid: Option<u32>) {
-        self.state.lock().expect("state lock").workers[index].pid = pid;
-        self.write_state();
+        self.update_worker(index, |w| w.pid = pid);
     }
 
     /// Spawns worker `index`, waits until it answers, and assigns it.
@@ -427,6 +446,7 @@ impl WorkerSet {
                 match restarted {
                     Ok(new) => {
                         worker = new;
+                        self.update_worker(index, |w| w.restarts += 1);
                         say!(
                             "weft: worker {name} restarted (pid {})",
                             worker.child.id().unwrap_or_default()

@@ -28,6 +28,8 @@ struct Exported {
     label: String,
     /// Calls that reached the callee.
     calls: AtomicU64,
+    /// Of those, the ones that failed.
+    errors: AtomicU64,
 }
 
 /// Every function a worker serves, by (component, interface, function).
@@ -81,6 +83,7 @@ impl Exports {
                         fingerprint: version::fingerprint(&func.signature),
                         label: format!("{}: {}#{}", pool.name(), iface.name, func.name),
                         calls: AtomicU64::new(0),
+                        errors: AtomicU64::new(0),
                     };
                     functions.insert(key, exported);
                 }
@@ -121,6 +124,7 @@ impl Exports {
             .call_export(f.index, &f.label, &params, &mut results)
             .await
             .map_err(|e| {
+                f.errors.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(caller = %call.caller, "{e:#}");
                 Status::internal(format!("{e:#}"))
             })?;
@@ -145,6 +149,7 @@ impl Exports {
                 interface: interface.clone(),
                 function: function.clone(),
                 calls: f.calls.load(Ordering::Relaxed),
+                errors: f.errors.load(Ordering::Relaxed),
             })
             .collect();
         served.sort_by(|a, b| {

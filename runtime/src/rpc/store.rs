@@ -11,7 +11,8 @@ use super::auth::Token;
 use crate::kv::{KeyPage, KeyValueStore, KvError};
 use crate::version::Version;
 use async_trait::async_trait;
-use std::sync::Arc;
+use std::collections::BTreeSet;
+use std::sync::{Arc, OnceLock, RwLock};
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status};
 use weft_proto::VERSION_HEADER;
@@ -22,33 +23,41 @@ use weft_proto::v1::{
     ListKeysRequest, SetRequest,
 };
 
+/// The versions whose workers may use the store: those that run now.
+/// Data outlives versions, so every running version shares one store.
+pub type LiveVersions = Arc<RwLock<BTreeSet<String>>>;
+
 /// The manager's side: a [`KeyValueStore`] served over gRPC to the workers
-/// of one version.
+/// of the running versions. The store is opened when the first version
+/// that uses key-value starts.
 pub struct StoreService {
-    store: Arc<dyn KeyValueStore>,
-    version: Version,
+    store: Arc<OnceLock<Arc<dyn KeyValueStore>>>,
+    live: LiveVersions,
 }
 
 impl StoreService {
-    /// Serves `store` to workers of `version`.
-    pub fn new(store: Arc<dyn KeyValueStore>, version: Version) -> StoreService {
-        StoreService { store, version }
+    /// Serves `store`, once it is set, to workers of the `live` versions.
+    pub fn new(store: Arc<OnceLock<Arc<dyn KeyValueStore>>>, live: LiveVersions) -> StoreService {
+        StoreService { store, live }
     }
 
-    fn check<T>(&self, request: &Request<T>) -> Result<(), Status> {
+    fn check<T>(&self, request: &Request<T>) -> Result<&Arc<dyn KeyValueStore>, Status> {
         let sent = request
             .metadata()
             .get(VERSION_HEADER)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("none");
-        if sent == self.version.as_str() {
-            Ok(())
-        } else {
-            Err(Status::failed_precondition(format!(
-                "version mismatch: this store serves version {}, the request carries {sent}",
-                self.version
-            )))
+        let live = self.live.read().expect("live versions lock");
+        if !live.contains(sent) {
+            return Err(Status::failed_precondition(format!(
+                "version mismatch: this store serves the running versions ({}), the request \
+                 carries {sent}",
+                live.iter().cloned().collect::<Vec<_>>().join(", ")
+            )));
         }
+        self.store.get().ok_or_else(|| {
+            Status::failed_precondition("no running version of this deployment uses key-value")
+        })
     }
 }
 
@@ -62,30 +71,30 @@ fn status(e: KvError) -> Status {
 #[tonic::async_trait]
 impl Store for StoreService {
     async fn get(&self, request: Request<KeyRequest>) -> Result<Response<GetReply>, Status> {
-        self.check(&request)?;
+        let store = self.check(&request)?;
         let KeyRequest { bucket, key } = request.into_inner();
-        let value = self.store.get(&bucket, &key).await.map_err(status)?;
+        let value = store.get(&bucket, &key).await.map_err(status)?;
         Ok(Response::new(GetReply { value }))
     }
 
     async fn set(&self, request: Request<SetRequest>) -> Result<Response<Empty>, Status> {
-        self.check(&request)?;
+        let store = self.check(&request)?;
         let SetRequest { bucket, key, value } = request.into_inner();
-        self.store.set(&bucket, &key, value).await.map_err(status)?;
+        store.set(&bucket, &key, value).await.map_err(status)?;
         Ok(Response::new(Empty {}))
     }
 
     async fn delete(&self, request: Request<KeyRequest>) -> Result<Response<Empty>, Status> {
-        self.check(&request)?;
+        let store = self.check(&request)?;
         let KeyRequest { bucket, key } = request.into_inner();
-        self.store.delete(&bucket, &key).await.map_err(status)?;
+        store.delete(&bucket, &key).await.map_err(status)?;
         Ok(Response::new(Empty {}))
     }
 
     async fn exists(&self, request: Request<KeyRequest>) -> Result<Response<ExistsReply>, Status> {
-        self.check(&request)?;
+        let store = self.check(&request)?;
         let KeyRequest { bucket, key } = request.into_inner();
-        let exists = self.store.exists(&bucket, &key).await.map_err(status)?;
+        let exists = store.exists(&bucket, &key).await.map_err(status)?;
         Ok(Response::new(ExistsReply { exists }))
     }
 
@@ -93,13 +102,9 @@ impl Store for StoreService {
         &self,
         request: Request<ListKeysRequest>,
     ) -> Result<Response<ListKeysReply>, Status> {
-        self.check(&request)?;
+        let store = self.check(&request)?;
         let ListKeysRequest { bucket, cursor } = request.into_inner();
-        let page = self
-            .store
-            .list_keys(&bucket, cursor)
-            .await
-            .map_err(status)?;
+        let page = store.list_keys(&bucket, cursor).await.map_err(status)?;
         Ok(Response::new(ListKeysReply {
             keys: page.keys,
             cursor: page.cursor,
@@ -110,10 +115,9 @@ impl Store for StoreService {
         &self,
         request: Request<IncrementRequest>,
     ) -> Result<Response<IncrementReply>, Status> {
-        self.check(&request)?;
+        let store = self.check(&request)?;
         let IncrementRequest { bucket, key, delta } = request.into_inner();
-        let value = self
-            .store
+        let value = store
             .increment(&bucket, &key, delta)
             .await
             .map_err(status)?;

@@ -1,0 +1,127 @@
+//! `weft rollout` and `weft rollback`: move a running deployment to a new
+//! version, or back to a stored one, through its manager.
+
+use super::manager_client;
+use crate::deploy::manager::{choose_plan, load_absolute};
+use crate::deploy::rollout::Schedule;
+use crate::manifest::Timeout;
+use anyhow::Context as _;
+use std::path::PathBuf;
+use std::time::Duration;
+use weft_proto::v1::RolloutRequest;
+use weft_proto::v1::rollout_event::Outcome;
+
+/// Roll out the app's files as a new version of its running deployment:
+/// start the new version beside the old, shift new requests to it in
+/// steps, and stop the old one; go back by itself when the new one fails
+/// more.
+#[derive(Debug, clap::Args)]
+pub struct RolloutCommand {
+    /// The deployed app: a weft.toml, or a folder that holds one.
+    #[arg(default_value = ".")]
+    pub path: PathBuf,
+    /// The plan: `monolith`, `split`, or a plan file [default: the manifest's [deploy] table, else the running plan].
+    #[arg(long, value_name = "PLAN")]
+    pub plan: Option<String>,
+    /// How long the shift takes, such as 60s or 2m; 0 switches at once.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub over: Duration,
+    /// The new version's share of new requests at each step, in percent.
+    #[arg(long, value_name = "PERCENTS", default_value = "10,25,50,100", value_parser = Schedule::parse_steps)]
+    pub steps: std::vec::Vec<u8>,
+    /// Roll back when the new version's failure rate is this many percentage points above the old one's.
+    #[arg(long, value_name = "POINTS", default_value_t = 1.0)]
+    pub max_failure_points: f64,
+    /// ... over at least this many of the new version's requests (or calls).
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub min_requests: u64,
+    /// Run each component's `build` command first.
+    #[arg(long)]
+    pub build: bool,
+}
+
+/// Roll the running deployment back to the previous stored version, or to
+/// the one named.
+#[derive(Debug, clap::Args)]
+pub struct RollbackCommand {
+    /// The deployed app: a weft.toml, or a folder that holds one.
+    #[arg(default_value = ".")]
+    pub path: PathBuf,
+    /// The stored version to go back to [default: the previous one].
+    #[arg(long, value_name = "VERSION")]
+    pub to: Option<String>,
+}
+
+/// `--over`: a duration such as `60s`, `500ms` or `2m`, or `0`.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    if text.trim() == "0" {
+        return Ok(Duration::ZERO);
+    }
+    Timeout::parse(text).map(|t| t.0)
+}
+
+impl RolloutCommand {
+    /// Asks the manager for the rollout and prints its steps; fails when
+    /// the new version was refused or rolled back.
+    pub async fn execute(self) -> anyhow::Result<()> {
+        let manifest = load_absolute(&self.path)?;
+        if self.build {
+            crate::builder::build_components(&manifest)?;
+        }
+        let plan = match self.plan.as_deref() {
+            Some(choice) => choose_plan(Some(choice), &manifest, || unreachable!())?.to_toml(),
+            None => String::new(),
+        };
+        let request = RolloutRequest {
+            plan,
+            over_ms: u64::try_from(self.over.as_millis()).unwrap_or(u64::MAX),
+            steps: self.steps.iter().map(|s| u32::from(*s)).collect(),
+            margin_points: self.max_failure_points,
+            min_requests: self.min_requests,
+            rollback: false,
+            to_version: String::new(),
+        };
+        follow(&manifest.dir, request).await
+    }
+}
+
+impl RollbackCommand {
+    /// Asks the manager to go back, at once, and prints its steps.
+    pub async fn execute(self) -> anyhow::Result<()> {
+        let manifest = load_absolute(&self.path)?;
+        let request = RolloutRequest {
+            over_ms: 0,
+            steps: vec![100],
+            rollback: true,
+            to_version: self.to.unwrap_or_default(),
+            ..RolloutRequest::default()
+        };
+        follow(&manifest.dir, request).await
+    }
+}
+
+/// Sends `request` to the manager of the app in `dir` and prints each
+/// event until the last.
+async fn follow(dir: &std::path::Path, request: RolloutRequest) -> anyhow::Result<()> {
+    let mut client = manager_client(dir)?;
+    let mut events = client
+        .rollout(request)
+        .await
+        .map_err(|s| anyhow::anyhow!("the manager refused the rollout: {}", s.message()))?
+        .into_inner();
+    while let Some(event) = events
+        .message()
+        .await
+        .context("the manager stopped answering during the rollout")?
+    {
+        match event.outcome() {
+            Outcome::Failed => anyhow::bail!("{}", event.line),
+            Outcome::Done | Outcome::Unchanged => {
+                say!("weft: {}", event.line);
+                return Ok(());
+            }
+            Outcome::Progress | Outcome::Unspecified => say!("weft: {}", event.line),
+        }
+    }
+    anyhow::bail!("the manager ended the rollout without saying how it went; see its output")
+}
