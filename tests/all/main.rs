@@ -10,5 +10,6 @@ mod latency;
 mod layouts;
 mod linking;
 mod manifests;
+mod rollout;
 mod samples;
 mod sandbox;

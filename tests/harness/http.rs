@@ -23,7 +23,8 @@ pub fn http_get(url: &str) -> (u16, String) {
     stream
         .write_all(request(authority, path, "close").as_bytes())
         .expect("send the request");
-    read_response(&mut BufReader::new(stream), true)
+    let reply = read_response(&mut BufReader::new(stream), true);
+    (reply.status, reply.body)
 }
 
 /// One kept-alive HTTP/1.1 connection.
@@ -46,11 +47,38 @@ impl Connection {
     /// `GET path` on this connection; returns the status and the body as
     /// text, and leaves the connection open for the next request.
     pub fn get(&mut self, path: &str) -> (u16, String) {
+        let reply = self.request(path);
+        (reply.status, reply.body)
+    }
+
+    /// `GET path` on this connection, with the answer's headers.
+    pub fn request(&mut self, path: &str) -> Reply {
         self.reader
             .get_mut()
             .write_all(request(&self.authority, path, "keep-alive").as_bytes())
             .expect("send the request");
         read_response(&mut self.reader, false)
+    }
+}
+
+/// An answer: its status, headers (names in lower case) and body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// The status code.
+    pub status: u16,
+    /// The headers, in order, names in lower case.
+    pub headers: Vec<(String, String)>,
+    /// The body, as text.
+    pub body: String,
+}
+
+impl Reply {
+    /// The first value of header `name` (in lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -69,12 +97,13 @@ fn request(authority: &str, path: &str, connection: &str) -> String {
 
 /// Splits a raw HTTP/1.1 response into its status and (de-chunked) body.
 pub fn parse_response(raw: &[u8]) -> (u16, String) {
-    read_response(&mut &raw[..], true)
+    let reply = read_response(&mut &raw[..], true);
+    (reply.status, reply.body)
 }
 
 /// Reads one response from `from`. Without a length or chunks, the body
 /// runs to the end of the stream, which only a closing connection allows.
-fn read_response(from: &mut impl BufRead, closing: bool) -> (u16, String) {
+fn read_response(from: &mut impl BufRead, closing: bool) -> Reply {
     let status_line = line(from);
     let status = status_line
         .split_whitespace()
@@ -82,6 +111,7 @@ fn read_response(from: &mut impl BufRead, closing: bool) -> (u16, String) {
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("not an HTTP status line: {status_line:?}"));
     let (mut length, mut chunked) = (None, false);
+    let mut headers = Vec::new();
     loop {
         let header = line(from);
         if header.is_empty() {
@@ -89,6 +119,7 @@ fn read_response(from: &mut impl BufRead, closing: bool) -> (u16, String) {
         }
         let (name, value) = header.split_once(':').expect("a header line");
         let value = value.trim();
+        headers.push((name.to_ascii_lowercase(), value.to_string()));
         if name.eq_ignore_ascii_case("content-length") {
             length = Some(value.parse::<usize>().expect("a content length"));
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
@@ -105,7 +136,11 @@ fn read_response(from: &mut impl BufRead, closing: bool) -> (u16, String) {
         }
         (None, false) => panic!("a kept-alive response needs a length or chunks"),
     };
-    (status, String::from_utf8_lossy(&body).into_owned())
+    Reply {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
 }
 
 fn chunked_body(from: &mut impl BufRead) -> Vec<u8> {

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 mod http;
 mod python;
-pub use http::{Connection, http_get, parse_response};
+pub use http::{Connection, Reply, http_get, parse_response};
 pub use python::{COMPONENTIZE_PY, PYTHON_GUESTS};
 
 /// Every Rust guest the tests use, by cargo package name; the Python ones
@@ -48,6 +48,7 @@ pub const GUESTS: &[&str] = &[
     "fixture-shop-pricing-next",
     "fixture-refused-clerk",
     "fixture-refused-streamer",
+    "fixture-bad-greeter",
 ];
 
 /// How long an app may take to come up (a cold compile included).
@@ -444,4 +445,64 @@ pub fn weft_once(args: &[&str]) -> (ExitStatus, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// A bounded load on one listener: clients that each send `GET path`, one
+/// request after another on a kept-alive connection, until stopped, and
+/// record every answer in order. Each stops by itself after two minutes
+/// or 20,000 requests.
+pub struct Load {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    clients: Vec<std::thread::JoinHandle<Vec<Reply>>>,
+}
+
+impl Load {
+    /// Starts `clients` clients against `address`.
+    pub fn start(address: SocketAddr, path: &str, clients: usize) -> Load {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let clients = (0..clients)
+            .map(|_| {
+                let stop = stop.clone();
+                let path = path.to_string();
+                std::thread::spawn(move || {
+                    let started = Instant::now();
+                    let mut replies = Vec::new();
+                    let mut connection = Connection::open(address);
+                    while !stop.load(std::sync::atomic::Ordering::SeqCst)
+                        && started.elapsed() < Duration::from_secs(120)
+                        && replies.len() < 20_000
+                    {
+                        let sent = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            connection.request(&path)
+                        }));
+                        match sent {
+                            Ok(reply) => replies.push(reply),
+                            Err(_) => {
+                                // The connection broke: that is a failed
+                                // request, and the next one reconnects.
+                                replies.push(Reply {
+                                    status: 0,
+                                    headers: Vec::new(),
+                                    body: "the connection broke".into(),
+                                });
+                                connection = Connection::open(address);
+                            }
+                        }
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                    replies
+                })
+            })
+            .collect();
+        Load { stop, clients }
+    }
+
+    /// Stops the clients and returns each one's answers, in order.
+    pub fn stop(self) -> Vec<Vec<Reply>> {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.clients
+            .into_iter()
+            .map(|c| c.join().expect("a load client"))
+            .collect()
+    }
 }
