@@ -60,10 +60,40 @@ pub struct Manifest {
     /// The `[links]` table: `"COMPONENT/INTERFACE" = "PROVIDER"`.
     #[serde(default)]
     pub links: BTreeMap<String, String>,
-    /// The `[deploy]` table: the plan `weft deploy` uses when `--plan` is
-    /// not given, in plan-file form (`[deploy.groups.NAME]`).
+    /// The `[deploy]` table: the default plan of `weft deploy` and `weft
+    /// rollout`, and how the deployment behaves.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub deploy: Option<weft_placer::Plan>,
+    pub deploy: Option<DeploySection>,
+}
+
+/// The `[deploy]` table.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct DeploySection {
+    /// The plan's groups (`[deploy.groups.NAME]`), in plan-file form; none
+    /// means the monolith.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub groups: BTreeMap<String, weft_placer::Group>,
+    /// Whether a client keeps the version it first got, through a cookie,
+    /// for as long as that version serves.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sticky_sessions: bool,
+    /// A rollout goes back when the new version's failure rate is this many
+    /// percentage points above the old one's...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_failure_points: Option<f64>,
+    /// ... over at least this many of the new version's requests or calls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_min_requests: Option<u64>,
+}
+
+impl DeploySection {
+    /// The plan its groups make, if it names any.
+    pub fn plan(&self) -> Option<weft_placer::Plan> {
+        (!self.groups.is_empty()).then(|| weft_placer::Plan {
+            groups: self.groups.clone(),
+        })
+    }
 }
 
 /// The `[app]` table.
@@ -362,9 +392,19 @@ impl Manifest {
                 ));
             }
         }
-        if let Some(plan) = &self.deploy {
+        if let Some(plan) = self.deploy.as_ref().and_then(DeploySection::plan) {
             plan.check(self.components.keys())
                 .map_err(|e| invalid("deploy".into(), e.to_string()))?;
+        }
+        if let Some(points) = self.deploy.as_ref().and_then(|d| d.rollback_failure_points)
+            && !(points > 0.0 && points <= 100.0)
+        {
+            return Err(invalid(
+                "deploy.rollback-failure-points".into(),
+                format!(
+                    "{points} is out of range; give more than 0 and at most 100 percentage points, such as 1"
+                ),
+            ));
         }
         Ok(())
     }

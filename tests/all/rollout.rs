@@ -355,3 +355,53 @@ fn mask(text: &str, status: &DeployState) -> String {
         .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ") + "\n")
         .collect()
 }
+
+#[test]
+fn sticky_sessions_keep_a_client_on_its_version() {
+    let manifest = |greeting: &str| {
+        hello("hello_greeter", greeting)
+            + "[deploy]\nsticky-sessions = true\n\
+               [deploy.groups.front]\ncomponents = [\"frontend\"]\n\
+               [deploy.groups.back]\ncomponents = [\"greeter\"]\n"
+    };
+    let dir = app_dir(&manifest("Hello"));
+    let app = Weft::deploy_default(&[dir.path().to_str().unwrap()]);
+    let a = state(dir.path()).version;
+    let mut first = weft_tests::Connection::open(app.listeners["web"]);
+    let reply = first.request("/?name=Ada");
+    let cookie = reply
+        .header("set-cookie")
+        .expect("a sticky answer sets the cookie")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(cookie, format!("weft-version={a}"));
+
+    rewrite(dir.path(), &manifest("Howdy"));
+    let rollout = {
+        let dir = dir.path().to_path_buf();
+        std::thread::spawn(move || weft(&["rollout", "--over", "4s", "--steps", "50,100"], &dir))
+    };
+    // During the shift, half of the new clients get B, but the client with
+    // the cookie stays with A.
+    let mut newcomers = weft_tests::Connection::open(app.listeners["web"]);
+    let mut saw_b = false;
+    for _ in 0..100 {
+        let kept = first.request_with("/?name=Ada", &[("cookie", &cookie)]);
+        assert_eq!(
+            (kept.status, version_of(&kept)),
+            (200, a.as_str()),
+            "{kept:?}"
+        );
+        saw_b |= version_of(&newcomers.request("/?name=Ada")) != a;
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(saw_b, "new clients reached the new version");
+    let (ok, output) = rollout.join().unwrap();
+    assert!(ok, "{output}");
+    // A is gone: the cookie no longer holds, and the client moves to B.
+    let moved = first.request_with("/?name=Ada", &[("cookie", &cookie)]);
+    assert_eq!(moved.body, "en: Howdy, Ada!\n");
+    assert_ne!(version_of(&moved), a);
+}

@@ -53,9 +53,20 @@ impl Connection {
 
     /// `GET path` on this connection, with the answer's headers.
     pub fn request(&mut self, path: &str) -> Reply {
+        self.request_with(path, &[])
+    }
+
+    /// `GET path` with extra request headers, such as a cookie.
+    pub fn request_with(&mut self, path: &str, headers: &[(&str, &str)]) -> Reply {
+        let mut text = request(&self.authority, path, "keep-alive");
+        text.truncate(text.len() - 2);
+        for (name, value) in headers {
+            text.push_str(&format!("{name}: {value}\r\n"));
+        }
+        text.push_str("\r\n");
         self.reader
             .get_mut()
-            .write_all(request(&self.authority, path, "keep-alive").as_bytes())
+            .write_all(text.as_bytes())
             .expect("send the request");
         read_response(&mut self.reader, false)
     }

@@ -225,6 +225,11 @@ impl Weft {
         Weft::spawn(&["deploy", "--plan", plan], args, &[])
     }
 
+    /// Starts `weft deploy ARGS...` with the manifest's own plan.
+    pub fn deploy_default(args: &[&str]) -> Weft {
+        Weft::spawn(&["deploy"], args, &[])
+    }
+
     /// Like [`Weft::run`], with extra environment variables.
     pub fn run_with_env(args: &[&str], env: &[(&str, &str)]) -> Weft {
         Weft::spawn(&["run"], args, env)

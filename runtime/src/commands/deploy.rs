@@ -28,6 +28,9 @@ pub struct DeployCommand {
     /// Where compiled components are cached [default: $WEFT_CACHE_DIR, else ~/.cache/weft].
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
+    /// How many versions to keep in .weft/versions for `weft rollback`.
+    #[arg(long, value_name = "N", default_value_t = manager::KEEP_VERSIONS)]
+    pub keep: usize,
 }
 
 impl DeployCommand {
@@ -42,6 +45,7 @@ impl DeployCommand {
             data_dir: self.data_dir,
             listen: super::run::listen_overrides(self.listen)?,
             cache_dir: self.cache_dir.unwrap_or_else(CompileCache::default_dir),
+            keep: self.keep,
         };
         manager::run(options, shutdown).await
     }

@@ -29,12 +29,12 @@ pub struct RolloutCommand {
     /// The new version's share of new requests at each step, in percent.
     #[arg(long, value_name = "PERCENTS", default_value = "10,25,50,100", value_parser = Schedule::parse_steps)]
     pub steps: std::vec::Vec<u8>,
-    /// Roll back when the new version's failure rate is this many percentage points above the old one's.
-    #[arg(long, value_name = "POINTS", default_value_t = 1.0)]
-    pub max_failure_points: f64,
-    /// ... over at least this many of the new version's requests (or calls).
-    #[arg(long, value_name = "N", default_value_t = 20)]
-    pub min_requests: u64,
+    /// Roll back when the new version's failure rate is this many percentage points above the old one's [default: the manifest's deploy.rollback-failure-points, else 1].
+    #[arg(long, value_name = "POINTS", value_parser = parse_points)]
+    pub max_failure_points: Option<f64>,
+    /// ... over at least this many of the new version's requests (or calls) [default: deploy.rollback-min-requests, else 20].
+    #[arg(long, value_name = "N")]
+    pub min_requests: Option<u64>,
     /// Run each component's `build` command first.
     #[arg(long)]
     pub build: bool,
@@ -50,6 +50,14 @@ pub struct RollbackCommand {
     /// The stored version to go back to [default: the previous one].
     #[arg(long, value_name = "VERSION")]
     pub to: Option<String>,
+}
+
+/// `--max-failure-points`: more than 0, at most 100.
+fn parse_points(text: &str) -> Result<f64, String> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|p| *p > 0.0 && *p <= 100.0)
+        .ok_or_else(|| format!("'{text}' is not a number of percentage points above 0, up to 100"))
 }
 
 /// `--over`: a duration such as `60s`, `500ms` or `2m`, or `0`.
@@ -76,8 +84,8 @@ impl RolloutCommand {
             plan,
             over_ms: u64::try_from(self.over.as_millis()).unwrap_or(u64::MAX),
             steps: self.steps.iter().map(|s| u32::from(*s)).collect(),
-            margin_points: self.max_failure_points,
-            min_requests: self.min_requests,
+            margin_points: self.max_failure_points.unwrap_or(0.0),
+            min_requests: self.min_requests.unwrap_or(0),
             rollback: false,
             to_version: String::new(),
         };

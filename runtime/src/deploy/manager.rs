@@ -25,7 +25,7 @@ use crate::deploy::workers::{self, Deployment, WorkerSet};
 use crate::kv::KeyValueStore;
 use crate::kv::redb::RedbStore;
 use crate::listener;
-use crate::manifest::ManifestFile;
+use crate::manifest::{DeploySection, ManifestFile};
 use crate::rpc::auth::{Check, Token};
 use crate::rpc::store::{LiveVersions, StoreService};
 use crate::version::Version;
@@ -44,7 +44,7 @@ use weft_proto::v1::rollout_event::Outcome;
 use weft_proto::v1::store_server::StoreServer;
 use weft_proto::v1::{RolloutEvent, RolloutRequest, ServedRequest};
 
-/// How many versions the store keeps for `weft rollback`.
+/// How many versions the store keeps for `weft rollback`, by default.
 pub const KEEP_VERSIONS: usize = 3;
 /// How often a rollout looks at the counts.
 const ROLLOUT_TICK: Duration = Duration::from_millis(250);
@@ -64,6 +64,8 @@ pub struct DeployOptions {
     pub listen: BTreeMap<String, SocketAddr>,
     /// The compile cache directory.
     pub cache_dir: PathBuf,
+    /// How many versions the version store keeps, for `weft rollback`.
+    pub keep: usize,
 }
 
 /// The plan named by `--plan`, else the manifest's `[deploy]` table, else
@@ -87,7 +89,12 @@ pub fn choose_plan(
             })?;
             Ok(Plan::from_str(&text, file, components)?)
         }
-        None => Ok(manifest.manifest.deploy.clone().unwrap_or_else(otherwise)),
+        None => Ok(manifest
+            .manifest
+            .deploy
+            .as_ref()
+            .and_then(DeploySection::plan)
+            .unwrap_or_else(otherwise)),
     }
 }
 
@@ -134,6 +141,8 @@ pub struct Manager {
     rolling: tokio::sync::Mutex<()>,
     /// Set once the deployment is stopping: a rollout gives up.
     stopping: tokio::sync::watch::Sender<bool>,
+    /// How many versions the store keeps.
+    keep: usize,
 }
 
 /// Deploys the app, serves it until `shutdown` resolves, then drains the
@@ -192,9 +201,14 @@ pub async fn run(options: DeployOptions, shutdown: impl Future<Output = ()>) -> 
         .iter()
         .map(|(n, l)| (n.clone(), l.component.clone()))
         .collect();
+    let sticky = manifest
+        .manifest
+        .deploy
+        .as_ref()
+        .is_some_and(|d| d.sticky_sessions);
     let ingresses = listener_components
         .iter()
-        .map(|(l, c)| (l.clone(), Arc::new(Ingress::new(l, c, false))))
+        .map(|(l, c)| (l.clone(), Arc::new(Ingress::new(l, c, sticky))))
         .collect();
     let book = Arc::new(StateBook::new(
         DeployState::path(&manifest.dir),
@@ -229,6 +243,7 @@ pub async fn run(options: DeployOptions, shutdown: impl Future<Output = ()>) -> 
         running: Mutex::new(Vec::new()),
         rolling: tokio::sync::Mutex::new(()),
         stopping: tokio::sync::watch::channel(false).0,
+        keep: options.keep.max(1),
     });
 
     // The manager's gRPC service: its control API and the key-value store.
@@ -644,17 +659,20 @@ impl Manager {
             },
             over: Duration::from_millis(request.over_ms),
         };
+        // The flags, else the manifest's [deploy] table, else the defaults.
+        let table = load_absolute(&self.manifest_path)
+            .ok()
+            .and_then(|m| m.manifest.deploy)
+            .unwrap_or_default();
         let gate = Gate {
-            margin: if request.margin_points > 0.0 {
-                request.margin_points / 100.0
-            } else {
-                Gate::default().margin
-            },
-            min_requests: if request.min_requests > 0 {
-                request.min_requests
-            } else {
-                Gate::default().min_requests
-            },
+            margin: Some(request.margin_points)
+                .filter(|p| *p > 0.0)
+                .or(table.rollback_failure_points)
+                .map_or(Gate::default().margin, |p| p / 100.0),
+            min_requests: Some(request.min_requests)
+                .filter(|n| *n > 0)
+                .or(table.rollback_min_requests)
+                .unwrap_or(Gate::default().min_requests),
             ..Gate::default()
         };
         events
@@ -732,7 +750,7 @@ impl Manager {
                     .await;
                 self.retire(&from).await;
                 let kept = self.running_versions();
-                if let Err(e) = self.versions.retain(KEEP_VERSIONS, &kept) {
+                if let Err(e) = self.versions.retain(self.keep, &kept) {
                     tracing::warn!("cannot prune the version store: {e:#}");
                 }
                 events
@@ -786,8 +804,9 @@ impl Manager {
             };
             return self.versions.get(&version)?.with_context(|| {
                 format!(
-                    "version {version} is not in the version store; the store keeps the last \
-                     {KEEP_VERSIONS} (weft status lists the running one)"
+                    "version {version} is not in the version store; it keeps the last {} \
+                     (weft deploy --keep)",
+                    self.keep
                 )
             });
         }
@@ -796,7 +815,8 @@ impl Manager {
             manifest
                 .manifest
                 .deploy
-                .clone()
+                .as_ref()
+                .and_then(DeploySection::plan)
                 .unwrap_or_else(|| from.plan.clone())
         } else {
             let components = manifest.manifest.components.keys();
