@@ -19,7 +19,9 @@
 //!   throughput with 16 concurrent callers, and cross-process versus
 //!   in-process latency;
 //! - (e) an HTTP request to `samples/hello` at concurrency 1 through `weft
-//!   deploy --plan monolith` and `--plan split`, versus `weft run`.
+//!   deploy --plan monolith` and `--plan split`, versus `weft run`;
+//! - (f) a rollout under load: throughput and p99 during the shift versus
+//!   steady state, the time to switch at once, and split versus `weft run`.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -32,6 +34,7 @@ use weft_runtime::manifest::ManifestFile;
 use weft_tests::{cargo, http_get, root, target_dir};
 
 mod http;
+mod rollout;
 mod rpc;
 
 /// Set in the environment of the baseline's echo server process.
@@ -84,6 +87,9 @@ fn main() -> anyhow::Result<()> {
     }
     if runs("e") {
         http::hello_latency()?;
+    }
+    if runs("f") {
+        rollout::rollouts()?;
     }
     Ok(())
 }
