@@ -129,10 +129,18 @@ fn a_version_that_cannot_start_moves_no_traffic() {
     let dir = app_dir(&hello("hello_greeter", "Hello"));
     let app = Weft::start(Mode::Split, &[dir.path().to_str().unwrap()]);
     let before = state(dir.path());
+    let load = Load::start(app.listeners["web"], "/?name=Ada", 2);
     // The new greeter exports nothing the frontend imports: a link error.
     rewrite(dir.path(), &hello("fixture_ping", "Hello"));
     let (ok, output) = weft(&["rollout", "--over", "0"], dir.path());
     assert!(!ok, "{output}");
+    for r in load.stop().iter().flatten() {
+        assert_eq!(
+            (r.status, version_of(r)),
+            (200, before.version.as_str()),
+            "{r:?}"
+        );
+    }
     assert!(output.contains("no component exports it"), "{output}");
     assert!(
         output.contains(&format!("version {} keeps all the traffic", before.version)),
@@ -181,6 +189,7 @@ fn rollback_returns_to_a_stored_version() {
     let app = Weft::start(Mode::Split, &[dir.path().to_str().unwrap()]);
     let url = app.url("web", "/?name=Ada");
     let a = state(dir.path()).version;
+    let load = Load::start(app.listeners["web"], "/?name=Ada", 2);
     rewrite(dir.path(), &hello("hello_greeter", "Howdy"));
     assert!(weft(&["rollout", "--over", "0"], dir.path()).0);
     let b = state(dir.path()).version;
@@ -197,6 +206,13 @@ fn rollback_returns_to_a_stored_version() {
     assert!(ok, "{output}");
     assert_eq!(state(dir.path()).version, b);
     assert_eq!(http_get(&url).1, "en: Howdy, Ada!\n");
+
+    // Every request was answered, by one version or the other, throughout.
+    for r in load.stop().iter().flatten() {
+        assert_eq!(r.status, 200, "{r:?}");
+        let greeting = if version_of(r) == a { "Hello" } else { "Howdy" };
+        assert_eq!(r.body, format!("en: {greeting}, Ada!\n"), "{r:?}");
+    }
 
     let (ok, output) = weft(&["rollback", "--to", "0123456789abcdef"], dir.path());
     assert!(!ok);
@@ -269,10 +285,19 @@ fn counters_continue_across_a_rollout_and_lose_nothing() {
 fn a_worker_killed_during_the_shift_comes_back_as_its_version() {
     let dir = app_dir(&hello("hello_greeter", "Hello"));
     let app = Weft::start(Mode::Split, &[dir.path().to_str().unwrap()]);
+    let load = Load::start(app.listeners["web"], "/?name=Ada", 2);
     rewrite(dir.path(), &hello("hello_greeter", "Howdy"));
     let rollout = {
         let dir = dir.path().to_path_buf();
-        std::thread::spawn(move || weft(&["rollout", "--over", "6s"], &dir))
+        // A request that B's greeter holds when it is killed fails, and
+        // with 20 requests that can be 5 %: this test is about the restart,
+        // so the gate is wide.
+        std::thread::spawn(move || {
+            weft(
+                &["rollout", "--over", "6s", "--max-failure-points", "50"],
+                &dir,
+            )
+        })
     };
     // Wait for B's workers, then change the files again and kill B's greeter.
     let b_greeter = loop {
@@ -307,6 +332,18 @@ fn a_worker_killed_during_the_shift_comes_back_as_its_version() {
         http_get(&app.url("web", "/?name=Ada")).1,
         "en: Howdy, Ada!\n"
     );
+    // Only requests that B's greeter held when it was killed, or that were
+    // sent it before the manager saw it go, failed; and no answer came
+    // from the files on disk now.
+    let clients = load.stop();
+    let replies: Vec<&Reply> = clients.iter().flatten().collect();
+    let failed = replies.iter().filter(|r| r.status != 200).count();
+    assert!(
+        failed * 10 <= replies.len(),
+        "{failed} of {} failed",
+        replies.len()
+    );
+    assert!(replies.iter().all(|r| !r.body.contains("Hi there")));
 }
 
 #[test]

@@ -253,11 +253,18 @@ impl Ingress {
                 "no replica accepted a connection; its workers may be restarting, try again",
             );
         };
+        let mut request = request;
+        strip_hop_by_hop(request.headers_mut());
         let answer = sender.send_request(request).await;
         replica.give_back(sender);
         backend.counts.requests.fetch_add(1, Ordering::Relaxed);
         let mut response = match answer {
-            Ok(response) => response.map(BodyExt::boxed_unsync),
+            Ok(mut response) => {
+                // A draining worker answers `Connection: close` on its own
+                // connection; that must not close the client's.
+                strip_hop_by_hop(response.headers_mut());
+                response.map(BodyExt::boxed_unsync)
+            }
             Err(e) => {
                 tracing::warn!(
                     listener = %self.listener,
@@ -342,6 +349,30 @@ fn pick(weights: &[u8], n: u64) -> Option<usize> {
     None
 }
 
+/// Removes the headers that belong to one connection, not to the message
+/// (RFC 9110, 7.6.1): the ingress holds two connections, and each side's
+/// say about its own (such as `Connection: close`) stays there.
+fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
+    use http::header::{CONNECTION, TE, TRAILER, UPGRADE};
+    let named: Vec<String> = headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|name| name.trim().to_ascii_lowercase())
+        .filter(|name| !name.is_empty())
+        .collect();
+    for name in named {
+        headers.remove(name.as_str());
+    }
+    for name in [CONNECTION, TE, TRAILER, UPGRADE] {
+        headers.remove(name);
+    }
+    for name in ["keep-alive", "proxy-connection"] {
+        headers.remove(name);
+    }
+}
+
 /// The version named by the request's `weft-version` cookie.
 fn cookie_version(request: &hyper::Request<Incoming>) -> Option<String> {
     request
@@ -371,6 +402,18 @@ mod tests {
         }
         assert_eq!(pick(&[0, 0], 5), None);
         assert_eq!(pick(&[], 5), None);
+    }
+
+    #[test]
+    fn connection_headers_stay_on_their_connection() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert("connection", "close, x-private".parse().unwrap());
+        headers.insert("keep-alive", "timeout=5".parse().unwrap());
+        headers.insert("x-private", "1".parse().unwrap());
+        headers.insert("content-type", "text/plain".parse().unwrap());
+        strip_hop_by_hop(&mut headers);
+        let names: Vec<&str> = headers.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, ["content-type"]);
     }
 
     #[test]

@@ -708,6 +708,7 @@ impl Manager {
                     from: from_v.to_string(),
                     to: to_v.to_string(),
                     steps: steps.clone(),
+                    step: rollout.step(),
                     percent: rollout.percent(),
                     window: [
                         (a.failed_requests, a.requests),

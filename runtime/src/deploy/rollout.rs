@@ -233,6 +233,11 @@ impl Rollout {
         }
     }
 
+    /// The step given last, counted from 1 (0 before the first).
+    pub fn step(&self) -> usize {
+        self.step.map_or(0, |s| s + 1)
+    }
+
     /// B's share of new requests now, in percent.
     pub fn percent(&self) -> u8 {
         self.step.map_or(0, |s| self.schedule.steps[s])

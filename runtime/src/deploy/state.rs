@@ -96,6 +96,8 @@ pub struct RolloutState {
     pub to: String,
     /// The steps, in percent of new requests to `to`.
     pub steps: Vec<u8>,
+    /// The step reached, counted from 1.
+    pub step: usize,
     /// `to`'s share now, in percent.
     pub percent: u8,
     /// Failed and total requests at the listeners in the gate's window,
@@ -250,9 +252,11 @@ impl DeployState {
             let [(af, an), (bf, bn)] = r.window;
             line(String::new());
             line(format!(
-                "rollout {} -> {}: {} % of new requests to {} (steps {}); 5xx in the window: {af} of {an} for {}, {bf} of {bn} for {}",
+                "rollout {} -> {}: step {} of {}, {} % of new requests to {} (steps {}); 5xx in the window: {af} of {an} for {}, {bf} of {bn} for {}",
                 r.from,
                 r.to,
+                r.step,
+                r.steps.len(),
                 r.percent,
                 r.to,
                 r.steps

@@ -7,17 +7,23 @@
 //!
 //! A call is made at most once. It is tried on another replica only when the
 //! connection was refused, or the worker answered that it is not serving
-//! yet, because then it surely never reached a callee.
+//! yet, because then it surely never reached a callee; when every replica
+//! refuses (their workers are restarting), it waits for one, up to
+//! [`RESTART_WAIT`] and within the caller's deadline.
 
 use super::AuthChannel;
 use super::auth::Token;
 use crate::codec::{self, FuncTypes};
 use crate::version::Version;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use wasmtime::component::Val;
 use weft_proto::v1::CallRequest;
 use weft_proto::v1::invoke_client::InvokeClient;
+
+/// How long a call waits for a replica of its callee's group to take it
+/// while all of them refuse (they are restarting).
+pub const RESTART_WAIT: Duration = Duration::from_secs(3);
 
 /// Channels to every replica of one group, taken in turn.
 pub struct Replicas {
@@ -91,13 +97,49 @@ impl RemoteFunc {
             .map_err(|e| wasmtime::format_err!("call to {} failed: {e}", label()))?;
         let payload = bytes::Bytes::from(payload);
         let mut last_refusal = None;
+        // While every replica refuses (their workers are restarting), the
+        // call waits for one to come back, up to RESTART_WAIT: it never
+        // ran, and a restart takes a fraction of a second.
+        let give_up = deadline.min(Instant::now() + RESTART_WAIT);
+        let mut pause = Duration::from_millis(20);
+        loop {
+            if let Some(done) = self
+                .try_each(deadline, &payload, results, &label, &mut last_refusal)
+                .await
+            {
+                return done;
+            }
+            if Instant::now() + pause >= give_up {
+                break;
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(200));
+        }
+        Err(wasmtime::format_err!(
+            "call to {} failed: no replica took it within {RESTART_WAIT:?} (last tried {}); its \
+             workers may be restarting",
+            label(),
+            last_refusal.unwrap_or_default()
+        ))
+    }
+
+    /// Tries each replica in turn: the call's outcome, or `None` when
+    /// every one refused it.
+    async fn try_each(
+        &self,
+        deadline: Instant,
+        payload: &bytes::Bytes,
+        results: &mut [Val],
+        label: &impl Fn() -> String,
+        last_refusal: &mut Option<String>,
+    ) -> Option<wasmtime::Result<()>> {
         for (address, channel) in self.replicas.in_turn() {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(wasmtime::format_err!(
+                return Some(Err(wasmtime::format_err!(
                     "call to {} failed: the caller's deadline passed before it was sent",
                     label()
-                ));
+                )));
             }
             let mut request = tonic::Request::new(CallRequest {
                 version: self.version.to_string(),
@@ -114,38 +156,36 @@ impl RemoteFunc {
                 .max_encoding_message_size(super::MAX_MESSAGE);
             match client.call(request).await {
                 Ok(reply) => {
-                    let values = codec::decode_all(&self.types.results, &reply.get_ref().payload)
-                        .map_err(|e| {
-                        wasmtime::format_err!(
-                            "call to {} failed: {address} answered with results that do not \
-                             decode: {e}",
-                            label()
-                        )
-                    })?;
+                    let values =
+                        match codec::decode_all(&self.types.results, &reply.get_ref().payload) {
+                            Ok(values) => values,
+                            Err(e) => {
+                                return Some(Err(wasmtime::format_err!(
+                                    "call to {} failed: {address} answered with results that \
+                                     do not decode: {e}",
+                                    label()
+                                )));
+                            }
+                        };
                     for (slot, value) in results.iter_mut().zip(values) {
                         *slot = value;
                     }
-                    return Ok(());
+                    return Some(Ok(()));
                 }
                 Err(status) if super::never_reached(&status) => {
                     tracing::debug!("{address} did not take the call; trying the next replica");
-                    last_refusal = Some(address.clone());
+                    *last_refusal = Some(address.clone());
                 }
                 Err(status) => {
-                    return Err(wasmtime::format_err!(
+                    return Some(Err(wasmtime::format_err!(
                         "call to {} at {address} failed: {:?}: {}",
                         label(),
                         status.code(),
                         status.message()
-                    ));
+                    )));
                 }
             }
         }
-        Err(wasmtime::format_err!(
-            "call to {} failed: no replica took it (last tried {}); its workers may be \
-             restarting",
-            label(),
-            last_refusal.unwrap_or_default()
-        ))
+        None
     }
 }
