@@ -191,7 +191,8 @@ fn a_hung_worker_is_replaced() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let output = app.output();
+    // The manager says so just after the new worker serves.
+    let output = app.wait_for_output("weft: worker greeter/0 restarted");
     assert!(
         output.contains(&format!(
             "weft: worker greeter/0 (pid {pid}) did not answer 3 health checks"
