@@ -2,7 +2,7 @@
 //! version, or back to a stored one, through its manager.
 
 use super::manager_client;
-use crate::deploy::manager::{choose_plan, load_absolute};
+use crate::deploy::manager::{load_absolute, named_plan};
 use crate::deploy::rollout::Schedule;
 use crate::manifest::Timeout;
 use anyhow::Context as _;
@@ -77,7 +77,7 @@ impl RolloutCommand {
             crate::builder::build_components(&manifest)?;
         }
         let plan = match self.plan.as_deref() {
-            Some(choice) => choose_plan(Some(choice), &manifest, || unreachable!())?.to_toml(),
+            Some(name) => named_plan(name, &manifest)?.to_toml(),
             None => String::new(),
         };
         let request = RolloutRequest {

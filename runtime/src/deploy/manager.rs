@@ -68,6 +68,21 @@ pub struct DeployOptions {
     pub keep: usize,
 }
 
+/// The plan `--plan NAME` names: `monolith`, `split`, or a plan file.
+pub fn named_plan(name: &str, manifest: &ManifestFile) -> anyhow::Result<Plan> {
+    let components = manifest.manifest.components.keys();
+    if let Some(plan) = Plan::builtin(name, components.clone()) {
+        return Ok(plan);
+    }
+    let text = std::fs::read_to_string(name).with_context(|| {
+        format!(
+            "--plan {name}: cannot read the plan file; give `monolith`, `split` or the path of a \
+             plan file"
+        )
+    })?;
+    Ok(Plan::from_str(&text, name, components)?)
+}
+
 /// The plan named by `--plan`, else the manifest's `[deploy]` table, else
 /// `otherwise` (the monolith for a first deploy).
 pub fn choose_plan(
@@ -75,20 +90,8 @@ pub fn choose_plan(
     manifest: &ManifestFile,
     otherwise: impl FnOnce() -> Plan,
 ) -> anyhow::Result<Plan> {
-    let components = manifest.manifest.components.keys();
-    if let Some(plan) = choice.and_then(|name| Plan::builtin(name, components.clone())) {
-        return Ok(plan);
-    }
     match choice {
-        Some(file) => {
-            let text = std::fs::read_to_string(file).with_context(|| {
-                format!(
-                    "--plan {file}: cannot read the plan file; give `monolith`, `split` or the \
-                     path of a plan file"
-                )
-            })?;
-            Ok(Plan::from_str(&text, file, components)?)
-        }
+        Some(name) => named_plan(name, manifest),
         None => Ok(manifest
             .manifest
             .deploy
@@ -374,22 +377,17 @@ impl Events {
 impl Manager {
     /// The deployment's state now, with each version's counts.
     pub fn status(&self) -> DeployState {
+        let mut state = self.book.snapshot();
         let running = self.running.lock().expect("running lock").clone();
         for r in &running {
-            let (requests, failed) = r.backends.values().fold((0, 0), |(n, f), b| {
-                (
-                    n + b.counts.requests.load(Ordering::Relaxed),
-                    f + b.counts.failed.load(Ordering::Relaxed),
-                )
-            });
-            self.book.update(|s| {
-                if let Some(v) = s.version_mut(r.version.as_str()) {
-                    v.requests = requests;
-                    v.failed_requests = failed;
+            if let Some(v) = state.version_mut(r.version.as_str()) {
+                for b in r.backends.values() {
+                    v.requests += b.counts.requests.load(Ordering::Relaxed);
+                    v.failed_requests += b.counts.failed.load(Ordering::Relaxed);
                 }
-            });
+            }
         }
-        self.book.snapshot()
+        state
     }
 
     /// Starts `snapshot`'s workers and adds the version to every listener,

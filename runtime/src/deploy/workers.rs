@@ -487,16 +487,13 @@ impl WorkerSet {
         }
     }
 
-    /// Drains worker `index`, asks it to exit, and kills it if it does not.
+    /// Asks worker `index` to exit, and kills it if it does not.
     async fn stop_worker(&self, index: usize, mut worker: WorkerProcess) {
         let spec = &self.replicas[index];
-        // Out of rotation first, so that no new request reaches a draining worker.
-        self.set_rotation(index, false);
+        // [`WorkerSet::stop`] has drained every worker of the set already.
         if let Ok(channel) = crate::rpc::channel(&spec.address.to_string(), &self.deployment.token)
         {
             let mut control = ControlClient::new(channel);
-            let drain = crate::listener::DRAIN_TIMEOUT + Duration::from_secs(5);
-            let _ = tokio::time::timeout(drain, control.drain(DrainRequest {})).await;
             let _ = tokio::time::timeout(EXIT_TIMEOUT, control.shutdown(ShutdownRequest {})).await;
         }
         if tokio::time::timeout(EXIT_TIMEOUT, worker.child.wait())
