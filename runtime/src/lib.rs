@@ -23,6 +23,8 @@
 //!
 //! - [`codec`]: component-model values as compact bytes (pure).
 //! - [`version`]: deployment versions and function fingerprints (pure).
+//! - [`discovery`]: the live set of healthy replicas of a group: pushed by
+//!   the manager, a static list, or DNS.
 //! - [`rpc`]: the gRPC client and server of cross-process calls, and the
 //!   manager's key-value store served to workers.
 //! - [`deploy`]: the manager, which spawns and supervises workers and
@@ -64,6 +66,7 @@ pub mod capability;
 pub mod codec;
 pub mod commands;
 pub mod deploy;
+pub mod discovery;
 pub mod engine;
 pub mod host;
 pub mod kv;

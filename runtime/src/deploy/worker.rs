@@ -13,6 +13,7 @@
 
 use crate::app::{App, Placement, Prepared};
 use crate::cache::CompileCache;
+use crate::discovery::Peers;
 use crate::kv::KeyValueStore;
 use crate::manifest::ManifestFile;
 use crate::rpc::auth::{Check, Token};
@@ -172,7 +173,10 @@ impl Worker {
         for route in &a.routes {
             remote.insert(
                 route.component.clone(),
-                Arc::new(Replicas::new(&route.addresses, &self.token)?),
+                Arc::new(Replicas::new(
+                    Peers::fixed(route.addresses.clone()),
+                    &self.token,
+                )),
             );
         }
         let placement = Placement {

@@ -14,8 +14,10 @@
 use super::AuthChannel;
 use super::auth::Token;
 use crate::codec::{self, FuncTypes};
+use crate::discovery::Peers;
 use crate::version::Version;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use wasmtime::component::Val;
 use weft_proto::v1::CallRequest;
@@ -25,42 +27,65 @@ use weft_proto::v1::invoke_client::InvokeClient;
 /// while all of them refuse (they are restarting).
 pub const RESTART_WAIT: Duration = Duration::from_secs(3);
 
-/// Channels to every replica of one group, taken in turn.
+/// Channels to the replicas of one group, taken in turn. The set of
+/// replicas is live ([`Peers`]); a channel is made for each new address and
+/// kept while the address stays.
 pub struct Replicas {
-    targets: Vec<(String, AuthChannel)>,
+    peers: Peers,
+    token: Token,
+    /// The addresses the channels were made for, and the channels.
+    channels: Mutex<(Arc<[String]>, Arc<[(String, AuthChannel)]>)>,
     next: AtomicUsize,
 }
 
 impl Replicas {
-    /// Channels to `addresses` (`HOST:PORT`, one per replica) that carry
-    /// `token`; nothing connects until the first call.
-    pub fn new(addresses: &[String], token: &Token) -> anyhow::Result<Replicas> {
-        anyhow::ensure!(
-            !addresses.is_empty(),
-            "a group needs at least one replica address"
-        );
-        let targets = addresses
-            .iter()
-            .map(|a| Ok((a.clone(), super::channel(a, token)?)))
-            .collect::<anyhow::Result<_>>()?;
-        Ok(Replicas {
-            targets,
+    /// Channels to whichever replicas `peers` names, carrying `token`;
+    /// nothing connects until the first call.
+    pub fn new(peers: Peers, token: &Token) -> Replicas {
+        Replicas {
+            peers,
+            token: token.clone(),
+            channels: Mutex::new((Arc::from(Vec::new()), Arc::from(Vec::new()))),
             next: AtomicUsize::new(0),
-        })
+        }
     }
 
     /// The replicas in the order this call should try them.
-    fn in_turn(&self) -> impl Iterator<Item = &(String, AuthChannel)> {
+    fn in_turn(&self) -> Vec<(String, AuthChannel)> {
+        let current = self.peers.current();
+        let channels = {
+            let mut cached = self.channels.lock().expect("replica channels");
+            if !Arc::ptr_eq(&cached.0, &current) {
+                let kept: Vec<(String, AuthChannel)> = current
+                    .iter()
+                    .filter_map(|address| {
+                        let known = cached.1.iter().find(|(a, _)| a == address);
+                        match known {
+                            Some(c) => Some(c.clone()),
+                            None => match super::channel(address, &self.token) {
+                                Ok(channel) => Some((address.clone(), channel)),
+                                Err(e) => {
+                                    tracing::warn!("replica {address} is skipped: {e}");
+                                    None
+                                }
+                            },
+                        }
+                    })
+                    .collect();
+                *cached = (current, Arc::from(kept));
+            }
+            cached.1.clone()
+        };
         let start = self.next.fetch_add(1, Ordering::Relaxed);
-        let n = self.targets.len();
-        (0..n).map(move |i| &self.targets[(start + i) % n])
+        let n = channels.len();
+        (0..n).map(|i| channels[(start + i) % n].clone()).collect()
     }
 }
 
 /// One imported function served by another group.
 pub struct RemoteFunc {
     /// Where the callee's group runs.
-    pub replicas: std::sync::Arc<Replicas>,
+    pub replicas: Arc<Replicas>,
     /// The deployment's version.
     pub version: Version,
     /// The calling component.
@@ -97,9 +122,10 @@ impl RemoteFunc {
             .map_err(|e| wasmtime::format_err!("call to {} failed: {e}", label()))?;
         let payload = bytes::Bytes::from(payload);
         let mut last_refusal = None;
-        // While every replica refuses (their workers are restarting), the
-        // call waits for one to come back, up to RESTART_WAIT: it never
-        // ran, and a restart takes a fraction of a second.
+        // While there is no healthy replica, or every replica refuses (their
+        // workers are restarting), the call waits for one.
+        // It waits up to RESTART_WAIT: the call never ran, and a restart
+        // takes a fraction of a second.
         let give_up = deadline.min(Instant::now() + RESTART_WAIT);
         let mut pause = Duration::from_millis(20);
         loop {
@@ -116,7 +142,7 @@ impl RemoteFunc {
             pause = (pause * 2).min(Duration::from_millis(200));
         }
         Err(wasmtime::format_err!(
-            "call to {} failed: no replica took it within {RESTART_WAIT:?} (last tried {}); its \
+            "call to {} failed: no replica took it within {RESTART_WAIT:?} ({}); its \
              workers may be restarting",
             label(),
             last_refusal.unwrap_or_default()
@@ -133,7 +159,11 @@ impl RemoteFunc {
         label: &impl Fn() -> String,
         last_refusal: &mut Option<String>,
     ) -> Option<wasmtime::Result<()>> {
-        for (address, channel) in self.replicas.in_turn() {
+        let replicas = self.replicas.in_turn();
+        if replicas.is_empty() {
+            *last_refusal = Some("no healthy replica is known".into());
+        }
+        for (address, channel) in replicas {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Some(Err(wasmtime::format_err!(
@@ -151,7 +181,7 @@ impl RemoteFunc {
                 payload: payload.clone(),
             });
             request.set_timeout(left);
-            let mut client = InvokeClient::new(channel.clone())
+            let mut client = InvokeClient::new(channel)
                 .max_decoding_message_size(super::MAX_MESSAGE)
                 .max_encoding_message_size(super::MAX_MESSAGE);
             match client.call(request).await {
@@ -174,7 +204,7 @@ impl RemoteFunc {
                 }
                 Err(status) if super::never_reached(&status) => {
                     tracing::debug!("{address} did not take the call; trying the next replica");
-                    *last_refusal = Some(address.clone());
+                    *last_refusal = Some(format!("last tried {address}"));
                 }
                 Err(status) => {
                     return Some(Err(wasmtime::format_err!(
