@@ -50,6 +50,45 @@ pub struct Group {
     /// How many processes run this group.
     #[serde(default = "one")]
     pub replicas: u32,
+    /// What one replica asks of its machine; `weft kube` writes it into
+    /// the group's pods.
+    #[serde(default, skip_serializing_if = "Resources::is_empty")]
+    pub resources: Resources,
+}
+
+/// What one replica of a group asks of its machine, as Kubernetes
+/// quantities: `cpu = "500m"`, `memory = "256Mi"`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resources {
+    /// CPU, in cores (`"2"`, `"0.5"`) or millicores (`"500m"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<String>,
+    /// Memory, in bytes with an optional suffix (`"256Mi"`, `"1Gi"`, `"512M"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<String>,
+}
+
+impl Resources {
+    /// Whether it asks for nothing.
+    pub fn is_empty(&self) -> bool {
+        self.cpu.is_none() && self.memory.is_none()
+    }
+}
+
+/// Whether `text` is a plain decimal number followed by one of `suffixes`
+/// (or none), as Kubernetes writes quantities.
+fn is_quantity(text: &str, suffixes: &[&str]) -> bool {
+    let number = suffixes
+        .iter()
+        .find_map(|s| text.strip_suffix(s))
+        .unwrap_or(text);
+    let mut parts = number.splitn(2, '.');
+    let whole = parts.next().unwrap_or("");
+    let fraction = parts.next();
+    !whole.is_empty()
+        && whole.bytes().all(|b| b.is_ascii_digit())
+        && fraction.is_none_or(|f| !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Why a plan cannot be used.
@@ -79,6 +118,21 @@ pub enum PlanError {
     /// A group has no replicas.
     #[error("group '{0}' has replicas = 0; it needs at least 1")]
     NoReplicas(String),
+    /// A resource is not a quantity.
+    #[error(
+        "group '{group}': resources.{resource} = \"{value}\" is not a quantity; write it as \
+         Kubernetes does, such as {example}"
+    )]
+    Resource {
+        /// The group.
+        group: String,
+        /// `cpu` or `memory`.
+        resource: &'static str,
+        /// What it says.
+        value: String,
+        /// What it could say.
+        example: &'static str,
+    },
 }
 
 fn one() -> u32 {
@@ -151,6 +205,7 @@ impl Plan {
                 let group = Group {
                     components: vec![c.clone()],
                     replicas: 1,
+                    resources: Resources::default(),
                 };
                 (c, group)
             })
@@ -175,6 +230,7 @@ impl Plan {
         let group = Group {
             components: components.into_iter().map(Into::into).collect(),
             replicas: 1,
+            resources: Resources::default(),
         };
         Plan {
             groups: BTreeMap::from([(MONOLITH_GROUP.to_string(), group)]),
@@ -203,6 +259,25 @@ impl Plan {
         for (group, g) in &self.groups {
             if g.replicas == 0 {
                 return Err(PlanError::NoReplicas(group.clone()));
+            }
+            let quantities = [
+                ("cpu", &g.resources.cpu, &["m"][..], "\"500m\" or \"2\""),
+                (
+                    "memory",
+                    &g.resources.memory,
+                    &["Ki", "Mi", "Gi", "Ti", "k", "M", "G", "T"][..],
+                    "\"256Mi\" or \"1Gi\"",
+                ),
+            ];
+            for (resource, value, suffixes, example) in quantities {
+                if let Some(value) = value.as_ref().filter(|v| !is_quantity(v, suffixes)) {
+                    return Err(PlanError::Resource {
+                        group: group.clone(),
+                        resource,
+                        value: value.clone(),
+                        example,
+                    });
+                }
             }
             for c in &g.components {
                 if !known.contains(c) {
@@ -239,6 +314,7 @@ mod tests {
                     let group = Group {
                         components: cs.iter().map(|c| c.to_string()).collect(),
                         replicas: *replicas,
+                        resources: Resources::default(),
                     };
                     (name.to_string(), group)
                 })
@@ -280,6 +356,25 @@ mod tests {
         let again = Plan::from_str(&p.to_toml(), "again", ["frontend", "greeter"]).unwrap();
         assert_eq!(again, p);
         assert_eq!(p.processes(), 3);
+    }
+
+    #[test]
+    fn resources_are_kubernetes_quantities() {
+        let app = ["a"];
+        let good = "[groups.x]\ncomponents = [\"a\"]\n[groups.x.resources]\ncpu = \"500m\"\nmemory = \"1.5Gi\"\n";
+        let p = Plan::from_str(good, "plan.toml", app).unwrap();
+        assert_eq!(p.groups["x"].resources.cpu.as_deref(), Some("500m"));
+        assert!(p.to_toml().contains("memory = \"1.5Gi\""));
+        for (bad, field) in [
+            ("cpu = \"half\"", "cpu"),
+            ("memory = \"256MB\"", "memory"),
+            ("cpu = \"1.\"", "cpu"),
+        ] {
+            let text = format!("[groups.x]\ncomponents = [\"a\"]\n[groups.x.resources]\n{bad}\n");
+            let err = Plan::from_str(&text, "plan.toml", app).unwrap_err();
+            assert!(err.message.contains(&format!("resources.{field}")), "{err}");
+        }
+        assert!(!Plan::monolith(app).to_toml().contains("resources"));
     }
 
     #[test]

@@ -148,11 +148,8 @@ pub fn watch(
                     ok.then_some(address)
                 }
             });
-            let healthy: BTreeSet<String> = all_at_once(checks)
-                .await
-                .into_iter()
-                .flatten()
-                .collect();
+            let healthy: BTreeSet<String> =
+                all_at_once(checks).await.into_iter().flatten().collect();
             let next = healthy_set(&candidates, &healthy);
             if **publish.borrow() != *next {
                 say!(
@@ -172,9 +169,7 @@ pub fn watch(
 }
 
 /// Runs every future at once and collects their outputs in order.
-async fn all_at_once<F: Future + Send + 'static>(
-    futures: impl Iterator<Item = F>,
-) -> Vec<F::Output>
+async fn all_at_once<F: Future + Send + 'static>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
 where
     F::Output: Send + 'static,
 {

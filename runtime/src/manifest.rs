@@ -27,6 +27,10 @@
 //!
 //! [links]
 //! "frontend/demo:hello/greeter" = "greeter"
+//!
+//! [keyvalue.counts]
+//! backend = "redis"
+//! url = "redis://127.0.0.1:6379/0"
 //! ```
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -60,6 +64,10 @@ pub struct Manifest {
     /// The `[links]` table: `"COMPONENT/INTERFACE" = "PROVIDER"`.
     #[serde(default)]
     pub links: BTreeMap<String, String>,
+    /// The `[keyvalue.BUCKET]` tables: where a bucket's data lives, when not
+    /// in the embedded default.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub keyvalue: BTreeMap<String, BucketSpec>,
     /// The `[deploy]` table: the default plan of `weft deploy` and `weft
     /// rollout`, and how the deployment behaves.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -93,6 +101,39 @@ impl DeploySection {
         (!self.groups.is_empty()).then(|| weft_placer::Plan {
             groups: self.groups.clone(),
         })
+    }
+}
+
+/// One `[keyvalue.BUCKET]` table.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BucketSpec {
+    /// Which backend holds the bucket.
+    pub backend: Backend,
+    /// The server, for `redis`: `redis://HOST:PORT/DB` (or `rediss://` for TLS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}
+
+/// A key-value backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// The embedded default: a redb file under the data directory, in the
+    /// process that serves the app's state (`weft run`, or the manager of
+    /// `weft deploy`).
+    Redb,
+    /// A Redis server, which every process talks to directly.
+    Redis,
+}
+
+impl Manifest {
+    /// The backend that holds `bucket`: redb unless `[keyvalue.BUCKET]` says
+    /// otherwise.
+    pub fn bucket_backend(&self, bucket: &str) -> Backend {
+        self.keyvalue
+            .get(bucket)
+            .map_or(Backend::Redb, |b| b.backend)
     }
 }
 
@@ -390,6 +431,37 @@ impl Manifest {
                     field,
                     format!("'{interface}' is not an interface name such as demo:hello/greeter"),
                 ));
+            }
+        }
+        for (bucket, spec) in &self.keyvalue {
+            let field = format!("keyvalue.{bucket}");
+            match (spec.backend, &spec.url) {
+                (Backend::Redis, None) => {
+                    return Err(invalid(
+                        format!("{field}.url"),
+                        "a redis bucket needs the server's url, such as \"redis://127.0.0.1:6379/0\""
+                            .into(),
+                    ));
+                }
+                (Backend::Redis, Some(url))
+                    if !(url.starts_with("redis://") || url.starts_with("rediss://")) =>
+                {
+                    return Err(invalid(
+                        format!("{field}.url"),
+                        format!(
+                            "'{url}' is not a Redis url; write redis://HOST:PORT/DB, or rediss:// for TLS"
+                        ),
+                    ));
+                }
+                (Backend::Redb, Some(_)) => {
+                    return Err(invalid(
+                        format!("{field}.url"),
+                        "a redb bucket lives in weft's data directory and takes no url; remove \
+                         it, or set backend = \"redis\""
+                            .into(),
+                    ));
+                }
+                _ => {}
             }
         }
         if let Some(plan) = self.deploy.as_ref().and_then(DeploySection::plan) {

@@ -9,6 +9,8 @@
 //!   version to the next, and rolls back a version that fails more.
 //! - [`worker`]: what `weft worker` runs: one replica of one group, serving
 //!   the `Invoke` and `Control` gRPC services and its group's listeners.
+//! - [`cluster`]: `cluster.toml`, how the workers of a version find each
+//!   other without a manager (Kubernetes, plain machines).
 //! - [`state`]: the file in which a running deployment says where it is.
 //! - [`lock`]: one manager per app.
 //! - [`versions`]: the snapshots of every deployed version, from which the
@@ -18,6 +20,7 @@
 //! when it is restarted, so the routing table never changes while the
 //! deployment runs.
 
+pub mod cluster;
 pub mod control;
 pub mod ingress;
 pub mod lock;
