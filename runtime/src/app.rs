@@ -15,8 +15,8 @@
 use crate::cache::{CacheOutcome, CompileCache};
 use crate::capability::Capability;
 use crate::host::Sandbox;
-use crate::kv::KeyValueStore;
 use crate::kv::redb::RedbStore;
+use crate::kv::{self, KeyValueStore};
 use crate::link::{self, Callee, Caller, PoolSlot};
 use crate::listener::{self, HttpEntry};
 use crate::manifest::{HostPattern, ManifestFile};
@@ -99,6 +99,17 @@ impl Prepared {
             .any(|w| w.provider == resolve::Provider::Capability(Capability::KeyValue))
     }
 
+    /// Whether any component that uses key-value keeps a bucket in the
+    /// embedded store (rather than on a server named by `[keyvalue]`).
+    pub fn uses_embedded_keyvalue(&self) -> bool {
+        let manifest = &self.manifest.manifest;
+        self.uses_keyvalue()
+            && manifest
+                .components
+                .values()
+                .any(|c| kv::buckets::uses_embedded(manifest, &c.grants.keyvalue))
+    }
+
     /// The version of this app deployed with `plan`.
     pub fn version(&self, plan: &Plan) -> Version {
         Version::compute(
@@ -144,16 +155,18 @@ pub struct App {
     pub pools: BTreeMap<String, Arc<InstancePool>>,
     /// How each component was compiled, by name.
     pub compiled: BTreeMap<String, CacheOutcome>,
-    /// Where key-value data lives, if any component uses it here.
+    /// Where embedded key-value data lives, if any component keeps a
+    /// bucket there.
     pub data_file: Option<PathBuf>,
 }
 
 impl App {
     /// Loads, resolves, links and warms the app in `manifest`, all in this
-    /// process, with key-value data in an embedded store.
+    /// process, with key-value data in an embedded store (and on the
+    /// servers that `[keyvalue]` names).
     pub async fn load(manifest: ManifestFile, options: &LoadOptions) -> anyhow::Result<App> {
         let prepared = Prepared::load(manifest, &options.cache)?;
-        let data_file = prepared.uses_keyvalue().then(|| {
+        let data_file = prepared.uses_embedded_keyvalue().then(|| {
             let dir = options
                 .data_dir
                 .clone()
@@ -170,12 +183,20 @@ impl App {
     }
 
     /// Links and warms the components `placement` puts here (all of them
-    /// when it is `None`), with `keyvalue` behind their key-value grants.
+    /// when it is `None`). Their key-value buckets go to the servers that
+    /// `[keyvalue]` names, and the others to `embedded`.
     pub async fn start(
         prepared: &Prepared,
         placement: Option<&Placement>,
-        keyvalue: Option<Arc<dyn KeyValueStore>>,
+        embedded: Option<Arc<dyn KeyValueStore>>,
     ) -> anyhow::Result<App> {
+        let keyvalue: Option<Arc<dyn KeyValueStore>> = if prepared.uses_keyvalue() {
+            let buckets = kv::buckets::Buckets::new(&prepared.manifest.manifest, embedded)
+                .with_context(|| format!("{}", prepared.manifest.path.display()))?;
+            Some(Arc::new(buckets))
+        } else {
+            None
+        };
         let pools = link_all(prepared, placement, keyvalue)?;
         for pool in pools.values() {
             pool.warm_up()

@@ -6,6 +6,7 @@
 
 mod deploy;
 mod errors;
+mod keyvalue;
 mod latency;
 mod layouts;
 mod linking;

@@ -245,7 +245,10 @@ pub(crate) async fn cross_process() -> anyhow::Result<()> {
         local: BTreeSet::from(["caller".to_string()]),
         remote: BTreeMap::from([(
             "callee".to_string(),
-            Arc::new(Replicas::new(std::slice::from_ref(&address), &token)?),
+            Arc::new(Replicas::new(
+                weft_runtime::discovery::Peers::fixed(vec![address.clone()]),
+                &token,
+            )),
         )]),
         version: version.clone(),
     };

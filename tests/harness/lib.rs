@@ -26,8 +26,10 @@ use std::time::{Duration, Instant};
 
 mod http;
 mod python;
+mod redis;
 pub use http::{Connection, Reply, http_get, parse_response};
 pub use python::{COMPONENTIZE_PY, PYTHON_GUESTS};
+pub use redis::RedisServer;
 
 /// Every Rust guest the tests use, by cargo package name; the Python ones
 /// are in [`PYTHON_GUESTS`].

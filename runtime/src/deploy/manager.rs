@@ -396,7 +396,7 @@ impl Manager {
         let version = snapshot.version.clone();
         let manifest = ManifestFile::load(&snapshot.manifest)?;
         let prepared = Prepared::load(manifest, &CompileCache::new(self.cache_dir.clone()))?;
-        if prepared.uses_keyvalue() {
+        if prepared.uses_embedded_keyvalue() {
             self.open_store()?;
         }
         drop(prepared);

@@ -147,12 +147,12 @@ impl batch::Host for KvView<'_> {
         keys: Vec<String>,
     ) -> Result<Vec<Option<(String, Vec<u8>)>>, KvError> {
         let (name, kv) = self.open_bucket(&bucket)?;
-        let mut values = Vec::with_capacity(keys.len());
-        for key in keys {
-            let value = kv.get(&name, &key).await?;
-            values.push(value.map(|v| (key, v)));
-        }
-        Ok(values)
+        let values = kv.get_many(&name, &keys).await?;
+        Ok(keys
+            .into_iter()
+            .zip(values)
+            .map(|(key, value)| value.map(|v| (key, v)))
+            .collect())
     }
 
     async fn set_many(
@@ -161,10 +161,7 @@ impl batch::Host for KvView<'_> {
         key_values: Vec<(String, Vec<u8>)>,
     ) -> Result<(), KvError> {
         let (name, kv) = self.open_bucket(&bucket)?;
-        for (key, value) in key_values {
-            kv.set(&name, &key, value).await?;
-        }
-        Ok(())
+        kv.set_many(&name, key_values).await
     }
 
     async fn delete_many(
@@ -173,9 +170,6 @@ impl batch::Host for KvView<'_> {
         keys: Vec<String>,
     ) -> Result<(), KvError> {
         let (name, kv) = self.open_bucket(&bucket)?;
-        for key in keys {
-            kv.delete(&name, &key).await?;
-        }
-        Ok(())
+        kv.delete_many(&name, &keys).await
     }
 }

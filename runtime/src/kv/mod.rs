@@ -2,13 +2,23 @@
 //!
 //! The host bindings (`host::keyvalue`) speak WIT; a backend speaks buckets,
 //! keys and bytes through the small [`KeyValueStore`] trait. A new backend is
-//! one new module that implements it. [`redb`](self::redb) is the embedded
-//! default, one file under the data directory.
+//! one new module that implements it, and passes the shared
+//! [`conformance`] suite.
+//!
+//! - [`redb`](self::redb): the embedded default, one file under the data
+//!   directory, served by one process.
+//! - [`redis`](self::redis): a Redis server, which every process of a
+//!   deployment talks to directly.
+//! - [`buckets`]: the store a component sees, which sends each bucket to
+//!   the backend that the manifest's `[keyvalue.BUCKET]` names.
 //!
 //! Counters written by `increment` are stored as decimal ASCII, the way Redis
 //! stores them, so a value reads the same whichever backend holds it.
 
+pub mod buckets;
+pub mod conformance;
 pub mod redb;
+pub mod redis;
 
 use async_trait::async_trait;
 
@@ -51,6 +61,37 @@ pub trait KeyValueStore: Send + Sync {
     /// Atomically adds `delta` to the counter at `key` (0 when absent) and
     /// returns the new value.
     async fn increment(&self, bucket: &str, key: &str, delta: u64) -> Result<u64, KvError>;
+
+    /// The values of `keys`, in order. Backends that can read them all at
+    /// one point in time do; this default reads them one by one.
+    async fn get_many(
+        &self,
+        bucket: &str,
+        keys: &[String],
+    ) -> Result<Vec<Option<Vec<u8>>>, KvError> {
+        let mut values = Vec::with_capacity(keys.len());
+        for key in keys {
+            values.push(self.get(bucket, key).await?);
+        }
+        Ok(values)
+    }
+
+    /// Sets every pair. Backends that can write them all at once, so that
+    /// no reader sees half of them, do; this default writes them one by one.
+    async fn set_many(&self, bucket: &str, pairs: Vec<(String, Vec<u8>)>) -> Result<(), KvError> {
+        for (key, value) in pairs {
+            self.set(bucket, &key, value).await?;
+        }
+        Ok(())
+    }
+
+    /// Removes every key, at once where the backend can.
+    async fn delete_many(&self, bucket: &str, keys: &[String]) -> Result<(), KvError> {
+        for key in keys {
+            self.delete(bucket, key).await?;
+        }
+        Ok(())
+    }
 }
 
 /// Reads a counter's stored bytes; absent means 0.

@@ -157,6 +157,53 @@ impl KeyValueStore for RedbStore {
         .await
     }
 
+    async fn get_many(
+        &self,
+        bucket: &str,
+        keys: &[String],
+    ) -> Result<Vec<Option<Vec<u8>>>, KvError> {
+        let (bucket, keys) = (bucket.to_string(), keys.to_vec());
+        let absent = vec![None; keys.len()];
+        self.blocking(move |db| {
+            read(db, &bucket, absent, |t| {
+                keys.iter()
+                    .map(|k| {
+                        Ok(t.get(k.as_str())
+                            .map_err(other)?
+                            .map(|v| v.value().to_vec()))
+                    })
+                    .collect()
+            })
+        })
+        .await
+    }
+
+    async fn set_many(&self, bucket: &str, pairs: Vec<(String, Vec<u8>)>) -> Result<(), KvError> {
+        let bucket = bucket.to_string();
+        self.blocking(move |db| {
+            write(db, &bucket, |t| {
+                for (key, value) in &pairs {
+                    t.insert(key.as_str(), value.as_slice()).map_err(other)?;
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn delete_many(&self, bucket: &str, keys: &[String]) -> Result<(), KvError> {
+        let (bucket, keys) = (bucket.to_string(), keys.to_vec());
+        self.blocking(move |db| {
+            write(db, &bucket, |t| {
+                for key in &keys {
+                    t.remove(key.as_str()).map_err(other)?;
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+
     async fn increment(&self, bucket: &str, key: &str, delta: u64) -> Result<u64, KvError> {
         let (bucket, key) = (bucket.to_string(), key.to_string());
         self.blocking(move |db| {

@@ -34,9 +34,12 @@ pub struct Replicas {
     peers: Peers,
     token: Token,
     /// The addresses the channels were made for, and the channels.
-    channels: Mutex<(Arc<[String]>, Arc<[(String, AuthChannel)]>)>,
+    channels: Mutex<Channels>,
     next: AtomicUsize,
 }
+
+/// A set of replica addresses, and a channel to each of them.
+type Channels = (Arc<[String]>, Arc<[(String, AuthChannel)]>);
 
 impl Replicas {
     /// Channels to whichever replicas `peers` names, carrying `token`;

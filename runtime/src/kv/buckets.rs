@@ -1,0 +1,116 @@
+//! The store a component sees: each bucket goes to the backend that the
+//! manifest's `[keyvalue.BUCKET]` names, and every other bucket to the
+//! embedded store.
+//!
+//! Servers are shared: buckets on the same Redis url use one connection
+//! manager.
+
+use super::redis::RedisStore;
+use super::{KeyPage, KeyValueStore, KvError};
+use crate::manifest::{Backend, Manifest};
+use async_trait::async_trait;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Buckets routed to their backends.
+pub struct Buckets {
+    /// The buckets on servers, by name.
+    servers: BTreeMap<String, Arc<dyn KeyValueStore>>,
+    /// Where every other bucket lives: the embedded store, or the manager's
+    /// under `weft deploy`; `None` when no bucket uses it.
+    embedded: Option<Arc<dyn KeyValueStore>>,
+}
+
+impl Buckets {
+    /// The buckets of `manifest`: those on Redis get a client each (one per
+    /// url), the rest go to `embedded`. Nothing connects yet.
+    pub fn new(
+        manifest: &Manifest,
+        embedded: Option<Arc<dyn KeyValueStore>>,
+    ) -> anyhow::Result<Buckets> {
+        let mut clients: BTreeMap<&str, Arc<dyn KeyValueStore>> = BTreeMap::new();
+        let mut servers = BTreeMap::new();
+        for (bucket, spec) in &manifest.keyvalue {
+            let (Backend::Redis, Some(url)) = (spec.backend, &spec.url) else {
+                continue;
+            };
+            let store = match clients.get(url.as_str()) {
+                Some(store) => store.clone(),
+                None => {
+                    let store: Arc<dyn KeyValueStore> = Arc::new(
+                        RedisStore::open(url)
+                            .map_err(|e| anyhow::anyhow!("keyvalue.{bucket}.url: {e:#}"))?,
+                    );
+                    clients.insert(url, store.clone());
+                    store
+                }
+            };
+            servers.insert(bucket.clone(), store);
+        }
+        Ok(Buckets { servers, embedded })
+    }
+
+    fn store(&self, bucket: &str) -> Result<&dyn KeyValueStore, KvError> {
+        match (self.servers.get(bucket), &self.embedded) {
+            (Some(server), _) => Ok(server.as_ref()),
+            (None, Some(embedded)) => Ok(embedded.as_ref()),
+            (None, None) => Err(KvError::Other(format!(
+                "bucket '{bucket}' has no store in this process; this is a bug in weft"
+            ))),
+        }
+    }
+}
+
+/// Whether a component granted `buckets` keeps any of them in the embedded
+/// store.
+pub fn uses_embedded<'a>(
+    manifest: &Manifest,
+    buckets: impl IntoIterator<Item = &'a String>,
+) -> bool {
+    buckets
+        .into_iter()
+        .any(|b| manifest.bucket_backend(b) == Backend::Redb)
+}
+
+#[async_trait]
+impl KeyValueStore for Buckets {
+    async fn get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+        self.store(bucket)?.get(bucket, key).await
+    }
+
+    async fn set(&self, bucket: &str, key: &str, value: Vec<u8>) -> Result<(), KvError> {
+        self.store(bucket)?.set(bucket, key, value).await
+    }
+
+    async fn delete(&self, bucket: &str, key: &str) -> Result<(), KvError> {
+        self.store(bucket)?.delete(bucket, key).await
+    }
+
+    async fn exists(&self, bucket: &str, key: &str) -> Result<bool, KvError> {
+        self.store(bucket)?.exists(bucket, key).await
+    }
+
+    async fn list_keys(&self, bucket: &str, cursor: Option<u64>) -> Result<KeyPage, KvError> {
+        self.store(bucket)?.list_keys(bucket, cursor).await
+    }
+
+    async fn increment(&self, bucket: &str, key: &str, delta: u64) -> Result<u64, KvError> {
+        self.store(bucket)?.increment(bucket, key, delta).await
+    }
+
+    async fn get_many(
+        &self,
+        bucket: &str,
+        keys: &[String],
+    ) -> Result<Vec<Option<Vec<u8>>>, KvError> {
+        self.store(bucket)?.get_many(bucket, keys).await
+    }
+
+    async fn set_many(&self, bucket: &str, pairs: Vec<(String, Vec<u8>)>) -> Result<(), KvError> {
+        self.store(bucket)?.set_many(bucket, pairs).await
+    }
+
+    async fn delete_many(&self, bucket: &str, keys: &[String]) -> Result<(), KvError> {
+        self.store(bucket)?.delete_many(bucket, keys).await
+    }
+}

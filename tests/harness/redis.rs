@@ -1,0 +1,120 @@
+//! A real `redis-server` for a test: its own free port, its own temporary
+//! folder, no persistence, stopped when dropped.
+//!
+//! A missing `redis-server` fails the test with what to install; it never
+//! skips it.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `redis-server`.
+pub struct RedisServer {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    /// Where it listens.
+    pub address: SocketAddr,
+}
+
+impl RedisServer {
+    /// Starts a server on a free loopback port.
+    pub fn start() -> RedisServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        RedisServer::start_on(SocketAddr::from(([127, 0, 0, 1], port)))
+    }
+
+    /// Starts a server at `address`, which may be any local address (a
+    /// bridge's, for the cluster tests).
+    pub fn start_on(address: SocketAddr) -> RedisServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let child = spawn(address, dir.path());
+        let server = RedisServer {
+            child: Some(child),
+            dir,
+            address,
+        };
+        server.wait_until_up();
+        server
+    }
+
+    /// The url a manifest names it by, with database `db`.
+    pub fn url(&self, db: u32) -> String {
+        format!("redis://{}/{db}", self.address)
+    }
+
+    /// Stops the server, as a crash would: at once.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port, empty.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.child = Some(spawn(self.address, self.dir.path()));
+        self.wait_until_up();
+    }
+
+    /// Sends one command in Redis's inline form and returns the raw answer.
+    pub fn command(&self, line: &str) -> String {
+        let mut stream = TcpStream::connect(self.address).expect("connect to redis-server");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        stream.write_all(format!("{line}\r\n").as_bytes()).unwrap();
+        let mut answer = vec![0; 64 * 1024];
+        let n = stream.read(&mut answer).unwrap_or(0);
+        String::from_utf8_lossy(&answer[..n]).into_owned()
+    }
+
+    fn wait_until_up(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(mut stream) = TcpStream::connect(self.address) {
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+                let mut pong = [0u8; 7];
+                if stream.write_all(b"PING\r\n").is_ok()
+                    && stream.read_exact(&mut pong).is_ok()
+                    && &pong == b"+PONG\r\n"
+                {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "redis-server did not answer on {} within 10 s",
+            self.address
+        );
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn spawn(address: SocketAddr, dir: &Path) -> Child {
+    Command::new("redis-server")
+        .args(["--bind", &address.ip().to_string()])
+        .args(["--port", &address.port().to_string()])
+        .args(["--dir", &dir.display().to_string()])
+        .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot start redis-server ({e}); install it with `apt-get install -y \
+                 redis-server` (.ci/run does)"
+            )
+        })
+}
