@@ -1,24 +1,60 @@
-//! `weft worker`: one replica of one group, driven by a manager.
+//! `weft worker`: one replica of one group, started by a manager, by
+//! Kubernetes, or by a service manager on a plain machine.
 
-use crate::deploy::worker::Worker;
+use crate::cache::CompileCache;
+use crate::deploy::cluster::ConfigDir;
+use crate::deploy::worker::{ConfigLaunch, Worker};
 use crate::rpc::auth::Token;
 use anyhow::Context as _;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use tokio::io::AsyncReadExt as _;
 
-/// Host one replica of one group for a manager (`weft deploy` starts these).
-/// The first line of standard input is the deployment's token.
+/// Host one replica of one group: for a manager (`weft deploy` starts these,
+/// and writes the deployment's token on standard input), or on its own from
+/// a config folder written by `weft kube` (`--config`).
 #[derive(Debug, clap::Args)]
 pub struct WorkerCommand {
-    /// The address of the worker's gRPC services.
+    /// The address of the worker's gRPC services. Required with a manager;
+    /// with --config it defaults to every interface, on cluster.toml's port.
     #[arg(long, value_name = "ADDR")]
-    pub listen: SocketAddr,
-    /// How the worker is named in its logs, such as back/0.
+    pub listen: Option<SocketAddr>,
+    /// How the worker is named in its logs, such as back/0 or a pod's name.
     #[arg(long, default_value = "worker")]
     pub name: String,
     /// Exit when standard input closes: the manager that started it is gone.
     #[arg(long)]
     pub exit_with_stdin: bool,
+    /// Run without a manager, from this folder: weft.toml, plan.toml and
+    /// cluster.toml, as `weft kube` writes them (a mounted ConfigMap, or
+    /// `weft kube --write-config DIR`).
+    #[arg(long, value_name = "DIR", requires_all = ["group", "token_file"])]
+    pub config: Option<PathBuf>,
+    /// With --config: the group to serve.
+    #[arg(long, value_name = "GROUP", requires = "config")]
+    pub group: Option<String>,
+    /// With --config: the folder of the component binaries that weft.toml
+    /// names.
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "/opt/weft/components",
+        requires = "config"
+    )]
+    pub components: PathBuf,
+    /// With --config: the file holding the deployment's token, which every
+    /// worker of the app shares (a mounted Secret).
+    #[arg(long, value_name = "FILE", requires = "config")]
+    pub token_file: Option<PathBuf>,
+    /// With --config: fixed replica addresses for the groups it calls,
+    /// instead of their Services' DNS names, as GROUP=HOST:PORT; repeat
+    /// the group for each replica (`--peers back=10.0.0.2:7070,back=10.0.0.3:7070`).
+    #[arg(long, value_name = "GROUP=HOST:PORT,...", requires = "config")]
+    pub peers: Vec<String>,
+    /// Where compiled components are cached.
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
 }
 
 impl WorkerCommand {
@@ -26,16 +62,44 @@ impl WorkerCommand {
     /// `--exit-with-stdin`) the end of standard input.
     pub async fn execute(self) -> anyhow::Result<()> {
         let signal = super::run::shutdown_signal()?;
-        let token = read_token().await.with_context(|| {
-            format!(
-                "worker {}: the first line of standard input must be the deployment's token \
-                 (the manager writes it there)",
-                self.name
-            )
-        })?;
-        let socket = tokio::net::TcpListener::bind(self.listen)
+        let (token, listen, launch) = match &self.config {
+            Some(config) => {
+                let token_file = self.token_file.clone().expect("clap requires it");
+                let token = Token::read_file(&token_file)?;
+                let cluster = ConfigDir {
+                    dir: config.clone(),
+                }
+                .cluster()?;
+                let listen = self
+                    .listen
+                    .unwrap_or(SocketAddr::from(([0, 0, 0, 0], cluster.port)));
+                let launch = ConfigLaunch {
+                    config: config.clone(),
+                    components: self.components.clone(),
+                    group: self.group.clone().expect("clap requires it"),
+                    peers: parse_peers(&self.peers)?,
+                    cache_dir: self.cache_dir.clone().unwrap_or_else(CompileCache::default_dir),
+                };
+                (token, listen, Some(launch))
+            }
+            None => {
+                let listen = self.listen.context(
+                    "--listen ADDR is needed when a manager starts the worker; to run one on \
+                     its own, give --config DIR --group GROUP --token-file FILE",
+                )?;
+                let token = read_token().await.with_context(|| {
+                    format!(
+                        "worker {}: the first line of standard input must be the deployment's \
+                         token (the manager writes it there)",
+                        self.name
+                    )
+                })?;
+                (token, listen, None)
+            }
+        };
+        let socket = tokio::net::TcpListener::bind(listen)
             .await
-            .with_context(|| format!("worker {}: cannot listen on {}", self.name, self.listen))?;
+            .with_context(|| format!("worker {}: cannot listen on {listen}", self.name))?;
         let exit_with_stdin = self.exit_with_stdin;
         let shutdown = async move {
             tokio::select! {
@@ -43,11 +107,34 @@ impl WorkerCommand {
                 () = stdin_closed(), if exit_with_stdin => {}
             }
         };
-        let worker = Worker::new(&self.name, token);
-        worker.serve(socket, shutdown).await?;
+        let worker = Worker::new(&self.name, token).await;
+        if let Some(launch) = launch {
+            worker.launch_from_config(launch);
+        }
+        worker
+            .serve(socket, shutdown)
+            .await
+            .with_context(|| format!("worker {}", self.name))?;
         say!("weft worker {}: stopped", self.name);
         Ok(())
     }
+}
+
+/// `--peers` values: `GROUP=HOST:PORT` pairs, comma-separated, by group.
+fn parse_peers(values: &[String]) -> anyhow::Result<BTreeMap<String, Vec<String>>> {
+    let mut peers: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for pair in values.iter().flat_map(|v| v.split(',')).filter(|p| !p.is_empty()) {
+        let parsed = pair.split_once('=').and_then(|(group, address)| {
+            let (host, port) = address.rsplit_once(':')?;
+            (!group.is_empty() && !host.is_empty() && port.parse::<u16>().is_ok())
+                .then(|| (group.to_string(), address.to_string()))
+        });
+        let (group, address) = parsed.with_context(|| {
+            format!("--peers: '{pair}' is not GROUP=HOST:PORT, such as back=10.0.0.2:7070")
+        })?;
+        peers.entry(group).or_default().push(address);
+    }
+    Ok(peers)
 }
 
 /// The token on the first line of standard input.
@@ -70,6 +157,26 @@ async fn stdin_closed() {
     while let Ok(n) = stdin.read(&mut buf).await {
         if n == 0 {
             break;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peers_are_group_address_pairs() {
+        let peers = parse_peers(&[
+            "back=10.0.0.2:7070,back=10.0.0.3:7070".into(),
+            "db=db.internal:7070".into(),
+        ])
+        .unwrap();
+        assert_eq!(peers["back"], ["10.0.0.2:7070", "10.0.0.3:7070"]);
+        assert_eq!(peers["db"], ["db.internal:7070"]);
+        for bad in ["back", "back=10.0.0.2", "=h:1", "back=h:port"] {
+            let err = parse_peers(&[bad.into()]).unwrap_err().to_string();
+            assert!(err.contains("GROUP=HOST:PORT"), "{bad}: {err}");
         }
     }
 }

@@ -1,25 +1,39 @@
 //! A worker: one replica of one group, in a process of its own.
 //!
-//! A worker starts empty, serving `Control` and `Invoke` on its gRPC
-//! address. The manager's `Assign` gives it the app, the plan, its group and
-//! the routing table. The worker then loads the app itself, checks that the
-//! version it computes from the files is the one it was given, links its
-//! group's components (with forwarders to the other groups' replicas),
-//! starts serving calls and its listeners, and only then answers.
+//! A worker starts empty, serving `Control`, `Invoke` and `grpc.health.v1`
+//! on its gRPC address. It learns its group in one of two ways:
+//!
+//! - **From a manager** (`weft deploy`): `Assign` gives it the app, the
+//!   plan, its group and the routing table, with fixed peer addresses.
+//! - **From a config folder** (Kubernetes, plain machines): `weft worker
+//!   --config DIR --group G` reads `weft.toml`, `plan.toml` and
+//!   `cluster.toml` ([`cluster`](super::cluster)), and finds the replicas of
+//!   each group it calls through [`discovery`](crate::discovery): the
+//!   group's headless Service of the same version, or a `--peers` list,
+//!   probed for health.
+//!
+//! Either way it loads the app itself, checks that the version it computes
+//! from the files is the one it was given, links its group's components
+//! (with forwarders to the other groups' replicas), starts serving calls
+//! and its listeners, and only then says it is ready.
 //!
 //! `Drain` stops the listeners and waits for their requests; `Shutdown`,
 //! SIGTERM, or the end of its standard input (the manager is gone) make it
-//! drain and exit.
+//! say it is not ready, drain and exit.
 
+use super::cluster::ConfigDir;
 use crate::app::{App, Placement, Prepared};
 use crate::cache::CompileCache;
-use crate::discovery::Peers;
+use crate::discovery::{self, Peers, Source, Watch};
 use crate::kv::KeyValueStore;
 use crate::manifest::ManifestFile;
+use crate::resolve::Provider;
 use crate::rpc::auth::{Check, Token};
 use crate::rpc::client::Replicas;
+use crate::rpc::health::{Health, HealthProbe};
 use crate::rpc::server::InvokeService;
 use crate::rpc::store::RemoteStore;
+use crate::version::Version;
 use anyhow::Context as _;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -59,6 +73,36 @@ struct Serving {
     stop_listeners: watch::Sender<bool>,
     /// The listeners' tasks, taken by the first drain.
     listeners: Option<JoinSet<()>>,
+    /// The discovery of the groups it calls, for as long as it serves.
+    _watches: Vec<Watch>,
+}
+
+/// A group to serve, however the worker learned of it.
+struct Launch {
+    prepared: Prepared,
+    group: String,
+    replica: u32,
+    placement: Placement,
+    /// Where buckets on the embedded backend live (the manager's store).
+    embedded: Option<Arc<dyn KeyValueStore>>,
+    /// The listeners it serves, with their addresses.
+    listeners: BTreeMap<String, SocketAddr>,
+    watches: Vec<Watch>,
+}
+
+/// Where a worker outside a manager finds its group.
+#[derive(Debug, Clone)]
+pub struct ConfigLaunch {
+    /// The config folder (a mounted ConfigMap).
+    pub config: PathBuf,
+    /// The folder of the component binaries that `weft.toml` names.
+    pub components: PathBuf,
+    /// The group to serve.
+    pub group: String,
+    /// Fixed replica addresses for some groups, instead of their Services.
+    pub peers: BTreeMap<String, Vec<String>>,
+    /// The compile cache.
+    pub cache_dir: PathBuf,
 }
 
 /// The worker's state, shared by its `Control` service and its main loop.
@@ -69,27 +113,44 @@ pub struct Worker {
     /// of every call it serves.
     token: Token,
     invoke: InvokeService,
+    health: Health,
     phase: Mutex<Phase>,
     /// Whether an assignment is being loaded, so a second one is refused.
     assigning: Mutex<bool>,
     /// Set by the first drain: an assignment still loading then never serves.
     stopping: AtomicBool,
     shutdown: Notify,
+    /// Why the worker could not start its group, when it stops for that.
+    failure: Mutex<Option<String>>,
 }
 
 impl Worker {
     /// A worker of the deployment whose token is `token`, with no
     /// assignment yet.
-    pub fn new(name: &str, token: Token) -> Arc<Worker> {
+    pub async fn new(name: &str, token: Token) -> Arc<Worker> {
         Arc::new(Worker {
             name: name.to_string(),
             token,
             invoke: InvokeService::default(),
+            health: Health::new().await,
             phase: Mutex::new(Phase::Starting),
             assigning: Mutex::new(false),
             stopping: AtomicBool::new(false),
             shutdown: Notify::new(),
+            failure: Mutex::new(None),
         })
+    }
+
+    /// Loads the group that `launch` names, in the background; a worker
+    /// that cannot stops, and [`Worker::serve`] returns why.
+    pub fn launch_from_config(self: &Arc<Self>, launch: ConfigLaunch) {
+        let worker = self.clone();
+        tokio::spawn(async move {
+            if let Err(status) = worker.take(worker.from_config(&launch)).await {
+                *worker.failure.lock().expect("failure lock") = Some(status.message().to_string());
+                worker.shutdown.notify_one();
+            }
+        });
     }
 
     /// Serves `Control` and `Invoke` on `socket` until `shutdown` resolves or
@@ -100,12 +161,17 @@ impl Worker {
         socket: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send,
     ) -> anyhow::Result<()> {
+        let check = Check(self.token.clone());
         let invoke = InvokeServer::new(self.invoke.clone())
             .max_decoding_message_size(crate::rpc::MAX_MESSAGE)
             .max_encoding_message_size(crate::rpc::MAX_MESSAGE);
-        let control = ControlServer::new(ControlService {
-            worker: self.clone(),
-        });
+        let invoke = tonic::service::interceptor::InterceptedService::new(invoke, check.clone());
+        let control = ControlServer::with_interceptor(
+            ControlService {
+                worker: self.clone(),
+            },
+            check,
+        );
         let worker = self.clone();
         let stop = async move {
             tokio::select! {
@@ -114,23 +180,28 @@ impl Worker {
             }
             worker.drain().await;
         };
+        // The health service answers without the token: Kubernetes'
+        // probes cannot carry it, and it tells nothing else.
         tonic::transport::Server::builder()
-            .layer(tonic::service::InterceptorLayer::new(Check(
-                self.token.clone(),
-            )))
             .add_service(invoke)
             .add_service(control)
+            .add_service(self.health.service())
             .serve_with_incoming_shutdown(
                 tonic::transport::server::TcpIncoming::from(socket).with_nodelay(Some(true)),
                 stop,
             )
             .await
-            .context("the worker's gRPC server failed")
+            .context("the worker's gRPC server failed")?;
+        match self.failure.lock().expect("failure lock").take() {
+            Some(failure) => Err(anyhow::anyhow!(failure)),
+            None => Ok(()),
+        }
     }
 
     /// Stops the listeners and waits for their in-flight requests.
     async fn drain(&self) {
         self.stopping.store(true, Ordering::SeqCst);
+        self.health.set_ready(false).await;
         let tasks = {
             let mut phase = self.phase.lock().expect("phase lock");
             match std::mem::replace(&mut *phase, Phase::Starting) {
@@ -148,76 +219,245 @@ impl Worker {
         }
     }
 
-    /// Loads and starts the assignment.
-    async fn assign(&self, a: Assignment) -> anyhow::Result<Serving> {
+    /// Loads and starts a group, once: a second assignment is refused.
+    async fn take(&self, launch: impl Future<Output = anyhow::Result<Launch>>) -> Result<(), Status> {
+        {
+            let mut assigning = self.assigning.lock().expect("assign lock");
+            if *assigning {
+                return Err(Status::already_exists(
+                    "this worker already has an assignment",
+                ));
+            }
+            *assigning = true;
+        }
+        match async { self.start(launch.await?).await }.await {
+            Ok(serving) => {
+                *self.phase.lock().expect("phase lock") = Phase::Serving(serving);
+                // A drain that came while the group loaded saw nothing to
+                // stop; the listeners just started must stop too.
+                if self.stopping.load(Ordering::SeqCst) {
+                    self.drain().await;
+                    return Err(Status::unavailable("the worker is stopping"));
+                }
+                self.health.set_ready(true).await;
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!("worker {}: {e:#}", self.name);
+                Err(Status::failed_precondition(format!("{e:#}")))
+            }
+        }
+    }
+
+    /// The group a manager's assignment names, with the manager's fixed
+    /// routing table and its key-value store.
+    async fn from_manager(&self, a: Assignment) -> anyhow::Result<Launch> {
         let manifest = ManifestFile::load(a.manifest.as_ref())?;
         let cache = CompileCache::new(PathBuf::from(&a.cache_dir));
-        let prepared = tokio::task::spawn_blocking(move || Prepared::load(manifest, &cache))
-            .await
-            .context("loading the app panicked")??;
-        let components = prepared.compiled.keys();
-        let plan = Plan::from_str(&a.plan, "the manager's plan", components)?;
-        let version = prepared.version(&plan);
-        anyhow::ensure!(
-            version.as_str() == a.version,
-            "version mismatch: the manager deploys version {} but this worker computes {} from \
-             the same files; did weft.toml or a component binary change during the deploy?",
-            a.version,
-            version
-        );
+        let prepared = load(manifest, cache).await?;
+        let plan = Plan::from_str(&a.plan, "the manager's plan", prepared.compiled.keys())?;
+        let version = checked_version(&prepared, &plan, &a.version, "the manager deploys")?;
         let group = plan
             .groups
             .get(&a.group)
             .with_context(|| format!("the plan has no group '{}'", a.group))?;
         let mut remote = BTreeMap::new();
         for route in &a.routes {
+            let peers = Peers::fixed(route.addresses.clone());
             remote.insert(
                 route.component.clone(),
-                Arc::new(Replicas::new(
-                    Peers::fixed(route.addresses.clone()),
-                    &self.token,
-                )),
+                Arc::new(Replicas::new(peers, &self.token)),
             );
         }
-        let placement = Placement {
-            local: group.components.iter().cloned().collect(),
-            remote,
-            version: version.clone(),
-        };
-        let keyvalue: Option<Arc<dyn KeyValueStore>> = match a.store.as_str() {
+        let embedded: Option<Arc<dyn KeyValueStore>> = match a.store.as_str() {
             "" => None,
             address => Some(Arc::new(RemoteStore::new(address, &version, &self.token)?)),
         };
-        let app = Arc::new(App::start(&prepared, Some(&placement), keyvalue).await?);
-        let exports = prepared.exports(&app, version.clone());
-        if self.invoke.assign(exports).is_err() {
-            anyhow::bail!("this worker already has an assignment");
-        }
-        let mut addresses = BTreeMap::new();
+        let mut listeners = BTreeMap::new();
         for l in &a.listeners {
             let address: SocketAddr = l.address.parse().with_context(|| {
                 format!("listener '{}': '{}' is not an address", l.name, l.address)
             })?;
-            addresses.insert(l.name.clone(), address);
+            listeners.insert(l.name.clone(), address);
         }
-        let bound = app.bind_exactly(&addresses).await?;
+        Ok(Launch {
+            placement: Placement {
+                local: group.components.iter().cloned().collect(),
+                remote,
+                version,
+            },
+            prepared,
+            group: a.group,
+            replica: a.replica,
+            embedded,
+            listeners,
+            watches: Vec::new(),
+        })
+    }
+
+    /// The group a config folder names; the groups it calls are found
+    /// through their Services (or `--peers`), and watched.
+    async fn from_config(&self, launch: &ConfigLaunch) -> anyhow::Result<Launch> {
+        let dir = ConfigDir {
+            dir: launch.config.clone(),
+        };
+        let cluster = dir.cluster()?;
+        let mut manifest = ManifestFile::load(&dir.manifest())?;
+        manifest.dir = launch.components.clone();
+        let prepared = load(manifest, CompileCache::new(launch.cache_dir.clone())).await?;
+        let plan_file = launch.config.join(super::cluster::PLAN_FILE);
+        let plan = Plan::from_str(
+            &dir.plan_text()?,
+            &plan_file.display().to_string(),
+            prepared.compiled.keys(),
+        )?;
+        let version = checked_version(&prepared, &plan, &cluster.version, "cluster.toml names")?;
+        let name = &launch.group;
+        let group = plan.groups.get(name).with_context(|| {
+            format!(
+                "--group {name}: the plan has no such group; its groups are: {}",
+                plan.groups.keys().cloned().collect::<Vec<_>>().join(", ")
+            )
+        })?;
+        if let Some(unknown) = launch.peers.keys().find(|g| !plan.groups.contains_key(*g)) {
+            anyhow::bail!("--peers {unknown}=...: the plan has no group '{unknown}'");
+        }
+        let manifest = &prepared.manifest.manifest;
+        for component in &group.components {
+            let buckets = &manifest.components[component].grants.keyvalue;
+            if let Some(bucket) = buckets
+                .iter()
+                .find(|b| crate::kv::buckets::uses_embedded(manifest, [*b]))
+            {
+                anyhow::bail!(
+                    "component '{component}' keeps bucket '{bucket}' in the embedded store, which \
+                     only `weft run` and `weft deploy` serve; add [keyvalue.{bucket}] with \
+                     backend = \"redis\" and a url to weft.toml"
+                );
+            }
+        }
+        let called = called_groups(&prepared, &plan, name);
+        let probe: Arc<HealthProbe> = Arc::default();
+        let mut remote = BTreeMap::new();
+        let mut watches = Vec::new();
+        for callee in called {
+            let source = match (launch.peers.get(&callee), cluster.groups.get(&callee)) {
+                (Some(list), _) => Source::Static(list.clone()),
+                (None, Some(peers)) => Source::Dns {
+                    host: peers.service.clone(),
+                    port: cluster.port,
+                },
+                (None, None) => anyhow::bail!(
+                    "cluster.toml names no service for group '{callee}', which group '{name}' \
+                     calls; give its replicas with --peers {callee}=HOST:PORT"
+                ),
+            };
+            let (peers, watch) = discovery::watch(&callee, source, probe.clone(), discovery::REFRESH);
+            watches.push(watch);
+            let replicas = Arc::new(Replicas::new(peers, &self.token));
+            for component in &plan.groups[&callee].components {
+                remote.insert(component.clone(), replicas.clone());
+            }
+        }
+        let mut listeners = BTreeMap::new();
+        for (listener, spec) in &manifest.listeners {
+            if !group.components.contains(&spec.component) {
+                continue;
+            }
+            let binding = cluster.listeners.get(listener).with_context(|| {
+                format!("cluster.toml gives no address for listener '{listener}'")
+            })?;
+            listeners.insert(listener.clone(), binding.address);
+        }
+        Ok(Launch {
+            placement: Placement {
+                local: group.components.iter().cloned().collect(),
+                remote,
+                version,
+            },
+            group: name.clone(),
+            replica: 0,
+            embedded: None,
+            listeners,
+            watches,
+            prepared,
+        })
+    }
+
+    /// Links, warms and serves a group.
+    async fn start(&self, launch: Launch) -> anyhow::Result<Serving> {
+        let Launch {
+            prepared,
+            group,
+            replica,
+            placement,
+            embedded,
+            listeners,
+            watches,
+        } = launch;
+        let version = placement.version.clone();
+        let app = Arc::new(App::start(&prepared, Some(&placement), embedded).await?);
+        let exports = prepared.exports(&app, version.clone());
+        if self.invoke.assign(exports).is_err() {
+            anyhow::bail!("this worker already has an assignment");
+        }
+        let bound = app.bind_exactly(&listeners).await?;
         let (stop_listeners, stopped) = watch::channel(false);
-        let listeners = crate::app::serve_bound(bound, stopped);
+        let listener_tasks = crate::app::serve_bound(bound, stopped);
         say!(
-            "weft worker {}: serving group '{}' ({}), version {version}",
+            "weft worker {}: serving group '{group}' ({}), version {version}",
             self.name,
-            a.group,
-            group.components.join(", ")
+            placement.local.iter().cloned().collect::<Vec<_>>().join(", ")
         );
         Ok(Serving {
             version: version.to_string(),
-            group: a.group,
-            replica: a.replica,
+            group,
+            replica,
             _app: app,
             stop_listeners,
-            listeners: Some(listeners),
+            listeners: Some(listener_tasks),
+            _watches: watches,
         })
     }
+}
+
+/// Compiles and resolves the app, off the async threads.
+async fn load(manifest: ManifestFile, cache: CompileCache) -> anyhow::Result<Prepared> {
+    tokio::task::spawn_blocking(move || Prepared::load(manifest, &cache))
+        .await
+        .context("loading the app panicked")?
+}
+
+/// The version the files make, if it is `expected`.
+fn checked_version(
+    prepared: &Prepared,
+    plan: &Plan,
+    expected: &str,
+    who: &str,
+) -> anyhow::Result<Version> {
+    let version = prepared.version(plan);
+    anyhow::ensure!(
+        version.as_str() == expected,
+        "version mismatch: {who} version {expected} but this worker computes {version} from the \
+         files it has; the manifest, the plan and the component binaries must all come from the \
+         same version (did a file change during the deploy, or is the image built from another \
+         version of the app?)"
+    );
+    Ok(version)
+}
+
+/// The groups other than `group` whose components `group`'s components call.
+fn called_groups(prepared: &Prepared, plan: &Plan, group: &str) -> std::collections::BTreeSet<String> {
+    plan.groups[group]
+        .components
+        .iter()
+        .flat_map(|c| prepared.resolution.wires.get(c).into_iter().flatten())
+        .filter_map(|wire| match &wire.provider {
+            Provider::Component { name, .. } => plan.group_of(name).map(|(g, _)| g.to_string()),
+            _ => None,
+        })
+        .filter(|g| g != group)
+        .collect()
 }
 
 /// The `Control` service of one worker.
@@ -228,31 +468,9 @@ struct ControlService {
 #[tonic::async_trait]
 impl Control for ControlService {
     async fn assign(&self, request: Request<Assignment>) -> Result<Response<Assigned>, Status> {
-        {
-            let mut assigning = self.worker.assigning.lock().expect("assign lock");
-            if *assigning {
-                return Err(Status::already_exists(
-                    "this worker already has an assignment",
-                ));
-            }
-            *assigning = true;
-        }
-        match self.worker.assign(request.into_inner()).await {
-            Ok(serving) => {
-                *self.worker.phase.lock().expect("phase lock") = Phase::Serving(serving);
-                // A drain that came while the group loaded saw nothing to
-                // stop; the listeners just started must stop too.
-                if self.worker.stopping.load(Ordering::SeqCst) {
-                    self.worker.drain().await;
-                    return Err(Status::unavailable("the worker is stopping"));
-                }
-                Ok(Response::new(Assigned {}))
-            }
-            Err(e) => {
-                tracing::error!("worker {}: {e:#}", self.worker.name);
-                Err(Status::failed_precondition(format!("{e:#}")))
-            }
-        }
+        let worker = &self.worker;
+        worker.take(worker.from_manager(request.into_inner())).await?;
+        Ok(Response::new(Assigned {}))
     }
 
     async fn health(&self, _: Request<HealthRequest>) -> Result<Response<HealthReply>, Status> {

@@ -7,11 +7,14 @@
 //!   its version and type fingerprint, and runs it in a borrowed instance.
 //! - [`store`]: the manager's key-value store served to workers, and the
 //!   [`KeyValueStore`](crate::kv::KeyValueStore) backend that uses it.
+//! - [`health`]: `grpc.health.v1`, which workers serve and peers and
+//!   Kubernetes ask.
 //! - [`auth`]: the deployment's token, which every call carries and every
 //!   server checks.
 
 pub mod auth;
 pub mod client;
+pub mod health;
 pub mod server;
 pub mod store;
 
