@@ -146,7 +146,7 @@ impl Worker {
     pub fn launch_from_config(self: &Arc<Self>, launch: ConfigLaunch) {
         let worker = self.clone();
         tokio::spawn(async move {
-            if let Err(status) = worker.take(worker.from_config(&launch)).await {
+            if let Err(status) = worker.take(worker.launch_of_config(&launch)).await {
                 *worker.failure.lock().expect("failure lock") = Some(status.message().to_string());
                 worker.shutdown.notify_one();
             }
@@ -251,7 +251,7 @@ impl Worker {
 
     /// The group a manager's assignment names, with the manager's fixed
     /// routing table and its key-value store.
-    async fn from_manager(&self, a: Assignment) -> anyhow::Result<Launch> {
+    async fn launch_of_assignment(&self, a: Assignment) -> anyhow::Result<Launch> {
         let manifest = ManifestFile::load(a.manifest.as_ref())?;
         let cache = CompileCache::new(PathBuf::from(&a.cache_dir));
         let prepared = load(manifest, cache).await?;
@@ -297,7 +297,7 @@ impl Worker {
 
     /// The group a config folder names; the groups it calls are found
     /// through their Services (or `--peers`), and watched.
-    async fn from_config(&self, launch: &ConfigLaunch) -> anyhow::Result<Launch> {
+    async fn launch_of_config(&self, launch: &ConfigLaunch) -> anyhow::Result<Launch> {
         let dir = ConfigDir {
             dir: launch.config.clone(),
         };
@@ -469,7 +469,7 @@ struct ControlService {
 impl Control for ControlService {
     async fn assign(&self, request: Request<Assignment>) -> Result<Response<Assigned>, Status> {
         let worker = &self.worker;
-        worker.take(worker.from_manager(request.into_inner())).await?;
+        worker.take(worker.launch_of_assignment(request.into_inner())).await?;
         Ok(Response::new(Assigned {}))
     }
 
