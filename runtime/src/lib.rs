@@ -29,6 +29,8 @@
 //!   manager's key-value store served to workers.
 //! - [`deploy`]: the manager, which spawns and supervises workers and
 //!   proxies the listeners, and the worker, which hosts one group.
+//! - [`kube`]: the Kubernetes objects of one version (pure), for `weft
+//!   kube`.
 //!
 //! - [`commands`]: the `weft` subcommands.
 //!
@@ -69,6 +71,7 @@ pub mod deploy;
 pub mod discovery;
 pub mod engine;
 pub mod host;
+pub mod kube;
 pub mod kv;
 pub mod link;
 pub mod listener;

@@ -4,6 +4,7 @@ use clap::Parser;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use weft_runtime::commands::deploy::DeployCommand;
+use weft_runtime::commands::kube::KubeCommand;
 use weft_runtime::commands::rollout::{RollbackCommand, RolloutCommand};
 use weft_runtime::commands::run::RunCommand;
 use weft_runtime::commands::status::StatusCommand;
@@ -16,7 +17,8 @@ use weft_runtime::commands::worker::WorkerCommand;
     version,
     about = "weft runs one app made of WebAssembly components: as one process (run), or split over \
              worker processes by a plan (deploy), moved between versions without downtime \
-             (rollout, rollback), and watched (status)"
+             (rollout, rollback), and watched (status); on Kubernetes, one Deployment per group \
+             and version (kube)"
 )]
 enum Weft {
     Run(RunCommand),
@@ -24,6 +26,7 @@ enum Weft {
     Rollout(RolloutCommand),
     Rollback(RollbackCommand),
     Status(StatusCommand),
+    Kube(KubeCommand),
     Worker(WorkerCommand),
 }
 
@@ -52,6 +55,7 @@ fn main() -> ExitCode {
             Weft::Rollout(rollout) => rollout.execute().await,
             Weft::Rollback(rollback) => rollback.execute().await,
             Weft::Status(status) => status.execute().await,
+            Weft::Kube(kube) => kube.execute().await,
             Weft::Worker(worker) => worker.execute().await,
         }
     });

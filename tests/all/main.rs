@@ -1,12 +1,14 @@
 //! weft's integration tests, one binary: every sample end to end over real
 //! HTTP (in one process, and deployed as a monolith and split), deployment
 //! and its failures, the WIT layouts weft links and every resolution error,
-//! the sandbox's limits, protocol stalls on kept-alive connections, and the
-//! manifest golden files.
+//! the sandbox's limits, protocol stalls on kept-alive connections, the
+//! manifest golden files, and `weft kube`'s Kubernetes objects (golden YAML
+//! checked against the Kubernetes schemas).
 
 mod deploy;
 mod errors;
 mod keyvalue;
+mod kube;
 mod latency;
 mod layouts;
 mod linking;

@@ -28,7 +28,7 @@ mod http;
 mod python;
 mod redis;
 pub use http::{Connection, Reply, http_get, parse_response};
-pub use python::{COMPONENTIZE_PY, PYTHON_GUESTS};
+pub use python::{COMPONENTIZE_PY, KUBERNETES_VALIDATE, PYTHON_GUESTS, kubernetes_validate};
 pub use redis::RedisServer;
 
 /// Every Rust guest the tests use, by cargo package name; the Python ones

@@ -1,16 +1,19 @@
-//! Python guests, built with componentize-py from PyPI.
+//! Python guests, built with componentize-py from PyPI, and the other
+//! Python tool the tests use, kubernetes-validate.
 //!
-//! The first build makes a virtual environment under the target folder
-//! (`target/python-venv`) and installs the pinned componentize-py into it,
-//! so nothing is installed system-wide. A component is rebuilt only when
+//! The first use makes a virtual environment under the target folder
+//! (`target/python-venv`) and installs the pinned tool into it, so nothing
+//! is installed system-wide. A component is rebuilt only when
 //! its Python or WIT files are newer than it.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 /// The componentize-py release the Python guests are built with.
 pub const COMPONENTIZE_PY: &str = "componentize-py==0.25.1";
+/// The kubernetes-validate release that checks `weft kube`'s objects.
+pub const KUBERNETES_VALIDATE: &str = "kubernetes-validate==1.37.0";
 
 /// One Python guest.
 pub struct PythonGuest {
@@ -73,40 +76,63 @@ pub(crate) fn build_all() {
 /// componentize-py in the tests' virtual environment, installed on first use.
 fn componentize_py() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| venv_tool(COMPONENTIZE_PY, "componentize-py", "the Python guests"))
+        .clone()
+}
+
+/// kubernetes-validate in the tests' virtual environment, installed on
+/// first use: it checks `weft kube`'s output against the Kubernetes schemas
+/// (which it bundles, so it works offline once installed).
+pub fn kubernetes_validate() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        let venv = crate::target_dir().join("python-venv");
-        let bin = venv.join("bin/componentize-py");
-        let installed = venv.join(format!(".{COMPONENTIZE_PY}"));
-        if installed.exists() {
-            return bin;
-        }
-        let made = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status();
-        assert!(
-            made.is_ok_and(|s| s.success()),
-            "`python3 -m venv {}` failed: the Python guests need Python 3.10 or newer with its \
-             venv module (on Debian: apt-get install python3 python3-venv)",
-            venv.display()
-        );
-        let pip = Command::new(venv.join("bin/pip"))
-            .args([
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                COMPONENTIZE_PY,
-            ])
-            .status();
-        assert!(
-            pip.is_ok_and(|s| s.success()),
-            "`pip install {COMPONENTIZE_PY}` into {} failed; it needs PyPI",
-            venv.display()
-        );
-        std::fs::write(&installed, "").expect("mark the venv as installed");
-        bin
+        venv_tool(
+            KUBERNETES_VALIDATE,
+            "kubernetes-validate",
+            "the Kubernetes schema tests",
+        )
     })
     .clone()
+}
+
+/// The executable `bin` of the pinned PyPI package `requirement`, installed
+/// into the tests' virtual environment (`target/python-venv`) the first
+/// time; `purpose` says who needs it, in a failure's message.
+fn venv_tool(requirement: &str, bin: &str, purpose: &str) -> PathBuf {
+    // Tests ask from several threads; one pip at a time in one venv.
+    static INSTALLING: Mutex<()> = Mutex::new(());
+    let _one_at_a_time = INSTALLING.lock().unwrap_or_else(|e| e.into_inner());
+    let venv = crate::target_dir().join("python-venv");
+    let path = venv.join("bin").join(bin);
+    let installed = venv.join(format!(".{requirement}"));
+    if installed.exists() && path.exists() {
+        return path;
+    }
+    let made = Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&venv)
+        .status();
+    assert!(
+        made.is_ok_and(|s| s.success()),
+        "`python3 -m venv {}` failed: {purpose} need Python 3.10 or newer with its venv module \
+         (on Debian: apt-get install python3 python3-venv)",
+        venv.display()
+    );
+    let pip = Command::new(venv.join("bin/pip"))
+        .args([
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            requirement,
+        ])
+        .status();
+    assert!(
+        pip.is_ok_and(|s| s.success()) && path.exists(),
+        "`pip install {requirement}` into {} failed, and {purpose} need it; it needs PyPI",
+        venv.display()
+    );
+    std::fs::write(&installed, "").expect("mark the venv as installed");
+    path
 }
 
 /// Whether `out` exists and is newer than every file under `sources`.

@@ -1,0 +1,200 @@
+//! `weft kube`: the Kubernetes objects of one version of the app, its
+//! image's Containerfile, its token Secret, or its config folder for plain
+//! machines. The objects are made by [`crate::kube`]; this reads the files
+//! and prints.
+
+use crate::app::Prepared;
+use crate::cache::CompileCache;
+use crate::deploy::manager::{choose_plan, load_absolute};
+use crate::deploy::versions::VersionStore;
+use crate::kube::{self, AppVersion, EXE_IN_CONTEXT, KubeOptions, PlanOrigin};
+use crate::manifest::ManifestFile;
+use crate::rpc::auth::Token;
+use anyhow::Context as _;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use weft_placer::Plan;
+
+/// Write the Kubernetes objects that run one version of an app: a ConfigMap,
+/// a Deployment and a headless Service per group, and a stable Service per
+/// listener, as YAML on standard output.
+#[derive(Debug, clap::Args)]
+pub struct KubeCommand {
+    /// A weft.toml, or a folder that holds one.
+    #[arg(default_value = ".")]
+    pub path: PathBuf,
+    /// The plan: `monolith`, `split`, or a plan file [default: the manifest's [deploy] table, else monolith].
+    #[arg(long, value_name = "PLAN")]
+    pub plan: Option<String>,
+    /// The container image of the workers, built from `--containerfile`.
+    #[arg(
+        long,
+        value_name = "IMAGE",
+        required_unless_present_any = ["secret", "containerfile", "write_config"]
+    )]
+    pub image: Option<String>,
+    /// The namespace written into every object [default: none, so kubectl's current one].
+    #[arg(long, value_name = "NS")]
+    pub namespace: Option<String>,
+    /// Write each group's replica count from the plan into its Deployment.
+    /// Without it, `replicas` is left out so that the cluster owns the count
+    /// (`kubectl scale`, or an autoscaler), and applying this file again
+    /// keeps that count; a new Deployment then starts with one replica.
+    #[arg(long)]
+    pub replicas_from_plan: bool,
+    /// Print the token Secret instead: apply it once per namespace, and
+    /// every version shares it.
+    #[arg(long, conflicts_with_all = ["containerfile", "write_config"])]
+    pub secret: bool,
+    /// Print the image's Containerfile instead, and copy this weft
+    /// executable into the app's folder (.weft/kube/weft), the build context.
+    #[arg(long, conflicts_with = "write_config")]
+    pub containerfile: bool,
+    /// Write the config files (weft.toml, plan.toml, cluster.toml) and
+    /// DIR/components/<sha256>.wasm instead, for `weft worker --config DIR`
+    /// on plain machines.
+    #[arg(long, value_name = "DIR")]
+    pub write_config: Option<PathBuf>,
+    /// Where compiled components are cached [default: $WEFT_CACHE_DIR, else ~/.cache/weft].
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl KubeCommand {
+    /// Loads and checks the app, stores its version's binaries, and prints
+    /// (or writes) what was asked for.
+    pub async fn execute(self) -> anyhow::Result<()> {
+        let manifest = load_absolute(&self.path)?;
+        // The app's folder as the user wrote it, for the commands in headers.
+        let source = if self.path.is_dir() {
+            self.path.clone()
+        } else {
+            self.path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."))
+                .to_path_buf()
+        };
+        if self.secret {
+            let token = Token::generate().context("cannot read random bytes for the token")?;
+            let name = &manifest.manifest.app.name;
+            let ns = self.namespace.as_deref();
+            print!("{}", kube::secret_yaml(&source, name, token.as_str(), ns));
+            return Ok(());
+        }
+        let plan = choose_plan(self.plan.as_deref(), &manifest, || {
+            Plan::monolith(manifest.manifest.components.keys())
+        })?;
+        let plan_origin = match &self.plan {
+            Some(name) if Plan::builtin(name, manifest.manifest.components.keys()).is_some() => {
+                PlanOrigin::Builtin(name.clone())
+            }
+            Some(file) => PlanOrigin::File(file.into()),
+            None if manifest
+                .manifest
+                .deploy
+                .as_ref()
+                .is_some_and(|d| !d.groups.is_empty()) =>
+            {
+                PlanOrigin::Manifest
+            }
+            None => PlanOrigin::Builtin("monolith".into()),
+        };
+        let cache = CompileCache::new(self.cache_dir.unwrap_or_else(CompileCache::default_dir));
+        let prepared = Prepared::load(manifest.clone(), &cache)?;
+        let version = prepared.version(&plan);
+        let digests: BTreeMap<String, String> = prepared
+            .compiled
+            .iter()
+            .map(|(name, c)| {
+                (
+                    name.clone(),
+                    c.digest.iter().map(|b| format!("{b:02x}")).collect(),
+                )
+            })
+            .collect();
+        let app = AppVersion {
+            source: &source,
+            manifest_path: &manifest.path,
+            manifest: &manifest.manifest,
+            plan: &plan,
+            plan_origin,
+            version: version.clone(),
+            digests: &digests,
+        };
+        // Checked before anything is written: a refused app leaves no trace.
+        let yaml = match (self.containerfile, &self.write_config) {
+            (false, None) => Some(kube::manifests(
+                &app,
+                &KubeOptions {
+                    image: self.image.clone().unwrap_or_default(),
+                    namespace: self.namespace.clone(),
+                    replicas_from_plan: self.replicas_from_plan,
+                },
+            )?),
+            (false, Some(_)) => {
+                kube::check(&app, None)?;
+                None
+            }
+            (true, _) => None,
+        };
+        // The image copies the binaries from the version store, and so
+        // does --write-config.
+        let snapshot = VersionStore::new(&manifest.dir).snapshot(&manifest, &plan)?;
+        anyhow::ensure!(
+            snapshot.version == version,
+            "a component binary of {} changed while weft kube read it; run it again",
+            manifest.path.display()
+        );
+        if let Some(yaml) = yaml {
+            print!("{yaml}");
+        } else if let Some(dir) = &self.write_config {
+            write_config(dir, &app, &snapshot.manifest)?;
+            say!(
+                "weft kube: wrote version {version} of '{}' into {d}; on each machine, run \
+                 `weft worker --config {d} --components {d}/components --group GROUP` with the \
+                 token and the peers",
+                app.manifest.app.name,
+                d = dir.display(),
+            );
+        } else {
+            copy_self(&manifest.dir.join(EXE_IN_CONTEXT))?;
+            print!("{}", kube::containerfile(&app, self.image.as_deref()));
+        }
+        Ok(())
+    }
+}
+
+/// Copies the running weft to `to`, so that the image runs the weft that
+/// wrote its objects.
+fn copy_self(to: &Path) -> anyhow::Result<()> {
+    let exe = std::env::current_exe().context("cannot find weft's own executable")?;
+    if let Some(dir) = to.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let partial = to.with_extension("partial");
+    std::fs::copy(&exe, &partial)
+        .and_then(|_| std::fs::rename(&partial, to))
+        .with_context(|| format!("cannot copy {} to {}", exe.display(), to.display()))?;
+    Ok(())
+}
+
+/// Writes the config files into `dir`, and the snapshot's binaries
+/// (`snapshot` is its manifest) into `dir/components`.
+fn write_config(dir: &Path, app: &AppVersion<'_>, snapshot: &Path) -> anyhow::Result<()> {
+    let components = dir.join("components");
+    std::fs::create_dir_all(&components)
+        .with_context(|| format!("cannot create {}", components.display()))?;
+    for (file, text) in kube::config_files(app) {
+        let path = dir.join(file);
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    let stored = ManifestFile::load(snapshot)?;
+    for (name, spec) in &stored.manifest.components {
+        let from = stored.wasm_path(spec);
+        let to = components.join(format!("{}.wasm", app.digests[name]));
+        std::fs::copy(&from, &to)
+            .with_context(|| format!("cannot copy {} to {}", from.display(), to.display()))?;
+    }
+    Ok(())
+}

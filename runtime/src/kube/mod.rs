@@ -1,0 +1,388 @@
+//! `weft kube`: the Kubernetes objects that run one version of an app.
+//!
+//! This module is pure: it takes the manifest, the plan, the version and
+//! each component binary's digest ([`AppVersion`]) and returns typed
+//! `k8s-openapi` objects ([`objects`]), and the YAML text of them
+//! ([`manifests`]). The command (`commands/kube.rs`) reads the files,
+//! snapshots the binaries and prints.
+//!
+//! For app `A`, version `V` (`v8` is its first 8 characters), and every
+//! group `G` and listener `L` of the plan:
+//!
+//! | object | name | what for |
+//! |---|---|---|
+//! | ConfigMap | `A-v8` | `weft.toml`, `plan.toml` and `cluster.toml`, mounted at `/etc/weft` |
+//! | Deployment | `A-G-v8` | the replicas of group `G`, each a `weft worker` |
+//! | Service (headless) | `A-G-v8` | how workers of `V` find the ready replicas of `G` |
+//! | Service | `A-L` | the stable entry of listener `L`; its selector picks one version |
+//!
+//! Every object of a version carries `weft.dev/app=A` and
+//! `weft.dev/version=V`, so one label selector deletes a version. The
+//! listener Services do not carry the version label: they outlive every
+//! version, and applying the next version's objects moves their selector,
+//! which is the cut-over. The token Secret `A-weft-token` ([`secret`]) is
+//! made once per namespace and shared by every version.
+//!
+//! Before writing anything, [`check`] finds every reason the app cannot run
+//! on Kubernetes (names that are not DNS labels, listener names that cannot
+//! name a port, key-value buckets in an embedded store that pods cannot
+//! share) and reports them all at once.
+//!
+//! ```
+//! # use std::collections::BTreeMap;
+//! # use std::path::Path;
+//! use weft_runtime::kube::{self, AppVersion, KubeOptions, PlanOrigin};
+//! use weft_runtime::manifest::Manifest;
+//! use weft_runtime::version::Version;
+//!
+//! let text = "[app]\nname = \"hello\"\n[components.web]\nwasm = \"web.wasm\"\n";
+//! let manifest = Manifest::from_str(text, Path::new("weft.toml")).unwrap();
+//! let plan = weft_placer::Plan::monolith(["web"]);
+//! let digests = BTreeMap::from([("web".to_string(), "ab".repeat(32))]);
+//! let app = AppVersion {
+//!     source: Path::new("."),
+//!     manifest_path: Path::new("weft.toml"),
+//!     manifest: &manifest,
+//!     plan: &plan,
+//!     plan_origin: PlanOrigin::Builtin("monolith".into()),
+//!     version: Version::parse("0123456789abcdef").unwrap(),
+//!     digests: &digests,
+//! };
+//! let options = KubeOptions { image: "registry.example/hello:1".into(), ..Default::default() };
+//! let yaml = kube::manifests(&app, &options).unwrap();
+//! assert!(yaml.contains("name: hello-main-01234567"));
+//! ```
+
+mod check;
+mod containerfile;
+mod objects;
+#[cfg(test)]
+mod tests;
+
+pub use check::{Problem, Problems, check};
+pub use containerfile::{EXE_IN_CONTEXT, containerfile};
+
+use crate::deploy::cluster::{
+    CLUSTER_FILE, ClusterConfig, GroupPeers, ListenerBinding, MANIFEST_FILE, PLAN_FILE, WORKER_PORT,
+};
+use crate::manifest::Manifest;
+use crate::version::Version;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use weft_placer::Plan;
+
+/// Where a worker's config folder (the ConfigMap) is mounted.
+pub const CONFIG_DIR: &str = "/etc/weft";
+/// Where the token Secret is mounted.
+pub const TOKEN_DIR: &str = "/etc/weft-token";
+/// Where the image keeps the component binaries, as `<sha256>.wasm`.
+pub const COMPONENTS_DIR: &str = "/opt/weft/components";
+/// Where the image keeps the `weft` executable.
+pub const WEFT_BIN: &str = "/usr/local/bin/weft";
+/// The `grpc.health.v1` service name that the liveness probe asks; the
+/// readiness probe asks for the overall status (`""`).
+pub const LIVENESS_SERVICE: &str = "weft.liveness";
+
+/// One version of an app: everything its objects are made from.
+#[derive(Debug, Clone)]
+pub struct AppVersion<'a> {
+    /// The app's folder as the user named it, for the commands written in
+    /// the headers (it is also the image's build context).
+    pub source: &'a Path,
+    /// The manifest file, for error messages.
+    pub manifest_path: &'a Path,
+    /// What it says.
+    pub manifest: &'a Manifest,
+    /// The plan.
+    pub plan: &'a Plan,
+    /// Where the plan came from.
+    pub plan_origin: PlanOrigin,
+    /// The version that the manifest, the plan and the binaries make.
+    pub version: Version,
+    /// Each component binary's SHA-256, as 64 hex digits, by component.
+    pub digests: &'a BTreeMap<String, String>,
+}
+
+/// Where a plan came from: it says where a group is named, so an error can
+/// say what to rename.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlanOrigin {
+    /// A built-in plan (`monolith` or `split`); its groups are `main` or
+    /// named after the components.
+    Builtin(String),
+    /// A plan file given with `--plan`.
+    File(PathBuf),
+    /// The manifest's `[deploy]` table.
+    Manifest,
+}
+
+impl PlanOrigin {
+    /// The `--plan` flag that chooses this plan again, if one is needed.
+    fn flag(&self) -> Option<String> {
+        match self {
+            PlanOrigin::Builtin(name) => Some(format!(" --plan {name}")),
+            PlanOrigin::File(path) => Some(format!(" --plan {}", path.display())),
+            PlanOrigin::Manifest => None,
+        }
+    }
+
+    /// How the header names the plan.
+    fn describe(&self) -> String {
+        match self {
+            PlanOrigin::Builtin(name) => name.clone(),
+            PlanOrigin::File(path) => format!("from {}", path.display()),
+            PlanOrigin::Manifest => "from the manifest's [deploy] table".into(),
+        }
+    }
+}
+
+/// How `weft kube` writes the objects.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KubeOptions {
+    /// The container image, built from [`containerfile`].
+    pub image: String,
+    /// The namespace written into every object; none leaves it to kubectl.
+    pub namespace: Option<String>,
+    /// Whether each Deployment says how many replicas to run (the plan's
+    /// count); without it the cluster owns the count.
+    pub replicas_from_plan: bool,
+}
+
+/// One Kubernetes object (the large ones boxed).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Object {
+    /// The version's config files.
+    ConfigMap(ConfigMap),
+    /// A group's replicas.
+    Deployment(Box<Deployment>),
+    /// The token every version shares.
+    Secret(Secret),
+    /// A group's headless Service, or a listener's stable one.
+    Service(Box<Service>),
+}
+
+impl Object {
+    /// Its kind, such as `Deployment`.
+    pub fn kind(&self) -> &'static str {
+        use k8s_openapi::Resource;
+        match self {
+            Object::ConfigMap(_) => ConfigMap::KIND,
+            Object::Deployment(_) => Deployment::KIND,
+            Object::Secret(_) => Secret::KIND,
+            Object::Service(_) => Service::KIND,
+        }
+    }
+
+    /// Its metadata.
+    pub fn metadata(&self) -> &ObjectMeta {
+        match self {
+            Object::ConfigMap(o) => &o.metadata,
+            Object::Deployment(o) => &o.metadata,
+            Object::Secret(o) => &o.metadata,
+            Object::Service(o) => &o.metadata,
+        }
+    }
+
+    /// Its name.
+    pub fn name(&self) -> &str {
+        self.metadata().name.as_deref().unwrap_or_default()
+    }
+}
+
+/// The names of a version's objects.
+pub(crate) struct Names<'a> {
+    app: &'a str,
+    version8: &'a str,
+}
+
+impl<'a> Names<'a> {
+    fn new(app: &'a AppVersion<'_>) -> Names<'a> {
+        Names {
+            app: &app.manifest.app.name,
+            version8: &app.version.as_str()[..8],
+        }
+    }
+
+    /// The ConfigMap: `A-v8`.
+    fn config(&self) -> String {
+        format!("{}-{}", self.app, self.version8)
+    }
+
+    /// A group's Deployment and headless Service: `A-G-v8`.
+    fn group(&self, group: &str) -> String {
+        format!("{}-{group}-{}", self.app, self.version8)
+    }
+
+    /// A listener's Service: `A-L`.
+    fn listener(&self, listener: &str) -> String {
+        format!("{}-{listener}", self.app)
+    }
+}
+
+/// The token Secret's name: `A-weft-token`.
+fn secret_name(app: &str) -> String {
+    format!("{app}-weft-token")
+}
+
+/// Every object of the version, sorted by kind, then name; or every reason
+/// it cannot run on Kubernetes.
+pub fn objects(app: &AppVersion<'_>, options: &KubeOptions) -> Result<Vec<Object>, Problems> {
+    let mut problems = check(app, options.namespace.as_deref())
+        .err()
+        .unwrap_or_default();
+    if options.image.trim().is_empty() {
+        problems.0.push(Problem {
+            file: None,
+            field: "--image".into(),
+            message: "give the image built from `weft kube --containerfile`, such as \
+                      registry.example/app:1"
+                .into(),
+        });
+    }
+    if !problems.0.is_empty() {
+        return Err(problems);
+    }
+    let mut objects = objects::build(app, options);
+    objects.sort_by(|a, b| (a.kind(), a.name()).cmp(&(b.kind(), b.name())));
+    Ok(objects)
+}
+
+/// The YAML stream of the version's objects, after a header that says how
+/// to build, apply and delete them.
+pub fn manifests(app: &AppVersion<'_>, options: &KubeOptions) -> Result<String, Problems> {
+    let objects = objects(app, options)?;
+    Ok(render(&header(app, options), &objects))
+}
+
+/// `header` (comment lines), then each object as YAML after a `---` line.
+pub fn render(header: &str, objects: &[Object]) -> String {
+    let mut out = header.to_string();
+    for object in objects {
+        out.push_str("---\n");
+        out.push_str(&serde_norway::to_string(object).expect("Kubernetes objects serialize"));
+    }
+    out
+}
+
+/// The comment that opens the version's YAML: what it is, and the commands
+/// that build its image, make the token, apply it and later delete it.
+pub fn header(app: &AppVersion<'_>, options: &KubeOptions) -> String {
+    let name = &app.manifest.app.name;
+    let version = &app.version;
+    let source = app.source.display();
+    let plan = app.plan_origin.flag().unwrap_or_default();
+    let ns = namespace_flag(options.namespace.as_deref());
+    let image = &options.image;
+    let mut h = String::new();
+    let mut line = |text: &str| {
+        let _ = writeln!(h, "{}", format!("# {text}").trim_end());
+    };
+    line(&format!(
+        "Kubernetes objects of app '{name}', version {version}, plan {}.",
+        app.plan_origin.describe()
+    ));
+    line("Written by `weft kube`; write them again rather than edit them.");
+    line("");
+    line("1. Build and push the image (the build context is the app's folder):");
+    line(&format!(
+        "     weft kube {source}{plan} --containerfile > Containerfile"
+    ));
+    line(&format!(
+        "     podman build -f Containerfile -t {image} {source}"
+    ));
+    line(&format!("     podman push {image}"));
+    line("2. Once per namespace, the token that every version's workers share:");
+    line(&format!(
+        "     weft kube {source} --secret{ns} | kubectl apply -f -"
+    ));
+    line("3. Apply this file. The listener Services then select this version:");
+    line("     kubectl apply -f FILE");
+    line("4. Once the next version is applied and ready, delete this one (the");
+    line("   listener Services have no version label and stay):");
+    line(&format!(
+        "     kubectl delete deployment,service,configmap{ns} -l weft.dev/app={name},weft.dev/version={version}"
+    ));
+    h
+}
+
+fn namespace_flag(namespace: Option<&str>) -> String {
+    namespace.map(|ns| format!(" -n {ns}")).unwrap_or_default()
+}
+
+/// The files of a worker's config folder, by file name: the manifest whose
+/// `wasm` paths are `<sha256>.wasm` in the components folder, the plan, and
+/// `cluster.toml`. The ConfigMap holds them, and `--write-config` writes
+/// them for plain machines.
+pub fn config_files(app: &AppVersion<'_>) -> BTreeMap<String, String> {
+    let names = Names::new(app);
+    let mut manifest = app.manifest.clone();
+    for (name, spec) in &mut manifest.components {
+        let digest = app.digests.get(name).map_or("", String::as_str);
+        spec.wasm = PathBuf::from(format!("{digest}.wasm"));
+        spec.build = None;
+    }
+    let cluster = ClusterConfig {
+        app: app.manifest.app.name.clone(),
+        version: app.version.to_string(),
+        port: WORKER_PORT,
+        groups: app
+            .plan
+            .groups
+            .keys()
+            .map(|g| {
+                let service = names.group(g);
+                (g.clone(), GroupPeers { service })
+            })
+            .collect(),
+        listeners: app
+            .manifest
+            .listeners
+            .iter()
+            .map(|(name, l)| {
+                let port = listener_port(l);
+                let address = SocketAddr::from((Ipv4Addr::UNSPECIFIED, port));
+                (name.clone(), ListenerBinding { address })
+            })
+            .collect(),
+    };
+    BTreeMap::from([
+        (MANIFEST_FILE.to_string(), manifest.to_toml()),
+        (PLAN_FILE.to_string(), app.plan.to_toml()),
+        (CLUSTER_FILE.to_string(), cluster.to_toml()),
+    ])
+}
+
+/// The port of a listener's manifest address (0 where it does not parse,
+/// which the manifest's own checks have refused already).
+fn listener_port(listener: &crate::manifest::ListenerSpec) -> u16 {
+    listener
+        .address
+        .parse::<SocketAddr>()
+        .map_or(0, |a| a.port())
+}
+
+/// The token Secret of `app`, with `token` (64 hex digits).
+pub fn secret(app: &str, token: &str, namespace: Option<&str>) -> Object {
+    objects::secret(app, token, namespace)
+}
+
+/// The token Secret as YAML, after a header that says how to apply it.
+pub fn secret_yaml(source: &Path, app: &str, token: &str, namespace: Option<&str>) -> String {
+    let source = source.display();
+    let ns = namespace_flag(namespace);
+    let header = format!(
+        "# The token of app '{app}': every call between its workers carries it.\n\
+         # Written by `weft kube --secret`. Apply it once per namespace, before the first\n\
+         # version; every version shares it:\n\
+         #      weft kube {source} --secret{ns} | kubectl apply -f -\n\
+         # Do not apply a new one while a version runs: its pods would disagree.\n"
+    );
+    render(&header, &[secret(app, token, namespace)])
+}

@@ -1,0 +1,320 @@
+//! The objects themselves, built from typed `k8s-openapi` structs; the
+//! checks have passed by the time these run.
+
+use super::check::GRPC_PORT_NAME;
+use super::{
+    AppVersion, COMPONENTS_DIR, CONFIG_DIR, KubeOptions, LIVENESS_SERVICE, Names, Object,
+    TOKEN_DIR, WEFT_BIN, config_files, listener_port, secret_name,
+};
+use crate::deploy::cluster::WORKER_PORT;
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, EnvVarSource, GRPCAction,
+    Lifecycle, LifecycleHandler, ObjectFieldSelector, PodSpec, PodTemplateSpec, Probe,
+    ResourceRequirements, Secret, SecretVolumeSource, Service, ServicePort, ServiceSpec,
+    SleepAction, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use std::collections::BTreeMap;
+use weft_placer::Group;
+
+/// How long a stopping pod waits before its worker drains, so that its
+/// endpoints are gone from every Service before it stops taking calls.
+const PRE_STOP_SECONDS: i64 = 3;
+/// Slack on top of the longest call, for the drain itself.
+const DRAIN_SLACK_SECONDS: i64 = 5;
+
+const APP: &str = "weft.dev/app";
+const VERSION: &str = "weft.dev/version";
+const GROUP: &str = "weft.dev/group";
+
+type Labels = BTreeMap<String, String>;
+
+/// Every object of the version, unsorted.
+pub(super) fn build(app: &AppVersion<'_>, options: &KubeOptions) -> Vec<Object> {
+    let names = Names::new(app);
+    let ns = options.namespace.as_deref();
+    let mut objects = vec![Object::ConfigMap(ConfigMap {
+        metadata: meta(names.config(), ns, labels(app, None)),
+        data: Some(config_files(app)),
+        ..Default::default()
+    })];
+    for (group, g) in &app.plan.groups {
+        objects.push(Object::Deployment(Box::new(deployment(
+            app, options, group, g,
+        ))));
+        objects.push(Object::Service(Box::new(Service {
+            metadata: meta(names.group(group), ns, labels(app, Some(group))),
+            spec: Some(ServiceSpec {
+                cluster_ip: Some("None".into()),
+                selector: Some(selector(app, group)),
+                ports: Some(vec![ServicePort {
+                    name: Some(GRPC_PORT_NAME.into()),
+                    port: WORKER_PORT.into(),
+                    target_port: Some(IntOrString::String(GRPC_PORT_NAME.into())),
+                    ..Default::default()
+                }]),
+                publish_not_ready_addresses: Some(false),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })));
+    }
+    for (listener, l) in &app.manifest.listeners {
+        let Some((group, _)) = app.plan.group_of(&l.component) else {
+            continue;
+        };
+        // No version label: deleting a version must never delete the
+        // stable entry; its selector is what moves between versions.
+        let mut labels = labels(app, Some(group));
+        labels.remove(VERSION);
+        objects.push(Object::Service(Box::new(Service {
+            metadata: meta(names.listener(listener), ns, labels),
+            spec: Some(ServiceSpec {
+                type_: Some("ClusterIP".into()),
+                selector: Some(selector(app, group)),
+                ports: Some(vec![ServicePort {
+                    name: Some(listener.clone()),
+                    port: listener_port(l).into(),
+                    target_port: Some(IntOrString::String(listener.clone())),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })));
+    }
+    objects
+}
+
+/// The token Secret.
+pub(super) fn secret(app: &str, token: &str, namespace: Option<&str>) -> Object {
+    let labels = BTreeMap::from([
+        ("app.kubernetes.io/name".to_string(), app.to_string()),
+        ("app.kubernetes.io/part-of".to_string(), app.to_string()),
+        (
+            "app.kubernetes.io/managed-by".to_string(),
+            "weft".to_string(),
+        ),
+        (APP.to_string(), app.to_string()),
+    ]);
+    Object::Secret(Secret {
+        metadata: meta(secret_name(app), namespace, labels),
+        type_: Some("Opaque".into()),
+        string_data: Some(BTreeMap::from([("token".to_string(), token.to_string())])),
+        ..Default::default()
+    })
+}
+
+/// The Deployment of one group.
+fn deployment(app: &AppVersion<'_>, options: &KubeOptions, group: &str, g: &Group) -> Deployment {
+    let names = Names::new(app);
+    let labels = labels(app, Some(group));
+    let mut ports = vec![ContainerPort {
+        name: Some(GRPC_PORT_NAME.into()),
+        container_port: WORKER_PORT.into(),
+        ..Default::default()
+    }];
+    for (listener, l) in &app.manifest.listeners {
+        if g.components.contains(&l.component) {
+            ports.push(ContainerPort {
+                name: Some(listener.clone()),
+                container_port: listener_port(l).into(),
+                ..Default::default()
+            });
+        }
+    }
+    let args = [
+        "worker",
+        "--config",
+        CONFIG_DIR,
+        "--group",
+        group,
+        "--components",
+        COMPONENTS_DIR,
+        "--token-file",
+        &format!("{TOKEN_DIR}/token"),
+        "--name",
+        "$(WEFT_POD_NAME)",
+    ];
+    let probe = |service: Option<&str>, period: i32, failures: i32| Probe {
+        grpc: Some(GRPCAction {
+            port: WORKER_PORT.into(),
+            service: service.map(Into::into),
+        }),
+        period_seconds: Some(period),
+        failure_threshold: Some(failures),
+        ..Default::default()
+    };
+    let container = Container {
+        name: "weft".into(),
+        image: Some(options.image.clone()),
+        command: Some(vec![WEFT_BIN.into()]),
+        args: Some(args.iter().map(|a| a.to_string()).collect()),
+        env: Some(vec![EnvVar {
+            name: "WEFT_POD_NAME".into(),
+            value_from: Some(EnvVarSource {
+                field_ref: Some(ObjectFieldSelector {
+                    field_path: "metadata.name".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }]),
+        ports: Some(ports),
+        volume_mounts: Some(vec![
+            VolumeMount {
+                name: "config".into(),
+                mount_path: CONFIG_DIR.into(),
+                read_only: Some(true),
+                ..Default::default()
+            },
+            VolumeMount {
+                name: "token".into(),
+                mount_path: TOKEN_DIR.into(),
+                read_only: Some(true),
+                ..Default::default()
+            },
+        ]),
+        // Ready means serving: ask for the overall status. Alive is asked
+        // apart, so a worker that is draining is not restarted.
+        readiness_probe: Some(probe(None, 2, 2)),
+        liveness_probe: Some(probe(Some(LIVENESS_SERVICE), 10, 3)),
+        lifecycle: Some(Lifecycle {
+            pre_stop: Some(LifecycleHandler {
+                sleep: Some(SleepAction {
+                    seconds: PRE_STOP_SECONDS,
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        resources: resources(g),
+        ..Default::default()
+    };
+    // Long enough for the pre-stop pause and the longest call to finish.
+    let longest_call = g
+        .components
+        .iter()
+        .filter_map(|c| app.manifest.components.get(c))
+        .map(|spec| spec.call_timeout())
+        .max()
+        .unwrap_or_default();
+    let grace = PRE_STOP_SECONDS
+        + i64::try_from(longest_call.as_millis().div_ceil(1000)).unwrap_or(i64::MAX / 2)
+        + DRAIN_SLACK_SECONDS;
+    Deployment {
+        metadata: meta(
+            names.group(group),
+            options.namespace.as_deref(),
+            labels.clone(),
+        ),
+        spec: Some(DeploymentSpec {
+            replicas: options
+                .replicas_from_plan
+                .then(|| i32::try_from(g.replicas).unwrap_or(i32::MAX)),
+            selector: LabelSelector {
+                match_labels: Some(selector(app, group)),
+                ..Default::default()
+            },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels),
+                    ..Default::default()
+                }),
+                spec: Some(PodSpec {
+                    containers: vec![container],
+                    volumes: Some(vec![
+                        Volume {
+                            name: "config".into(),
+                            config_map: Some(ConfigMapVolumeSource {
+                                name: names.config(),
+                                ..Default::default()
+                            }),
+                            ..Default::default()
+                        },
+                        Volume {
+                            name: "token".into(),
+                            secret: Some(SecretVolumeSource {
+                                secret_name: Some(secret_name(&app.manifest.app.name)),
+                                ..Default::default()
+                            }),
+                            ..Default::default()
+                        },
+                    ]),
+                    termination_grace_period_seconds: Some(grace),
+                    ..Default::default()
+                }),
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The plan group's resources: requests of cpu and memory, and a limit of
+/// memory only (a cpu limit throttles; memory is what must not run over).
+fn resources(g: &Group) -> Option<ResourceRequirements> {
+    if g.resources.is_empty() {
+        return None;
+    }
+    let quantities = |pairs: &[(&str, &Option<String>)]| {
+        let map: BTreeMap<String, Quantity> = pairs
+            .iter()
+            .filter_map(|(k, v)| Some((k.to_string(), Quantity(v.as_ref()?.clone()))))
+            .collect();
+        (!map.is_empty()).then_some(map)
+    };
+    Some(ResourceRequirements {
+        requests: quantities(&[("cpu", &g.resources.cpu), ("memory", &g.resources.memory)]),
+        limits: quantities(&[("memory", &g.resources.memory)]),
+        ..Default::default()
+    })
+}
+
+/// What selects the pods of one group of this version.
+fn selector(app: &AppVersion<'_>, group: &str) -> Labels {
+    BTreeMap::from([
+        (APP.to_string(), app.manifest.app.name.clone()),
+        (GROUP.to_string(), group.to_string()),
+        (VERSION.to_string(), app.version.to_string()),
+    ])
+}
+
+/// The labels of a version's objects; `group` for a group's objects.
+fn labels(app: &AppVersion<'_>, group: Option<&str>) -> Labels {
+    let name = &app.manifest.app.name;
+    let version = app.version.to_string();
+    let mut labels = BTreeMap::from([
+        ("app.kubernetes.io/name".to_string(), name.clone()),
+        (
+            "app.kubernetes.io/instance".to_string(),
+            Names::new(app).config(),
+        ),
+        ("app.kubernetes.io/version".to_string(), version.clone()),
+        ("app.kubernetes.io/part-of".to_string(), name.clone()),
+        (
+            "app.kubernetes.io/managed-by".to_string(),
+            "weft".to_string(),
+        ),
+        (APP.to_string(), name.clone()),
+        (VERSION.to_string(), version),
+    ]);
+    if let Some(group) = group {
+        labels.insert("app.kubernetes.io/component".into(), group.into());
+        labels.insert(GROUP.into(), group.into());
+    }
+    labels
+}
+
+fn meta(name: String, namespace: Option<&str>, labels: Labels) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name),
+        namespace: namespace.map(Into::into),
+        labels: Some(labels),
+        ..Default::default()
+    }
+}

@@ -1,0 +1,420 @@
+use super::*;
+use crate::manifest::Manifest;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+
+const VERSION: &str = "0123456789abcdef";
+
+/// Builds the objects of `manifest` (TOML text) under `plan`, with fake
+/// digests, and hands them to `body`.
+fn with_app<R>(manifest: &str, plan: Option<Plan>, body: impl FnOnce(&AppVersion<'_>) -> R) -> R {
+    let manifest = Manifest::from_str(manifest, Path::new("app/weft.toml")).unwrap();
+    let plan = plan.unwrap_or_else(|| Plan::split(manifest.components.keys()));
+    let digests: BTreeMap<String, String> = manifest
+        .components
+        .keys()
+        .enumerate()
+        .map(|(i, name)| (name.clone(), format!("{i:x}").repeat(64)))
+        .collect();
+    let app = AppVersion {
+        source: Path::new("app"),
+        manifest_path: Path::new("app/weft.toml"),
+        manifest: &manifest,
+        plan: &plan,
+        plan_origin: PlanOrigin::Builtin("split".into()),
+        version: Version::parse(VERSION).unwrap(),
+        digests: &digests,
+    };
+    body(&app)
+}
+
+fn options() -> KubeOptions {
+    KubeOptions {
+        image: "registry.example/shop:1".into(),
+        namespace: None,
+        replicas_from_plan: false,
+    }
+}
+
+const SHOP: &str = "[app]\nname = \"shop\"\n\
+    [components.front]\nwasm = \"front.wasm\"\n\
+    [components.cart]\nwasm = \"cart.wasm\"\ncall-timeout = \"2500ms\"\n\
+    [listeners.web]\ncomponent = \"front\"\naddress = \"127.0.0.1:8080\"\n";
+
+/// A plan of one group, `name`, holding both of SHOP's components.
+fn one_group(name: &str, replicas: u32) -> Plan {
+    let mut plan = Plan::monolith(["front", "cart"]);
+    let mut group = plan.groups.remove("main").unwrap();
+    group.replicas = replicas;
+    plan.groups.insert(name.to_string(), group);
+    plan
+}
+
+fn first_deployment(objects: &[Object]) -> &k8s_openapi::api::apps::v1::Deployment {
+    objects
+        .iter()
+        .find_map(|o| match o {
+            Object::Deployment(d) => Some(&**d),
+            _ => None,
+        })
+        .expect("a Deployment")
+}
+
+fn problems(manifest: &str, plan: Option<Plan>) -> String {
+    with_app(manifest, plan, |app| objects(app, &options()))
+        .unwrap_err()
+        .to_string()
+}
+
+fn labels(object: &Object) -> BTreeMap<String, String> {
+    object.metadata().labels.clone().unwrap_or_default()
+}
+
+#[test]
+fn objects_are_sorted_by_kind_then_name() {
+    let all = with_app(SHOP, None, |app| objects(app, &options())).unwrap();
+    let names: Vec<(&str, &str)> = all.iter().map(|o| (o.kind(), o.name())).collect();
+    assert_eq!(
+        names,
+        [
+            ("ConfigMap", "shop-01234567"),
+            ("Deployment", "shop-cart-01234567"),
+            ("Deployment", "shop-front-01234567"),
+            ("Service", "shop-cart-01234567"),
+            ("Service", "shop-front-01234567"),
+            ("Service", "shop-web"),
+        ]
+    );
+}
+
+#[test]
+fn deployments_select_exactly_their_group_and_version() {
+    let all = with_app(SHOP, None, |app| objects(app, &options())).unwrap();
+    let d = first_deployment(&all);
+    let spec = d.spec.as_ref().unwrap();
+    let selector = spec.selector.match_labels.clone().unwrap();
+    assert_eq!(
+        selector,
+        BTreeMap::from([
+            ("weft.dev/app".to_string(), "shop".to_string()),
+            ("weft.dev/group".to_string(), "cart".to_string()),
+            ("weft.dev/version".to_string(), VERSION.to_string()),
+        ])
+    );
+    // The pods carry every label, so the selector matches them.
+    let pod_labels = spec
+        .template
+        .metadata
+        .as_ref()
+        .unwrap()
+        .labels
+        .clone()
+        .unwrap();
+    assert!(selector.iter().all(|(k, v)| pod_labels.get(k) == Some(v)));
+    assert_eq!(pod_labels["app.kubernetes.io/component"], "cart");
+    // The cluster owns the count unless asked otherwise.
+    assert_eq!(spec.replicas, None);
+    let pod = spec.template.spec.as_ref().unwrap();
+    // 3 s before the drain, the 2.5 s call rounded up to 3, and 5 s of slack.
+    assert_eq!(pod.termination_grace_period_seconds, Some(11));
+    let replicas = KubeOptions {
+        replicas_from_plan: true,
+        ..options()
+    };
+    let all = with_app(SHOP, Some(one_group("all", 3)), |app| {
+        objects(app, &replicas)
+    })
+    .unwrap();
+    let d = first_deployment(&all);
+    assert_eq!(d.spec.as_ref().unwrap().replicas, Some(3));
+}
+
+#[test]
+fn resources_come_from_the_plan() {
+    let mut plan = one_group("all", 1);
+    let resources = &mut plan.groups.get_mut("all").unwrap().resources;
+    resources.cpu = Some("500m".into());
+    resources.memory = Some("256Mi".into());
+    let all = with_app(SHOP, Some(plan), |app| objects(app, &options())).unwrap();
+    let d = first_deployment(&all);
+    let pod = d.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+    let resources = pod.containers[0].resources.clone().unwrap();
+    let quantity = |q: &str| Quantity(q.into());
+    assert_eq!(
+        resources.requests,
+        Some(BTreeMap::from([
+            ("cpu".into(), quantity("500m")),
+            ("memory".into(), quantity("256Mi")),
+        ]))
+    );
+    // A memory limit only: a cpu limit would throttle.
+    assert_eq!(
+        resources.limits,
+        Some(BTreeMap::from([("memory".into(), quantity("256Mi"))]))
+    );
+    // Without resources in the plan, none are written.
+    let all = with_app(SHOP, Some(one_group("all", 1)), |app| {
+        objects(app, &options())
+    })
+    .unwrap();
+    let d = first_deployment(&all);
+    let pod = d.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+    assert_eq!(pod.containers[0].resources, None);
+}
+
+#[test]
+fn listener_services_select_a_version_without_carrying_it() {
+    let all = with_app(SHOP, None, |app| objects(app, &options())).unwrap();
+    let web = all.iter().find(|o| o.name() == "shop-web").unwrap();
+    let Object::Service(service) = web else {
+        panic!("{web:?}")
+    };
+    let labels = labels(web);
+    assert!(!labels.contains_key("weft.dev/version"), "{labels:?}");
+    assert_eq!(labels["app.kubernetes.io/version"], VERSION);
+    assert_eq!(labels["weft.dev/app"], "shop");
+    let spec = service.spec.as_ref().unwrap();
+    let selector = spec.selector.clone().unwrap();
+    assert_eq!(selector["weft.dev/version"], VERSION);
+    assert_eq!(selector["weft.dev/group"], "front");
+    assert_eq!(spec.ports.as_ref().unwrap()[0].port, 8080);
+    // Everything else carries the version, so one selector deletes it.
+    for o in all.iter().filter(|o| o.name() != "shop-web") {
+        assert_eq!(
+            labels_of(o, "weft.dev/version"),
+            Some(VERSION),
+            "{}",
+            o.name()
+        );
+    }
+}
+
+fn labels_of<'a>(object: &'a Object, key: &str) -> Option<&'a str> {
+    object
+        .metadata()
+        .labels
+        .as_ref()?
+        .get(key)
+        .map(String::as_str)
+}
+
+#[test]
+fn names_that_are_not_dns_labels_are_refused() {
+    let err = problems(SHOP, Some(one_group("Back_End", 1)));
+    assert!(
+        err.contains("app/weft.toml: components.Back_End: group 'Back_End'")
+            && err.contains("rename the component")
+            && err.contains("such as 'back-end'"),
+        "{err}"
+    );
+
+    let err = problems(&SHOP.replace("name = \"shop\"", "name = \"Shop\""), None);
+    assert!(
+        err.contains("app/weft.toml: app.name: 'Shop'") && err.contains("such as 'shop'"),
+        "{err}"
+    );
+
+    let long = SHOP.replace("[listeners.web]", "[listeners.storefront-public]");
+    let err = problems(&long, None);
+    assert!(
+        err.contains("listeners.storefront-public: 'storefront-public' names its port")
+            && err.contains("rename the listener"),
+        "{err}"
+    );
+    let grpc = SHOP.replace("[listeners.web]", "[listeners.grpc]");
+    assert!(problems(&grpc, None).contains("rename the listener"));
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let text = SHOP
+        .replace("name = \"shop\"", "name = \"Shop\"")
+        .replace("127.0.0.1:8080", "127.0.0.1:7070");
+    let err = with_app(&text, None, |app| {
+        objects(
+            app,
+            &KubeOptions {
+                image: " ".into(),
+                namespace: Some("Prod".into()),
+                ..options()
+            },
+        )
+    })
+    .unwrap_err();
+    let fields: Vec<&str> = err.0.iter().map(|p| p.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        [
+            "app.name",
+            "listeners.web.address",
+            "--namespace",
+            "--image"
+        ],
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .starts_with("the app cannot run on Kubernetes (4 problems):")
+    );
+}
+
+#[test]
+fn long_names_are_refused() {
+    let app = "a".repeat(53);
+    let err = problems(
+        &SHOP.replace("name = \"shop\"", &format!("name = \"{app}\"")),
+        None,
+    );
+    assert!(
+        err.contains("shorten the app's name to at most 52"),
+        "{err}"
+    );
+    let group = "g".repeat(60);
+    let plan = one_group(&group, 1);
+    let err = problems(SHOP, Some(plan));
+    assert!(
+        err.contains(&format!("components.{group}: the Deployment and Service 'shop-{group}-01234567' would have 74 characters")),
+        "{err}"
+    );
+}
+
+#[test]
+fn redb_buckets_are_refused_with_the_redis_advice() {
+    let text = format!("{SHOP}[components.cart.grants]\nkeyvalue = [\"carts\"]\n");
+    let err = problems(&text, None);
+    assert!(
+        err.contains("app/weft.toml: keyvalue.carts: bucket 'carts' (granted to cart)")
+            && err.contains("[keyvalue.carts] with backend = \"redis\""),
+        "{err}"
+    );
+    let redis =
+        format!("{text}[keyvalue.carts]\nbackend = \"redis\"\nurl = \"redis://r:6379/0\"\n");
+    assert!(with_app(&redis, None, |app| objects(app, &options())).is_ok());
+}
+
+#[test]
+fn the_header_says_how_to_build_apply_and_delete() {
+    let text = with_app(SHOP, None, |app| {
+        manifests(
+            app,
+            &KubeOptions {
+                namespace: Some("prod".into()),
+                ..options()
+            },
+        )
+    })
+    .unwrap();
+    let header: Vec<&str> = text.lines().take_while(|l| l.starts_with('#')).collect();
+    assert!(
+        header[0].contains("app 'shop', version 0123456789abcdef, plan split"),
+        "{header:?}"
+    );
+    for needle in [
+        "weft kube app --plan split --containerfile > Containerfile",
+        "podman build -f Containerfile -t registry.example/shop:1 app",
+        "weft kube app --secret -n prod | kubectl apply -f -",
+        "kubectl apply -f FILE",
+        "kubectl delete deployment,service,configmap -n prod -l weft.dev/app=shop,weft.dev/version=0123456789abcdef",
+    ] {
+        assert!(
+            header.iter().any(|l| l.contains(needle)),
+            "{needle}: {header:?}"
+        );
+    }
+    // Right after the header, the objects; every one in the namespace.
+    assert_eq!(text.lines().nth(header.len()), Some("---"));
+    assert_eq!(text.matches("\n  namespace: prod\n").count(), 6);
+}
+
+#[test]
+fn the_config_map_holds_what_a_worker_reads() {
+    let files = with_app(SHOP, None, config_files);
+    let manifest = Manifest::from_str(&files["weft.toml"], Path::new("weft.toml")).unwrap();
+    assert_eq!(
+        manifest.components["cart"].wasm,
+        Path::new(&format!("{}.wasm", "0".repeat(64)))
+    );
+    let original = Manifest::from_str(SHOP, Path::new("weft.toml")).unwrap();
+    assert_eq!(manifest.canonical(), original.canonical());
+    let cluster = ClusterConfig::from_str(&files["cluster.toml"], Path::new("c")).unwrap();
+    assert_eq!(cluster.version, VERSION);
+    assert_eq!(cluster.groups["front"].service, "shop-front-01234567");
+    assert_eq!(cluster.listeners["web"].address.to_string(), "0.0.0.0:8080");
+    assert_eq!(files["plan.toml"], Plan::split(["cart", "front"]).to_toml());
+}
+
+#[test]
+fn the_containerfile_copies_weft_and_every_blob() {
+    let text = with_app(SHOP, None, |app| containerfile(app, Some("r/shop:1")));
+    let zeros = "0".repeat(64);
+    let ones = "1".repeat(64);
+    let instructions: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(
+        instructions,
+        [
+            "ARG BASE=gcr.io/distroless/cc-debian12",
+            "FROM ${BASE}",
+            "COPY .weft/kube/weft /usr/local/bin/weft",
+            &format!("COPY .weft/versions/blobs/{zeros}.wasm /opt/weft/components/{zeros}.wasm"),
+            &format!("COPY .weft/versions/blobs/{ones}.wasm /opt/weft/components/{ones}.wasm"),
+            "ENTRYPOINT [\"/usr/local/bin/weft\"]",
+        ]
+    );
+    assert!(text.contains("#     podman build -f Containerfile -t r/shop:1 app\n"));
+}
+
+#[test]
+fn the_secret_is_apart_and_shared() {
+    let yaml = secret_yaml(Path::new("app"), "shop", &"ab".repeat(32), None);
+    assert!(yaml.contains("kind: Secret\n"), "{yaml}");
+    assert!(yaml.contains("name: shop-weft-token\n"), "{yaml}");
+    assert!(
+        yaml.contains(&format!("token: {}\n", "ab".repeat(32))),
+        "{yaml}"
+    );
+    assert!(!yaml.contains("weft.dev/version"), "{yaml}");
+}
+
+#[test]
+fn a_version_of_digits_stays_a_string() {
+    let manifest = Manifest::from_str(SHOP, Path::new("weft.toml")).unwrap();
+    let plan = Plan::monolith(manifest.components.keys());
+    let digests = BTreeMap::from([
+        ("cart".to_string(), "0".repeat(64)),
+        ("front".to_string(), "1".repeat(64)),
+    ]);
+    let app = AppVersion {
+        source: Path::new("."),
+        manifest_path: Path::new("weft.toml"),
+        manifest: &manifest,
+        plan: &plan,
+        plan_origin: PlanOrigin::Manifest,
+        version: Version::parse("1234567812345678").unwrap(),
+        digests: &digests,
+    };
+    // YAML would read a bare 1234567812345678 as a number, which is no label.
+    let yaml = manifests(&app, &options()).unwrap();
+    assert!(
+        yaml.contains("weft.dev/version: '1234567812345678'\n"),
+        "{yaml}"
+    );
+    assert!(yaml.contains("name: shop-main-12345678\n"), "{yaml}");
+}
+
+#[test]
+fn port_names_follow_iana() {
+    for good in ["web", "http-2", "a1"] {
+        assert!(check::is_port_name(good), "{good}");
+    }
+    for bad in [
+        "",
+        "-web",
+        "web-",
+        "we--b",
+        "1234",
+        "Web",
+        "sixteen-letters1",
+    ] {
+        assert!(!check::is_port_name(bad), "{bad}");
+    }
+    assert!(check::is_dns_label("1234") && !check::is_dns_label("a_b"));
+}

@@ -1,0 +1,278 @@
+//! `weft kube`: the Kubernetes objects of the samples, as golden YAML
+//! (`tests/kube/SAMPLE-PLAN.yaml`), checked against the Kubernetes schemas
+//! with kubernetes-validate; and the command itself, end to end.
+//!
+//! The golden files come from the pure generator with a fixed version and
+//! fake digests, so they never depend on built binaries.
+//! `WEFT_BLESS=1 cargo test --test all kube` rewrites them after a
+//! deliberate change.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use weft_placer::Plan;
+use weft_runtime::kube::{self, AppVersion, KubeOptions, PlanOrigin};
+use weft_runtime::manifest::{Backend, BucketSpec, Manifest, ManifestFile};
+use weft_runtime::version::Version;
+
+/// The sample's manifest, as `weft kube` reads it.
+fn sample(name: &str) -> Manifest {
+    ManifestFile::load(&weft_tests::root().join("samples").join(name))
+        .unwrap()
+        .manifest
+}
+
+/// kvcounter with its bucket on Redis, as it must be on Kubernetes.
+fn kvcounter_on_redis() -> Manifest {
+    let mut manifest = sample("kvcounter");
+    manifest.keyvalue.insert(
+        "counts".into(),
+        BucketSpec {
+            backend: Backend::Redis,
+            url: Some("redis://redis:6379/0".into()),
+        },
+    );
+    manifest
+}
+
+/// A stand-in for each binary's SHA-256: the component's name in hex,
+/// padded with zeros.
+fn fake_digests(manifest: &Manifest) -> BTreeMap<String, String> {
+    manifest
+        .components
+        .keys()
+        .map(|name| {
+            let hex: String = name.bytes().map(|b| format!("{b:02x}")).collect();
+            (name.clone(), format!("{hex:0<64}"))
+        })
+        .collect()
+}
+
+/// Calls `body` with the version of `manifest` (sample `app`) under the
+/// built-in plan `plan`, with a fixed version and fake digests.
+fn with_version<R>(
+    app: &str,
+    manifest: &Manifest,
+    plan: &str,
+    body: impl FnOnce(&AppVersion<'_>) -> R,
+) -> R {
+    let digests = fake_digests(manifest);
+    let plan_value = Plan::builtin(plan, manifest.components.keys()).unwrap();
+    let source = PathBuf::from(format!("samples/{app}"));
+    let manifest_path = source.join("weft.toml");
+    body(&AppVersion {
+        source: &source,
+        manifest_path: &manifest_path,
+        manifest,
+        plan: &plan_value,
+        plan_origin: PlanOrigin::Builtin(plan.into()),
+        version: Version::parse("0123456789abcdef").unwrap(),
+        digests: &digests,
+    })
+}
+
+/// The objects of `manifest` (sample `app`) under the built-in plan `plan`.
+fn generate(app: &str, manifest: &Manifest, plan: &str) -> Result<String, kube::Problems> {
+    let options = KubeOptions {
+        image: format!("registry.example/{app}:1"),
+        namespace: None,
+        replicas_from_plan: true,
+    };
+    with_version(app, manifest, plan, |version| {
+        kube::manifests(version, &options)
+    })
+}
+
+/// The golden files, by file name, with what the generator writes now.
+fn goldens() -> Vec<(PathBuf, String)> {
+    let dir = weft_tests::root().join("tests").join("kube");
+    let mut out = Vec::new();
+    for (app, manifest) in [
+        ("hello", sample("hello")),
+        ("kvcounter", kvcounter_on_redis()),
+    ] {
+        for plan in ["split", "monolith"] {
+            let yaml = generate(app, &manifest, plan).unwrap();
+            out.push((dir.join(format!("{app}-{plan}.yaml")), yaml));
+        }
+    }
+    out
+}
+
+#[test]
+fn kube_yaml_matches_golden_files() {
+    let bless = std::env::var_os("WEFT_BLESS").is_some();
+    for (golden, actual) in goldens() {
+        if bless {
+            std::fs::create_dir_all(golden.parent().unwrap()).unwrap();
+            std::fs::write(&golden, &actual).unwrap();
+        }
+        let expected = std::fs::read_to_string(&golden).unwrap_or_else(|_| {
+            panic!(
+                "no golden file {}; run with WEFT_BLESS=1 to write it",
+                golden.display()
+            )
+        });
+        assert_eq!(actual, expected, "{} differs", golden.display());
+    }
+}
+
+#[test]
+fn kube_refuses_kvcounter_on_redb() {
+    let err = generate("kvcounter", &sample("kvcounter"), "split")
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "the app cannot run on Kubernetes (1 problem):\n  - samples/kvcounter/weft.toml: \
+         keyvalue.counts: bucket 'counts' (granted to counter) is in the embedded redb store, a \
+         file that only one process can hold; on Kubernetes every replica, and the next version \
+         during a rollout, run in pods of their own and would each see another bucket. Add \
+         [keyvalue.counts] with backend = \"redis\" and url = \"redis://HOST:6379/0\""
+    );
+}
+
+/// Runs kubernetes-validate in strict mode on `yaml` and returns whether it
+/// passed, with what it said.
+fn validate(yaml: &str) -> (bool, String) {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), yaml).unwrap();
+    let out = Command::new(weft_tests::kubernetes_validate())
+        .args(["--strict", "--kubernetes-version", "1.37.0"])
+        .arg(file.path())
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run kubernetes-validate ({e}); install {}",
+                weft_tests::KUBERNETES_VALIDATE
+            )
+        });
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), said)
+}
+
+#[test]
+fn kube_yaml_passes_the_kubernetes_schemas() {
+    for (golden, yaml) in goldens() {
+        let (ok, said) = validate(&yaml);
+        assert!(ok, "{} does not validate:\n{said}", golden.display());
+        // Every object was looked at: one "passed" line each.
+        let objects = yaml.matches("\n---\n").count() + usize::from(yaml.starts_with("---\n"));
+        assert_eq!(said.matches(" passed ").count(), objects, "{said}");
+    }
+    let secret = kube::secret_yaml(Path::new("samples/hello"), "hello", &"0f".repeat(32), None);
+    let (ok, said) = validate(&secret);
+    assert!(ok, "the token Secret does not validate:\n{said}");
+}
+
+#[test]
+fn kube_schema_check_can_fail() {
+    let (_, yaml) = goldens().swap_remove(0);
+    let broken = yaml.replacen("  replicas: 1\n", "  replicas: 1\n  colour: red\n", 1);
+    assert_ne!(broken, yaml);
+    let (ok, said) = validate(&broken);
+    assert!(!ok && said.contains("'colour' was unexpected"), "{said}");
+}
+
+#[test]
+fn kube_containerfile_copies_each_sample_blob() {
+    let manifest = sample("hello");
+    let digests = fake_digests(&manifest);
+    let text = with_version("hello", &manifest, "split", |v| {
+        kube::containerfile(v, None)
+    });
+    let copies: Vec<&str> = text.lines().filter(|l| l.starts_with("COPY ")).collect();
+    let blob =
+        |d: &str| format!("COPY .weft/versions/blobs/{d}.wasm /opt/weft/components/{d}.wasm");
+    assert_eq!(
+        copies,
+        [
+            "COPY .weft/kube/weft /usr/local/bin/weft".to_string(),
+            blob(&digests["frontend"]),
+            blob(&digests["greeter"]),
+        ]
+    );
+    assert!(
+        text.contains("\nFROM ${BASE}\n")
+            && text.ends_with("ENTRYPOINT [\"/usr/local/bin/weft\"]\n")
+    );
+    assert!(text.contains("podman build -f Containerfile -t IMAGE samples/hello"));
+}
+
+/// `weft kube` on a copy of hello: the YAML validates and names the
+/// version the version store holds, the Containerfile's files are in the
+/// build context, the Secret validates, and --write-config writes a folder
+/// a worker can load.
+#[test]
+fn kube_command_end_to_end() {
+    let dir = weft_tests::app_dir(
+        "[app]\nname = \"hello\"\n\
+         [components.frontend]\nwasm = \"{wasm:hello_frontend}\"\n\
+         [components.greeter]\nwasm = \"{wasm:hello_greeter}\"\n\
+         [components.greeter.config]\ngreeting = \"Hello\"\n\
+         [listeners.web]\ncomponent = \"frontend\"\naddress = \"127.0.0.1:8080\"\n",
+    );
+    let path = dir.path().to_str().unwrap();
+    let weft = |args: &[&str]| {
+        let (status, out, err) = weft_tests::weft_once(&[&["kube", path], args].concat());
+        assert!(status.success(), "weft kube {args:?} failed: {err}");
+        out
+    };
+
+    let yaml = weft(&["--plan", "split", "--image", "registry.example/hello:1"]);
+    let (ok, said) = validate(&yaml);
+    assert!(ok, "{said}\n{yaml}");
+    let stored: Vec<_> = std::fs::read_dir(dir.path().join(".weft/versions"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n != "blobs")
+        .collect();
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    let version = &stored[0];
+    assert!(
+        yaml.contains(&format!("weft.dev/version: {version}\n")),
+        "{yaml}"
+    );
+    assert!(
+        !yaml.contains("replicas:"),
+        "the cluster owns the count:\n{yaml}"
+    );
+
+    let containerfile = weft(&["--plan", "split", "--containerfile"]);
+    assert!(
+        containerfile.contains(&format!("version {version}")),
+        "{containerfile}"
+    );
+    for line in containerfile.lines().filter(|l| l.starts_with("COPY ")) {
+        let from = line.split(' ').nth(1).unwrap();
+        assert!(
+            dir.path().join(from).is_file(),
+            "{from} is not in the build context"
+        );
+    }
+
+    let secret = weft(&["--secret"]);
+    let (ok, said) = validate(&secret);
+    assert!(ok, "{said}\n{secret}");
+    assert!(secret.contains("name: hello-weft-token\n"), "{secret}");
+    assert_ne!(secret, weft(&["--secret"]), "each token is new");
+
+    let config = dir.path().join("config");
+    weft(&[
+        "--plan",
+        "split",
+        "--write-config",
+        config.to_str().unwrap(),
+    ]);
+    let manifest = ManifestFile::load(&config).unwrap();
+    for spec in manifest.manifest.components.values() {
+        let wasm = config.join("components").join(&spec.wasm);
+        assert!(wasm.is_file(), "{} is missing", wasm.display());
+    }
+    let cluster = std::fs::read_to_string(config.join("cluster.toml")).unwrap();
+    assert!(
+        cluster.contains(&format!("version = \"{version}\"")),
+        "{cluster}"
+    );
+}
