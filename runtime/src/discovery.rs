@@ -29,6 +29,10 @@ use tokio::sync::watch;
 /// How often a watched source is resolved and probed again.
 pub const REFRESH: Duration = Duration::from_secs(2);
 
+/// How long resolving a name may take; a resolver that hangs must not
+/// stop the probes of the peers already known.
+pub const RESOLVE_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// How long one health probe may take before the peer counts as unhealthy.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -151,6 +155,9 @@ pub fn watch(
             let healthy: BTreeSet<String> =
                 all_at_once(checks).await.into_iter().flatten().collect();
             let next = healthy_set(&candidates, &healthy);
+            tracing::debug!(
+                "peers of group '{label}': candidates {candidates:?}, healthy {healthy:?}"
+            );
             if **publish.borrow() != *next {
                 say!(
                     "weft: peers of group '{label}' from {source}: {}",

@@ -39,15 +39,7 @@ fn redis_passes_the_conformance_suite() {
 
 /// kvcounter with its `counts` bucket on `redis`.
 fn kvcounter_on(redis: &RedisServer) -> tempfile::TempDir {
-    weft_tests::app_dir(&format!(
-        "[app]\nname = \"kvcounter\"\n\
-         [components.http]\nwasm = \"{{wasm:kvcounter_http}}\"\n\
-         [components.counter]\nwasm = \"{{wasm:kvcounter_counter}}\"\n\
-         [components.counter.grants]\nkeyvalue = [\"counts\"]\n\
-         [listeners.web]\ncomponent = \"http\"\naddress = \"127.0.0.1:0\"\n\
-         [keyvalue.counts]\nbackend = \"redis\"\nurl = \"{}\"\n",
-        redis.url(0)
-    ))
+    weft_tests::kvcounter_on_redis(&redis.url(0), "127.0.0.1:0")
 }
 
 fn count(app: &Weft, name: &str) -> (u16, String) {

@@ -5,6 +5,7 @@
 //! manifest golden files, and `weft kube`'s Kubernetes objects (golden YAML
 //! checked against the Kubernetes schemas).
 
+mod cluster;
 mod deploy;
 mod errors;
 mod keyvalue;

@@ -24,12 +24,14 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+mod cluster;
 mod http;
 mod python;
 mod redis;
+pub use cluster::{Cluster, NODES, PodInfo};
 pub use http::{Connection, Reply, http_get, parse_response};
 pub use python::{COMPONENTIZE_PY, KUBERNETES_VALIDATE, PYTHON_GUESTS, kubernetes_validate};
-pub use redis::RedisServer;
+pub use redis::{RedisServer, kvcounter_on_redis};
 
 /// Every Rust guest the tests use, by cargo package name; the Python ones
 /// are in [`PYTHON_GUESTS`].
@@ -384,36 +386,47 @@ impl Drop for Weft {
 /// manifest is in `dir` has run, by `"WORKER COMPONENT: INTERFACE#FUNCTION"`
 /// (`Control.Served`); the proof that a call crossed a process.
 pub fn served_calls(dir: &Path) -> BTreeMap<String, u64> {
-    use weft_proto::v1::ServedRequest;
-    use weft_proto::v1::control_client::ControlClient;
     use weft_runtime::deploy::state::DeployState;
     let path = DeployState::path(dir);
     let state =
         DeployState::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     let token = weft_runtime::rpc::auth::Token::read_file(&dir.join(".weft").join("token"))
         .expect("the deployment's token");
+    let mut served = BTreeMap::new();
+    for worker in state.workers {
+        for (function, calls) in served_at(&worker.address, &token) {
+            served.insert(format!("{} {function}", worker.name), calls);
+        }
+    }
+    served
+}
+
+/// How many calls from other processes the worker at `address` has run,
+/// by `"COMPONENT: INTERFACE#FUNCTION"` (`Control.Served`).
+pub fn served_at(address: &str, token: &weft_runtime::rpc::auth::Token) -> BTreeMap<String, u64> {
+    use weft_proto::v1::ServedRequest;
+    use weft_proto::v1::control_client::ControlClient;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("a runtime");
     runtime.block_on(async {
-        let mut served = BTreeMap::new();
-        for worker in state.workers {
-            let channel =
-                weft_runtime::rpc::channel(&worker.address, &token).expect("a worker address");
-            let reply = ControlClient::new(channel)
-                .served(ServedRequest {})
-                .await
-                .unwrap_or_else(|e| panic!("worker {}: Served failed: {e}", worker.name));
-            for f in reply.into_inner().functions {
-                let key = format!(
-                    "{} {}: {}#{}",
-                    worker.name, f.component, f.interface, f.function
-                );
-                served.insert(key, f.calls);
-            }
-        }
-        served
+        let channel = weft_runtime::rpc::channel(address, token).expect("a worker address");
+        let reply = ControlClient::new(channel)
+            .served(ServedRequest {})
+            .await
+            .unwrap_or_else(|e| panic!("worker at {address}: Served failed: {e}"));
+        reply
+            .into_inner()
+            .functions
+            .into_iter()
+            .map(|f| {
+                (
+                    format!("{}: {}#{}", f.component, f.interface, f.function),
+                    f.calls,
+                )
+            })
+            .collect()
     })
 }
 

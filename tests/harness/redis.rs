@@ -118,3 +118,16 @@ fn spawn(address: SocketAddr, dir: &Path) -> Child {
             )
         })
 }
+
+/// The kvcounter sample, with its `counts` bucket on the Redis server at
+/// `url` and its listener at `address`.
+pub fn kvcounter_on_redis(url: &str, address: &str) -> tempfile::TempDir {
+    crate::app_dir(&format!(
+        "[app]\nname = \"kvcounter\"\n\
+         [components.http]\nwasm = \"{{wasm:kvcounter_http}}\"\n\
+         [components.counter]\nwasm = \"{{wasm:kvcounter_counter}}\"\n\
+         [components.counter.grants]\nkeyvalue = [\"counts\"]\n\
+         [listeners.web]\ncomponent = \"http\"\naddress = \"{address}\"\n\
+         [keyvalue.counts]\nbackend = \"redis\"\nurl = \"{url}\"\n"
+    ))
+}

@@ -78,7 +78,10 @@ impl WorkerCommand {
                     components: self.components.clone(),
                     group: self.group.clone().expect("clap requires it"),
                     peers: parse_peers(&self.peers)?,
-                    cache_dir: self.cache_dir.clone().unwrap_or_else(CompileCache::default_dir),
+                    cache_dir: self
+                        .cache_dir
+                        .clone()
+                        .unwrap_or_else(CompileCache::default_dir),
                 };
                 (token, listen, Some(launch))
             }
@@ -123,7 +126,11 @@ impl WorkerCommand {
 /// `--peers` values: `GROUP=HOST:PORT` pairs, comma-separated, by group.
 fn parse_peers(values: &[String]) -> anyhow::Result<BTreeMap<String, Vec<String>>> {
     let mut peers: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for pair in values.iter().flat_map(|v| v.split(',')).filter(|p| !p.is_empty()) {
+    for pair in values
+        .iter()
+        .flat_map(|v| v.split(','))
+        .filter(|p| !p.is_empty())
+    {
         let parsed = pair.split_once('=').and_then(|(group, address)| {
             let (host, port) = address.rsplit_once(':')?;
             (!group.is_empty() && !host.is_empty() && port.parse::<u16>().is_ok())

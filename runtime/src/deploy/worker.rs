@@ -220,7 +220,10 @@ impl Worker {
     }
 
     /// Loads and starts a group, once: a second assignment is refused.
-    async fn take(&self, launch: impl Future<Output = anyhow::Result<Launch>>) -> Result<(), Status> {
+    async fn take(
+        &self,
+        launch: impl Future<Output = anyhow::Result<Launch>>,
+    ) -> Result<(), Status> {
         {
             let mut assigning = self.assigning.lock().expect("assign lock");
             if *assigning {
@@ -352,7 +355,8 @@ impl Worker {
                      calls; give its replicas with --peers {callee}=HOST:PORT"
                 ),
             };
-            let (peers, watch) = discovery::watch(&callee, source, probe.clone(), discovery::REFRESH);
+            let (peers, watch) =
+                discovery::watch(&callee, source, probe.clone(), discovery::REFRESH);
             watches.push(watch);
             let replicas = Arc::new(Replicas::new(peers, &self.token));
             for component in &plan.groups[&callee].components {
@@ -407,7 +411,12 @@ impl Worker {
         say!(
             "weft worker {}: serving group '{group}' ({}), version {version}",
             self.name,
-            placement.local.iter().cloned().collect::<Vec<_>>().join(", ")
+            placement
+                .local
+                .iter()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
         );
         Ok(Serving {
             version: version.to_string(),
@@ -447,7 +456,11 @@ fn checked_version(
 }
 
 /// The groups other than `group` whose components `group`'s components call.
-fn called_groups(prepared: &Prepared, plan: &Plan, group: &str) -> std::collections::BTreeSet<String> {
+fn called_groups(
+    prepared: &Prepared,
+    plan: &Plan,
+    group: &str,
+) -> std::collections::BTreeSet<String> {
     plan.groups[group]
         .components
         .iter()
@@ -469,7 +482,9 @@ struct ControlService {
 impl Control for ControlService {
     async fn assign(&self, request: Request<Assignment>) -> Result<Response<Assigned>, Status> {
         let worker = &self.worker;
-        worker.take(worker.launch_of_assignment(request.into_inner())).await?;
+        worker
+            .take(worker.launch_of_assignment(request.into_inner()))
+            .await?;
         Ok(Response::new(Assigned {}))
     }
 

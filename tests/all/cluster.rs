@@ -1,0 +1,274 @@
+//! weft on a simulated three-node Kubernetes (`weft_tests::Cluster`):
+//! the apps run from nothing but what `weft kube` writes — the YAML, the
+//! token Secret and the image built from its Containerfile — with every
+//! pod in a network namespace of its own, on one of three nodes.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+use weft_tests::{Cluster, RedisServer, app_dir, http_get, served_at, weft_once};
+
+/// A copy of the hello sample whose greeter says `greeting`.
+fn hello(greeting: &str) -> tempfile::TempDir {
+    app_dir(&format!(
+        "[app]\nname = \"hello\"\n\
+         [components.frontend]\nwasm = \"{{wasm:hello_frontend}}\"\n\
+         [components.greeter]\nwasm = \"{{wasm:hello_greeter}}\"\n\
+         [components.greeter.config]\ngreeting = \"{greeting}\"\n\
+         [listeners.web]\ncomponent = \"frontend\"\naddress = \"127.0.0.1:8080\"\n"
+    ))
+}
+
+/// `weft kube ARGS...`'s output; it must succeed.
+fn kube(args: &[&str]) -> String {
+    let mut all = vec!["kube"];
+    all.extend_from_slice(args);
+    let (status, stdout, stderr) = weft_once(&all);
+    assert!(status.success(), "weft {}: {stderr}", all.join(" "));
+    stdout
+}
+
+/// Builds the image, applies the token Secret (once per cluster) and the
+/// version's objects, as the YAML's header tells a user to.
+fn deploy(cluster: &Cluster, dir: &std::path::Path, plan: &str, image: &str) -> String {
+    let path = dir.to_str().unwrap();
+    let mut args = vec![path, "--plan", plan, "--image", image];
+    if plan.ends_with(".toml") {
+        args.push("--replicas-from-plan");
+    }
+    let yaml = kube(&args);
+    let containerfile = kube(&[path, "--plan", plan, "--containerfile"]);
+    cluster.build_image(image, &containerfile, dir);
+    if !cluster.has_secret(&format!("{}-weft-token", app_of(&yaml))) {
+        cluster.apply(&kube(&[path, "--secret"]));
+    }
+    cluster.apply(&yaml);
+    yaml
+}
+
+/// The app a YAML stream names in its labels.
+fn app_of(yaml: &str) -> String {
+    label(yaml, "weft.dev/app")
+}
+
+/// The version a YAML stream names in its labels.
+fn version_of(yaml: &str) -> String {
+    label(yaml, "weft.dev/version")
+}
+
+fn label(yaml: &str, key: &str) -> String {
+    let line = yaml
+        .lines()
+        .find(|l| l.trim_start().starts_with(&format!("{key}:")))
+        .unwrap_or_else(|| panic!("no {key} label"));
+    line.split(':')
+        .nth(1)
+        .unwrap()
+        .trim()
+        .trim_matches('\'')
+        .to_string()
+}
+
+fn get(address: std::net::SocketAddr, path: &str) -> (u16, String) {
+    http_get(&format!("http://{address}{path}"))
+}
+
+/// The calls that greeter pod `ip` served from other pods.
+fn greeted(cluster: &Cluster, ip: std::net::Ipv4Addr) -> u64 {
+    served_at(&format!("{ip}:7070"), &cluster.token("hello-weft-token"))
+        .iter()
+        .filter(|(k, _)| k.starts_with("greeter: "))
+        .map(|(_, n)| n)
+        .sum()
+}
+
+#[test]
+fn hello_split_over_three_nodes_answers_from_outside() {
+    let cluster = Cluster::new();
+    let dir = hello("Hello");
+    let yaml = deploy(&cluster, dir.path(), "split", "hello:1");
+    let v = version_of(&yaml);
+    let pods = cluster.wait_ready(&[("weft.dev/app", "hello")], 2);
+    let node = |group: &str| {
+        let group_pods = cluster.pods(&[("weft.dev/group", group), ("weft.dev/version", &v)]);
+        (group_pods[0].node, group_pods[0].ip)
+    };
+    let (frontend_node, _) = node("frontend");
+    let (greeter_node, greeter_ip) = node("greeter");
+    assert_ne!(
+        frontend_node, greeter_node,
+        "the groups run on two nodes: {pods:?}"
+    );
+
+    let web = cluster.service_address("hello-web");
+    for _ in 0..5 {
+        let answer = get(web, "/?name=Ada");
+        assert_eq!(
+            answer,
+            (200, "en: Hello, Ada!\n".into()),
+            "{}",
+            cluster.logs()
+        );
+    }
+    assert_eq!(
+        get(web, "/?name=Ada&lang=en,fr&style=shout"),
+        (200, "en: HELLO, ADA!\nfr: BONJOUR, ADA!\n".into())
+    );
+    // Every greeting crossed from one node's pod to the other's.
+    assert_eq!(greeted(&cluster, greeter_ip), 6, "{}", cluster.logs());
+
+    // Deleting a pod: it drains and exits well within its grace period.
+    let greeter = &cluster.pods(&[("weft.dev/group", "greeter")])[0];
+    assert!(
+        cluster.terminate(&greeter.name, Duration::from_secs(38)),
+        "{}",
+        cluster.logs()
+    );
+    assert!(
+        cluster.log(&greeter.name).contains("stopped"),
+        "{}",
+        cluster.logs()
+    );
+}
+
+#[test]
+fn kvcounter_replicas_on_two_nodes_lose_no_increments() {
+    let cluster = Cluster::new();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let redis = RedisServer::start_on((cluster.host_ip(), port).into());
+    let dir = weft_tests::kvcounter_on_redis(&redis.url(0), "127.0.0.1:8081");
+    let plan = dir.path().join("plan.toml");
+    std::fs::write(
+        &plan,
+        "[groups.http]\ncomponents = [\"http\"]\n\
+         [groups.counter]\ncomponents = [\"counter\"]\nreplicas = 2\n",
+    )
+    .unwrap();
+    deploy(&cluster, dir.path(), plan.to_str().unwrap(), "kvcounter:1");
+    cluster.wait_ready(&[("weft.dev/app", "kvcounter")], 3);
+    let counters = cluster.pods(&[("weft.dev/group", "counter")]);
+    assert_eq!(counters.len(), 2);
+    assert_ne!(counters[0].node, counters[1].node, "{counters:?}");
+    // Each replica must be known to the http pod before the load, or one
+    // replica could take it all.
+    let http = &cluster.pods(&[("weft.dev/group", "http")])[0];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !cluster.log(&http.name).contains(&format!(
+        "{}:7070, {}:7070",
+        counters[0].ip.min(counters[1].ip),
+        counters[0].ip.max(counters[1].ip)
+    )) {
+        assert!(Instant::now() < deadline, "{}", cluster.logs());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let web = cluster.service_address("kvcounter-web");
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            std::thread::spawn(move || {
+                for _ in 0..10 {
+                    assert_eq!(get(web, "/counter/hits").0, 200);
+                }
+            })
+        })
+        .collect();
+    for client in clients {
+        client.join().unwrap();
+    }
+    assert_eq!(
+        get(web, "/counter/hits?peek"),
+        (200, "{\"counter\":\"hits\",\"value\":40}\n".into())
+    );
+    assert_eq!(redis.command("HGET counts hits"), "$2\r\n40\r\n");
+    let token = cluster.token("kvcounter-weft-token");
+    let per_replica: Vec<u64> = counters
+        .iter()
+        .map(|p| served_at(&format!("{}:7070", p.ip), &token).values().sum())
+        .collect();
+    assert_eq!(per_replica.iter().sum::<u64>(), 41, "{per_replica:?}");
+    assert!(
+        per_replica.iter().all(|n| *n > 0),
+        "both replicas took calls: {per_replica:?}"
+    );
+}
+
+#[test]
+fn killed_and_frozen_pods_are_dropped_by_their_peers() {
+    let cluster = Cluster::new();
+    let dir = hello("Hello");
+    let plan = dir.path().join("plan.toml");
+    std::fs::write(
+        &plan,
+        "[groups.frontend]\ncomponents = [\"frontend\"]\n\
+         [groups.greeter]\ncomponents = [\"greeter\"]\nreplicas = 3\n",
+    )
+    .unwrap();
+    deploy(&cluster, dir.path(), plan.to_str().unwrap(), "hello:1");
+    cluster.wait_ready(&[("weft.dev/app", "hello")], 4);
+    let greeters = cluster.pods(&[("weft.dev/group", "greeter")]);
+    let frontend = cluster.pods(&[("weft.dev/group", "frontend")])[0].clone();
+    let (killed, frozen, survivor) = (&greeters[0], &greeters[1], &greeters[2]);
+
+    // One replica's process is gone; another's still holds its sockets but
+    // answers nothing, so only its failing health check can tell.
+    cluster.kill(&killed.name);
+    cluster.freeze(&frozen.name);
+    let peers_line = "peers of group 'greeter' from ";
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = cluster.log(&frontend.name);
+        let last = log.lines().rfind(|l| l.contains(peers_line)).unwrap_or("");
+        if last.ends_with(&format!(": {}:7070", survivor.ip)) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the frontend still routes to a dead or frozen pod:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let before = greeted(&cluster, survivor.ip);
+    let web = cluster.service_address("hello-web");
+    for _ in 0..10 {
+        assert_eq!(get(web, "/?name=Ada"), (200, "en: Hello, Ada!\n".into()));
+    }
+    assert_eq!(greeted(&cluster, survivor.ip) - before, 10);
+}
+
+#[test]
+fn a_second_version_beside_the_first_never_gets_its_calls() {
+    let cluster = Cluster::new();
+    let first = hello("Hello");
+    let v1 = version_of(&deploy(&cluster, first.path(), "split", "hello:1"));
+    cluster.wait_ready(&[("weft.dev/version", &v1)], 2);
+    let web = cluster.service_address("hello-web");
+    assert_eq!(get(web, "/?name=Ada"), (200, "en: Hello, Ada!\n".into()));
+
+    let second = hello("Howdy");
+    let v2 = version_of(&deploy(&cluster, second.path(), "split", "hello:2"));
+    assert_ne!(v1, v2);
+    cluster.wait_ready(&[("weft.dev/version", &v2)], 2);
+    // The listener Service moved to the second version at once...
+    let web = cluster.service_address("hello-web");
+    assert_eq!(get(web, "/?name=Ada"), (200, "en: Howdy, Ada!\n".into()));
+    // ...while the first version's pods still serve, among themselves only.
+    let pod = |v: &str, group: &str| {
+        cluster.pods(&[("weft.dev/version", v), ("weft.dev/group", group)])[0].clone()
+    };
+    let old_web = std::net::SocketAddr::from((pod(&v1, "frontend").ip, 8080));
+    for _ in 0..5 {
+        assert_eq!(
+            get(old_web, "/?name=Ada"),
+            (200, "en: Hello, Ada!\n".into())
+        );
+    }
+    let calls: BTreeMap<&str, u64> = [
+        ("v1", greeted(&cluster, pod(&v1, "greeter").ip)),
+        ("v2", greeted(&cluster, pod(&v2, "greeter").ip)),
+    ]
+    .into();
+    assert_eq!(calls, [("v1", 6), ("v2", 1)].into(), "{}", cluster.logs());
+}
