@@ -276,3 +276,179 @@ fn kube_command_end_to_end() {
         "{cluster}"
     );
 }
+
+/// Images and containers made with buildah, removed when dropped.
+#[derive(Default)]
+struct Buildah {
+    containers: Vec<String>,
+    images: Vec<String>,
+}
+
+impl Buildah {
+    fn run(&self, args: &[&str]) -> String {
+        let out = Command::new("buildah").args(args).output().unwrap_or_else(|e| {
+            panic!("cannot run buildah ({e}); install it with `apt-get install -y buildah` (.ci/run does)")
+        });
+        assert!(
+            out.status.success(),
+            "buildah {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    fn from(&mut self, image: &str) -> String {
+        let container = self.run(&["from", "-q", image]);
+        self.containers.push(container.clone());
+        container
+    }
+
+    fn commit(&mut self, container: &str, image: &str) {
+        self.run(&["commit", "-q", container, image]);
+        self.images.push(image.to_string());
+    }
+}
+
+impl Drop for Buildah {
+    fn drop(&mut self) {
+        for c in &self.containers {
+            let _ = Command::new("buildah").args(["rm", c]).output();
+        }
+        for i in self.images.iter().rev() {
+            let _ = Command::new("buildah").args(["rmi", "-f", i]).output();
+        }
+    }
+}
+
+/// The shared libraries `binary` loads, from `ldd`.
+fn libraries(binary: &Path) -> Vec<PathBuf> {
+    let out = Command::new("ldd").arg(binary).output().expect("ldd runs");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().find(|w| w.starts_with('/')))
+        .map(PathBuf::from)
+        .collect()
+}
+
+/// The image that `weft kube --containerfile` describes builds without a
+/// network (buildah, on a base made of this machine's own C libraries in
+/// place of the distroless one), and a worker started from it serves hello.
+#[test]
+fn the_image_builds_offline_and_serves() {
+    let mut buildah = Buildah::default();
+    let tag = std::process::id();
+    let dir = weft_tests::app_dir(
+        "[app]\nname = \"hello\"\n\
+         [components.frontend]\nwasm = \"{wasm:hello_frontend}\"\n\
+         [components.greeter]\nwasm = \"{wasm:hello_greeter}\"\n\
+         [listeners.web]\ncomponent = \"frontend\"\naddress = \"127.0.0.1:8080\"\n",
+    );
+    let app = dir.path().to_str().unwrap();
+    let kube = |args: &[&str]| {
+        let (status, stdout, stderr) = weft_tests::weft_once(&[&["kube", app][..], args].concat());
+        assert!(status.success(), "{stderr}");
+        stdout
+    };
+    let containerfile = dir.path().join("Containerfile");
+    std::fs::write(
+        &containerfile,
+        kube(&["--plan", "monolith", "--containerfile"]),
+    )
+    .unwrap();
+
+    let base_image = format!("localhost/weft-test-base-{tag}");
+    let base = buildah.from("scratch");
+    for library in libraries(weft_tests::weft_bin()) {
+        let into = format!("{}/", library.parent().unwrap().display());
+        buildah.run(&["copy", "-q", &base, library.to_str().unwrap(), &into]);
+    }
+    buildah.commit(&base, &base_image);
+    let image = format!("localhost/weft-test-hello-{tag}");
+    buildah.run(&[
+        "bud",
+        "-q",
+        "--build-arg",
+        &format!("BASE={base_image}"),
+        "-f",
+        containerfile.to_str().unwrap(),
+        "-t",
+        &image,
+        app,
+    ]);
+    buildah.images.push(image.clone());
+
+    // The image's file system, with the ConfigMap and the Secret where the
+    // pod would mount them; the listener on a free port of this machine.
+    let container = buildah.from(&image);
+    let root = PathBuf::from(buildah.run(&["mount", &container]));
+    let config = tempfile::tempdir().unwrap();
+    kube(&[
+        "--plan",
+        "monolith",
+        "--write-config",
+        config.path().to_str().unwrap(),
+    ]);
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+    };
+    let web = free();
+    std::fs::create_dir_all(root.join("etc/weft")).unwrap();
+    for file in ["weft.toml", "plan.toml", "cluster.toml"] {
+        let text = std::fs::read_to_string(config.path().join(file)).unwrap();
+        let text = text.replace("0.0.0.0:8080", &web.to_string());
+        std::fs::write(root.join("etc/weft").join(file), text).unwrap();
+    }
+    let secret = kube(&["--secret"]);
+    let token = secret
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("token: "))
+        .expect("a token in the Secret")
+        .trim_matches(['\'', '"']);
+    std::fs::create_dir_all(root.join("etc/weft-token")).unwrap();
+    std::fs::write(root.join("etc/weft-token/token"), token).unwrap();
+
+    let grpc = free().to_string();
+    let mut worker = Command::new("/usr/sbin/chroot")
+        .arg(&root)
+        .args([
+            "/usr/local/bin/weft",
+            "worker",
+            "--config",
+            "/etc/weft",
+            "--group",
+            "main",
+        ])
+        .args(["--components", "/opt/weft/components"])
+        .args(["--token-file", "/etc/weft-token/token", "--listen", &grpc])
+        .env_clear()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("chroot runs");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let answer = loop {
+        let answer =
+            std::panic::catch_unwind(|| weft_tests::http_get(&format!("http://{web}/?name=Ada")));
+        if let Ok(answer) = answer {
+            break answer;
+        }
+        if std::time::Instant::now() > deadline || worker.try_wait().unwrap().is_some() {
+            let _ = worker.kill();
+            let out = worker.wait_with_output().unwrap();
+            panic!(
+                "the worker in the image never served:\n{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    let _ = worker.kill();
+    let _ = worker.wait();
+    let _ = buildah.run(&["umount", &container]);
+    assert_eq!(answer, (200, "en: Hello, Ada!\n".into()));
+}
