@@ -272,3 +272,77 @@ fn a_second_version_beside_the_first_never_gets_its_calls() {
     .into();
     assert_eq!(calls, [("v1", 6), ("v2", 1)].into(), "{}", cluster.logs());
 }
+
+/// Workers on plain machines (here, two processes on this one): the
+/// folder `weft kube --write-config` writes, and `--peers` in place of DNS.
+#[test]
+fn workers_on_plain_machines_find_each_other_through_peers() {
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+    };
+    let web = free();
+    let dir = app_dir(&format!(
+        "[app]\nname = \"hello\"\n\
+         [components.frontend]\nwasm = \"{{wasm:hello_frontend}}\"\n\
+         [components.greeter]\nwasm = \"{{wasm:hello_greeter}}\"\n\
+         [listeners.web]\ncomponent = \"frontend\"\naddress = \"{web}\"\n"
+    ));
+    let config = dir.path().join("config");
+    let config = config.to_str().unwrap();
+    kube(&[
+        dir.path().to_str().unwrap(),
+        "--plan",
+        "split",
+        "--write-config",
+        config,
+    ]);
+    let secret = kube(&[dir.path().to_str().unwrap(), "--secret"]);
+    let token = secret
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("token: "))
+        .unwrap()
+        .trim_matches(['\'', '"']);
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, token).unwrap();
+    let (greeter_at, frontend_at) = (free().to_string(), free().to_string());
+    let components = format!("{config}/components");
+    let worker = |group: &str, listen: &str, peers: &[&str]| {
+        let mut args = vec![
+            "worker",
+            "--config",
+            config,
+            "--group",
+            group,
+            "--components",
+            &components,
+            "--token-file",
+            token_file.to_str().unwrap(),
+            "--listen",
+            listen,
+            "--name",
+            group,
+        ];
+        args.extend_from_slice(peers);
+        weft_tests::Weft::spawn_until(&args, "serving group")
+    };
+    let _greeter = worker("greeter", &greeter_at, &[]);
+    let peers = format!("greeter={greeter_at}");
+    let frontend = worker("frontend", &frontend_at, &["--peers", &peers]);
+    frontend.wait_for_output(&format!(
+        "peers of group 'greeter' from {greeter_at}: {greeter_at}"
+    ));
+    for _ in 0..3 {
+        assert_eq!(
+            get(web, "/?name=Ada"),
+            (200, "en: Hello, Ada!\n".into()),
+            "{}",
+            frontend.output()
+        );
+    }
+    let token = weft_runtime::rpc::auth::Token::parse(token).unwrap();
+    let greeted: u64 = served_at(&greeter_at, &token).values().sum();
+    assert_eq!(greeted, 3);
+}

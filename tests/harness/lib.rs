@@ -252,6 +252,22 @@ impl Weft {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> Weft {
+        Weft::spawn_waiting(bin, command_args, args, env, "is running")
+    }
+
+    /// Starts `weft ARGS...` and waits until it prints a line holding
+    /// `ready` (a worker started by hand says "serving group").
+    pub fn spawn_until(args: &[&str], ready: &str) -> Weft {
+        Weft::spawn_waiting(weft_bin(), args, &[], &[], ready)
+    }
+
+    fn spawn_waiting(
+        bin: &Path,
+        command_args: &[&str],
+        args: &[&str],
+        env: &[(&str, &str)],
+        ready: &str,
+    ) -> Weft {
         let claim = (command_args.first() == Some(&"deploy"))
             .then(|| args.iter().find(|a| !a.starts_with('-')))
             .flatten()
@@ -282,7 +298,7 @@ impl Weft {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left) {
-                Ok(line) if line.contains("is running") => break,
+                Ok(line) if line.contains(ready) => break,
                 Ok(line) => {
                     if let Some(rest) = line.strip_prefix("weft: listener ") {
                         let mut words = rest.split_whitespace();
