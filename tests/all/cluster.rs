@@ -133,11 +133,7 @@ fn hello_split_over_three_nodes_answers_from_outside() {
 #[test]
 fn kvcounter_replicas_on_two_nodes_lose_no_increments() {
     let cluster = Cluster::new();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = weft_tests::free_address().port();
     let redis = RedisServer::start_on((cluster.host_ip(), port).into());
     let dir = weft_tests::kvcounter_on_redis(&redis.url(0), "127.0.0.1:8081");
     let plan = dir.path().join("plan.toml");
@@ -277,12 +273,7 @@ fn a_second_version_beside_the_first_never_gets_its_calls() {
 /// folder `weft kube --write-config` writes, and `--peers` in place of DNS.
 #[test]
 fn workers_on_plain_machines_find_each_other_through_peers() {
-    let free = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-    };
+    let free = weft_tests::free_address;
     let web = free();
     let dir = app_dir(&format!(
         "[app]\nname = \"hello\"\n\
@@ -300,11 +291,7 @@ fn workers_on_plain_machines_find_each_other_through_peers() {
         config,
     ]);
     let secret = kube(&[dir.path().to_str().unwrap(), "--secret"]);
-    let token = secret
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("token: "))
-        .unwrap()
-        .trim_matches(['\'', '"']);
+    let token = &weft_tests::secret_token(&secret);
     let token_file = dir.path().join("token");
     std::fs::write(&token_file, token).unwrap();
     let (greeter_at, frontend_at) = (free().to_string(), free().to_string());

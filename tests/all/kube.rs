@@ -389,12 +389,7 @@ fn the_image_builds_offline_and_serves() {
         "--write-config",
         config.path().to_str().unwrap(),
     ]);
-    let free = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-    };
+    let free = weft_tests::free_address;
     let web = free();
     std::fs::create_dir_all(root.join("etc/weft")).unwrap();
     for file in ["weft.toml", "plan.toml", "cluster.toml"] {
@@ -403,11 +398,7 @@ fn the_image_builds_offline_and_serves() {
         std::fs::write(root.join("etc/weft").join(file), text).unwrap();
     }
     let secret = kube(&["--secret"]);
-    let token = secret
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("token: "))
-        .expect("a token in the Secret")
-        .trim_matches(['\'', '"']);
+    let token = &weft_tests::secret_token(&secret);
     std::fs::create_dir_all(root.join("etc/weft-token")).unwrap();
     std::fs::write(root.join("etc/weft-token/token"), token).unwrap();
 

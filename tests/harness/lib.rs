@@ -58,6 +58,23 @@ pub const GUESTS: &[&str] = &[
 /// How long an app may take to come up (a cold compile included).
 const STARTUP: Duration = Duration::from_secs(180);
 
+/// The token in a Secret that `weft kube --secret` printed.
+pub fn secret_token(secret: &str) -> String {
+    secret
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("token: "))
+        .expect("a token in the Secret")
+        .trim_matches(['\'', '"'])
+        .to_string()
+}
+
+/// A loopback address with a port that is free now.
+pub fn free_address() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+}
+
 /// The repository root.
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

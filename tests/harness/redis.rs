@@ -21,11 +21,7 @@ pub struct RedisServer {
 impl RedisServer {
     /// Starts a server on a free loopback port.
     pub fn start() -> RedisServer {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        RedisServer::start_on(SocketAddr::from(([127, 0, 0, 1], port)))
+        RedisServer::start_on(crate::free_address())
     }
 
     /// Starts a server at `address`, which may be any local address (a
