@@ -53,8 +53,9 @@ impl Replicas {
         }
     }
 
-    /// The replicas in the order this call should try them.
-    fn in_turn(&self) -> Vec<(String, AuthChannel)> {
+    /// The replicas in the order this call should try them: the current
+    /// channels, and where in them to start.
+    fn in_turn(&self) -> (Arc<[(String, AuthChannel)]>, usize) {
         let current = self.peers.current();
         let channels = {
             let mut cached = self.channels.lock().expect("replica channels");
@@ -79,9 +80,7 @@ impl Replicas {
             }
             cached.1.clone()
         };
-        let start = self.next.fetch_add(1, Ordering::Relaxed);
-        let n = channels.len();
-        (0..n).map(|i| channels[(start + i) % n].clone()).collect()
+        (channels, self.next.fetch_add(1, Ordering::Relaxed))
     }
 }
 
@@ -162,11 +161,12 @@ impl RemoteFunc {
         label: &impl Fn() -> String,
         last_refusal: &mut Option<String>,
     ) -> Option<wasmtime::Result<()>> {
-        let replicas = self.replicas.in_turn();
+        let (replicas, start) = self.replicas.in_turn();
         if replicas.is_empty() {
             *last_refusal = Some("no healthy replica is known".into());
         }
-        for (address, channel) in replicas {
+        for i in 0..replicas.len() {
+            let (address, channel) = &replicas[(start + i) % replicas.len()];
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Some(Err(wasmtime::format_err!(
@@ -184,7 +184,7 @@ impl RemoteFunc {
                 payload: payload.clone(),
             });
             request.set_timeout(left);
-            let mut client = InvokeClient::new(channel)
+            let mut client = InvokeClient::new(channel.clone())
                 .max_decoding_message_size(super::MAX_MESSAGE)
                 .max_encoding_message_size(super::MAX_MESSAGE);
             match client.call(request).await {
