@@ -139,6 +139,8 @@ impl Prepared {
 /// Which components run here, and where the others are: one worker's share
 /// of a plan. `None` in [`App::start`] means every component runs here.
 pub struct Placement {
+    /// The name of this process's group.
+    pub group: String,
     /// The components of this process's group.
     pub local: BTreeSet<String>,
     /// Every other component, with the replicas of its group.
@@ -411,6 +413,7 @@ fn link_all(
         let spec = &manifest.manifest.components[name];
         let caller = Caller {
             name,
+            group: placement.map_or(weft_placer::MONOLITH_GROUP, |p| p.group.as_str()),
             component: &c.component,
             imports: &c.world.imports,
         };

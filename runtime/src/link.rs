@@ -9,6 +9,10 @@
 //! another group, the forwarder is a [`RemoteFunc`] that sends the call over
 //! gRPC. Component binaries never change; only the routing does.
 //!
+//! Each forwarded function is one [`Forwarder`], which knows its caller,
+//! its callee, the caller's group and the deployment's version: the one
+//! place a cross-component call goes through, local or remote.
+//!
 //! Forwarders find their callee's pool through a [`PoolSlot`], filled once
 //! every pool exists, which is what lets components import from each other
 //! in a cycle.
@@ -52,27 +56,68 @@ pub enum Callee<'a> {
 pub struct Caller<'a> {
     /// Its name in the manifest.
     pub name: &'a str,
+    /// The group it runs in (`main` under `weft run`).
+    pub group: &'a str,
     /// Its compiled code, for the types of its imports.
     pub component: &'a Component,
     /// The interfaces it imports.
     pub imports: &'a [Interface],
 }
 
-/// One forwarded function: a fixed export of a fixed callee.
-struct Forward {
-    slot: PoolSlot,
-    export: ComponentExportIndex,
-    /// "greeter: demo:hello/greeter@0.1.0#greet", for errors.
-    label: String,
+/// One forwarded function: a caller's import served by a callee's export,
+/// in this process or in another group.
+pub struct Forwarder {
+    /// The calling component.
+    pub caller: String,
+    /// The caller's group.
+    pub group: String,
+    /// The component that serves the call.
+    pub callee: String,
+    /// The interface, as the callee exports it.
+    pub interface: String,
+    /// The function's name.
+    pub function: String,
+    route: Route,
 }
 
-impl Forward {
-    async fn call(&self, params: &[Val], results: &mut [Val]) -> wasmtime::Result<()> {
-        let pool = self.slot.get().ok_or_else(|| {
-            wasmtime::format_err!("{} was called before the app finished loading", self.label)
-        })?;
-        pool.call_export(self.export, &self.label, params, results)
-            .await
+/// Where a forwarded call goes.
+enum Route {
+    /// A pool of this process, and the export in its instances.
+    Local {
+        slot: PoolSlot,
+        export: ComponentExportIndex,
+    },
+    /// Another group's replicas.
+    Remote(RemoteFunc),
+}
+
+impl Forwarder {
+    /// How errors name the function: "greeter: demo:hello/greeter@0.1.0#greet".
+    fn label(&self) -> String {
+        format!("{}: {}#{}", self.callee, self.interface, self.function)
+    }
+
+    /// Calls the callee with `params`, writing `results`; `deadline` is
+    /// when the caller's own call must end.
+    async fn call(
+        &self,
+        deadline: std::time::Instant,
+        params: &[Val],
+        results: &mut [Val],
+    ) -> wasmtime::Result<()> {
+        match &self.route {
+            Route::Local { slot, export } => {
+                let pool = slot.get().ok_or_else(|| {
+                    wasmtime::format_err!(
+                        "{} was called before the app finished loading",
+                        self.label()
+                    )
+                })?;
+                pool.call_export(*export, &self.label(), params, results)
+                    .await
+            }
+            Route::Remote(remote) => remote.call(deadline, params, results).await,
+        }
     }
 }
 
@@ -110,46 +155,49 @@ pub fn linker_for<'c>(
             .find(|i| i.name == wire.import)
             .expect("every wire comes from an import");
         let mut instance = linker.instance(&wire.import)?;
-        match callee(name)? {
-            Callee::Local { component, slot } => {
-                let iface_index = component.get_export_index(None, export).ok_or_else(|| {
+        let callee = callee(name)?;
+        let iface_index = match &callee {
+            Callee::Local { component, .. } => {
+                Some(component.get_export_index(None, export).ok_or_else(|| {
                     wasmtime::format_err!("component '{name}' has no export {export}")
-                })?;
-                for func in &interface.functions {
-                    let label = format!("{name}: {export}#{}", func.name);
-                    let index = component
-                        .get_export_index(Some(&iface_index), &func.name)
-                        .ok_or_else(|| wasmtime::format_err!("{label} is not exported"))?;
-                    let forward = Arc::new(Forward {
-                        slot: slot.clone(),
-                        export: index,
-                        label,
-                    });
-                    instance.func_new_async(&func.name, move |_caller, _ty, params, results| {
-                        let forward = forward.clone();
-                        Box::new(async move { forward.call(params, results).await })
-                    })?;
-                }
+                })?)
             }
-            Callee::Remote { replicas, version } => {
-                for func in &interface.functions {
-                    let remote = Arc::new(RemoteFunc {
-                        replicas: replicas.clone(),
-                        version: version.clone(),
-                        caller: caller.name.to_string(),
-                        target: name.clone(),
-                        interface: export.clone(),
-                        function: func.name.clone(),
-                        fingerprint: version::fingerprint(&func.signature),
-                        types: import_types(engine, caller, &wire.import, &func.name)?,
-                    });
-                    instance.func_new_async(&func.name, move |store, _ty, params, results| {
-                        let remote = remote.clone();
-                        let deadline = store.data().deadline;
-                        Box::new(async move { remote.call(deadline, params, results).await })
-                    })?;
-                }
-            }
+            Callee::Remote { .. } => None,
+        };
+        for func in &interface.functions {
+            let route = match &callee {
+                Callee::Local { component, slot } => Route::Local {
+                    slot: slot.clone(),
+                    export: component
+                        .get_export_index(iface_index.as_ref(), &func.name)
+                        .ok_or_else(|| {
+                            wasmtime::format_err!("{name}: {export}#{} is not exported", func.name)
+                        })?,
+                },
+                Callee::Remote { replicas, version } => Route::Remote(RemoteFunc {
+                    replicas: replicas.clone(),
+                    version: version.clone(),
+                    caller: caller.name.to_string(),
+                    target: name.clone(),
+                    interface: export.clone(),
+                    function: func.name.clone(),
+                    fingerprint: version::fingerprint(&func.signature),
+                    types: import_types(engine, caller, &wire.import, &func.name)?,
+                }),
+            };
+            let forwarder = Arc::new(Forwarder {
+                caller: caller.name.to_string(),
+                group: caller.group.to_string(),
+                callee: name.clone(),
+                interface: export.clone(),
+                function: func.name.clone(),
+                route,
+            });
+            instance.func_new_async(&func.name, move |store, _ty, params, results| {
+                let forwarder = forwarder.clone();
+                let deadline = store.data().deadline;
+                Box::new(async move { forwarder.call(deadline, params, results).await })
+            })?;
         }
     }
     Ok(linker)

@@ -242,6 +242,7 @@ pub(crate) async fn cross_process() -> anyhow::Result<()> {
         })
         .await?;
     let placement = Placement {
+        group: "caller".to_string(),
         local: BTreeSet::from(["caller".to_string()]),
         remote: BTreeMap::from([(
             "callee".to_string(),

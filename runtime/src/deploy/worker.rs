@@ -80,7 +80,6 @@ struct Serving {
 /// A group to serve, however the worker learned of it.
 struct Launch {
     prepared: Prepared,
-    group: String,
     replica: u32,
     placement: Placement,
     /// Where buckets on the embedded backend live (the manager's store).
@@ -285,12 +284,12 @@ impl Worker {
         }
         Ok(Launch {
             placement: Placement {
+                group: a.group.clone(),
                 local: group.components.iter().cloned().collect(),
                 remote,
                 version,
             },
             prepared,
-            group: a.group,
             replica: a.replica,
             embedded,
             listeners,
@@ -375,11 +374,11 @@ impl Worker {
         }
         Ok(Launch {
             placement: Placement {
+                group: name.clone(),
                 local: group.components.iter().cloned().collect(),
                 remote,
                 version,
             },
-            group: name.clone(),
             replica: 0,
             embedded: None,
             listeners,
@@ -392,7 +391,6 @@ impl Worker {
     async fn start(&self, launch: Launch) -> anyhow::Result<Serving> {
         let Launch {
             prepared,
-            group,
             replica,
             placement,
             embedded,
@@ -400,6 +398,7 @@ impl Worker {
             watches,
         } = launch;
         let version = placement.version.clone();
+        let group = placement.group.clone();
         let app = Arc::new(App::start(&prepared, Some(&placement), embedded).await?);
         let exports = prepared.exports(&app, version.clone());
         if self.invoke.assign(exports).is_err() {
