@@ -25,8 +25,12 @@ pub fn new_engine() -> wasmtime::Result<Engine> {
         .total_core_instances(MAX_INSTANCES * 8)
         .total_stacks(MAX_INSTANCES);
     let mut config = Config::new();
+    // No component-model async (streams, futures, `call_concurrent`): weft
+    // refuses such imports, and leaving it on makes every store set up the
+    // concurrent-call machinery and every call go through it.
     config
         .wasm_component_model(true)
+        .concurrency_support(false)
         .epoch_interruption(true)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     let engine = Engine::new(&config)?;

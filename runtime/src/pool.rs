@@ -12,9 +12,10 @@
 //! cross-component call path.
 
 use crate::host::{HostState, Sandbox};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use wasmtime::component::{ComponentExportIndex, Instance, InstancePre, Val};
+use wasmtime::component::{ComponentExportIndex, Func, Instance, InstancePre, Val};
 use wasmtime::{Store, Trap, UpdateDeadline};
 
 /// How much longer than its call timeout an entry call may wait on the host
@@ -37,6 +38,23 @@ pub struct Warm {
     pub store: Store<HostState>,
     /// The instance.
     pub instance: Instance,
+    /// The exports called so far, looked up once per instance.
+    funcs: HashMap<ComponentExportIndex, Func>,
+}
+
+impl Warm {
+    /// Export `export` of this instance; `label` names it in errors.
+    pub fn func(&mut self, export: ComponentExportIndex, label: &str) -> wasmtime::Result<Func> {
+        if let Some(func) = self.funcs.get(&export) {
+            return Ok(*func);
+        }
+        let func = self
+            .instance
+            .get_func(&mut self.store, export)
+            .ok_or_else(|| wasmtime::format_err!("{label} is not a function"))?;
+        self.funcs.insert(export, func);
+        Ok(func)
+    }
 }
 
 /// The warm instances of one component.
@@ -129,10 +147,7 @@ impl InstancePool {
         results: &mut [Val],
     ) -> wasmtime::Result<()> {
         self.with_instance(async |warm| {
-            let func = warm
-                .instance
-                .get_func(&mut warm.store, export)
-                .ok_or_else(|| wasmtime::format_err!("{label} is not a function"))?;
+            let func = warm.func(export, label)?;
             func.call_async(&mut warm.store, params, results).await
         })
         .await
@@ -169,6 +184,10 @@ impl InstancePool {
                 self.sandbox.name
             ))
         })?;
-        Ok(Warm { store, instance })
+        Ok(Warm {
+            store,
+            instance,
+            funcs: HashMap::new(),
+        })
     }
 }

@@ -253,6 +253,57 @@ async fn in_process() -> anyhow::Result<()> {
             calls.ratio
         );
     }
+    let echo_bytes = export(&callee, target, "echo-bytes");
+    let bytes_loop = export(&caller, driver, "bytes-loop");
+    for (size, calls, target_time) in [(64usize << 10, 200u32, "100 us"), (4 << 20, 10, "10 ms")] {
+        let data = vec![7u8; size];
+        let bytes = compare(
+            5,
+            async || {
+                callee
+                    .with_instance(async |w| {
+                        let f = w
+                            .instance
+                            .get_typed_func::<(&[u8],), (Vec<u8>,)>(&mut w.store, echo_bytes)?;
+                        let start = Instant::now();
+                        for _ in 0..calls {
+                            std::hint::black_box(f.call_async(&mut w.store, (&data,)).await?);
+                        }
+                        Ok(start.elapsed())
+                    })
+                    .await
+                    .map_err(anyhow::Error::from)
+            },
+            async || {
+                caller
+                    .with_instance(async |w| {
+                        let f = w
+                            .instance
+                            .get_typed_func::<(u32, u32), (u64,)>(&mut w.store, bytes_loop)?;
+                        let start = Instant::now();
+                        std::hint::black_box(
+                            f.call_async(&mut w.store, (calls, size as u32)).await?,
+                        );
+                        Ok(start.elapsed())
+                    })
+                    .await
+                    .map_err(anyhow::Error::from)
+            },
+        )
+        .await?;
+        let (d, c) = (
+            per_call(bytes.baseline, calls),
+            per_call(bytes.subject, calls),
+        );
+        println!(
+            "    list<u8> echo, {:>4} KiB{:21} direct {:8.1} us   cross-component {:8.1} us   ratio {:.2}x (target <= {target_time})",
+            size >> 10,
+            "",
+            d / 1e3,
+            c / 1e3,
+            bytes.ratio
+        );
+    }
 
     println!("\n(b) per request: borrowing a warm instance versus instantiating a fresh one");
     const M: u32 = 2_000;

@@ -17,6 +17,10 @@
 //! every pool exists, which is what lets components import from each other
 //! in a cycle.
 
+mod typed;
+
+pub use typed::SHAPES as TYPED_SHAPES;
+
 use crate::capability::Capability;
 use crate::codec::FuncTypes;
 use crate::host::{self, HostState};
@@ -28,8 +32,10 @@ use crate::world::Interface;
 use std::collections::BTreeSet;
 use std::sync::{Arc, OnceLock};
 use wasmtime::Engine;
-use wasmtime::component::types::ComponentItem;
-use wasmtime::component::{Component, ComponentExportIndex, Linker, Val};
+use wasmtime::component::types::{ComponentFunc, ComponentItem};
+use wasmtime::component::{
+    Component, ComponentExportIndex, ComponentNamedList, Lift, Linker, Lower, Val,
+};
 
 /// Where a component's pool will be, once it exists.
 pub type PoolSlot = Arc<OnceLock<Arc<InstancePool>>>;
@@ -119,6 +125,30 @@ impl Forwarder {
             Route::Remote(remote) => remote.call(deadline, params, results).await,
         }
     }
+
+    /// Calls a local callee with typed values: no `Val` on the way.
+    async fn call_typed<P, R>(&self, params: P) -> wasmtime::Result<R>
+    where
+        P: ComponentNamedList + Lower + Send + Sync + 'static,
+        R: ComponentNamedList + Lift + Send + Sync + 'static,
+    {
+        let Route::Local { slot, export } = &self.route else {
+            return Err(wasmtime::format_err!(
+                "{} has no typed path to another process",
+                self.label()
+            ));
+        };
+        let label = self.label();
+        let pool = slot.get().ok_or_else(|| {
+            wasmtime::format_err!("{label} was called before the app finished loading")
+        })?;
+        pool.with_instance(async |warm| {
+            let func = warm.func(*export, &label)?.typed::<P, R>(&warm.store)?;
+            func.call_async(&mut warm.store, params).await
+        })
+        .await
+        .map_err(|e| e.context(format!("call to {label} failed")))
+    }
 }
 
 /// Builds the linker of one component: the capabilities its wires use, and
@@ -185,6 +215,17 @@ pub fn linker_for<'c>(
                     types: import_types(engine, caller, &wire.import, &func.name)?,
                 }),
             };
+            // A local callee with a signature of known shape gets a typed
+            // forwarder; everything else passes `Val`s.
+            let typed = match &route {
+                Route::Local { .. } => {
+                    let ty = import_func(engine, caller, &wire.import, &func.name)?;
+                    let params: Vec<_> = ty.params().map(|(_, t)| t).collect();
+                    let results: Vec<_> = ty.results().collect();
+                    typed::register_for(&params, &results)
+                }
+                Route::Remote(_) => None,
+            };
             let forwarder = Arc::new(Forwarder {
                 caller: caller.name.to_string(),
                 group: caller.group.to_string(),
@@ -193,6 +234,10 @@ pub fn linker_for<'c>(
                 function: func.name.clone(),
                 route,
             });
+            if let Some(register) = typed {
+                register(&mut instance, &func.name, forwarder)?;
+                continue;
+            }
             instance.func_new_async(&func.name, move |store, _ty, params, results| {
                 let forwarder = forwarder.clone();
                 let deadline = store.data().deadline;
@@ -203,13 +248,13 @@ pub fn linker_for<'c>(
     Ok(linker)
 }
 
-/// The codec types of function `func` of the caller's import `interface`.
-fn import_types(
+/// The type of function `func` of the caller's import `interface`.
+fn import_func(
     engine: &Engine,
     caller: &Caller<'_>,
     interface: &str,
     func: &str,
-) -> wasmtime::Result<FuncTypes> {
+) -> wasmtime::Result<ComponentFunc> {
     let label = || format!("{}: import {interface}#{func}", caller.name);
     let Some(ComponentItem::ComponentInstance(inst)) = caller
         .component
@@ -222,12 +267,24 @@ fn import_types(
             label()
         ));
     };
-    let Some(ComponentItem::ComponentFunc(f)) = inst.get_export(engine, func).map(|e| e.ty) else {
-        return Err(wasmtime::format_err!(
+    match inst.get_export(engine, func).map(|e| e.ty) {
+        Some(ComponentItem::ComponentFunc(f)) => Ok(f),
+        _ => Err(wasmtime::format_err!(
             "{} is not an imported function",
             label()
-        ));
-    };
+        )),
+    }
+}
+
+/// The codec types of function `func` of the caller's import `interface`.
+fn import_types(
+    engine: &Engine,
+    caller: &Caller<'_>,
+    interface: &str,
+    func: &str,
+) -> wasmtime::Result<FuncTypes> {
+    let label = || format!("{}: import {interface}#{func}", caller.name);
+    let f = import_func(engine, caller, interface, func)?;
     FuncTypes::of(&f).map_err(|e| {
         wasmtime::format_err!(
             "{}: {e}; components that pass it must be in one group",

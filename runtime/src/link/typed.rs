@@ -1,0 +1,143 @@
+//! Typed forwarders: signatures that weft can name as Rust types.
+//!
+//! wasmtime's dynamic host functions and `Func::call_async` take every value
+//! as a `Val`, so a `list<u8>` of 64 KiB becomes 65,536 `Val`s, lifted and
+//! lowered twice per call. Where a forwarded function's signature is one of
+//! the shapes below, the forwarder is instead a typed host function
+//! (`func_wrap_async`) that calls the callee through a `TypedFunc`: bytes
+//! and strings are copied as slices, and scalars pass without boxing.
+//!
+//! wasmtime needs the Rust types at compile time, so the shapes are a fixed
+//! table ([`SHAPES`]): every combination of the parameter lists and result
+//! lists below. Any other signature keeps the `Val` path, which handles
+//! every type.
+
+use super::Forwarder;
+use crate::host::HostState;
+use std::sync::Arc;
+use wasmtime::component::types::Type;
+use wasmtime::component::{ComponentNamedList, Lift, LinkerInstance, Lower};
+
+/// Registers a typed forwarder for one function.
+pub(super) type Register =
+    fn(&mut LinkerInstance<'_, HostState>, &str, Arc<Forwarder>) -> wasmtime::Result<()>;
+
+/// A Rust type that stands for one WIT type.
+trait Kind {
+    fn matches(ty: &Type) -> bool;
+}
+
+macro_rules! scalar_kinds {
+    ($($rust:ty => $wit:ident),* $(,)?) => {$(
+        impl Kind for $rust {
+            fn matches(ty: &Type) -> bool {
+                matches!(ty, Type::$wit)
+            }
+        }
+    )*};
+}
+
+scalar_kinds!(
+    bool => Bool, u8 => U8, u16 => U16, u32 => U32, u64 => U64,
+    i8 => S8, i16 => S16, i32 => S32, i64 => S64, f32 => Float32, f64 => Float64,
+    char => Char, String => String,
+);
+
+impl Kind for Vec<u8> {
+    fn matches(ty: &Type) -> bool {
+        matches!(ty, Type::List(list) if list.ty() == Type::U8)
+    }
+}
+
+/// A tuple of [`Kind`]s: a parameter or result list.
+trait Kinds {
+    fn matches(types: &[Type]) -> bool;
+}
+
+impl Kinds for () {
+    fn matches(types: &[Type]) -> bool {
+        types.is_empty()
+    }
+}
+
+impl<A: Kind> Kinds for (A,) {
+    fn matches(types: &[Type]) -> bool {
+        matches!(types, [a] if A::matches(a))
+    }
+}
+
+impl<A: Kind, B: Kind> Kinds for (A, B) {
+    fn matches(types: &[Type]) -> bool {
+        matches!(types, [a, b] if A::matches(a) && B::matches(b))
+    }
+}
+
+impl<A: Kind, B: Kind, C: Kind> Kinds for (A, B, C) {
+    fn matches(types: &[Type]) -> bool {
+        matches!(types, [a, b, c] if A::matches(a) && B::matches(b) && C::matches(c))
+    }
+}
+
+/// Registers `forwarder` as the typed host function `name`.
+fn register<P, R>(
+    instance: &mut LinkerInstance<'_, HostState>,
+    name: &str,
+    forwarder: Arc<Forwarder>,
+) -> wasmtime::Result<()>
+where
+    P: ComponentNamedList + Lift + Lower + Send + Sync + 'static,
+    R: ComponentNamedList + Lift + Lower + Send + Sync + 'static,
+{
+    instance.func_wrap_async(name, move |_store, params: P| {
+        let forwarder = forwarder.clone();
+        Box::new(async move { forwarder.call_typed::<P, R>(params).await })
+    })
+}
+
+/// Every result list with a typed path, for one parameter list.
+macro_rules! with_results {
+    ($params:ty, $results:expr) => {{
+        let results: &[Type] = $results;
+        with_results!(@each $params, results;
+            (), (bool,), (u32,), (u64,), (i32,), (i64,), (f64,), (String,), (Vec<u8>,))
+    }};
+    (@each $params:ty, $results:ident; $($r:ty),*) => {{
+        let mut found: Option<Register> = None;
+        $(
+            if found.is_none() && <$r as Kinds>::matches($results) {
+                found = Some(register::<$params, $r> as Register);
+            }
+        )*
+        found
+    }};
+}
+
+/// Every parameter list with a typed path.
+macro_rules! with_params {
+    ($params:expr, $results:expr; $($p:ty),* $(,)?) => {{
+        let (params, results): (&[Type], &[Type]) = ($params, $results);
+        let mut found: Option<Register> = None;
+        $(
+            if found.is_none() && <$p as Kinds>::matches(params) {
+                found = with_results!($p, results);
+            }
+        )*
+        found
+    }};
+}
+
+/// The typed forwarder of a function with `params` and `results`, if its
+/// shape has one.
+pub(super) fn register_for(params: &[Type], results: &[Type]) -> Option<Register> {
+    with_params!(params, results;
+        (),
+        (bool,), (u32,), (u64,), (i32,), (i64,), (f64,),
+        (u32, u32), (u64, u64), (i32, i32), (i64, i64), (f64, f64),
+        (String,), (String, String), (String, u32), (String, u64), (u32, String), (u64, String),
+        (Vec<u8>,), (Vec<u8>, u32), (Vec<u8>, u64), (u32, Vec<u8>), (u64, Vec<u8>),
+        (String, Vec<u8>),
+    )
+}
+
+/// How many shapes have a typed path: parameter lists times result lists.
+pub const SHAPES: usize = 24 * 9;
