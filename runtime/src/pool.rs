@@ -12,10 +12,14 @@
 //! cross-component call path.
 
 use crate::host::{HostState, Sandbox};
+use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use wasmtime::component::{ComponentExportIndex, Func, Instance, InstancePre, Val};
+use wasmtime::component::{
+    ComponentExportIndex, ComponentNamedList, Func, Instance, InstancePre, Lift, Lower, TypedFunc,
+    Val,
+};
 use wasmtime::{Store, Trap, UpdateDeadline};
 
 /// How much longer than its call timeout an entry call may wait on the host
@@ -40,6 +44,9 @@ pub struct Warm {
     pub instance: Instance,
     /// The exports called so far, looked up once per instance.
     funcs: HashMap<ComponentExportIndex, Func>,
+    /// The same as typed functions, type-checked once per instance; each a
+    /// `TypedFunc<P, R>`, keyed by its export and type.
+    typed: HashMap<(ComponentExportIndex, TypeId), Box<dyn Any + Send + Sync>>,
 }
 
 impl Warm {
@@ -53,6 +60,25 @@ impl Warm {
             .get_func(&mut self.store, export)
             .ok_or_else(|| wasmtime::format_err!("{label} is not a function"))?;
         self.funcs.insert(export, func);
+        Ok(func)
+    }
+
+    /// Export `export` as a typed function; `label` names it in errors.
+    pub fn typed_func<P, R>(
+        &mut self,
+        export: ComponentExportIndex,
+        label: &str,
+    ) -> wasmtime::Result<TypedFunc<P, R>>
+    where
+        P: ComponentNamedList + Lower + Send + Sync + 'static,
+        R: ComponentNamedList + Lift + Send + Sync + 'static,
+    {
+        let key = (export, TypeId::of::<TypedFunc<P, R>>());
+        if let Some(func) = self.typed.get(&key).and_then(|f| f.downcast_ref()) {
+            return Ok(*func);
+        }
+        let func = self.func(export, label)?.typed::<P, R>(&self.store)?;
+        self.typed.insert(key, Box::new(func));
         Ok(func)
     }
 }
@@ -188,6 +214,7 @@ impl InstancePool {
             store,
             instance,
             funcs: HashMap::new(),
+            typed: HashMap::new(),
         })
     }
 }

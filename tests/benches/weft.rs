@@ -94,6 +94,30 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Calls export `export` of a borrowed instance of `pool` `calls` times
+/// through a typed function, with `params(i)` for call `i`; the time of all.
+async fn time_calls<P, R>(
+    pool: &weft_runtime::pool::InstancePool,
+    export: wasmtime::component::ComponentExportIndex,
+    calls: u32,
+    params: impl Fn(u32) -> P,
+) -> anyhow::Result<Duration>
+where
+    P: wasmtime::component::ComponentNamedList + Lower + Send + Sync,
+    R: wasmtime::component::ComponentNamedList + Lift + Send + Sync + 'static,
+{
+    pool.with_instance(async |w| {
+        let f = w.instance.get_typed_func::<P, R>(&mut w.store, export)?;
+        let start = Instant::now();
+        for i in 0..calls {
+            std::hint::black_box(f.call_async(&mut w.store, params(i)).await?);
+        }
+        Ok(start.elapsed())
+    })
+    .await
+    .map_err(anyhow::Error::from)
+}
+
 fn per_call(total: Duration, n: u32) -> f64 {
     total.as_nanos() as f64 / f64::from(n)
 }
@@ -177,69 +201,21 @@ async fn in_process() -> anyhow::Result<()> {
     println!("(a) one cross-component call, in process, versus a direct typed call from the host");
     let u64_calls = compare(
         RUNS,
-        async || {
-            callee
-                .with_instance(async |w| {
-                    let f = w
-                        .instance
-                        .get_typed_func::<(u64, u64), (u64,)>(&mut w.store, add)?;
-                    let start = Instant::now();
-                    for i in 0..u64::from(N) {
-                        std::hint::black_box(f.call_async(&mut w.store, (i, 1)).await?);
-                    }
-                    Ok(start.elapsed())
-                })
-                .await
-                .map_err(anyhow::Error::from)
-        },
-        async || {
-            caller
-                .with_instance(async |w| {
-                    let f = w
-                        .instance
-                        .get_typed_func::<(u32,), (u64,)>(&mut w.store, add_loop)?;
-                    let start = Instant::now();
-                    std::hint::black_box(f.call_async(&mut w.store, (N,)).await?);
-                    Ok(start.elapsed())
-                })
-                .await
-                .map_err(anyhow::Error::from)
-        },
+        async || time_calls::<(u64, u64), (u64,)>(&callee, add, N, |i| (u64::from(i), 1)).await,
+        async || time_calls::<(u32,), (u64,)>(&caller, add_loop, 1, |_| (N,)).await,
     )
     .await?;
     let record_calls = compare(
         RUNS,
         async || {
-            callee
-                .with_instance(async |w| {
-                    let f = w
-                        .instance
-                        .get_typed_func::<(Item,), (Item,)>(&mut w.store, echo)?;
-                    let start = Instant::now();
-                    for i in 0..u64::from(N) {
-                        let item = Item {
-                            id: i,
-                            text: text.clone(),
-                        };
-                        std::hint::black_box(f.call_async(&mut w.store, (item,)).await?);
-                    }
-                    Ok(start.elapsed())
-                })
-                .await
-                .map_err(anyhow::Error::from)
+            let item = |i| Item {
+                id: u64::from(i),
+                text: text.clone(),
+            };
+            time_calls::<(Item,), (Item,)>(&callee, echo, N, |i| (item(i),)).await
         },
         async || {
-            caller
-                .with_instance(async |w| {
-                    let f = w
-                        .instance
-                        .get_typed_func::<(u32, String), (u64,)>(&mut w.store, echo_loop)?;
-                    let start = Instant::now();
-                    std::hint::black_box(f.call_async(&mut w.store, (N, text.clone())).await?);
-                    Ok(start.elapsed())
-                })
-                .await
-                .map_err(anyhow::Error::from)
+            time_calls::<(u32, String), (u64,)>(&caller, echo_loop, 1, |_| (N, text.clone())).await
         },
     )
     .await?;
@@ -260,34 +236,12 @@ async fn in_process() -> anyhow::Result<()> {
         let bytes = compare(
             5,
             async || {
-                callee
-                    .with_instance(async |w| {
-                        let f = w
-                            .instance
-                            .get_typed_func::<(&[u8],), (Vec<u8>,)>(&mut w.store, echo_bytes)?;
-                        let start = Instant::now();
-                        for _ in 0..calls {
-                            std::hint::black_box(f.call_async(&mut w.store, (&data,)).await?);
-                        }
-                        Ok(start.elapsed())
-                    })
+                time_calls::<(&[u8],), (Vec<u8>,)>(&callee, echo_bytes, calls, |_| (&data[..],))
                     .await
-                    .map_err(anyhow::Error::from)
             },
             async || {
-                caller
-                    .with_instance(async |w| {
-                        let f = w
-                            .instance
-                            .get_typed_func::<(u32, u32), (u64,)>(&mut w.store, bytes_loop)?;
-                        let start = Instant::now();
-                        std::hint::black_box(
-                            f.call_async(&mut w.store, (calls, size as u32)).await?,
-                        );
-                        Ok(start.elapsed())
-                    })
+                time_calls::<(u32, u32), (u64,)>(&caller, bytes_loop, 1, |_| (calls, size as u32))
                     .await
-                    .map_err(anyhow::Error::from)
             },
         )
         .await?;

@@ -143,7 +143,7 @@ impl Forwarder {
             wasmtime::format_err!("{label} was called before the app finished loading")
         })?;
         pool.with_instance(async |warm| {
-            let func = warm.func(*export, &label)?.typed::<P, R>(&warm.store)?;
+            let func = warm.typed_func::<P, R>(*export, &label)?;
             func.call_async(&mut warm.store, params).await
         })
         .await
