@@ -477,7 +477,7 @@ fn put_signed(out: &mut Vec<u8>, n: i64) {
     put_varint(out, ((n << 1) ^ (n >> 63)) as u64);
 }
 
-struct Reader<'a> {
+pub(crate) struct Reader<'a> {
     bytes: &'a [u8],
     at: usize,
 }
@@ -685,6 +685,8 @@ impl Reader<'_> {
         })
     }
 }
+
+pub(crate) mod typed;
 
 #[cfg(test)]
 mod tests;

@@ -180,6 +180,26 @@ impl InstancePool {
         .map_err(|e| e.context(format!("call to {label} failed")))
     }
 
+    /// Like [`InstancePool::call_export`], with typed values: no `Val` on
+    /// the way in or out.
+    pub async fn call_typed<P, R>(
+        &self,
+        export: ComponentExportIndex,
+        label: &str,
+        params: P,
+    ) -> wasmtime::Result<R>
+    where
+        P: ComponentNamedList + Lower + Send + Sync + 'static,
+        R: ComponentNamedList + Lift + Send + Sync + 'static,
+    {
+        self.with_instance(async |warm| {
+            let func = warm.typed_func::<P, R>(export, label)?;
+            func.call_async(&mut warm.store, params).await
+        })
+        .await
+        .map_err(|e| e.context(format!("call to {label} failed")))
+    }
+
     fn take(&self) -> Option<Warm> {
         self.idle.lock().expect("pool lock").pop()
     }

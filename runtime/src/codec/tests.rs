@@ -290,3 +290,58 @@ fn parameter_lists_encode_as_their_tuple() {
     assert_eq!(decode_all(&[], &[1]), Err(DecodeError::Trailing(1)));
     assert!(encode_all(&types, &values[..1], &mut Vec::new()).is_err());
 }
+
+/// The typed path writes the bytes the `Val` path writes, and each reads
+/// the other's: a typed caller and a `Val` callee talk to each other.
+#[test]
+fn typed_and_val_encodings_are_the_same_bytes() {
+    use super::typed::WireList;
+    fn both_ways<T: WireList + PartialEq + std::fmt::Debug>(
+        value: T,
+        types: &[ValueType],
+        vals: &[Val],
+    ) {
+        let typed = value.encode();
+        let mut by_val = Vec::new();
+        encode_all(types, vals, &mut by_val).unwrap();
+        assert_eq!(typed, by_val, "{value:?}");
+        assert_eq!(decode_all(types, &typed).unwrap(), vals);
+        assert_eq!(T::decode(&by_val).unwrap(), value);
+    }
+    let bytes = |b: &[u8]| Val::List(b.iter().map(|x| Val::U8(*x)).collect());
+    let list_u8 = ValueType::List(Box::new(ValueType::U8));
+    both_ways((), &[], &[]);
+    both_ways((Vec::<u8>::new(),), &[list_u8.clone()], &[bytes(&[])]);
+    let big: Vec<u8> = (0..(4u32 << 20)).map(|i| (i * 7) as u8).collect();
+    both_ways((big.clone(),), &[list_u8.clone()], &[bytes(&big)]);
+    let text = "héllo, 世界 🦀".to_string();
+    both_ways(
+        (text.clone(), u64::MAX),
+        &[ValueType::String, ValueType::U64],
+        &[Val::String(text.clone()), Val::U64(u64::MAX)],
+    );
+    both_ways(
+        (String::new(), -5i32, true),
+        &[ValueType::String, ValueType::S32, ValueType::Bool],
+        &[Val::String(String::new()), Val::S32(-5), Val::Bool(true)],
+    );
+    both_ways(
+        (1.5f64, 'é', 200u8),
+        &[ValueType::F64, ValueType::Char, ValueType::U8],
+        &[Val::Float64(1.5), Val::Char('é'), Val::U8(200)],
+    );
+}
+
+#[test]
+fn typed_decoding_refuses_what_val_decoding_refuses() {
+    use super::typed::WireList;
+    // Invalid UTF-8, a length past the end, and bytes left over.
+    assert!(<(String,)>::decode(&[2, 0xff, 0xfe]).is_err());
+    assert_eq!(
+        <(Vec<u8>,)>::decode(&[5, 1, 2]),
+        Err(DecodeError::Truncated)
+    );
+    assert_eq!(<(u32,)>::decode(&[1, 0]), Err(DecodeError::Trailing(1)));
+    assert!(<(bool,)>::decode(&[2]).is_err());
+    assert!(<(u8,)>::decode(&[]).is_err());
+}

@@ -17,12 +17,13 @@
 //! every pool exists, which is what lets components import from each other
 //! in a cycle.
 
-mod typed;
+pub(crate) mod typed;
 
 pub use typed::SHAPES as TYPED_SHAPES;
 
 use crate::capability::Capability;
 use crate::codec::FuncTypes;
+use crate::codec::typed::WireList;
 use crate::host::{self, HostState};
 use crate::pool::InstancePool;
 use crate::resolve::{Provider, Wire};
@@ -126,28 +127,23 @@ impl Forwarder {
         }
     }
 
-    /// Calls a local callee with typed values: no `Val` on the way.
-    async fn call_typed<P, R>(&self, params: P) -> wasmtime::Result<R>
+    /// Calls the callee with typed values: no `Val` on the way, here or
+    /// on the wire.
+    async fn call_typed<P, R>(&self, deadline: std::time::Instant, params: P) -> wasmtime::Result<R>
     where
-        P: ComponentNamedList + Lower + Send + Sync + 'static,
-        R: ComponentNamedList + Lift + Send + Sync + 'static,
+        P: ComponentNamedList + Lower + WireList + Send + Sync + 'static,
+        R: ComponentNamedList + Lift + WireList + Send + Sync + 'static,
     {
-        let Route::Local { slot, export } = &self.route else {
-            return Err(wasmtime::format_err!(
-                "{} has no typed path to another process",
-                self.label()
-            ));
-        };
-        let label = self.label();
-        let pool = slot.get().ok_or_else(|| {
-            wasmtime::format_err!("{label} was called before the app finished loading")
-        })?;
-        pool.with_instance(async |warm| {
-            let func = warm.typed_func::<P, R>(*export, &label)?;
-            func.call_async(&mut warm.store, params).await
-        })
-        .await
-        .map_err(|e| e.context(format!("call to {label} failed")))
+        match &self.route {
+            Route::Local { slot, export } => {
+                let label = self.label();
+                let pool = slot.get().ok_or_else(|| {
+                    wasmtime::format_err!("{label} was called before the app finished loading")
+                })?;
+                pool.call_typed(*export, &label, params).await
+            }
+            Route::Remote(remote) => remote.call_typed(deadline, &params).await,
+        }
     }
 }
 
@@ -215,17 +211,9 @@ pub fn linker_for<'c>(
                     types: import_types(engine, caller, &wire.import, &func.name)?,
                 }),
             };
-            // A local callee with a signature of known shape gets a typed
-            // forwarder; everything else passes `Val`s.
-            let typed = match &route {
-                Route::Local { .. } => {
-                    let ty = import_func(engine, caller, &wire.import, &func.name)?;
-                    let params: Vec<_> = ty.params().map(|(_, t)| t).collect();
-                    let results: Vec<_> = ty.results().collect();
-                    typed::register_for(&params, &results)
-                }
-                Route::Remote(_) => None,
-            };
+            // A signature of known shape gets a typed forwarder; every
+            // other passes `Val`s.
+            let shape = typed::shape_of(&import_func(engine, caller, &wire.import, &func.name)?);
             let forwarder = Arc::new(Forwarder {
                 caller: caller.name.to_string(),
                 group: caller.group.to_string(),
@@ -234,8 +222,8 @@ pub fn linker_for<'c>(
                 function: func.name.clone(),
                 route,
             });
-            if let Some(register) = typed {
-                register(&mut instance, &func.name, forwarder)?;
+            if let Some(shape) = shape {
+                shape.forward(&mut instance, &func.name, forwarder)?;
                 continue;
             }
             instance.func_new_async(&func.name, move |store, _ty, params, results| {

@@ -12,18 +12,101 @@
 //! lists below. Any other signature keeps the `Val` path, which handles
 //! every type.
 
-use super::Forwarder;
-use crate::host::HostState;
-use std::sync::Arc;
-use wasmtime::component::types::Type;
-use wasmtime::component::{ComponentNamedList, Lift, LinkerInstance, Lower};
+//! The same shapes cross processes without `Val`s: the forwarder encodes
+//! its Rust values straight into the wire format ([`crate::codec::typed`]),
+//! and the `Invoke` service decodes them straight into Rust values for a
+//! `TypedFunc` of the callee ([`Shape::serve`]). The bytes are those of the
+//! `Val` path, so either end may take either path.
 
-/// Registers a typed forwarder for one function.
-pub(super) type Register =
-    fn(&mut LinkerInstance<'_, HostState>, &str, Arc<Forwarder>) -> wasmtime::Result<()>;
+use super::Forwarder;
+use crate::codec::DecodeError;
+use crate::codec::typed::{Wire, WireList};
+use crate::host::HostState;
+use crate::pool::InstancePool;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+use wasmtime::component::types::{ComponentFunc, Type};
+use wasmtime::component::{ComponentExportIndex, ComponentNamedList, Lift, LinkerInstance, Lower};
+
+/// Why a typed remote call could not be served.
+pub(crate) enum ServeError {
+    /// The arguments do not decode.
+    Decode(DecodeError),
+    /// The callee failed.
+    Call(wasmtime::Error),
+}
+
+/// A signature with a typed path, at both ends of a call.
+pub(crate) trait Shape: Send + Sync {
+    /// Registers `forwarder` as the typed host function `name`.
+    fn forward(
+        &self,
+        instance: &mut LinkerInstance<'_, HostState>,
+        name: &str,
+        forwarder: Arc<Forwarder>,
+    ) -> wasmtime::Result<()>;
+
+    /// Serves one call from another process: decodes `payload`, calls
+    /// `export` of an instance of `pool`, and encodes the results.
+    fn serve<'a>(
+        &'a self,
+        pool: &'a InstancePool,
+        export: ComponentExportIndex,
+        label: &'a str,
+        payload: &'a [u8],
+    ) -> Pin<Box<dyn Future<Output = Result<Vec<u8>, ServeError>> + Send + 'a>>;
+}
+
+/// The shape whose parameters are `P` and results `R`.
+struct Typed<P, R>(PhantomData<fn(P) -> R>);
+
+impl<P, R> Shape for Typed<P, R>
+where
+    P: ComponentNamedList + Lift + Lower + WireList + Send + Sync + 'static,
+    R: ComponentNamedList + Lift + Lower + WireList + Send + Sync + 'static,
+{
+    fn forward(
+        &self,
+        instance: &mut LinkerInstance<'_, HostState>,
+        name: &str,
+        forwarder: Arc<Forwarder>,
+    ) -> wasmtime::Result<()> {
+        instance.func_wrap_async(name, move |store, params: P| {
+            let forwarder = forwarder.clone();
+            let deadline = store.data().deadline;
+            Box::new(async move { forwarder.call_typed::<P, R>(deadline, params).await })
+        })
+    }
+
+    fn serve<'a>(
+        &'a self,
+        pool: &'a InstancePool,
+        export: ComponentExportIndex,
+        label: &'a str,
+        payload: &'a [u8],
+    ) -> Pin<Box<dyn Future<Output = Result<Vec<u8>, ServeError>> + Send + 'a>> {
+        Box::pin(async move {
+            let params = P::decode(payload).map_err(ServeError::Decode)?;
+            let results: R = pool
+                .call_typed(export, label, params)
+                .await
+                .map_err(ServeError::Call)?;
+            Ok(results.encode())
+        })
+    }
+}
+
+/// The typed shape of a function, if it has one.
+pub(crate) fn shape_of(func: &ComponentFunc) -> Option<Arc<dyn Shape>> {
+    let params: Vec<Type> = func.params().map(|(_, t)| t).collect();
+    let results: Vec<Type> = func.results().collect();
+    shape_for(&params, &results)
+}
 
 /// A Rust type that stands for one WIT type.
-trait Kind {
+trait Kind: Wire {
     fn matches(ty: &Type) -> bool;
 }
 
@@ -78,22 +161,6 @@ impl<A: Kind, B: Kind, C: Kind> Kinds for (A, B, C) {
     }
 }
 
-/// Registers `forwarder` as the typed host function `name`.
-fn register<P, R>(
-    instance: &mut LinkerInstance<'_, HostState>,
-    name: &str,
-    forwarder: Arc<Forwarder>,
-) -> wasmtime::Result<()>
-where
-    P: ComponentNamedList + Lift + Lower + Send + Sync + 'static,
-    R: ComponentNamedList + Lift + Lower + Send + Sync + 'static,
-{
-    instance.func_wrap_async(name, move |_store, params: P| {
-        let forwarder = forwarder.clone();
-        Box::new(async move { forwarder.call_typed::<P, R>(params).await })
-    })
-}
-
 /// Every result list with a typed path, for one parameter list.
 macro_rules! with_results {
     ($params:ty, $results:expr) => {{
@@ -102,10 +169,10 @@ macro_rules! with_results {
             (), (bool,), (u32,), (u64,), (i32,), (i64,), (f64,), (String,), (Vec<u8>,))
     }};
     (@each $params:ty, $results:ident; $($r:ty),*) => {{
-        let mut found: Option<Register> = None;
+        let mut found: Option<Arc<dyn Shape>> = None;
         $(
             if found.is_none() && <$r as Kinds>::matches($results) {
-                found = Some(register::<$params, $r> as Register);
+                found = Some(Arc::new(Typed::<$params, $r>(PhantomData)));
             }
         )*
         found
@@ -116,7 +183,7 @@ macro_rules! with_results {
 macro_rules! with_params {
     ($params:expr, $results:expr; $($p:ty),* $(,)?) => {{
         let (params, results): (&[Type], &[Type]) = ($params, $results);
-        let mut found: Option<Register> = None;
+        let mut found: Option<Arc<dyn Shape>> = None;
         $(
             if found.is_none() && <$p as Kinds>::matches(params) {
                 found = with_results!($p, results);
@@ -126,9 +193,8 @@ macro_rules! with_params {
     }};
 }
 
-/// The typed forwarder of a function with `params` and `results`, if its
-/// shape has one.
-pub(super) fn register_for(params: &[Type], results: &[Type]) -> Option<Register> {
+/// The typed shape of a function with `params` and `results`, if it has one.
+fn shape_for(params: &[Type], results: &[Type]) -> Option<Arc<dyn Shape>> {
     with_params!(params, results;
         (),
         (bool,), (u32,), (u64,), (i32,), (i64,), (f64,),

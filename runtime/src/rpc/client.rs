@@ -13,6 +13,7 @@
 
 use super::AuthChannel;
 use super::auth::Token;
+use crate::codec::typed::WireList;
 use crate::codec::{self, FuncTypes};
 use crate::discovery::Peers;
 use crate::version::Version;
@@ -113,28 +114,60 @@ impl RemoteFunc {
         params: &[Val],
         results: &mut [Val],
     ) -> wasmtime::Result<()> {
-        let label = || {
-            format!(
-                "{}: {}#{} (in another process)",
-                self.target, self.interface, self.function
-            )
-        };
         let mut payload = Vec::new();
         codec::encode_all(&self.types.params, params, &mut payload)
-            .map_err(|e| wasmtime::format_err!("call to {} failed: {e}", label()))?;
-        let payload = bytes::Bytes::from(payload);
+            .map_err(|e| wasmtime::format_err!("call to {} failed: {e}", self.label()))?;
+        let (address, reply) = self.send(deadline, payload.into()).await?;
+        let values = codec::decode_all(&self.types.results, &reply)
+            .map_err(|e| self.undecodable(&address, e))?;
+        for (slot, value) in results.iter_mut().zip(values) {
+            *slot = value;
+        }
+        Ok(())
+    }
+
+    /// Calls the function with typed values: encoded from, and decoded
+    /// into, Rust types, in the same format as [`RemoteFunc::call`].
+    pub(crate) async fn call_typed<P: WireList, R: WireList>(
+        &self,
+        deadline: Instant,
+        params: &P,
+    ) -> wasmtime::Result<R> {
+        let (address, reply) = self.send(deadline, params.encode().into()).await?;
+        R::decode(&reply).map_err(|e| self.undecodable(&address, e))
+    }
+
+    /// "greeter: demo:hello/greeter@0.1.0#greet (in another process)".
+    fn label(&self) -> String {
+        format!(
+            "{}: {}#{} (in another process)",
+            self.target, self.interface, self.function
+        )
+    }
+
+    fn undecodable(&self, address: &str, e: codec::DecodeError) -> wasmtime::Error {
+        wasmtime::format_err!(
+            "call to {} failed: {address} answered with results that do not decode: {e}",
+            self.label()
+        )
+    }
+
+    /// Sends the encoded arguments to a replica: the replica's address and
+    /// the encoded results.
+    async fn send(
+        &self,
+        deadline: Instant,
+        payload: bytes::Bytes,
+    ) -> wasmtime::Result<(String, bytes::Bytes)> {
         let mut last_refusal = None;
         // While there is no healthy replica, or every replica refuses (their
-        // workers are restarting), the call waits for one.
-        // It waits up to RESTART_WAIT: the call never ran, and a restart
-        // takes a fraction of a second.
+        // workers are restarting), the call waits for one, up to
+        // RESTART_WAIT: the call never ran, and a restart takes a fraction
+        // of a second.
         let give_up = deadline.min(Instant::now() + RESTART_WAIT);
         let mut pause = Duration::from_millis(20);
         loop {
-            if let Some(done) = self
-                .try_each(deadline, &payload, results, &label, &mut last_refusal)
-                .await
-            {
+            if let Some(done) = self.try_each(deadline, &payload, &mut last_refusal).await {
                 return done;
             }
             if Instant::now() + pause >= give_up {
@@ -146,7 +179,7 @@ impl RemoteFunc {
         Err(wasmtime::format_err!(
             "call to {} failed: no replica took it within {RESTART_WAIT:?} ({}); its \
              workers may be restarting",
-            label(),
+            self.label(),
             last_refusal.unwrap_or_default()
         ))
     }
@@ -157,10 +190,8 @@ impl RemoteFunc {
         &self,
         deadline: Instant,
         payload: &bytes::Bytes,
-        results: &mut [Val],
-        label: &impl Fn() -> String,
         last_refusal: &mut Option<String>,
-    ) -> Option<wasmtime::Result<()>> {
+    ) -> Option<wasmtime::Result<(String, bytes::Bytes)>> {
         let (replicas, start) = self.replicas.in_turn();
         if replicas.is_empty() {
             *last_refusal = Some("no healthy replica is known".into());
@@ -171,7 +202,7 @@ impl RemoteFunc {
             if left.is_zero() {
                 return Some(Err(wasmtime::format_err!(
                     "call to {} failed: the caller's deadline passed before it was sent",
-                    label()
+                    self.label()
                 )));
             }
             let mut request = tonic::Request::new(CallRequest {
@@ -188,23 +219,7 @@ impl RemoteFunc {
                 .max_decoding_message_size(super::MAX_MESSAGE)
                 .max_encoding_message_size(super::MAX_MESSAGE);
             match client.call(request).await {
-                Ok(reply) => {
-                    let values =
-                        match codec::decode_all(&self.types.results, &reply.get_ref().payload) {
-                            Ok(values) => values,
-                            Err(e) => {
-                                return Some(Err(wasmtime::format_err!(
-                                    "call to {} failed: {address} answered with results that \
-                                     do not decode: {e}",
-                                    label()
-                                )));
-                            }
-                        };
-                    for (slot, value) in results.iter_mut().zip(values) {
-                        *slot = value;
-                    }
-                    return Some(Ok(()));
-                }
+                Ok(reply) => return Some(Ok((address.clone(), reply.into_inner().payload))),
                 Err(status) if super::never_reached(&status) => {
                     tracing::debug!("{address} did not take the call; trying the next replica");
                     *last_refusal = Some(format!("last tried {address}"));
@@ -212,7 +227,7 @@ impl RemoteFunc {
                 Err(status) => {
                     return Some(Err(wasmtime::format_err!(
                         "call to {} at {address} failed: {:?}: {}",
-                        label(),
+                        self.label(),
                         status.code(),
                         status.message()
                     )));

@@ -7,6 +7,7 @@
 //! counts the calls that reached it, which `Control.Served` reports.
 
 use crate::codec::{self, FuncTypes};
+use crate::link::typed::{ServeError, Shape, shape_of};
 use crate::pool::InstancePool;
 use crate::version::{self, Version};
 use crate::world::World;
@@ -24,6 +25,8 @@ struct Exported {
     pool: Arc<InstancePool>,
     index: ComponentExportIndex,
     types: FuncTypes,
+    /// The typed path, for a signature that has one.
+    shape: Option<Arc<dyn Shape>>,
     fingerprint: String,
     label: String,
     /// Calls that reached the callee.
@@ -80,6 +83,7 @@ impl Exports {
                         pool: pool.clone(),
                         index,
                         types,
+                        shape: shape_of(&f),
                         fingerprint: version::fingerprint(&func.signature),
                         label: format!("{}: {}#{}", pool.name(), iface.name, func.name),
                         calls: AtomicU64::new(0),
@@ -115,22 +119,43 @@ impl Exports {
                 f.label, f.fingerprint, call.caller, call.fingerprint
             )));
         }
-        let params = codec::decode_all(&f.types.params, &call.payload).map_err(|e| {
+        let decode_error = |e: codec::DecodeError| {
             Status::invalid_argument(format!("the arguments for {} do not decode: {e}", f.label))
-        })?;
-        f.calls.fetch_add(1, Ordering::Relaxed);
-        let mut results = vec![Val::Bool(false); f.types.results.len()];
-        f.pool
-            .call_export(f.index, &f.label, &params, &mut results)
-            .await
-            .map_err(|e| {
-                f.errors.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(caller = %call.caller, "{e:#}");
-                Status::internal(format!("{e:#}"))
-            })?;
-        let mut payload = Vec::new();
-        codec::encode_all(&f.types.results, &results, &mut payload)
-            .map_err(|e| Status::internal(format!("the results of {}: {e}", f.label)))?;
+        };
+        let call_error = |e: wasmtime::Error| {
+            f.errors.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(caller = %call.caller, "{e:#}");
+            Status::internal(format!("{e:#}"))
+        };
+        let payload = match &f.shape {
+            Some(shape) => {
+                f.calls.fetch_add(1, Ordering::Relaxed);
+                shape
+                    .serve(&f.pool, f.index, &f.label, &call.payload)
+                    .await
+                    .map_err(|e| match e {
+                        ServeError::Decode(e) => {
+                            f.calls.fetch_sub(1, Ordering::Relaxed);
+                            decode_error(e)
+                        }
+                        ServeError::Call(e) => call_error(e),
+                    })?
+            }
+            None => {
+                let params =
+                    codec::decode_all(&f.types.params, &call.payload).map_err(decode_error)?;
+                f.calls.fetch_add(1, Ordering::Relaxed);
+                let mut results = vec![Val::Bool(false); f.types.results.len()];
+                f.pool
+                    .call_export(f.index, &f.label, &params, &mut results)
+                    .await
+                    .map_err(call_error)?;
+                let mut payload = Vec::new();
+                codec::encode_all(&f.types.results, &results, &mut payload)
+                    .map_err(|e| Status::internal(format!("the results of {}: {e}", f.label)))?;
+                payload
+            }
+        };
         Ok(CallReply {
             payload: payload.into(),
         })

@@ -1,0 +1,162 @@
+//! The same wire format for values held as Rust types: what the typed
+//! forwarders (`link::typed`) send and the `Invoke` service decodes,
+//! without a `Val` per value. Bytes and strings are copied as slices.
+//!
+//! A value encoded here decodes with [`decode_all`](super::decode_all) as
+//! the matching `Val`, and the other way round, so a typed caller and a
+//! `Val` callee talk to each other; the tests check both directions.
+
+use super::{DecodeError, Reader, invalid, put_signed, put_varint};
+
+/// One value with a Rust type, and its bytes.
+pub(crate) trait Wire: Sized {
+    /// Appends the value's bytes to `out`.
+    fn put(&self, out: &mut Vec<u8>);
+    /// Reads one value.
+    fn get(reader: &mut Reader<'_>) -> Result<Self, DecodeError>;
+}
+
+impl Wire for bool {
+    fn put(&self, out: &mut Vec<u8>) {
+        out.push(u8::from(*self));
+    }
+    fn get(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        reader.flag()
+    }
+}
+
+impl Wire for u8 {
+    fn put(&self, out: &mut Vec<u8>) {
+        out.push(*self);
+    }
+    fn get(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        reader.byte()
+    }
+}
+
+impl Wire for i8 {
+    fn put(&self, out: &mut Vec<u8>) {
+        out.push(*self as u8);
+    }
+    fn get(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(reader.byte()? as i8)
+    }
+}
+
+macro_rules! varints {
+    ($($t:ty => $name:literal),*) => {$(
+        impl Wire for $t {
+            fn put(&self, out: &mut Vec<u8>) {
+                put_varint(out, u64::from(*self));
+            }
+            fn get(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+                reader.narrow($name)
+            }
+        }
+    )*};
+}
+
+macro_rules! signed_varints {
+    ($($t:ty => $name:literal),*) => {$(
+        impl Wire for $t {
+            fn put(&self, out: &mut Vec<u8>) {
+                put_signed(out, i64::from(*self));
+            }
+            fn get(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+                reader.narrow_signed($name)
+            }
+        }
+    )*};
+}
+
+varints!(u16 => "u16", u32 => "u32", u64 => "u64");
+signed_varints!(i16 => "s16", i32 => "s32", i64 => "s64");
+
+impl Wire for f32 {
+    fn put(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.to_le_bytes());
+    }
+    fn get(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(f32::from_le_bytes(
+            reader.take(4)?.try_into().expect("4 bytes"),
+        ))
+    }
+}
+
+impl Wire for f64 {
+    fn put(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.to_le_bytes());
+    }
+    fn get(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(f64::from_le_bytes(
+            reader.take(8)?.try_into().expect("8 bytes"),
+        ))
+    }
+}
+
+impl Wire for char {
+    fn put(&self, out: &mut Vec<u8>) {
+        put_varint(out, u64::from(*self));
+    }
+    fn get(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let n: u32 = reader.narrow("char")?;
+        char::from_u32(n).ok_or_else(|| invalid(format!("{n:#x} is not a Unicode scalar value")))
+    }
+}
+
+impl Wire for String {
+    fn put(&self, out: &mut Vec<u8>) {
+        put_varint(out, self.len() as u64);
+        out.extend_from_slice(self.as_bytes());
+    }
+    fn get(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let len = reader.count(1)?;
+        let text = std::str::from_utf8(reader.take(len)?)
+            .map_err(|e| invalid(format!("string is not UTF-8: {e}")))?;
+        Ok(text.to_string())
+    }
+}
+
+impl Wire for Vec<u8> {
+    fn put(&self, out: &mut Vec<u8>) {
+        put_varint(out, self.len() as u64);
+        out.extend_from_slice(self);
+    }
+    fn get(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let len = reader.count(1)?;
+        Ok(reader.take(len)?.to_vec())
+    }
+}
+
+/// A parameter or result list of [`Wire`] values.
+pub(crate) trait WireList: Sized {
+    /// The list's bytes.
+    fn encode(&self) -> Vec<u8>;
+    /// The list, from exactly `bytes`.
+    fn decode(bytes: &[u8]) -> Result<Self, DecodeError>;
+}
+
+macro_rules! wire_lists {
+    ($(($($name:ident),*)),*) => {$(
+        impl<$($name: Wire),*> WireList for ($($name,)*) {
+            #[allow(non_snake_case, unused_mut)]
+            fn encode(&self) -> Vec<u8> {
+                let ($($name,)*) = self;
+                let mut out = Vec::new();
+                $($name.put(&mut out);)*
+                out
+            }
+            #[allow(unused_mut)]
+            fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+                let mut reader = Reader { bytes, at: 0 };
+                let list = ($($name::get(&mut reader)?,)*);
+                match bytes.len() - reader.at {
+                    0 => Ok(list),
+                    n => Err(DecodeError::Trailing(n)),
+                }
+            }
+        }
+    )*};
+}
+
+wire_lists!((), (A), (A, B), (A, B, C));
