@@ -311,9 +311,17 @@ fn typed_and_val_encodings_are_the_same_bytes() {
     let bytes = |b: &[u8]| Val::List(b.iter().map(|x| Val::U8(*x)).collect());
     let list_u8 = ValueType::List(Box::new(ValueType::U8));
     both_ways((), &[], &[]);
-    both_ways((Vec::<u8>::new(),), &[list_u8.clone()], &[bytes(&[])]);
+    both_ways(
+        (Vec::<u8>::new(),),
+        std::slice::from_ref(&list_u8),
+        &[bytes(&[])],
+    );
     let big: Vec<u8> = (0..(4u32 << 20)).map(|i| (i * 7) as u8).collect();
-    both_ways((big.clone(),), &[list_u8.clone()], &[bytes(&big)]);
+    both_ways(
+        (big.clone(),),
+        std::slice::from_ref(&list_u8),
+        &[bytes(&big)],
+    );
     let text = "héllo, 世界 🦀".to_string();
     both_ways(
         (text.clone(), u64::MAX),

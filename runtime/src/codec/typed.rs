@@ -72,27 +72,20 @@ macro_rules! signed_varints {
 varints!(u16 => "u16", u32 => "u32", u64 => "u64");
 signed_varints!(i16 => "s16", i32 => "s32", i64 => "s64");
 
-impl Wire for f32 {
-    fn put(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.to_le_bytes());
-    }
-    fn get(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(f32::from_le_bytes(
-            reader.take(4)?.try_into().expect("4 bytes"),
-        ))
-    }
+macro_rules! floats {
+    ($($t:ty => $n:literal),*) => {$(
+        impl Wire for $t {
+            fn put(&self, out: &mut Vec<u8>) {
+                out.extend_from_slice(&self.to_le_bytes());
+            }
+            fn get(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+                Ok(<$t>::from_le_bytes(reader.take($n)?.try_into().expect("exact size")))
+            }
+        }
+    )*};
 }
 
-impl Wire for f64 {
-    fn put(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.to_le_bytes());
-    }
-    fn get(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(f64::from_le_bytes(
-            reader.take(8)?.try_into().expect("8 bytes"),
-        ))
-    }
-}
+floats!(f32 => 4, f64 => 8);
 
 impl Wire for char {
     fn put(&self, out: &mut Vec<u8>) {

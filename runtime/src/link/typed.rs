@@ -38,6 +38,9 @@ pub(crate) enum ServeError {
     Call(wasmtime::Error),
 }
 
+/// The encoded results of a call served from another process.
+pub(crate) type Served<'a> = Pin<Box<dyn Future<Output = Result<Vec<u8>, ServeError>> + Send + 'a>>;
+
 /// A signature with a typed path, at both ends of a call.
 pub(crate) trait Shape: Send + Sync {
     /// Registers `forwarder` as the typed host function `name`.
@@ -56,7 +59,7 @@ pub(crate) trait Shape: Send + Sync {
         export: ComponentExportIndex,
         label: &'a str,
         payload: &'a [u8],
-    ) -> Pin<Box<dyn Future<Output = Result<Vec<u8>, ServeError>> + Send + 'a>>;
+    ) -> Served<'a>;
 }
 
 /// The shape whose parameters are `P` and results `R`.
@@ -86,7 +89,7 @@ where
         export: ComponentExportIndex,
         label: &'a str,
         payload: &'a [u8],
-    ) -> Pin<Box<dyn Future<Output = Result<Vec<u8>, ServeError>> + Send + 'a>> {
+    ) -> Served<'a> {
         Box::pin(async move {
             let params = P::decode(payload).map_err(ServeError::Decode)?;
             let results: R = pool
