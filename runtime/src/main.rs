@@ -41,6 +41,9 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let command = Weft::parse();
+    if std::env::var_os("WEFT_VAL_PATH").is_some_and(|v| v == "1") {
+        weft_runtime::link::use_val_path_only(true);
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

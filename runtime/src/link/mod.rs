@@ -19,7 +19,7 @@
 
 pub(crate) mod typed;
 
-pub use typed::SHAPES as TYPED_SHAPES;
+pub use typed::{SHAPES as TYPED_SHAPES, use_val_path_only};
 
 use crate::capability::Capability;
 use crate::codec::FuncTypes;

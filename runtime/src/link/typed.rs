@@ -27,6 +27,7 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use wasmtime::component::types::{ComponentFunc, Type};
 use wasmtime::component::{ComponentExportIndex, ComponentNamedList, Lift, LinkerInstance, Lower};
 
@@ -101,8 +102,21 @@ where
     }
 }
 
+/// Whether every function takes the `Val` path.
+static VAL_PATH_ONLY: AtomicBool = AtomicBool::new(false);
+
+/// Makes every forwarder linked from now on, and every export served from
+/// now on, take the `Val` path, so that a benchmark can show what the typed
+/// path gains. `WEFT_VAL_PATH=1` sets it for a `weft` process.
+pub fn use_val_path_only(on: bool) {
+    VAL_PATH_ONLY.store(on, Ordering::Relaxed);
+}
+
 /// The typed shape of a function, if it has one.
 pub(crate) fn shape_of(func: &ComponentFunc) -> Option<Arc<dyn Shape>> {
+    if VAL_PATH_ONLY.load(Ordering::Relaxed) {
+        return None;
+    }
     let params: Vec<Type> = func.params().map(|(_, t)| t).collect();
     let results: Vec<Type> = func.results().collect();
     shape_for(&params, &results)
