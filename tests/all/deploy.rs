@@ -24,7 +24,7 @@ fn every_value_type_crosses_processes_unchanged() {
     let mut answers: Vec<(Mode, Vec<String>)> = Vec::new();
     each_mode(|mode| {
         let app = Weft::start(mode, &[dir.path().to_str().unwrap()]);
-        let bodies: Vec<String> = ["/echo", "/many", "/big?mib=4"]
+        let bodies: Vec<String> = ["/echo", "/many", "/big?mib=4", "/typed"]
             .iter()
             .map(|path| {
                 let (status, body) = http_get(&app.url("web", path));
@@ -44,8 +44,34 @@ fn every_value_type_crosses_processes_unchanged() {
             "{}",
             bodies[2]
         );
+        assert_eq!(
+            bodies[3],
+            "text \"\" same: true\ntext \"plain\" same: true\n\
+             text \"héllo, 世界 🦀\" same: true\n\
+             add: 18446744073709551615\nadd wraps: 1\n\
+             tag: 0 bytes, first None, n 0\ntag: 3 bytes, first Some(9), n 4294967295\n"
+        );
         answers.push((mode, bodies));
     });
+    // The same through the Val path everywhere: the typed forwarders and
+    // codec must not change a byte.
+    for mode in [Mode::Run, Mode::Split] {
+        let app = Weft::start_with_env(
+            mode,
+            &[dir.path().to_str().unwrap()],
+            &[("WEFT_VAL_PATH", "1")],
+        );
+        for (path, typed) in ["/echo", "/many", "/big?mib=4", "/typed"]
+            .iter()
+            .zip(&answers[0].1)
+        {
+            assert_eq!(
+                &http_get(&app.url("web", path)),
+                &(200, typed.clone()),
+                "Val path, {mode:?} {path}"
+            );
+        }
+    }
     let (first_mode, first) = &answers[0];
     for (mode, bodies) in &answers[1..] {
         assert_eq!(

@@ -197,8 +197,6 @@ async fn in_process() -> anyhow::Result<()> {
     let driver = "demo:fixtures/driver@0.1.0";
     let add = export(&callee, target, "add");
     let echo = export(&callee, target, "echo");
-    let add_loop = export(&caller, driver, "add-loop");
-    let echo_loop = export(&caller, driver, "echo-loop");
     const N: u32 = 20_000;
     const RUNS: usize = 11;
     let text = "a string of 32 bytes, give or ta".to_string();
@@ -208,6 +206,9 @@ async fn in_process() -> anyhow::Result<()> {
          typed forwarders, and the Val path for comparison"
     );
     for (what, subject) in [("typed", &caller), ("Val", &val_caller)] {
+        // Export indices belong to one compiled component: the subject's own.
+        let add_loop = export(subject, driver, "add-loop");
+        let echo_loop = export(subject, driver, "echo-loop");
         let u64_calls = compare(
             RUNS,
             async || time_calls::<(u64, u64), (u64,)>(&callee, add, N, |i| (u64::from(i), 1)).await,
@@ -241,8 +242,8 @@ async fn in_process() -> anyhow::Result<()> {
         }
     }
     let echo_bytes = export(&callee, target, "echo-bytes");
-    let bytes_loop = export(&caller, driver, "bytes-loop");
     for (what, subject) in [("typed", &caller), ("Val", &val_caller)] {
+        let bytes_loop = export(subject, driver, "bytes-loop");
         for (size, calls, target_time) in
             [(64usize << 10, 200u32, "100 us"), (4 << 20, 10, "10 ms")]
         {
