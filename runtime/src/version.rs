@@ -74,7 +74,8 @@ fn framed(hash: &mut Sha256, bytes: &[u8]) {
     hash.update(bytes);
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Bytes as lowercase hex, as versions, fingerprints and blob names write them.
+pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

@@ -106,12 +106,7 @@ impl KubeCommand {
         let digests: BTreeMap<String, String> = prepared
             .compiled
             .iter()
-            .map(|(name, c)| {
-                (
-                    name.clone(),
-                    c.digest.iter().map(|b| format!("{b:02x}")).collect(),
-                )
-            })
+            .map(|(name, c)| (name.clone(), crate::version::hex(&c.digest)))
             .collect();
         let app = AppVersion {
             source: &source,

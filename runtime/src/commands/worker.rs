@@ -65,7 +65,17 @@ impl WorkerCommand {
         let (token, listen, launch) = match &self.config {
             Some(config) => {
                 let token_file = self.token_file.clone().expect("clap requires it");
-                let token = Token::read_file(&token_file)?;
+                let token = std::fs::read_to_string(&token_file)
+                    .ok()
+                    .and_then(|text| Token::parse(text.trim()))
+                    .with_context(|| {
+                        format!(
+                            "--token-file {}: cannot read a token there (64 hex digits); mount the \
+                             app's token Secret there (`weft kube APP --secret` makes it), or on a \
+                             plain machine write the token into that file",
+                            token_file.display()
+                        )
+                    })?;
                 let cluster = ConfigDir {
                     dir: config.clone(),
                 }
@@ -75,6 +85,7 @@ impl WorkerCommand {
                     .unwrap_or(SocketAddr::from(([0, 0, 0, 0], cluster.port)));
                 let launch = ConfigLaunch {
                     config: config.clone(),
+                    cluster,
                     components: self.components.clone(),
                     group: self.group.clone().expect("clap requires it"),
                     peers: parse_peers(&self.peers)?,

@@ -18,7 +18,7 @@
 //! [`VersionStore::retain`] keeps the newest few.
 
 use crate::manifest::{Manifest, ManifestFile};
-use crate::version::Version;
+use crate::version::{Version, hex};
 use anyhow::Context as _;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -40,6 +40,17 @@ pub struct Snapshot {
     pub manifest: PathBuf,
     /// Its plan.
     pub plan: Plan,
+}
+
+/// The file name of a stored binary whose SHA-256 is `digest` (hex).
+fn blob_name(digest: &str) -> String {
+    format!("{digest}.wasm")
+}
+
+/// Where a binary with SHA-256 `digest` (hex) is stored, from the app's
+/// folder.
+pub fn blob_in_app(digest: &str) -> PathBuf {
+    Path::new(".weft/versions/blobs").join(blob_name(digest))
 }
 
 impl VersionStore {
@@ -70,7 +81,7 @@ impl VersionStore {
                 )
             })?;
             let digest = Sha256::digest(&bytes).to_vec();
-            let blob = format!("{}.wasm", hex(&digest));
+            let blob = blob_name(&hex(&digest));
             write_once(&blobs.join(&blob), &bytes)?;
             spec.wasm = Path::new("..").join("blobs").join(blob);
             spec.build = None;
@@ -191,10 +202,6 @@ fn write_once(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     std::fs::write(&partial, bytes)
         .with_context(|| format!("cannot write {}", partial.display()))?;
     std::fs::rename(&partial, path).with_context(|| format!("cannot write {}", path.display()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

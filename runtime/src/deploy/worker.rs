@@ -21,12 +21,12 @@
 //! SIGTERM, or the end of its standard input (the manager is gone) make it
 //! say it is not ready, drain and exit.
 
-use super::cluster::ConfigDir;
+use super::cluster::{ClusterConfig, ConfigDir};
 use crate::app::{App, Placement, Prepared};
 use crate::cache::CompileCache;
 use crate::discovery::{self, Peers, Source, Watch};
 use crate::kv::KeyValueStore;
-use crate::manifest::ManifestFile;
+use crate::manifest::{Backend, ManifestFile};
 use crate::resolve::Provider;
 use crate::rpc::auth::{Check, Token};
 use crate::rpc::client::Replicas;
@@ -94,6 +94,8 @@ struct Launch {
 pub struct ConfigLaunch {
     /// The config folder (a mounted ConfigMap).
     pub config: PathBuf,
+    /// Its `cluster.toml`, read once by the command.
+    pub cluster: ClusterConfig,
     /// The folder of the component binaries that `weft.toml` names.
     pub components: PathBuf,
     /// The group to serve.
@@ -303,7 +305,7 @@ impl Worker {
         let dir = ConfigDir {
             dir: launch.config.clone(),
         };
-        let cluster = dir.cluster()?;
+        let cluster = &launch.cluster;
         let mut manifest = ManifestFile::load(&dir.manifest())?;
         manifest.dir = launch.components.clone();
         let prepared = load(manifest, CompileCache::new(launch.cache_dir.clone())).await?;
@@ -329,7 +331,7 @@ impl Worker {
             let buckets = &manifest.components[component].grants.keyvalue;
             if let Some(bucket) = buckets
                 .iter()
-                .find(|b| crate::kv::buckets::uses_embedded(manifest, [*b]))
+                .find(|b| manifest.bucket_backend(b) == Backend::Redb)
             {
                 anyhow::bail!(
                     "component '{component}' keeps bucket '{bucket}' in the embedded store, which \
@@ -350,8 +352,9 @@ impl Worker {
                     port: cluster.port,
                 },
                 (None, None) => anyhow::bail!(
-                    "cluster.toml names no service for group '{callee}', which group '{name}' \
-                     calls; give its replicas with --peers {callee}=HOST:PORT"
+                    "{}: no service for group '{callee}', which group '{name}' calls; give its \
+                     replicas with --peers {callee}=HOST:PORT",
+                    launch.config.join(super::cluster::CLUSTER_FILE).display()
                 ),
             };
             let (peers, watch) =
@@ -368,7 +371,11 @@ impl Worker {
                 continue;
             }
             let binding = cluster.listeners.get(listener).with_context(|| {
-                format!("cluster.toml gives no address for listener '{listener}'")
+                format!(
+                    "{}: no address for listener '{listener}'; write the config again with \
+                     weft kube",
+                    launch.config.join(super::cluster::CLUSTER_FILE).display()
+                )
             })?;
             listeners.insert(listener.clone(), binding.address);
         }

@@ -31,9 +31,11 @@ pub fn containerfile(app: &AppVersion<'_>, image: Option<&str>) -> String {
          COPY {EXE_IN_CONTEXT} {WEFT_BIN}\n"
     );
     for (component, digest) in app.digests {
+        let blob = crate::deploy::versions::blob_in_app(digest);
         let _ = write!(
             out,
-            "# {component}\nCOPY .weft/versions/blobs/{digest}.wasm {COMPONENTS_DIR}/{digest}.wasm\n"
+            "# {component}\nCOPY {} {COMPONENTS_DIR}/{digest}.wasm\n",
+            blob.display()
         );
     }
     let _ = writeln!(out, "ENTRYPOINT [\"{WEFT_BIN}\"]");

@@ -84,6 +84,9 @@ pub struct Forwarder {
     pub interface: String,
     /// The function's name.
     pub function: String,
+    /// "greeter: demo:hello/greeter@0.1.0#greet", for errors: made once,
+    /// since every local call passes it down.
+    label: String,
     route: Route,
 }
 
@@ -99,11 +102,6 @@ enum Route {
 }
 
 impl Forwarder {
-    /// How errors name the function: "greeter: demo:hello/greeter@0.1.0#greet".
-    fn label(&self) -> String {
-        format!("{}: {}#{}", self.callee, self.interface, self.function)
-    }
-
     /// Calls the callee with `params`, writing `results`; `deadline` is
     /// when the caller's own call must end.
     async fn call(
@@ -117,10 +115,10 @@ impl Forwarder {
                 let pool = slot.get().ok_or_else(|| {
                     wasmtime::format_err!(
                         "{} was called before the app finished loading",
-                        self.label()
+                        self.label
                     )
                 })?;
-                pool.call_export(*export, &self.label(), params, results)
+                pool.call_export(*export, &self.label, params, results)
                     .await
             }
             Route::Remote(remote) => remote.call(deadline, params, results).await,
@@ -136,11 +134,11 @@ impl Forwarder {
     {
         match &self.route {
             Route::Local { slot, export } => {
-                let label = self.label();
+                let label = &self.label;
                 let pool = slot.get().ok_or_else(|| {
                     wasmtime::format_err!("{label} was called before the app finished loading")
                 })?;
-                pool.call_typed(*export, &label, params).await
+                pool.call_typed(*export, label, params).await
             }
             Route::Remote(remote) => remote.call_typed(deadline, &params).await,
         }
@@ -215,6 +213,7 @@ pub fn linker_for<'c>(
             // other passes `Val`s.
             let shape = typed::shape_of(&import_func(engine, caller, &wire.import, &func.name)?);
             let forwarder = Arc::new(Forwarder {
+                label: format!("{name}: {export}#{}", func.name),
                 caller: caller.name.to_string(),
                 group: caller.group.to_string(),
                 callee: name.clone(),

@@ -128,19 +128,19 @@ impl Exports {
             Status::internal(format!("{e:#}"))
         };
         let payload = match &f.shape {
-            Some(shape) => {
-                f.calls.fetch_add(1, Ordering::Relaxed);
-                shape
-                    .serve(&f.pool, f.index, &f.label, &call.payload)
-                    .await
-                    .map_err(|e| match e {
-                        ServeError::Decode(e) => {
-                            f.calls.fetch_sub(1, Ordering::Relaxed);
-                            decode_error(e)
-                        }
-                        ServeError::Call(e) => call_error(e),
-                    })?
-            }
+            // Arguments that do not decode never reach the callee, so only
+            // the other outcomes count as calls.
+            Some(shape) => match shape.serve(&f.pool, f.index, &f.label, &call.payload).await {
+                Ok(payload) => {
+                    f.calls.fetch_add(1, Ordering::Relaxed);
+                    payload
+                }
+                Err(ServeError::Decode(e)) => return Err(decode_error(e)),
+                Err(ServeError::Call(e)) => {
+                    f.calls.fetch_add(1, Ordering::Relaxed);
+                    return Err(call_error(e));
+                }
+            },
             None => {
                 let params =
                     codec::decode_all(&f.types.params, &call.payload).map_err(decode_error)?;
