@@ -14,6 +14,7 @@
 //! - [`link`]: a `Linker` per component, with host capabilities and
 //!   forwarders that call other components' exports.
 //! - [`pool`]: warm instances per component, with per-call deadlines.
+//! - [`heap`]: the C allocator told to keep freed buffers for reuse.
 //! - [`host`] and [`kv`]: the store data and capabilities each instance gets,
 //!   and the key-value backends.
 //! - [`listener`]: HTTP into a component's `wasi:http/incoming-handler`.
@@ -70,6 +71,7 @@ pub mod commands;
 pub mod deploy;
 pub mod discovery;
 pub mod engine;
+pub mod heap;
 pub mod host;
 pub mod kube;
 pub mod kv;

@@ -28,9 +28,11 @@ const HOST_GRACE: Duration = Duration::from_secs(1);
 
 /// How many bytes the host may allocate for the values of one call from a
 /// guest to the host (wasmtime's "hostcall fuel", 128 MiB by default).
-/// Forwarded calls hold their arguments as wasmtime `Val`s, about 40 bytes
-/// per list element, so the default stops a 4 MiB `list<u8>` at the door;
-/// 1 GiB lets a call carry lists of some 25 million elements.
+/// Calls on the `Val` path hold their arguments as wasmtime `Val`s, about
+/// 40 bytes per list element, so the default stops a 4 MiB `list<u8>` at
+/// the door; 1 GiB lets a call carry lists of some 25 million elements.
+/// Typed forwarders copy bytes as slices, but a record or any list other
+/// than `list<u8>` still takes the `Val` path, so the raise stays.
 pub const HOSTCALL_FUEL: usize = 1 << 30;
 
 /// How many idle instances a pool keeps at most.

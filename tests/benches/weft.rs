@@ -48,6 +48,8 @@ struct Item {
 }
 
 fn main() -> anyhow::Result<()> {
+    // As a `weft` process does; the callers measured here run in this one.
+    weft_runtime::heap::keep_freed_memory();
     // The baseline of (d) runs in a process of its own: this binary, again.
     if std::env::var_os(ECHO_SERVER).is_some() {
         return rpc::echo_server();

@@ -28,10 +28,12 @@ mod cluster;
 mod http;
 mod python;
 mod redis;
+mod worker;
 pub use cluster::{Cluster, NODES, PodInfo};
 pub use http::{Connection, Reply, http_get, parse_response};
 pub use python::{COMPONENTIZE_PY, KUBERNETES_VALIDATE, PYTHON_GUESTS, kubernetes_validate};
 pub use redis::{RedisServer, kvcounter_on_redis};
+pub use worker::{Assign, AssignedWorker, fingerprint};
 
 /// Every Rust guest the tests use, by cargo package name; the Python ones
 /// are in [`PYTHON_GUESTS`].
@@ -437,30 +439,13 @@ pub fn served_calls(dir: &Path) -> BTreeMap<String, u64> {
 /// How many calls from other processes the worker at `address` has run,
 /// by `"COMPONENT: INTERFACE#FUNCTION"` (`Control.Served`).
 pub fn served_at(address: &str, token: &weft_runtime::rpc::auth::Token) -> BTreeMap<String, u64> {
-    use weft_proto::v1::ServedRequest;
-    use weft_proto::v1::control_client::ControlClient;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("a runtime");
-    runtime.block_on(async {
-        let channel = weft_runtime::rpc::channel(address, token).expect("a worker address");
-        let reply = ControlClient::new(channel)
-            .served(ServedRequest {})
-            .await
-            .unwrap_or_else(|e| panic!("worker at {address}: Served failed: {e}"));
-        reply
-            .into_inner()
-            .functions
-            .into_iter()
-            .map(|f| {
-                (
-                    format!("{}: {}#{}", f.component, f.interface, f.function),
-                    f.calls,
-                )
-            })
-            .collect()
-    })
+    runtime
+        .block_on(worker::served_by(address, token))
+        .unwrap_or_else(|e| panic!("worker at {address}: Served failed: {e}"))
 }
 
 /// Appends every line `from` prints to `sink` (and sends it to `lines`) on a

@@ -306,19 +306,19 @@ fn typed_and_val_encodings_are_the_same_bytes() {
         encode_all(types, vals, &mut by_val).unwrap();
         assert_eq!(typed, by_val, "{value:?}");
         assert_eq!(decode_all(types, &typed).unwrap(), vals);
-        assert_eq!(T::decode(&by_val).unwrap(), value);
+        assert_eq!(T::decode(&by_val.into()).unwrap(), value);
     }
     let bytes = |b: &[u8]| Val::List(b.iter().map(|x| Val::U8(*x)).collect());
     let list_u8 = ValueType::List(Box::new(ValueType::U8));
     both_ways((), &[], &[]);
     both_ways(
-        (Vec::<u8>::new(),),
+        (bytes::Bytes::new(),),
         std::slice::from_ref(&list_u8),
         &[bytes(&[])],
     );
     let big: Vec<u8> = (0..(4u32 << 20)).map(|i| (i * 7) as u8).collect();
     both_ways(
-        (big.clone(),),
+        (bytes::Bytes::from(big.clone()),),
         std::slice::from_ref(&list_u8),
         &[bytes(&big)],
     );
@@ -343,13 +343,29 @@ fn typed_and_val_encodings_are_the_same_bytes() {
 #[test]
 fn typed_decoding_refuses_what_val_decoding_refuses() {
     use super::typed::WireList;
+    use bytes::Bytes;
+    let message = |b: &'static [u8]| Bytes::from_static(b);
     // Invalid UTF-8, a length past the end, and bytes left over.
-    assert!(<(String,)>::decode(&[2, 0xff, 0xfe]).is_err());
+    assert!(<(String,)>::decode(&message(&[2, 0xff, 0xfe])).is_err());
     assert_eq!(
-        <(Vec<u8>,)>::decode(&[5, 1, 2]),
+        <(Bytes,)>::decode(&message(&[5, 1, 2])),
         Err(DecodeError::Truncated)
     );
-    assert_eq!(<(u32,)>::decode(&[1, 0]), Err(DecodeError::Trailing(1)));
-    assert!(<(bool,)>::decode(&[2]).is_err());
-    assert!(<(u8,)>::decode(&[]).is_err());
+    assert_eq!(
+        <(u32,)>::decode(&message(&[1, 0])),
+        Err(DecodeError::Trailing(1))
+    );
+    assert!(<(bool,)>::decode(&message(&[2])).is_err());
+    assert!(<(u8,)>::decode(&message(&[])).is_err());
+}
+
+/// A decoded `list<u8>` shares the message's buffer rather than copying it.
+#[test]
+fn typed_bytes_are_slices_of_the_message() {
+    use super::typed::WireList;
+    use bytes::Bytes;
+    let message = Bytes::from(vec![3, 7, 8, 9, 42]);
+    let (body, tail) = <(Bytes, u8)>::decode(&message).unwrap();
+    assert_eq!((&body[..], tail), (&[7, 8, 9][..], 42));
+    assert_eq!(body.as_ptr(), message[1..].as_ptr());
 }

@@ -2,26 +2,43 @@
 //! forwarders (`link::typed`) send and the `Invoke` service decodes,
 //! without a `Val` per value. Bytes and strings are copied as slices.
 //!
+//! A `list<u8>` is held as [`Bytes`]: decoding one shares the message's
+//! buffer instead of copying it, and wasmtime lowers it from that buffer
+//! straight into the callee's memory.
+//!
 //! A value encoded here decodes with [`decode_all`](super::decode_all) as
 //! the matching `Val`, and the other way round, so a typed caller and a
 //! `Val` callee talk to each other; the tests check both directions.
 
 use super::{DecodeError, Reader, invalid, put_signed, put_varint};
+use bytes::Bytes;
+
+/// What typed values are read from: a reader over a message, and the
+/// message itself, whose slices [`Bytes`] values share.
+pub(crate) struct Input<'a> {
+    reader: Reader<'a>,
+    whole: &'a Bytes,
+}
 
 /// One value with a Rust type, and its bytes.
 pub(crate) trait Wire: Sized {
+    /// At least how many bytes the value takes, so that a message is
+    /// allocated once.
+    fn size(&self) -> usize {
+        10
+    }
     /// Appends the value's bytes to `out`.
     fn put(&self, out: &mut Vec<u8>);
     /// Reads one value.
-    fn get(reader: &mut Reader<'_>) -> Result<Self, DecodeError>;
+    fn get(input: &mut Input<'_>) -> Result<Self, DecodeError>;
 }
 
 impl Wire for bool {
     fn put(&self, out: &mut Vec<u8>) {
         out.push(u8::from(*self));
     }
-    fn get(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        reader.flag()
+    fn get(input: &mut Input<'_>) -> Result<Self, DecodeError> {
+        input.reader.flag()
     }
 }
 
@@ -29,8 +46,8 @@ impl Wire for u8 {
     fn put(&self, out: &mut Vec<u8>) {
         out.push(*self);
     }
-    fn get(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        reader.byte()
+    fn get(input: &mut Input<'_>) -> Result<Self, DecodeError> {
+        input.reader.byte()
     }
 }
 
@@ -38,8 +55,8 @@ impl Wire for i8 {
     fn put(&self, out: &mut Vec<u8>) {
         out.push(*self as u8);
     }
-    fn get(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(reader.byte()? as i8)
+    fn get(input: &mut Input<'_>) -> Result<Self, DecodeError> {
+        Ok(input.reader.byte()? as i8)
     }
 }
 
@@ -49,8 +66,8 @@ macro_rules! varints {
             fn put(&self, out: &mut Vec<u8>) {
                 put_varint(out, u64::from(*self));
             }
-            fn get(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-                reader.narrow($name)
+            fn get(input: &mut Input<'_>) -> Result<Self, DecodeError> {
+                input.reader.narrow($name)
             }
         }
     )*};
@@ -62,8 +79,8 @@ macro_rules! signed_varints {
             fn put(&self, out: &mut Vec<u8>) {
                 put_signed(out, i64::from(*self));
             }
-            fn get(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-                reader.narrow_signed($name)
+            fn get(input: &mut Input<'_>) -> Result<Self, DecodeError> {
+                input.reader.narrow_signed($name)
             }
         }
     )*};
@@ -78,8 +95,8 @@ macro_rules! floats {
             fn put(&self, out: &mut Vec<u8>) {
                 out.extend_from_slice(&self.to_le_bytes());
             }
-            fn get(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-                Ok(<$t>::from_le_bytes(reader.take($n)?.try_into().expect("exact size")))
+            fn get(input: &mut Input<'_>) -> Result<Self, DecodeError> {
+                Ok(<$t>::from_le_bytes(input.reader.take($n)?.try_into().expect("exact size")))
             }
         }
     )*};
@@ -91,33 +108,39 @@ impl Wire for char {
     fn put(&self, out: &mut Vec<u8>) {
         put_varint(out, u64::from(*self));
     }
-    fn get(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let n: u32 = reader.narrow("char")?;
+    fn get(input: &mut Input<'_>) -> Result<Self, DecodeError> {
+        let n: u32 = input.reader.narrow("char")?;
         char::from_u32(n).ok_or_else(|| invalid(format!("{n:#x} is not a Unicode scalar value")))
     }
 }
 
 impl Wire for String {
+    fn size(&self) -> usize {
+        self.len() + 10
+    }
     fn put(&self, out: &mut Vec<u8>) {
         put_varint(out, self.len() as u64);
         out.extend_from_slice(self.as_bytes());
     }
-    fn get(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let len = reader.count(1)?;
-        let text = std::str::from_utf8(reader.take(len)?)
+    fn get(input: &mut Input<'_>) -> Result<Self, DecodeError> {
+        let len = input.reader.count(1)?;
+        let text = std::str::from_utf8(input.reader.take(len)?)
             .map_err(|e| invalid(format!("string is not UTF-8: {e}")))?;
         Ok(text.to_string())
     }
 }
 
-impl Wire for Vec<u8> {
+impl Wire for Bytes {
+    fn size(&self) -> usize {
+        self.len() + 10
+    }
     fn put(&self, out: &mut Vec<u8>) {
         put_varint(out, self.len() as u64);
         out.extend_from_slice(self);
     }
-    fn get(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let len = reader.count(1)?;
-        Ok(reader.take(len)?.to_vec())
+    fn get(input: &mut Input<'_>) -> Result<Self, DecodeError> {
+        let len = input.reader.count(1)?;
+        Ok(input.whole.slice_ref(input.reader.take(len)?))
     }
 }
 
@@ -125,8 +148,8 @@ impl Wire for Vec<u8> {
 pub(crate) trait WireList: Sized {
     /// The list's bytes.
     fn encode(&self) -> Vec<u8>;
-    /// The list, from exactly `bytes`.
-    fn decode(bytes: &[u8]) -> Result<Self, DecodeError>;
+    /// The list, from exactly `bytes`, sharing its buffer.
+    fn decode(bytes: &Bytes) -> Result<Self, DecodeError>;
 }
 
 macro_rules! wire_lists {
@@ -135,15 +158,15 @@ macro_rules! wire_lists {
             #[allow(non_snake_case, unused_mut)]
             fn encode(&self) -> Vec<u8> {
                 let ($($name,)*) = self;
-                let mut out = Vec::new();
+                let mut out = Vec::with_capacity(0 $(+ $name.size())*);
                 $($name.put(&mut out);)*
                 out
             }
             #[allow(unused_mut)]
-            fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-                let mut reader = Reader { bytes, at: 0 };
-                let list = ($($name::get(&mut reader)?,)*);
-                match bytes.len() - reader.at {
+            fn decode(bytes: &Bytes) -> Result<Self, DecodeError> {
+                let mut input = Input { reader: Reader { bytes: &bytes[..], at: 0 }, whole: bytes };
+                let list = ($($name::get(&mut input)?,)*);
+                match bytes.len() - input.reader.at {
                     0 => Ok(list),
                     n => Err(DecodeError::Trailing(n)),
                 }

@@ -23,6 +23,7 @@ use crate::codec::DecodeError;
 use crate::codec::typed::{Wire, WireList};
 use crate::host::HostState;
 use crate::pool::InstancePool;
+use bytes::Bytes;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
@@ -59,7 +60,7 @@ pub(crate) trait Shape: Send + Sync {
         pool: &'a InstancePool,
         export: ComponentExportIndex,
         label: &'a str,
-        payload: &'a [u8],
+        payload: &'a Bytes,
     ) -> Served<'a>;
 }
 
@@ -89,7 +90,7 @@ where
         pool: &'a InstancePool,
         export: ComponentExportIndex,
         label: &'a str,
-        payload: &'a [u8],
+        payload: &'a Bytes,
     ) -> Served<'a> {
         Box::pin(async move {
             let params = P::decode(payload).map_err(ServeError::Decode)?;
@@ -143,7 +144,7 @@ scalar_kinds!(
     char => Char, String => String,
 );
 
-impl Kind for Vec<u8> {
+impl Kind for Bytes {
     fn matches(ty: &Type) -> bool {
         matches!(ty, Type::List(list) if list.ty() == Type::U8)
     }
@@ -183,7 +184,7 @@ macro_rules! with_results {
     ($params:ty, $results:expr) => {{
         let results: &[Type] = $results;
         with_results!(@each $params, results;
-            (), (bool,), (u32,), (u64,), (i32,), (i64,), (f64,), (String,), (Vec<u8>,))
+            (), (bool,), (u32,), (u64,), (i32,), (i64,), (f64,), (String,), (Bytes,))
     }};
     (@each $params:ty, $results:ident; $($r:ty),*) => {{
         let mut found: Option<Arc<dyn Shape>> = None;
@@ -217,8 +218,8 @@ fn shape_for(params: &[Type], results: &[Type]) -> Option<Arc<dyn Shape>> {
         (bool,), (u32,), (u64,), (i32,), (i64,), (f64,),
         (u32, u32), (u64, u64), (i32, i32), (i64, i64), (f64, f64),
         (String,), (String, String), (String, u32), (String, u64), (u32, String), (u64, String),
-        (Vec<u8>,), (Vec<u8>, u32), (Vec<u8>, u64), (u32, Vec<u8>), (u64, Vec<u8>),
-        (String, Vec<u8>),
+        (Bytes,), (Bytes, u32), (Bytes, u64), (u32, Bytes), (u64, Bytes),
+        (String, Bytes),
     )
 }
 

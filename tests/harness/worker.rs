@@ -1,0 +1,196 @@
+//! A `weft worker` started and assigned by the test itself, as a manager
+//! would assign it: one group of an app in a process of its own, which the
+//! test's process (or another such worker) calls over gRPC. The benchmark
+//! times calls into one; tests mix worker processes that differ in one
+//! setting, such as `WEFT_VAL_PATH`.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use weft_placer::Plan;
+use weft_proto::v1::control_client::ControlClient;
+use weft_proto::v1::{Assignment, HealthRequest, Route, ServedRequest};
+use weft_runtime::rpc::auth::Token;
+use weft_runtime::version::Version;
+
+/// How long a worker may take to start and load its group.
+const START: Duration = Duration::from_secs(120);
+
+/// A worker process serving one group; killed when dropped.
+pub struct AssignedWorker {
+    process: Child,
+    /// Where it serves `Invoke` and `Control`.
+    pub address: String,
+    output: Arc<Mutex<String>>,
+}
+
+/// Which group of which app a worker hosts, and where the rest is served.
+#[derive(Clone, Copy)]
+pub struct Assign<'a> {
+    /// The folder of the app's `weft.toml`.
+    pub app: &'a Path,
+    /// The plan the version was computed for.
+    pub plan: &'a Plan,
+    /// The deployment's version, which every call must carry.
+    pub version: &'a Version,
+    /// The group it hosts.
+    pub group: &'a str,
+    /// Where other groups' components are served: component, address.
+    pub routes: &'a [(&'a str, &'a str)],
+    /// The compile cache.
+    pub cache: &'a Path,
+}
+
+impl AssignedWorker {
+    /// Starts `weft worker` (the binary `bin`) with `env` added, hands it
+    /// the deployment's `token`, and assigns it `assign`.
+    pub async fn start(
+        bin: &Path,
+        env: &[(&str, &str)],
+        token: &Token,
+        assign: Assign<'_>,
+    ) -> anyhow::Result<AssignedWorker> {
+        let address = crate::free_address().to_string();
+        let mut command = Command::new(bin);
+        weft_runtime::builder::without_cargo_run_vars(&mut command);
+        command
+            .args(["worker", "--listen", &address, "--exit-with-stdin"])
+            .args(["--name", &format!("{}/0", assign.group)])
+            .envs(env.iter().copied())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut process = command.spawn()?;
+        let output = Arc::new(Mutex::new(String::new()));
+        crate::collect_lines(process.stdout.take().expect("piped"), &output, None);
+        crate::collect_lines(process.stderr.take().expect("piped"), &output, None);
+        // A worker reads its deployment's token from its standard input,
+        // and exits when that closes.
+        let stdin = process.stdin.as_mut().expect("piped");
+        writeln!(stdin, "{}", token.as_str())?;
+        stdin.flush()?;
+        let worker = AssignedWorker {
+            process,
+            address,
+            output,
+        };
+        let mut control = worker.control(token)?;
+        let deadline = Instant::now() + START;
+        while control.health(HealthRequest {}).await.is_err() {
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "the worker did not start:\n{}",
+                worker.output()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let assigned = control
+            .assign(Assignment {
+                manifest: assign.app.join("weft.toml").display().to_string(),
+                plan: assign.plan.to_toml(),
+                version: assign.version.to_string(),
+                group: assign.group.into(),
+                replica: 0,
+                routes: assign
+                    .routes
+                    .iter()
+                    .map(|(component, address)| Route {
+                        component: component.to_string(),
+                        addresses: vec![address.to_string()],
+                    })
+                    .collect(),
+                store: String::new(),
+                listeners: vec![],
+                cache_dir: assign.cache.display().to_string(),
+            })
+            .await;
+        if let Err(e) = assigned {
+            anyhow::bail!(
+                "the worker refused its assignment: {e}\n{}",
+                worker.output()
+            );
+        }
+        Ok(worker)
+    }
+
+    fn control(
+        &self,
+        token: &Token,
+    ) -> anyhow::Result<ControlClient<weft_runtime::rpc::AuthChannel>> {
+        Ok(ControlClient::new(weft_runtime::rpc::channel(
+            &self.address,
+            token,
+        )?))
+    }
+
+    /// How many calls reached each function it serves, by
+    /// "component: interface#function".
+    pub async fn served(&self, token: &Token) -> anyhow::Result<BTreeMap<String, u64>> {
+        served_by(&self.address, token).await
+    }
+
+    /// Whether it prints `needle` within a few seconds.
+    pub async fn says(&self, needle: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !self.output().contains(needle) {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        true
+    }
+
+    /// Everything it printed so far.
+    pub fn output(&self) -> String {
+        self.output.lock().unwrap().clone()
+    }
+}
+
+/// The type fingerprint of `function`, exported by `component` of
+/// `prepared`, which a call to it must carry.
+pub fn fingerprint(
+    prepared: &weft_runtime::app::Prepared,
+    component: &str,
+    function: &str,
+) -> String {
+    prepared.compiled[component]
+        .world
+        .exports
+        .iter()
+        .flat_map(|i| &i.functions)
+        .find(|f| f.name == function)
+        .map(|f| weft_runtime::version::fingerprint(&f.signature))
+        .unwrap_or_else(|| panic!("{component} exports no function {function}"))
+}
+
+/// How many calls reached each function the worker at `address` serves, by
+/// "component: interface#function".
+pub(crate) async fn served_by(
+    address: &str,
+    token: &Token,
+) -> anyhow::Result<BTreeMap<String, u64>> {
+    let channel = weft_runtime::rpc::channel(address, token)?;
+    let reply = ControlClient::new(channel).served(ServedRequest {}).await?;
+    Ok(reply
+        .into_inner()
+        .functions
+        .into_iter()
+        .map(|f| {
+            (
+                format!("{}: {}#{}", f.component, f.interface, f.function),
+                f.calls,
+            )
+        })
+        .collect())
+}
+
+impl Drop for AssignedWorker {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
