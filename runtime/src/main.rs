@@ -31,6 +31,7 @@ enum Weft {
 }
 
 fn main() -> ExitCode {
+    weft_runtime::heap::keep_freed_memory();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("WEFT_LOG")
@@ -43,6 +44,7 @@ fn main() -> ExitCode {
     let command = Weft::parse();
     if std::env::var_os("WEFT_VAL_PATH").is_some_and(|v| v == "1") {
         weft_runtime::link::use_val_path_only(true);
+        println!("weft: WEFT_VAL_PATH=1: every cross-component call takes the Val path");
     }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,

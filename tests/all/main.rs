@@ -8,6 +8,7 @@
 mod cluster;
 mod deploy;
 mod errors;
+mod fast_values;
 mod keyvalue;
 mod kube;
 mod latency;
