@@ -44,7 +44,6 @@ fn main() -> ExitCode {
     let command = Weft::parse();
     if std::env::var_os("WEFT_VAL_PATH").is_some_and(|v| v == "1") {
         weft_runtime::link::use_val_path_only(true);
-        println!("weft: WEFT_VAL_PATH=1: every cross-component call takes the Val path");
     }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,

@@ -179,9 +179,8 @@ fn a_callee_returning_invalid_values_fails_only_that_call() {
     });
 }
 
-/// `WEFT_VAL_PATH=1` for a worker, and the line by which it says so.
+/// `WEFT_VAL_PATH=1` for a worker.
 const VAL_PATH: (&str, &str) = ("WEFT_VAL_PATH", "1");
-const SAYS_VAL_PATH: &str = "every cross-component call takes the Val path";
 
 #[test]
 fn typed_and_val_ends_of_a_call_understand_each_other() {
@@ -204,11 +203,9 @@ fn typed_and_val_ends_of_a_call_understand_each_other() {
         let val_callee = AssignedWorker::start(weft_bin(), &[VAL_PATH], &token, callee)
             .await
             .expect("the callee's worker starts");
-        assert!(
-            val_callee.says(SAYS_VAL_PATH).await,
-            "{}",
-            val_callee.output()
-        );
+        // It serves everything on the Val path, as it was told.
+        let typed = val_callee.typed(&token).await.expect("Served");
+        assert!(typed.is_empty(), "{typed:?}");
         let placement = placed(&prepared, &plan, &val_callee.address, &token);
         let app = App::start(&prepared, Some(&placement), None)
             .await
@@ -234,7 +231,9 @@ fn typed_and_val_ends_of_a_call_understand_each_other() {
         let typed_callee = AssignedWorker::start(weft_bin(), &[], &token, callee)
             .await
             .expect("the callee's worker starts");
-        assert!(!typed_callee.output().contains(SAYS_VAL_PATH));
+        let typed = typed_callee.typed(&token).await.expect("Served");
+        let echo_bytes = format!("callee: {TARGET}#echo-bytes");
+        assert!(typed.contains(&echo_bytes), "{typed:?}");
         let routes = [("callee", typed_callee.address.as_str())];
         let caller = Assign {
             group: "caller",
@@ -244,6 +243,8 @@ fn typed_and_val_ends_of_a_call_understand_each_other() {
         let val_caller = AssignedWorker::start(weft_bin(), &[VAL_PATH], &token, caller)
             .await
             .expect("the caller's worker starts");
+        let typed = val_caller.typed(&token).await.expect("Served");
+        assert!(typed.is_empty(), "{typed:?}");
         let fingerprint = fingerprint(&prepared, "caller", "bytes-loop");
         let mut payload = Vec::new();
         codec::encode_all(

@@ -446,6 +446,9 @@ pub fn served_at(address: &str, token: &weft_runtime::rpc::auth::Token) -> BTree
     runtime
         .block_on(worker::served_by(address, token))
         .unwrap_or_else(|e| panic!("worker at {address}: Served failed: {e}"))
+        .into_iter()
+        .map(|(function, f)| (function, f.calls))
+        .collect()
 }
 
 /// Appends every line `from` prints to `sink` (and sends it to `lines`) on a

@@ -4,7 +4,7 @@
 //! times calls into one; tests mix worker processes that differ in one
 //! setting, such as `WEFT_VAL_PATH`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write as _;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use weft_placer::Plan;
 use weft_proto::v1::control_client::ControlClient;
-use weft_proto::v1::{Assignment, HealthRequest, Route, ServedRequest};
+use weft_proto::v1::{Assignment, HealthRequest, Route, ServedFunction, ServedRequest};
 use weft_runtime::rpc::auth::Token;
 use weft_runtime::version::Version;
 
@@ -129,19 +129,22 @@ impl AssignedWorker {
     /// How many calls reached each function it serves, by
     /// "component: interface#function".
     pub async fn served(&self, token: &Token) -> anyhow::Result<BTreeMap<String, u64>> {
-        served_by(&self.address, token).await
+        Ok(served_by(&self.address, token)
+            .await?
+            .into_iter()
+            .map(|(function, f)| (function, f.calls))
+            .collect())
     }
 
-    /// Whether it prints `needle` within a few seconds.
-    pub async fn says(&self, needle: &str) -> bool {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !self.output().contains(needle) {
-            if Instant::now() >= deadline {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        true
+    /// The functions it serves on the typed path, by
+    /// "component: interface#function".
+    pub async fn typed(&self, token: &Token) -> anyhow::Result<BTreeSet<String>> {
+        Ok(served_by(&self.address, token)
+            .await?
+            .into_iter()
+            .filter(|(_, f)| f.typed)
+            .map(|(function, _)| function)
+            .collect())
     }
 
     /// Everything it printed so far.
@@ -167,12 +170,12 @@ pub fn fingerprint(
         .unwrap_or_else(|| panic!("{component} exports no function {function}"))
 }
 
-/// How many calls reached each function the worker at `address` serves, by
+/// What the worker at `address` says of each function it serves, by
 /// "component: interface#function".
 pub(crate) async fn served_by(
     address: &str,
     token: &Token,
-) -> anyhow::Result<BTreeMap<String, u64>> {
+) -> anyhow::Result<BTreeMap<String, ServedFunction>> {
     let channel = weft_runtime::rpc::channel(address, token)?;
     let reply = ControlClient::new(channel).served(ServedRequest {}).await?;
     Ok(reply
@@ -182,7 +185,7 @@ pub(crate) async fn served_by(
         .map(|f| {
             (
                 format!("{}: {}#{}", f.component, f.interface, f.function),
-                f.calls,
+                f,
             )
         })
         .collect())

@@ -175,6 +175,7 @@ impl Exports {
                 function: function.clone(),
                 calls: f.calls.load(Ordering::Relaxed),
                 errors: f.errors.load(Ordering::Relaxed),
+                typed: f.shape.is_some(),
             })
             .collect();
         served.sort_by(|a, b| {
