@@ -248,8 +248,46 @@ fn val_kind(v: &Val) -> String {
     name.to_string()
 }
 
+/// Where encoded bytes go: a buffer, or a [`Tally`] that only counts them.
+pub trait Out {
+    /// Appends one byte.
+    fn push(&mut self, byte: u8);
+    /// Appends `bytes`.
+    fn extend_from_slice(&mut self, bytes: &[u8]);
+}
+
+impl Out for Vec<u8> {
+    fn push(&mut self, byte: u8) {
+        Vec::push(self, byte);
+    }
+    fn extend_from_slice(&mut self, bytes: &[u8]) {
+        Vec::extend_from_slice(self, bytes);
+    }
+}
+
+/// Counts the bytes an encoding would take, without writing them: the
+/// size of a call's values, which the metrics report.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Tally(pub u64);
+
+impl Out for Tally {
+    fn push(&mut self, _byte: u8) {
+        self.0 += 1;
+    }
+    fn extend_from_slice(&mut self, bytes: &[u8]) {
+        self.0 += bytes.len() as u64;
+    }
+}
+
+/// How many bytes [`encode_all`] would write for `values`.
+pub fn encoded_len(types: &[ValueType], values: &[Val]) -> Result<u64, EncodeError> {
+    let mut tally = Tally::default();
+    encode_all(types, values, &mut tally)?;
+    Ok(tally.0)
+}
+
 /// Appends the encoding of `value`, of type `ty`, to `out`.
-pub fn encode(ty: &ValueType, value: &Val, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+pub fn encode(ty: &ValueType, value: &Val, out: &mut impl Out) -> Result<(), EncodeError> {
     let mismatch = || EncodeError {
         expected: ty.to_string(),
         found: val_kind(value),
@@ -383,7 +421,7 @@ fn position<'a>(
 fn encode_payload(
     ty: Option<&ValueType>,
     value: Option<&Val>,
-    out: &mut Vec<u8>,
+    out: &mut impl Out,
     mismatch: impl Fn() -> EncodeError,
 ) -> Result<(), EncodeError> {
     match (ty, value) {
@@ -423,7 +461,7 @@ impl FuncTypes {
 pub fn encode_all(
     types: &[ValueType],
     values: &[Val],
-    out: &mut Vec<u8>,
+    out: &mut impl Out,
 ) -> Result<(), EncodeError> {
     if types.len() != values.len() {
         return Err(EncodeError {
@@ -461,7 +499,7 @@ pub fn decode(ty: &ValueType, bytes: &[u8]) -> Result<Val, DecodeError> {
     }
 }
 
-fn put_varint(out: &mut Vec<u8>, mut n: u64) {
+fn put_varint(out: &mut impl Out, mut n: u64) {
     loop {
         let byte = (n & 0x7f) as u8;
         n >>= 7;
@@ -473,7 +511,7 @@ fn put_varint(out: &mut Vec<u8>, mut n: u64) {
     }
 }
 
-fn put_signed(out: &mut Vec<u8>, n: i64) {
+fn put_signed(out: &mut impl Out, n: i64) {
     put_varint(out, ((n << 1) ^ (n >> 63)) as u64);
 }
 

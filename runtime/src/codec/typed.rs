@@ -10,7 +10,7 @@
 //! the matching `Val`, and the other way round, so a typed caller and a
 //! `Val` callee talk to each other; the tests check both directions.
 
-use super::{DecodeError, Reader, invalid, put_signed, put_varint};
+use super::{DecodeError, Out, Reader, Tally, invalid, put_signed, put_varint};
 use bytes::Bytes;
 
 /// What typed values are read from: a reader over a message, and the
@@ -28,13 +28,13 @@ pub(crate) trait Wire: Sized {
         10
     }
     /// Appends the value's bytes to `out`.
-    fn put(&self, out: &mut Vec<u8>);
+    fn put(&self, out: &mut impl Out);
     /// Reads one value.
     fn get(input: &mut Input<'_>) -> Result<Self, DecodeError>;
 }
 
 impl Wire for bool {
-    fn put(&self, out: &mut Vec<u8>) {
+    fn put(&self, out: &mut impl Out) {
         out.push(u8::from(*self));
     }
     fn get(input: &mut Input<'_>) -> Result<Self, DecodeError> {
@@ -43,7 +43,7 @@ impl Wire for bool {
 }
 
 impl Wire for u8 {
-    fn put(&self, out: &mut Vec<u8>) {
+    fn put(&self, out: &mut impl Out) {
         out.push(*self);
     }
     fn get(input: &mut Input<'_>) -> Result<Self, DecodeError> {
@@ -52,7 +52,7 @@ impl Wire for u8 {
 }
 
 impl Wire for i8 {
-    fn put(&self, out: &mut Vec<u8>) {
+    fn put(&self, out: &mut impl Out) {
         out.push(*self as u8);
     }
     fn get(input: &mut Input<'_>) -> Result<Self, DecodeError> {
@@ -63,7 +63,7 @@ impl Wire for i8 {
 macro_rules! varints {
     ($($t:ty => $name:literal),*) => {$(
         impl Wire for $t {
-            fn put(&self, out: &mut Vec<u8>) {
+            fn put(&self, out: &mut impl Out) {
                 put_varint(out, u64::from(*self));
             }
             fn get(input: &mut Input<'_>) -> Result<Self, DecodeError> {
@@ -76,7 +76,7 @@ macro_rules! varints {
 macro_rules! signed_varints {
     ($($t:ty => $name:literal),*) => {$(
         impl Wire for $t {
-            fn put(&self, out: &mut Vec<u8>) {
+            fn put(&self, out: &mut impl Out) {
                 put_signed(out, i64::from(*self));
             }
             fn get(input: &mut Input<'_>) -> Result<Self, DecodeError> {
@@ -92,7 +92,7 @@ signed_varints!(i16 => "s16", i32 => "s32", i64 => "s64");
 macro_rules! floats {
     ($($t:ty => $n:literal),*) => {$(
         impl Wire for $t {
-            fn put(&self, out: &mut Vec<u8>) {
+            fn put(&self, out: &mut impl Out) {
                 out.extend_from_slice(&self.to_le_bytes());
             }
             fn get(input: &mut Input<'_>) -> Result<Self, DecodeError> {
@@ -105,7 +105,7 @@ macro_rules! floats {
 floats!(f32 => 4, f64 => 8);
 
 impl Wire for char {
-    fn put(&self, out: &mut Vec<u8>) {
+    fn put(&self, out: &mut impl Out) {
         put_varint(out, u64::from(*self));
     }
     fn get(input: &mut Input<'_>) -> Result<Self, DecodeError> {
@@ -118,7 +118,7 @@ impl Wire for String {
     fn size(&self) -> usize {
         self.len() + 10
     }
-    fn put(&self, out: &mut Vec<u8>) {
+    fn put(&self, out: &mut impl Out) {
         put_varint(out, self.len() as u64);
         out.extend_from_slice(self.as_bytes());
     }
@@ -134,7 +134,7 @@ impl Wire for Bytes {
     fn size(&self) -> usize {
         self.len() + 10
     }
-    fn put(&self, out: &mut Vec<u8>) {
+    fn put(&self, out: &mut impl Out) {
         put_varint(out, self.len() as u64);
         out.extend_from_slice(self);
     }
@@ -148,6 +148,8 @@ impl Wire for Bytes {
 pub(crate) trait WireList: Sized {
     /// The list's bytes.
     fn encode(&self) -> Vec<u8>;
+    /// How many bytes [`WireList::encode`] writes.
+    fn encoded_len(&self) -> u64;
     /// The list, from exactly `bytes`, sharing its buffer.
     fn decode(bytes: &Bytes) -> Result<Self, DecodeError>;
 }
@@ -161,6 +163,13 @@ macro_rules! wire_lists {
                 let mut out = Vec::with_capacity(0 $(+ $name.size())*);
                 $($name.put(&mut out);)*
                 out
+            }
+            #[allow(non_snake_case, unused_mut)]
+            fn encoded_len(&self) -> u64 {
+                let ($($name,)*) = self;
+                let mut tally = Tally::default();
+                $($name.put(&mut tally);)*
+                tally.0
             }
             #[allow(unused_mut)]
             fn decode(bytes: &Bytes) -> Result<Self, DecodeError> {
