@@ -24,6 +24,7 @@ use crate::pool::InstancePool;
 use crate::resolve::{self, Resolution};
 use crate::rpc::client::Replicas;
 use crate::rpc::server::Exports;
+use crate::telemetry::metrics::{ListenerKey, Metrics};
 use crate::version::Version;
 use crate::world::World;
 use anyhow::{Context as _, bail};
@@ -160,6 +161,11 @@ pub struct App {
     /// Where embedded key-value data lives, if any component keeps a
     /// bucket there.
     pub data_file: Option<PathBuf>,
+    /// The version its metrics carry: the deployment's, or under `weft
+    /// run` that of the app as one group.
+    pub version: Version,
+    /// Its calls and requests, counted.
+    pub metrics: Arc<Metrics>,
 }
 
 impl App {
@@ -199,7 +205,12 @@ impl App {
         } else {
             None
         };
-        let pools = link_all(prepared, placement, keyvalue)?;
+        let version = match placement {
+            Some(p) => p.version.clone(),
+            None => prepared.version(&Plan::monolith(prepared.compiled.keys().cloned())),
+        };
+        let metrics = Arc::new(Metrics::default());
+        let pools = link_all(prepared, placement, keyvalue, &version, &metrics)?;
         for pool in pools.values() {
             pool.warm_up()
                 .await
@@ -222,6 +233,8 @@ impl App {
             manifest: prepared.manifest.clone(),
             pools,
             data_file: None,
+            version,
+            metrics,
         })
     }
 
@@ -261,7 +274,11 @@ impl App {
                 )
             })?;
             let socket = bind_listener(name, *address).await?;
-            let entry = HttpEntry::new(name, pool.clone())
+            let stats = self.metrics.listener(ListenerKey {
+                listener: name.clone(),
+                version: self.version.to_string(),
+            });
+            let entry = HttpEntry::new(name, pool.clone(), stats)
                 .map_err(anyhow::Error::from)
                 .with_context(|| {
                     format!(
@@ -394,7 +411,10 @@ fn link_all(
     prepared: &Prepared,
     placement: Option<&Placement>,
     keyvalue: Option<Arc<dyn KeyValueStore>>,
+    version: &Version,
+    metrics: &Metrics,
 ) -> anyhow::Result<BTreeMap<String, Arc<InstancePool>>> {
+    let version = version.to_string();
     let Prepared {
         manifest,
         compiled,
@@ -416,6 +436,8 @@ fn link_all(
             group: placement.map_or(weft_placer::MONOLITH_GROUP, |p| p.group.as_str()),
             component: &c.component,
             imports: &c.world.imports,
+            version: &version,
+            metrics,
         };
         let linker = link::linker_for(engine, &caller, &resolution.wires[name], |callee| {
             match (slots.get(callee), placement) {

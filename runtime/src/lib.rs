@@ -33,6 +33,9 @@
 //! - [`kube`]: the Kubernetes objects of one version (pure), for `weft
 //!   kube`.
 //!
+//! - [`telemetry`]: per-method and per-listener metrics, and the admin
+//!   address that serves them.
+//!
 //! - [`commands`]: the `weft` subcommands.
 //!
 //! # Example
@@ -81,5 +84,6 @@ pub mod manifest;
 pub mod pool;
 pub mod resolve;
 pub mod rpc;
+pub mod telemetry;
 pub mod version;
 pub mod world;

@@ -12,6 +12,7 @@
 //! worker, and the manager's ingress under `weft deploy`.
 
 use crate::pool::InstancePool;
+use crate::telemetry::metrics::ListenerStats;
 use bytes::Bytes;
 use http::header::HOST;
 use http_body_util::{BodyExt, Full};
@@ -20,7 +21,7 @@ use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use wasmtime::component::Resource;
 use wasmtime_wasi_http::WasiHttpView;
@@ -42,21 +43,40 @@ pub struct HttpEntry {
     listener: String,
     pool: Arc<InstancePool>,
     indices: ProxyIndices,
+    stats: Arc<ListenerStats>,
 }
 
 impl HttpEntry {
-    /// The entry of listener `listener`, served by `pool`'s component.
-    pub fn new(listener: &str, pool: Arc<InstancePool>) -> wasmtime::Result<HttpEntry> {
+    /// The entry of listener `listener`, served by `pool`'s component,
+    /// counting its requests in `stats`.
+    pub fn new(
+        listener: &str,
+        pool: Arc<InstancePool>,
+        stats: Arc<ListenerStats>,
+    ) -> wasmtime::Result<HttpEntry> {
         let indices = ProxyIndices::new(pool.instance_pre())?;
         Ok(HttpEntry {
             listener: listener.to_string(),
             pool,
             indices,
+            stats,
         })
     }
 
-    /// Serves one request.
+    /// Serves one request, and counts it by the status of its answer and
+    /// the time to the answer's head.
     pub async fn handle(
+        self: Arc<Self>,
+        request: hyper::Request<hyper::body::Incoming>,
+    ) -> hyper::Response<HyperOutgoingBody> {
+        let started = Instant::now();
+        let response = self.clone().answer(request).await;
+        self.stats
+            .record(response.status().as_u16(), started.elapsed());
+        response
+    }
+
+    async fn answer(
         self: Arc<Self>,
         request: hyper::Request<hyper::body::Incoming>,
     ) -> hyper::Response<HyperOutgoingBody> {

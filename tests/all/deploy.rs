@@ -3,17 +3,7 @@
 
 use std::time::{Duration, Instant};
 use weft_runtime::deploy::state::DeployState;
-use weft_tests::{Mode, Weft, app_dir, each_mode, http_get, weft_once};
-
-const VALUES_APP: &str = "[app]\nname = \"values\"\n\
-     [components.front]\nwasm = \"{wasm:fixture_values_caller}\"\n\
-     [components.values]\nwasm = \"{wasm:fixture_values_callee}\"\n\
-     [listeners.web]\ncomponent = \"front\"\naddress = \"127.0.0.1:0\"\n";
-
-const HELLO_APP: &str = "[app]\nname = \"hello\"\n\
-     [components.frontend]\nwasm = \"{wasm:hello_frontend}\"\n\
-     [components.greeter]\nwasm = \"{wasm:hello_greeter}\"\n\
-     [listeners.web]\ncomponent = \"frontend\"\naddress = \"127.0.0.1:0\"\n";
+use weft_tests::{HELLO_APP, Mode, VALUES_APP, Weft, app_dir, each_mode, http_get, weft_once};
 
 /// Every value type, a 4 MiB list each way and a five-parameter function
 /// come back equal to what was sent, and the answers are byte-identical in

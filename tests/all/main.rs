@@ -18,3 +18,4 @@ mod manifests;
 mod rollout;
 mod samples;
 mod sandbox;
+mod telemetry;

@@ -57,6 +57,20 @@ pub const GUESTS: &[&str] = &[
     "fixture-bad-greeter",
 ];
 
+/// `samples/hello`'s components in an app of their own (for [`app_dir`]),
+/// so that tests may deploy it beside the sample.
+pub const HELLO_APP: &str = "[app]\nname = \"hello\"\n\
+     [components.frontend]\nwasm = \"{wasm:hello_frontend}\"\n\
+     [components.greeter]\nwasm = \"{wasm:hello_greeter}\"\n\
+     [listeners.web]\ncomponent = \"frontend\"\naddress = \"127.0.0.1:0\"\n";
+
+/// The value fixtures: a front whose routes call `values` with fixed
+/// arguments, one of which traps (`/trap`).
+pub const VALUES_APP: &str = "[app]\nname = \"values\"\n\
+     [components.front]\nwasm = \"{wasm:fixture_values_caller}\"\n\
+     [components.values]\nwasm = \"{wasm:fixture_values_callee}\"\n\
+     [listeners.web]\ncomponent = \"front\"\naddress = \"127.0.0.1:0\"\n";
+
 /// How long an app may take to come up (a cold compile included).
 const STARTUP: Duration = Duration::from_secs(180);
 

@@ -3,10 +3,12 @@
 use crate::app::{App, LoadOptions};
 use crate::cache::{CacheOutcome, CompileCache};
 use crate::manifest::ManifestFile;
+use crate::telemetry::admin::{self, Scrape};
 use anyhow::Context as _;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Run an app as one process: every component in-process, listeners served here.
 #[derive(Debug, clap::Args)]
@@ -26,6 +28,9 @@ pub struct RunCommand {
     /// Where compiled components are cached [default: $WEFT_CACHE_DIR, else ~/.cache/weft].
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
+    /// Serve the admin pages on ADDR: /metrics, in Prometheus text.
+    #[arg(long, value_name = "ADDR")]
+    pub admin: Option<SocketAddr>,
 }
 
 pub(crate) fn parse_listen(text: &str) -> Result<(String, SocketAddr), String> {
@@ -81,11 +86,42 @@ impl RunCommand {
         if listeners.is_empty() {
             say!("weft: app '{name}' has no listeners; nothing to serve");
         }
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let admin = match self.admin {
+            Some(address) => {
+                let socket = bind_admin(address).await?;
+                say!("weft: admin on http://{} (/metrics)", socket.local_addr()?);
+                let metrics = app.metrics.clone();
+                let scrape: Scrape = Arc::new(move || {
+                    let snapshot = metrics.snapshot();
+                    Box::pin(async move { Ok(snapshot) })
+                });
+                let mut stopped = stopped.clone();
+                Some(tokio::spawn(admin::serve(socket, scrape, async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                })))
+            }
+            None => None,
+        };
         say!("weft: app '{name}' is running; press Ctrl-C to stop");
-        app.serve(listeners, shutdown).await;
+        app.serve(listeners, async {
+            shutdown.await;
+            let _ = stop.send(true);
+        })
+        .await;
+        if let Some(admin) = admin {
+            let _ = admin.await;
+        }
         say!("weft: stopped");
         Ok(())
     }
+}
+
+/// The admin socket at `address`, or an error that names `--admin`.
+pub(crate) async fn bind_admin(address: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(address).await.with_context(|| {
+        format!("--admin {address}: cannot listen there; give a free address, such as 127.0.0.1:9090")
+    })
 }
 
 /// The `--listen NAME=ADDR` flags, by name; a name given twice is an error.

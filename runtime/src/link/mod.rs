@@ -11,7 +11,8 @@
 //!
 //! Each forwarded function is one [`Forwarder`], which knows its caller,
 //! its callee, the caller's group and the deployment's version: the one
-//! place a cross-component call goes through, local or remote.
+//! place a cross-component call goes through, local or remote, and where
+//! it is counted ([`crate::telemetry::metrics`]).
 //!
 //! Forwarders find their callee's pool through a [`PoolSlot`], filled once
 //! every pool exists, which is what lets components import from each other
@@ -22,16 +23,18 @@ pub(crate) mod typed;
 pub use typed::{SHAPES as TYPED_SHAPES, use_val_path_only};
 
 use crate::capability::Capability;
-use crate::codec::FuncTypes;
 use crate::codec::typed::WireList;
+use crate::codec::{self, FuncTypes};
 use crate::host::{self, HostState};
 use crate::pool::InstancePool;
 use crate::resolve::{Provider, Wire};
 use crate::rpc::client::{RemoteFunc, Replicas};
+use crate::telemetry::metrics::{MethodKey, MethodStats, Metrics};
 use crate::version::{self, Version};
 use crate::world::Interface;
 use std::collections::BTreeSet;
 use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 use wasmtime::Engine;
 use wasmtime::component::types::{ComponentFunc, ComponentItem};
 use wasmtime::component::{
@@ -69,6 +72,10 @@ pub struct Caller<'a> {
     pub component: &'a Component,
     /// The interfaces it imports.
     pub imports: &'a [Interface],
+    /// The deployment's version (under `weft run`, the app's own).
+    pub version: &'a str,
+    /// Where its forwarders count their calls.
+    pub metrics: &'a Metrics,
 }
 
 /// One forwarded function: a caller's import served by a callee's export,
@@ -88,6 +95,11 @@ pub struct Forwarder {
     /// since every local call passes it down.
     label: String,
     route: Route,
+    /// Its calls, errors, latency and bytes.
+    stats: Arc<MethodStats>,
+    /// The codec's view of its values, to count their bytes on the `Val`
+    /// path; `None` when they hold handles, which never leave a process.
+    types: Option<FuncTypes>,
 }
 
 /// Where a forwarded call goes.
@@ -106,7 +118,28 @@ impl Forwarder {
     /// when the caller's own call must end.
     async fn call(
         &self,
-        deadline: std::time::Instant,
+        deadline: Instant,
+        params: &[Val],
+        results: &mut [Val],
+    ) -> wasmtime::Result<()> {
+        let started = Instant::now();
+        let outcome = self.route_call(deadline, params, results).await;
+        let elapsed = started.elapsed();
+        let size = |types: &[codec::ValueType], values: &[Val]| {
+            codec::encoded_len(types, values).unwrap_or(0)
+        };
+        let (sent, received) = match &self.types {
+            Some(t) if outcome.is_ok() => (size(&t.params, params), size(&t.results, results)),
+            Some(t) => (size(&t.params, params), 0),
+            None => (0, 0),
+        };
+        self.stats.record(elapsed, outcome.is_err(), sent, received);
+        outcome
+    }
+
+    async fn route_call(
+        &self,
+        deadline: Instant,
         params: &[Val],
         results: &mut [Val],
     ) -> wasmtime::Result<()> {
@@ -127,7 +160,21 @@ impl Forwarder {
 
     /// Calls the callee with typed values: no `Val` on the way, here or
     /// on the wire.
-    async fn call_typed<P, R>(&self, deadline: std::time::Instant, params: P) -> wasmtime::Result<R>
+    async fn call_typed<P, R>(&self, deadline: Instant, params: P) -> wasmtime::Result<R>
+    where
+        P: ComponentNamedList + Lower + WireList + Send + Sync + 'static,
+        R: ComponentNamedList + Lift + WireList + Send + Sync + 'static,
+    {
+        let sent = params.encoded_len();
+        let started = Instant::now();
+        let outcome = self.route_typed::<P, R>(deadline, params).await;
+        let elapsed = started.elapsed();
+        let received = outcome.as_ref().map_or(0, |r| r.encoded_len());
+        self.stats.record(elapsed, outcome.is_err(), sent, received);
+        outcome
+    }
+
+    async fn route_typed<P, R>(&self, deadline: Instant, params: P) -> wasmtime::Result<R>
     where
         P: ComponentNamedList + Lower + WireList + Send + Sync + 'static,
         R: ComponentNamedList + Lift + WireList + Send + Sync + 'static,
@@ -211,8 +258,20 @@ pub fn linker_for<'c>(
             };
             // A signature of known shape gets a typed forwarder; every
             // other passes `Val`s.
-            let shape = typed::shape_of(&import_func(engine, caller, &wire.import, &func.name)?);
+            let func_type = import_func(engine, caller, &wire.import, &func.name)?;
+            let shape = typed::shape_of(&func_type);
+            let stats = caller.metrics.method(MethodKey {
+                caller: caller.name.to_string(),
+                component: name.clone(),
+                interface: export.clone(),
+                method: func.name.clone(),
+                remote: matches!(route, Route::Remote(_)),
+                group: caller.group.to_string(),
+                version: caller.version.to_string(),
+            });
             let forwarder = Arc::new(Forwarder {
+                stats,
+                types: FuncTypes::of(&func_type).ok(),
                 label: format!("{name}: {export}#{}", func.name),
                 caller: caller.name.to_string(),
                 group: caller.group.to_string(),

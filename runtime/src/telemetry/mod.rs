@@ -1,0 +1,17 @@
+//! What a running app tells its operators: per-method and per-listener
+//! metrics, served as Prometheus text on an admin address.
+//!
+//! - [`metrics`]: counters and latency histograms in atomics, and plain
+//!   snapshots of them that add up across processes (pure).
+//! - [`prometheus`]: a snapshot as Prometheus text (pure).
+//! - [`admin`]: the admin HTTP server (`--admin ADDR`): `/metrics`.
+//!
+//! Every forwarded call counts itself in its [`Forwarder`]'s stats, local
+//! or remote, labelled with caller, callee, group and version; every
+//! listener counts its requests by status class.
+//!
+//! [`Forwarder`]: crate::link::Forwarder
+
+pub mod admin;
+pub mod metrics;
+pub mod prometheus;

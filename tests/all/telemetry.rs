@@ -1,0 +1,99 @@
+//! What a running app tells its operators: metrics at `--admin ADDR`,
+//! read with a real Prometheus text parser.
+
+use prometheus_parse::{Sample, Scrape, Value};
+use weft_tests::{HELLO_APP, VALUES_APP, Weft, app_dir, free_address, http_get};
+
+/// Every sample the admin address at `admin` serves.
+fn scrape(admin: &str) -> Vec<Sample> {
+    let (status, body) = http_get(&format!("http://{admin}/metrics"));
+    assert_eq!(status, 200, "{body}");
+    let lines = body.lines().map(|l| Ok(l.to_string()));
+    Scrape::parse(lines)
+        .unwrap_or_else(|e| panic!("/metrics does not parse: {e}\n{body}"))
+        .samples
+}
+
+/// The value of the sample `metric` whose labels include `labels`.
+fn value(samples: &[Sample], metric: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    samples
+        .iter()
+        .find(|s| s.metric == metric && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .map(|s| match s.value {
+            Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => v,
+            _ => panic!("{metric} is not a plain number"),
+        })
+}
+
+#[test]
+fn run_counts_each_call_as_local() {
+    let dir = app_dir(HELLO_APP);
+    let admin = free_address().to_string();
+    let app = Weft::run(&[dir.path().to_str().unwrap(), "--admin", &admin]);
+    const N: usize = 7;
+    for _ in 0..N {
+        let (status, body) = http_get(&app.url("web", "/?name=Ada"));
+        assert_eq!(status, 200, "{body}");
+    }
+    let samples = scrape(&admin);
+    let greet = [
+        ("caller", "frontend"),
+        ("component", "greeter"),
+        ("interface", "demo:hello/greeter@0.1.0"),
+        ("method", "greet"),
+        ("group", "main"),
+    ];
+    let local = [greet.as_slice(), &[("remote", "false")]].concat();
+    assert_eq!(value(&samples, "weft_calls_total", &local), Some(N as f64));
+    assert_eq!(value(&samples, "weft_call_errors_total", &local), Some(0.0));
+    assert_eq!(
+        value(
+            &samples,
+            "weft_calls_total",
+            &[greet.as_slice(), &[("remote", "true")]].concat()
+        ),
+        None,
+        "nothing left the process"
+    );
+    let sent = value(&samples, "weft_call_request_bytes_total", &local).unwrap();
+    assert!(sent > 0.0, "the arguments have a size");
+    let web = [("listener", "web"), ("code", "2xx")];
+    assert_eq!(
+        value(&samples, "weft_http_requests_total", &web),
+        Some(N as f64)
+    );
+    // Every sample names the version that served it.
+    assert!(
+        samples
+            .iter()
+            .all(|s| s.labels.get("version").is_some_and(|v| v.len() == 16))
+    );
+}
+
+#[test]
+fn a_trapping_call_counts_as_an_error() {
+    let dir = app_dir(VALUES_APP);
+    let admin = free_address().to_string();
+    let app = Weft::run(&[dir.path().to_str().unwrap(), "--admin", &admin]);
+    assert_eq!(http_get(&app.url("web", "/trap")).0, 500);
+    assert_eq!(http_get(&app.url("web", "/many")).0, 200);
+    let samples = scrape(&admin);
+    let fail = [
+        ("caller", "front"),
+        ("component", "values"),
+        ("method", "fail"),
+    ];
+    assert_eq!(value(&samples, "weft_calls_total", &fail), Some(1.0));
+    assert_eq!(value(&samples, "weft_call_errors_total", &fail), Some(1.0));
+    let many = [("caller", "front"), ("method", "many")];
+    assert_eq!(value(&samples, "weft_call_errors_total", &many), Some(0.0));
+    let web = [("listener", "web")];
+    let by = |code| {
+        value(
+            &samples,
+            "weft_http_requests_total",
+            &[web.as_slice(), &[("code", code)]].concat(),
+        )
+    };
+    assert_eq!((by("2xx"), by("5xx")), (Some(1.0), Some(1.0)));
+}
