@@ -2,7 +2,7 @@
 //! read with a real Prometheus text parser.
 
 use prometheus_parse::{Sample, Scrape, Value};
-use weft_tests::{HELLO_APP, VALUES_APP, Weft, app_dir, free_address, http_get};
+use weft_tests::{HELLO_APP, Mode, VALUES_APP, Weft, app_dir, each_mode, free_address, http_get};
 
 /// Every sample the admin address at `admin` serves.
 fn scrape(admin: &str) -> Vec<Sample> {
@@ -25,56 +25,74 @@ fn value(samples: &[Sample], metric: &str, labels: &[(&str, &str)]) -> Option<f6
         })
 }
 
+/// After N requests to hello, the frontend→greeter counter is exactly N,
+/// local in one process and remote when split; the listener counted N.
 #[test]
-fn run_counts_each_call_as_local() {
+fn metrics_count_each_call_where_it_was_placed() {
     let dir = app_dir(HELLO_APP);
-    let admin = free_address().to_string();
-    let app = Weft::run(&[dir.path().to_str().unwrap(), "--admin", &admin]);
-    const N: usize = 7;
-    for _ in 0..N {
-        let (status, body) = http_get(&app.url("web", "/?name=Ada"));
-        assert_eq!(status, 200, "{body}");
-    }
-    let samples = scrape(&admin);
-    let greet = [
-        ("caller", "frontend"),
-        ("component", "greeter"),
-        ("interface", "demo:hello/greeter@0.1.0"),
-        ("method", "greet"),
-        ("group", "main"),
-    ];
-    let local = [greet.as_slice(), &[("remote", "false")]].concat();
-    assert_eq!(value(&samples, "weft_calls_total", &local), Some(N as f64));
-    assert_eq!(value(&samples, "weft_call_errors_total", &local), Some(0.0));
-    assert_eq!(
-        value(
-            &samples,
-            "weft_calls_total",
-            &[greet.as_slice(), &[("remote", "true")]].concat()
-        ),
-        None,
-        "nothing left the process"
-    );
-    let sent = value(&samples, "weft_call_request_bytes_total", &local).unwrap();
-    assert!(sent > 0.0, "the arguments have a size");
-    let web = [("listener", "web"), ("code", "2xx")];
-    assert_eq!(
-        value(&samples, "weft_http_requests_total", &web),
-        Some(N as f64)
-    );
-    // Every sample names the version that served it.
-    assert!(
-        samples
-            .iter()
-            .all(|s| s.labels.get("version").is_some_and(|v| v.len() == 16))
-    );
+    each_mode(|mode| {
+        let admin = free_address().to_string();
+        let app = Weft::start(mode, &[dir.path().to_str().unwrap(), "--admin", &admin]);
+        const N: usize = 7;
+        for _ in 0..N {
+            let (status, body) = http_get(&app.url("web", "/?name=Ada"));
+            assert_eq!(status, 200, "{body}");
+        }
+        let samples = scrape(&admin);
+        let (group, remote, elsewhere) = match mode {
+            Mode::Run | Mode::Monolith => ("main", "false", "true"),
+            Mode::Split => ("frontend", "true", "false"),
+        };
+        let greet = [
+            ("caller", "frontend"),
+            ("component", "greeter"),
+            ("interface", "demo:hello/greeter@0.1.0"),
+            ("method", "greet"),
+            ("group", group),
+        ];
+        let placed = [greet.as_slice(), &[("remote", remote)]].concat();
+        let other = [greet.as_slice(), &[("remote", elsewhere)]].concat();
+        assert_eq!(
+            value(&samples, "weft_calls_total", &placed),
+            Some(N as f64),
+            "{mode:?}"
+        );
+        assert_eq!(
+            value(&samples, "weft_calls_total", &other),
+            None,
+            "{mode:?}"
+        );
+        assert_eq!(
+            value(&samples, "weft_call_errors_total", &placed),
+            Some(0.0)
+        );
+        let sent = value(&samples, "weft_call_request_bytes_total", &placed).unwrap();
+        assert!(sent > 0.0, "{mode:?}: the arguments have a size");
+        let web = [("listener", "web"), ("code", "2xx")];
+        assert_eq!(
+            value(&samples, "weft_http_requests_total", &web),
+            Some(N as f64),
+            "{mode:?}"
+        );
+        // Every sample names the version that served it.
+        assert!(
+            samples
+                .iter()
+                .all(|s| s.labels.get("version").is_some_and(|v| v.len() == 16)),
+            "{mode:?}"
+        );
+    });
 }
 
 #[test]
 fn a_trapping_call_counts_as_an_error() {
     let dir = app_dir(VALUES_APP);
     let admin = free_address().to_string();
-    let app = Weft::run(&[dir.path().to_str().unwrap(), "--admin", &admin]);
+    // Split, so that the trap happens in another process than the count.
+    let app = Weft::start(
+        Mode::Split,
+        &[dir.path().to_str().unwrap(), "--admin", &admin],
+    );
     assert_eq!(http_get(&app.url("web", "/trap")).0, 500);
     assert_eq!(http_get(&app.url("web", "/many")).0, 200);
     let samples = scrape(&admin);

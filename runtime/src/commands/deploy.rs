@@ -31,6 +31,9 @@ pub struct DeployCommand {
     /// How many versions to keep in .weft/versions for `weft rollback`.
     #[arg(long, value_name = "N", default_value_t = manager::KEEP_VERSIONS)]
     pub keep: usize,
+    /// Serve the admin pages on ADDR: /metrics, every worker's added up, in Prometheus text.
+    #[arg(long, value_name = "ADDR")]
+    pub admin: Option<SocketAddr>,
 }
 
 impl DeployCommand {
@@ -46,6 +49,7 @@ impl DeployCommand {
             listen: super::run::listen_overrides(self.listen)?,
             cache_dir: self.cache_dir.unwrap_or_else(CompileCache::default_dir),
             keep: self.keep,
+            admin: self.admin,
         };
         manager::run(options, shutdown).await
     }

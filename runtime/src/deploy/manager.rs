@@ -28,6 +28,8 @@ use crate::listener;
 use crate::manifest::{DeploySection, ManifestFile};
 use crate::rpc::auth::{Check, Token};
 use crate::rpc::store::{LiveVersions, StoreService};
+use crate::telemetry::admin::{self, Scrape};
+use crate::telemetry::{metrics, wire};
 use crate::version::Version;
 use anyhow::Context as _;
 use std::collections::BTreeMap;
@@ -42,7 +44,7 @@ use weft_proto::v1::control_client::ControlClient;
 use weft_proto::v1::manager_server::ManagerServer;
 use weft_proto::v1::rollout_event::Outcome;
 use weft_proto::v1::store_server::StoreServer;
-use weft_proto::v1::{RolloutEvent, RolloutRequest, ServedRequest};
+use weft_proto::v1::{MetricsRequest, RolloutEvent, RolloutRequest, ServedRequest};
 
 /// How many versions the store keeps for `weft rollback`, by default.
 pub const KEEP_VERSIONS: usize = 3;
@@ -66,6 +68,8 @@ pub struct DeployOptions {
     pub cache_dir: PathBuf,
     /// How many versions the version store keeps, for `weft rollback`.
     pub keep: usize,
+    /// Where to serve the admin pages (`/metrics`), if anywhere.
+    pub admin: Option<SocketAddr>,
 }
 
 /// The plan `--plan NAME` names: `monolith`, `split`, or a plan file.
@@ -251,6 +255,7 @@ pub async fn run(options: DeployOptions, shutdown: impl Future<Output = ()>) -> 
 
     // The manager's gRPC service: its control API and the key-value store.
     let (stop_control, control_stopped) = tokio::sync::watch::channel(false);
+    let control_stopped_for_admin = control_stopped.clone();
     let store_service = StoreServer::new(StoreService::new(
         manager.store.clone(),
         manager.live.clone(),
@@ -275,6 +280,24 @@ pub async fn run(options: DeployOptions, shutdown: impl Future<Output = ()>) -> 
             )
             .await
     });
+
+    // The admin address serves the workers' metrics, added up.
+    let admin = match options.admin {
+        Some(address) => {
+            let socket = crate::commands::run::bind_admin(address).await?;
+            say!("weft: admin on http://{} (/metrics)", socket.local_addr()?);
+            let from = manager.clone();
+            let scrape: Scrape = Arc::new(move || {
+                let manager = from.clone();
+                Box::pin(async move { Ok(manager.metrics().await) })
+            });
+            let mut stopped = control_stopped_for_admin;
+            Some(tokio::spawn(admin::serve(socket, scrape, async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            })))
+        }
+        None => None,
+    };
 
     // Ctrl-C while the workers load stops the deployment there.
     tokio::pin!(shutdown);
@@ -322,6 +345,9 @@ pub async fn run(options: DeployOptions, shutdown: impl Future<Output = ()>) -> 
     let _ = stop_control.send(true);
     if let Ok(Err(e)) = control_server.await {
         tracing::warn!("the manager's gRPC server failed: {e}");
+    }
+    if let Some(admin) = admin {
+        let _ = admin.await;
     }
     manager.book.remove_file();
     say!("weft: stopped");
@@ -547,6 +573,31 @@ impl Manager {
             s.versions.retain(|v| v.version != version.as_str());
             s.workers.retain(|w| w.version != version.as_str());
         });
+    }
+
+    /// Every running worker's metrics, added up. A worker that does not
+    /// answer within a second is left out of this snapshot.
+    pub async fn metrics(&self) -> metrics::Snapshot {
+        let running: Vec<Arc<Running>> = self.running.lock().expect("running lock").clone();
+        let mut asks = tokio::task::JoinSet::new();
+        for spec in running.iter().flat_map(|r| r.workers.replicas()) {
+            let Ok(channel) = crate::rpc::channel(&spec.address.to_string(), &self.token) else {
+                continue;
+            };
+            asks.spawn(async move {
+                let mut control = ControlClient::new(channel);
+                let ask = control.metrics(MetricsRequest {});
+                match tokio::time::timeout(Duration::from_secs(1), ask).await {
+                    Ok(Ok(reply)) => Some(wire::from_reply(reply.into_inner())),
+                    _ => None,
+                }
+            });
+        }
+        let mut snapshots = Vec::new();
+        while let Some(answer) = asks.join_next().await {
+            snapshots.extend(answer.ok().flatten());
+        }
+        metrics::Snapshot::merge(&snapshots)
     }
 
     /// Both versions' counts now: requests at the listeners, and calls

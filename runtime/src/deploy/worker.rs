@@ -33,6 +33,8 @@ use crate::rpc::client::Replicas;
 use crate::rpc::health::{Health, HealthProbe};
 use crate::rpc::server::InvokeService;
 use crate::rpc::store::RemoteStore;
+use crate::telemetry::metrics::Snapshot;
+use crate::telemetry::wire;
 use crate::version::Version;
 use anyhow::Context as _;
 use std::collections::BTreeMap;
@@ -48,8 +50,8 @@ use weft_proto::v1::control_server::{Control, ControlServer};
 use weft_proto::v1::health_reply::State;
 use weft_proto::v1::invoke_server::InvokeServer;
 use weft_proto::v1::{
-    Assigned, Assignment, DrainReply, DrainRequest, HealthReply, HealthRequest, ServedReply,
-    ServedRequest, ShutdownReply, ShutdownRequest,
+    Assigned, Assignment, DrainReply, DrainRequest, HealthReply, HealthRequest, MetricsReply,
+    MetricsRequest, ServedReply, ServedRequest, ShutdownReply, ShutdownRequest,
 };
 
 /// What a worker is doing.
@@ -68,7 +70,7 @@ struct Serving {
     group: String,
     replica: u32,
     /// The loaded app; its pools serve calls and listeners.
-    _app: Arc<App>,
+    app: Arc<App>,
     /// Tells the listeners to stop.
     stop_listeners: watch::Sender<bool>,
     /// The listeners' tasks, taken by the first drain.
@@ -428,7 +430,7 @@ impl Worker {
             version: version.to_string(),
             group,
             replica,
-            _app: app,
+            app,
             stop_listeners,
             listeners: Some(listener_tasks),
             _watches: watches,
@@ -513,6 +515,14 @@ impl Control for ControlService {
     async fn served(&self, _: Request<ServedRequest>) -> Result<Response<ServedReply>, Status> {
         let functions = self.worker.invoke.served();
         Ok(Response::new(ServedReply { functions }))
+    }
+
+    async fn metrics(&self, _: Request<MetricsRequest>) -> Result<Response<MetricsReply>, Status> {
+        let snapshot = match &*self.worker.phase.lock().expect("phase lock") {
+            Phase::Serving(s) | Phase::Draining(s) => s.app.metrics.snapshot(),
+            Phase::Starting => Snapshot::default(),
+        };
+        Ok(Response::new(wire::to_reply(&snapshot)))
     }
 
     async fn drain(&self, _: Request<DrainRequest>) -> Result<Response<DrainReply>, Status> {

@@ -300,21 +300,37 @@ impl Snapshot {
     }
 }
 
+/// Labels for the telemetry modules' tests.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod examples {
+    use super::{ListenerKey, MethodKey};
 
-    fn key(caller: &str, remote: bool) -> MethodKey {
+    /// `caller` calling hello's `greet`, version "abc".
+    pub(crate) fn greet(caller: &str, remote: bool) -> MethodKey {
         MethodKey {
             caller: caller.into(),
             component: "greeter".into(),
             interface: "demo:hello/greeter@0.1.0".into(),
             method: "greet".into(),
             remote,
-            group: "main".into(),
-            version: "v1".into(),
+            group: "frontend".into(),
+            version: "abc".into(),
         }
     }
+
+    /// The listener `web`, version "abc".
+    pub(crate) fn web() -> ListenerKey {
+        ListenerKey {
+            listener: "web".into(),
+            version: "abc".into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::examples::{greet as key, web};
+    use super::*;
 
     #[test]
     fn a_latency_lands_in_the_first_bucket_that_holds_it() {
@@ -356,10 +372,7 @@ mod tests {
     #[test]
     fn listeners_count_by_status_class() {
         let metrics = Metrics::default();
-        let key = ListenerKey {
-            listener: "web".into(),
-            version: "v1".into(),
-        };
+        let key = web();
         let web = metrics.listener(key.clone());
         for status in [200, 204, 404, 500, 503, 101] {
             web.record(status, Duration::from_micros(100));

@@ -4,6 +4,8 @@
 //! - [`metrics`]: counters and latency histograms in atomics, and plain
 //!   snapshots of them that add up across processes (pure).
 //! - [`prometheus`]: a snapshot as Prometheus text (pure).
+//! - [`wire`]: snapshots as `Control.Metrics` messages, from a worker to
+//!   the manager, which adds up its workers' counts.
 //! - [`admin`]: the admin HTTP server (`--admin ADDR`): `/metrics`.
 //!
 //! Every forwarded call counts itself in its [`Forwarder`]'s stats, local
@@ -15,3 +17,4 @@
 pub mod admin;
 pub mod metrics;
 pub mod prometheus;
+pub mod wire;

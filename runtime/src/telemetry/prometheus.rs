@@ -171,28 +171,20 @@ fn labels(pairs: &[(&str, &str)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::telemetry::metrics::Metrics;
+    use crate::telemetry::metrics::{Metrics, examples};
     use std::time::Duration;
 
     #[test]
     fn a_call_and_a_request_render_as_counters_and_histograms() {
         let metrics = Metrics::default();
+        metrics.method(examples::greet("frontend", true)).record(
+            Duration::from_micros(300),
+            false,
+            12,
+            30,
+        );
         metrics
-            .method(MethodKey {
-                caller: "frontend".into(),
-                component: "greeter".into(),
-                interface: "demo:hello/greeter@0.1.0".into(),
-                method: "greet".into(),
-                remote: true,
-                group: "frontend".into(),
-                version: "abc".into(),
-            })
-            .record(Duration::from_micros(300), false, 12, 30);
-        metrics
-            .listener(ListenerKey {
-                listener: "web".into(),
-                version: "abc".into(),
-            })
+            .listener(examples::web())
             .record(200, Duration::from_millis(2));
         let text = render(&metrics.snapshot());
         let labels = r#"caller="frontend",component="greeter",interface="demo:hello/greeter@0.1.0",method="greet",remote="true",group="frontend",version="abc""#;
