@@ -45,6 +45,9 @@ fn main() -> ExitCode {
     if std::env::var_os("WEFT_VAL_PATH").is_some_and(|v| v == "1") {
         weft_runtime::link::use_val_path_only(true);
     }
+    if std::env::var_os("WEFT_TELEMETRY").is_some_and(|v| v == "off") {
+        weft_runtime::telemetry::enable(false);
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

@@ -21,7 +21,8 @@
 //! - (e) an HTTP request to `samples/hello` at concurrency 1 through `weft
 //!   deploy --plan monolith` and `--plan split`, versus `weft run`;
 //! - (f) a rollout under load: throughput and p99 during the shift versus
-//!   steady state, the time to switch at once, and split versus `weft run`.
+//!   steady state, the time to switch at once, and split versus `weft run`;
+//! - (g) one in-process call with telemetry on versus off.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -36,6 +37,7 @@ use weft_tests::{cargo, http_get, root, target_dir};
 mod http;
 mod rollout;
 mod rpc;
+mod telemetry;
 
 /// Set in the environment of the baseline's echo server process.
 const ECHO_SERVER: &str = "WEFT_BENCH_ECHO_SERVER";
@@ -92,6 +94,9 @@ fn main() -> anyhow::Result<()> {
     }
     if runs("f") {
         rollout::rollouts()?;
+    }
+    if runs("g") {
+        runtime.block_on(telemetry::telemetry_cost())?;
     }
     Ok(())
 }

@@ -95,8 +95,8 @@ pub struct Forwarder {
     /// since every local call passes it down.
     label: String,
     route: Route,
-    /// Its calls, errors, latency and bytes.
-    stats: Arc<MethodStats>,
+    /// Its calls, errors, latency and bytes; `None` with telemetry off.
+    stats: Option<Arc<MethodStats>>,
     /// The codec's view of its values, to count their bytes on the `Val`
     /// path; `None` when they hold handles, which never leave a process.
     types: Option<FuncTypes>,
@@ -122,6 +122,9 @@ impl Forwarder {
         params: &[Val],
         results: &mut [Val],
     ) -> wasmtime::Result<()> {
+        let Some(stats) = &self.stats else {
+            return self.route_call(deadline, params, results).await;
+        };
         let started = Instant::now();
         let outcome = self.route_call(deadline, params, results).await;
         let elapsed = started.elapsed();
@@ -133,7 +136,7 @@ impl Forwarder {
             Some(t) => (size(&t.params, params), 0),
             None => (0, 0),
         };
-        self.stats.record(elapsed, outcome.is_err(), sent, received);
+        stats.record(elapsed, outcome.is_err(), sent, received);
         outcome
     }
 
@@ -165,12 +168,15 @@ impl Forwarder {
         P: ComponentNamedList + Lower + WireList + Send + Sync + 'static,
         R: ComponentNamedList + Lift + WireList + Send + Sync + 'static,
     {
+        let Some(stats) = &self.stats else {
+            return self.route_typed::<P, R>(deadline, params).await;
+        };
         let sent = params.encoded_len();
         let started = Instant::now();
         let outcome = self.route_typed::<P, R>(deadline, params).await;
         let elapsed = started.elapsed();
         let received = outcome.as_ref().map_or(0, |r| r.encoded_len());
-        self.stats.record(elapsed, outcome.is_err(), sent, received);
+        stats.record(elapsed, outcome.is_err(), sent, received);
         outcome
     }
 
@@ -260,14 +266,16 @@ pub fn linker_for<'c>(
             // other passes `Val`s.
             let func_type = import_func(engine, caller, &wire.import, &func.name)?;
             let shape = typed::shape_of(&func_type);
-            let stats = caller.metrics.method(MethodKey {
-                caller: caller.name.to_string(),
-                component: name.clone(),
-                interface: export.clone(),
-                method: func.name.clone(),
-                remote: matches!(route, Route::Remote(_)),
-                group: caller.group.to_string(),
-                version: caller.version.to_string(),
+            let stats = crate::telemetry::enabled().then(|| {
+                caller.metrics.method(MethodKey {
+                    caller: caller.name.to_string(),
+                    component: name.clone(),
+                    interface: export.clone(),
+                    method: func.name.clone(),
+                    remote: matches!(route, Route::Remote(_)),
+                    group: caller.group.to_string(),
+                    version: caller.version.to_string(),
+                })
             });
             let forwarder = Arc::new(Forwarder {
                 stats,

@@ -18,3 +18,20 @@ pub mod admin;
 pub mod metrics;
 pub mod prometheus;
 pub mod wire;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Whether forwarders linked from now on count their calls.
+static ENABLED: AtomicBool = AtomicBool::new(true);
+
+/// Turns telemetry on or off for every forwarder linked from now on, so
+/// that the benchmark can show what it costs. `WEFT_TELEMETRY=off` turns
+/// it off for a `weft` process.
+pub fn enable(on: bool) {
+    ENABLED.store(on, Ordering::Relaxed);
+}
+
+/// Whether telemetry is on.
+pub fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
