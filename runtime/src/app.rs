@@ -18,7 +18,7 @@ use crate::host::Sandbox;
 use crate::kv::redb::RedbStore;
 use crate::kv::{self, KeyValueStore};
 use crate::link::{self, Callee, Caller, PoolSlot};
-use crate::listener::{self, HttpEntry};
+use crate::listener::{self, HttpEntry, ListenerLabels};
 use crate::manifest::{HostPattern, ManifestFile};
 use crate::pool::InstancePool;
 use crate::resolve::{self, Resolution};
@@ -133,7 +133,8 @@ impl Prepared {
                 (&c.component, &c.world, pool.clone())
             })
             .collect();
-        Exports::of(&self.engine, version, &components)
+        let app_name = &self.manifest.manifest.app.name;
+        Exports::of(&self.engine, (app_name, &app.group, version), &components)
     }
 }
 
@@ -164,6 +165,8 @@ pub struct App {
     /// The version its metrics carry: the deployment's, or under `weft
     /// run` that of the app as one group.
     pub version: Version,
+    /// The group this process runs (`main` under `weft run`).
+    pub group: String,
     /// Its calls and requests, counted.
     pub metrics: Arc<Metrics>,
 }
@@ -234,6 +237,9 @@ impl App {
             pools,
             data_file: None,
             version,
+            group: placement
+                .map_or(weft_placer::MONOLITH_GROUP, |p| p.group.as_str())
+                .to_string(),
             metrics,
         })
     }
@@ -278,7 +284,12 @@ impl App {
                 listener: name.clone(),
                 version: self.version.to_string(),
             });
-            let entry = HttpEntry::new(name, pool.clone(), stats)
+            let labels = ListenerLabels {
+                app: &self.manifest.manifest.app.name,
+                version: self.version.as_str(),
+                group: &self.group,
+            };
+            let entry = HttpEntry::new(name, pool.clone(), stats, labels)
                 .map_err(anyhow::Error::from)
                 .with_context(|| {
                     format!(
@@ -436,6 +447,7 @@ fn link_all(
             group: placement.map_or(weft_placer::MONOLITH_GROUP, |p| p.group.as_str()),
             component: &c.component,
             imports: &c.world.imports,
+            app: &manifest.manifest.app.name,
             version: &version,
             metrics,
         };

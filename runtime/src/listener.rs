@@ -13,12 +13,17 @@
 
 use crate::pool::InstancePool;
 use crate::telemetry::metrics::ListenerStats;
+use crate::telemetry::trace::{self, SpanSpec};
 use bytes::Bytes;
 use http::header::HOST;
 use http_body_util::{BodyExt, Full};
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
+use opentelemetry::KeyValue;
+use opentelemetry::context::FutureExt as _;
+use opentelemetry::trace::{SpanKind, TraceContextExt as _};
+use opentelemetry_http::HeaderExtractor;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -44,6 +49,18 @@ pub struct HttpEntry {
     pool: Arc<InstancePool>,
     indices: ProxyIndices,
     stats: Arc<ListenerStats>,
+    /// The attributes every request's span carries.
+    span_attributes: Vec<KeyValue>,
+}
+
+/// Who serves a listener, for its spans.
+pub struct ListenerLabels<'a> {
+    /// The app's name.
+    pub app: &'a str,
+    /// The version that serves it.
+    pub version: &'a str,
+    /// The group that serves it.
+    pub group: &'a str,
 }
 
 impl HttpEntry {
@@ -53,13 +70,22 @@ impl HttpEntry {
         listener: &str,
         pool: Arc<InstancePool>,
         stats: Arc<ListenerStats>,
+        labels: ListenerLabels<'_>,
     ) -> wasmtime::Result<HttpEntry> {
         let indices = ProxyIndices::new(pool.instance_pre())?;
+        let span_attributes = vec![
+            KeyValue::new("weft.app", labels.app.to_string()),
+            KeyValue::new("weft.version", labels.version.to_string()),
+            KeyValue::new("weft.group", labels.group.to_string()),
+            KeyValue::new("weft.listener", listener.to_string()),
+            KeyValue::new("weft.component", pool.name().to_string()),
+        ];
         Ok(HttpEntry {
             listener: listener.to_string(),
             pool,
             indices,
             stats,
+            span_attributes,
         })
     }
 
@@ -70,9 +96,34 @@ impl HttpEntry {
         request: hyper::Request<hyper::body::Incoming>,
     ) -> hyper::Response<HyperOutgoingBody> {
         let started = Instant::now();
-        let response = self.clone().answer(request).await;
-        self.stats
-            .record(response.status().as_u16(), started.elapsed());
+        // A server span that continues the request's `traceparent`.
+        let parent = trace::extract(&HeaderExtractor(request.headers()));
+        let method = request.method().to_string();
+        let path = request.uri().path().to_string();
+        let attributes = || {
+            let mut attributes = self.span_attributes.clone();
+            attributes.push(KeyValue::new("http.request.method", method.clone()));
+            attributes.push(KeyValue::new("url.path", path.clone()));
+            attributes
+        };
+        let spec = SpanSpec {
+            name: &method,
+            kind: SpanKind::Server,
+            attributes: &attributes,
+        };
+        let cx = trace::child(&parent, &spec);
+        let response = self.clone().answer(request).with_context(cx.clone()).await;
+        let status = response.status().as_u16();
+        self.stats.record(status, started.elapsed());
+        if cx.span().is_recording() {
+            cx.span().set_attribute(KeyValue::new(
+                "http.response.status_code",
+                i64::from(status),
+            ));
+        }
+        let failed =
+            (status >= 500).then_some(&"the component could not answer" as &dyn std::fmt::Display);
+        trace::end(&cx, &parent, failed);
         response
     }
 
@@ -87,6 +138,7 @@ impl HttpEntry {
         }
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let entry = self.clone();
+        // The task runs in the request's span, as the guest's calls do.
         let task = tokio::spawn(async move {
             let call = entry.pool.with_instance(async |warm| {
                 let proxy = entry.indices.load(&mut warm.store, &warm.instance)?;
@@ -126,7 +178,8 @@ impl HttpEntry {
                 );
             }
             result
-        });
+        }
+        .with_current_context());
         match receiver.await {
             Ok(Ok(response)) => response,
             Ok(Err(code)) => self.error_response(

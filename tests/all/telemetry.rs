@@ -1,8 +1,12 @@
 //! What a running app tells its operators: metrics at `--admin ADDR`,
-//! read with a real Prometheus text parser.
+//! read with a real Prometheus text parser, and traces, received by a
+//! real OTLP receiver.
 
 use prometheus_parse::{Sample, Scrape, Value};
-use weft_tests::{HELLO_APP, Mode, VALUES_APP, Weft, app_dir, each_mode, free_address, http_get};
+use weft_tests::otlp::{self, OtlpReceiver};
+use weft_tests::{
+    Connection, HELLO_APP, Mode, VALUES_APP, Weft, app_dir, each_mode, free_address, http_get,
+};
 
 /// Every sample the admin address at `admin` serves.
 fn scrape(admin: &str) -> Vec<Sample> {
@@ -114,4 +118,73 @@ fn a_trapping_call_counts_as_an_error() {
         )
     };
     assert_eq!((by("2xx"), by("5xx")), (Some(1.0), Some(1.0)));
+}
+
+/// Split, one request through hello is one trace: the listener's span, the
+/// frontend's client span of `greet` and the greeter's server span, each
+/// the parent of the next, across three processes' exporters. A request
+/// that brings a `traceparent` continues its trace.
+#[test]
+fn one_request_is_one_trace_across_processes() {
+    let receiver = OtlpReceiver::start();
+    let dir = app_dir(HELLO_APP);
+    let env = [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint.as_str()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+    ];
+    let app = Weft::start_with_env(Mode::Split, &[dir.path().to_str().unwrap()], &env);
+    let (status, body) = http_get(&app.url("web", "/?name=Ada"));
+    assert_eq!(status, 200, "{body}");
+    let greet = "demo:hello/greeter@0.1.0/greet";
+    let spans = receiver.wait_until(|spans| {
+        spans.iter().filter(|s| s.name == greet).count() >= 2
+            && spans
+                .iter()
+                .any(|s| s.kind == otlp::SERVER && s.name == "GET")
+    });
+    let find = |name: &str, kind| {
+        spans
+            .iter()
+            .find(|s| s.name == name && s.kind == kind)
+            .unwrap_or_else(|| panic!("no {name} span of kind {kind} in {spans:#?}"))
+    };
+    let listener = find("GET", otlp::SERVER);
+    let client = find(greet, otlp::CLIENT);
+    let server = find(greet, otlp::SERVER);
+    for span in [client, server] {
+        assert_eq!(span.trace_id, listener.trace_id, "one trace: {spans:#?}");
+    }
+    assert_eq!(client.parent_span_id, listener.span_id, "{spans:#?}");
+    assert_eq!(server.parent_span_id, client.span_id, "{spans:#?}");
+    // The client and server spans were made in different processes.
+    assert_eq!(client.attributes["weft.group"], "frontend");
+    assert_eq!(server.attributes["weft.group"], "greeter");
+    for span in [client, server] {
+        assert_eq!(span.attributes["rpc.system"], "weft");
+        assert_eq!(span.attributes["rpc.service"], "demo:hello/greeter@0.1.0");
+        assert_eq!(span.attributes["rpc.method"], "greet");
+        assert_eq!(span.attributes["weft.caller"], "frontend");
+        assert_eq!(span.attributes["weft.callee"], "greeter");
+        assert_eq!(span.attributes["weft.app"], "hello");
+        assert_eq!(span.attributes["weft.version"].len(), 16);
+    }
+    assert_eq!(listener.attributes["http.response.status_code"], "200");
+
+    // A traceparent from outside: the listener's span continues it.
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let parent = "00f067aa0ba902b7";
+    let traceparent = format!("00-{trace_id}-{parent}-01");
+    let reply = Connection::open(app.listeners["web"])
+        .request_with("/?name=Bo", &[("traceparent", &traceparent)]);
+    assert_eq!(reply.status, 200);
+    let spans =
+        receiver.wait_until(|spans| spans.iter().filter(|s| s.trace_id == trace_id).count() >= 3);
+    let continued: Vec<_> = spans.iter().filter(|s| s.trace_id == trace_id).collect();
+    assert_eq!(continued.len(), 3, "{spans:#?}");
+    assert!(
+        continued
+            .iter()
+            .any(|s| s.name == "GET" && s.parent_span_id == parent),
+        "{continued:#?}"
+    );
 }

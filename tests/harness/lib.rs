@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 mod cluster;
 mod http;
+pub mod otlp;
 mod python;
 mod redis;
 mod worker;

@@ -30,11 +30,15 @@ use crate::pool::InstancePool;
 use crate::resolve::{Provider, Wire};
 use crate::rpc::client::{RemoteFunc, Replicas};
 use crate::telemetry::metrics::{MethodKey, MethodStats, Metrics};
+use crate::telemetry::trace::{self, CallLabels, SpanSpec};
 use crate::version::{self, Version};
 use crate::world::Interface;
+use opentelemetry::Context;
+use opentelemetry::context::FutureExt as _;
+use opentelemetry::trace::SpanKind;
 use std::collections::BTreeSet;
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use wasmtime::Engine;
 use wasmtime::component::types::{ComponentFunc, ComponentItem};
 use wasmtime::component::{
@@ -72,6 +76,8 @@ pub struct Caller<'a> {
     pub component: &'a Component,
     /// The interfaces it imports.
     pub imports: &'a [Interface],
+    /// The app's name.
+    pub app: &'a str,
     /// The deployment's version (under `weft run`, the app's own).
     pub version: &'a str,
     /// Where its forwarders count their calls.
@@ -91,9 +97,15 @@ pub struct Forwarder {
     pub interface: String,
     /// The function's name.
     pub function: String,
+    /// The app's name.
+    pub app: String,
+    /// The deployment's version.
+    pub version: String,
     /// "greeter: demo:hello/greeter@0.1.0#greet", for errors: made once,
     /// since every local call passes it down.
     label: String,
+    /// "demo:hello/greeter@0.1.0/greet", its spans' name.
+    span_name: String,
     route: Route,
     /// Its calls, errors, latency and bytes; `None` with telemetry off.
     stats: Option<Arc<MethodStats>>,
@@ -122,12 +134,12 @@ impl Forwarder {
         params: &[Val],
         results: &mut [Val],
     ) -> wasmtime::Result<()> {
-        let Some(stats) = &self.stats else {
-            return self.route_call(deadline, params, results).await;
+        let (outcome, elapsed) = self
+            .observe(self.route_call(deadline, params, results))
+            .await;
+        let (Some(stats), Some(elapsed)) = (&self.stats, elapsed) else {
+            return outcome;
         };
-        let started = Instant::now();
-        let outcome = self.route_call(deadline, params, results).await;
-        let elapsed = started.elapsed();
         let size = |types: &[codec::ValueType], values: &[Val]| {
             codec::encoded_len(types, values).unwrap_or(0)
         };
@@ -138,6 +150,47 @@ impl Forwarder {
         };
         stats.record(elapsed, outcome.is_err(), sent, received);
         outcome
+    }
+
+    /// Runs `work`, this forwarder's call, in a span of its own (when
+    /// tracing is on), and times it (when counting is on).
+    async fn observe<T>(
+        &self,
+        work: impl Future<Output = wasmtime::Result<T>>,
+    ) -> (wasmtime::Result<T>, Option<Duration>) {
+        let started = self.stats.is_some().then(Instant::now);
+        let outcome = if trace::on() {
+            let parent = Context::current();
+            let kind = match self.route {
+                Route::Local { .. } => SpanKind::Internal,
+                Route::Remote(_) => SpanKind::Client,
+            };
+            let attributes = || {
+                CallLabels {
+                    app: &self.app,
+                    version: &self.version,
+                    group: &self.group,
+                    caller: &self.caller,
+                    callee: &self.callee,
+                    interface: &self.interface,
+                    method: &self.function,
+                }
+                .attributes()
+            };
+            let spec = SpanSpec {
+                name: &self.span_name,
+                kind,
+                attributes: &attributes,
+            };
+            let cx = trace::child(&parent, &spec);
+            let outcome = work.with_context(cx.clone()).await;
+            let error = outcome.as_ref().err().map(|e| e as &dyn std::fmt::Display);
+            trace::end(&cx, &parent, error);
+            outcome
+        } else {
+            work.await
+        };
+        (outcome, started.map(|s| s.elapsed()))
     }
 
     async fn route_call(
@@ -168,13 +221,17 @@ impl Forwarder {
         P: ComponentNamedList + Lower + WireList + Send + Sync + 'static,
         R: ComponentNamedList + Lift + WireList + Send + Sync + 'static,
     {
-        let Some(stats) = &self.stats else {
-            return self.route_typed::<P, R>(deadline, params).await;
+        let sent = if self.stats.is_some() {
+            params.encoded_len()
+        } else {
+            0
         };
-        let sent = params.encoded_len();
-        let started = Instant::now();
-        let outcome = self.route_typed::<P, R>(deadline, params).await;
-        let elapsed = started.elapsed();
+        let (outcome, elapsed) = self
+            .observe(self.route_typed::<P, R>(deadline, params))
+            .await;
+        let (Some(stats), Some(elapsed)) = (&self.stats, elapsed) else {
+            return outcome;
+        };
         let received = outcome.as_ref().map_or(0, |r| r.encoded_len());
         stats.record(elapsed, outcome.is_err(), sent, received);
         outcome
@@ -278,6 +335,9 @@ pub fn linker_for<'c>(
                 })
             });
             let forwarder = Arc::new(Forwarder {
+                app: caller.app.to_string(),
+                version: caller.version.to_string(),
+                span_name: format!("{export}/{}", func.name),
                 stats,
                 types: FuncTypes::of(&func_type).ok(),
                 label: format!("{name}: {export}#{}", func.name),

@@ -16,6 +16,7 @@ use super::auth::Token;
 use crate::codec::typed::WireList;
 use crate::codec::{self, FuncTypes};
 use crate::discovery::Peers;
+use crate::telemetry::trace;
 use crate::version::Version;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -215,6 +216,11 @@ impl RemoteFunc {
                 payload: payload.clone(),
             });
             request.set_timeout(left);
+            // The caller's span (or the request's trace, untraced) goes along.
+            trace::inject(
+                &opentelemetry::Context::current(),
+                &mut trace::Metadata(request.metadata_mut()),
+            );
             let mut client = InvokeClient::new(channel.clone())
                 .max_decoding_message_size(super::MAX_MESSAGE)
                 .max_encoding_message_size(super::MAX_MESSAGE);

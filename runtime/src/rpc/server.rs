@@ -9,8 +9,12 @@
 use crate::codec::{self, FuncTypes};
 use crate::link::typed::{ServeError, Shape, shape_of};
 use crate::pool::InstancePool;
+use crate::telemetry::trace::{self, CallLabels, SpanSpec};
 use crate::version::{self, Version};
 use crate::world::World;
+use opentelemetry::Context;
+use opentelemetry::context::FutureExt as _;
+use opentelemetry::trace::SpanKind;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -29,6 +33,8 @@ struct Exported {
     shape: Option<Arc<dyn Shape>>,
     fingerprint: String,
     label: String,
+    /// "INTERFACE/METHOD", its server spans' name.
+    span_name: String,
     /// Calls that reached the callee.
     calls: AtomicU64,
     /// Of those, the ones that failed.
@@ -37,6 +43,8 @@ struct Exported {
 
 /// Every function a worker serves, by (component, interface, function).
 pub struct Exports {
+    app: String,
+    group: String,
     version: Version,
     functions: HashMap<(String, String, String), Exported>,
 }
@@ -47,7 +55,7 @@ impl Exports {
     /// are left out; resolution already refused any import of them.
     pub fn of(
         engine: &Engine,
-        version: Version,
+        (app, group, version): (&str, &str, Version),
         components: &[(&Component, &World, Arc<InstancePool>)],
     ) -> Exports {
         let mut functions = HashMap::new();
@@ -86,6 +94,7 @@ impl Exports {
                         shape: shape_of(&f),
                         fingerprint: version::fingerprint(&func.signature),
                         label: format!("{}: {}#{}", pool.name(), iface.name, func.name),
+                        span_name: format!("{}/{}", iface.name, func.name),
                         calls: AtomicU64::new(0),
                         errors: AtomicU64::new(0),
                     };
@@ -93,11 +102,16 @@ impl Exports {
                 }
             }
         }
-        Exports { version, functions }
+        Exports {
+            app: app.to_string(),
+            group: group.to_string(),
+            version,
+            functions,
+        }
     }
 
-    /// Runs one call.
-    async fn call(&self, call: CallRequest) -> Result<CallReply, Status> {
+    /// Runs one call, in a span whose parent is `parent`.
+    async fn call(&self, call: CallRequest, parent: Context) -> Result<CallReply, Status> {
         if call.version != self.version.as_str() {
             return Err(Status::failed_precondition(format!(
                 "version mismatch: this worker runs version {}, but the call from '{}' carries \
@@ -119,18 +133,54 @@ impl Exports {
                 f.label, f.fingerprint, call.caller, call.fingerprint
             )));
         }
+        // The server span of the caller's client span, or its trace as it
+        // is when that is not sampled.
+        let attributes = || {
+            CallLabels {
+                app: &self.app,
+                version: self.version.as_str(),
+                group: &self.group,
+                caller: &call.caller,
+                callee: &key.0,
+                interface: &key.1,
+                method: &key.2,
+            }
+            .attributes()
+        };
+        let spec = SpanSpec {
+            name: &f.span_name,
+            kind: SpanKind::Server,
+            attributes: &attributes,
+        };
+        let cx = trace::child(&parent, &spec);
+        let served = self
+            .serve(f, &call.caller, &call.payload)
+            .with_context(cx.clone())
+            .await;
+        let error = served.as_ref().err().map(|e| e as &dyn std::fmt::Display);
+        trace::end(&cx, &parent, error);
+        served
+    }
+
+    /// Runs function `f` for `caller` with the encoded `payload`.
+    async fn serve(
+        &self,
+        f: &Exported,
+        caller: &str,
+        payload: &bytes::Bytes,
+    ) -> Result<CallReply, Status> {
         let decode_error = |e: codec::DecodeError| {
             Status::invalid_argument(format!("the arguments for {} do not decode: {e}", f.label))
         };
         let call_error = |e: wasmtime::Error| {
             f.errors.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(caller = %call.caller, "{e:#}");
+            tracing::warn!(caller = %caller, "{e:#}");
             Status::internal(format!("{e:#}"))
         };
         let payload = match &f.shape {
             // Arguments that do not decode never reach the callee, so only
             // the other outcomes count as calls.
-            Some(shape) => match shape.serve(&f.pool, f.index, &f.label, &call.payload).await {
+            Some(shape) => match shape.serve(&f.pool, f.index, &f.label, payload).await {
                 Ok(payload) => {
                     f.calls.fetch_add(1, Ordering::Relaxed);
                     payload
@@ -142,8 +192,7 @@ impl Exports {
                 }
             },
             None => {
-                let params =
-                    codec::decode_all(&f.types.params, &call.payload).map_err(decode_error)?;
+                let params = codec::decode_all(&f.types.params, payload).map_err(decode_error)?;
                 f.calls.fetch_add(1, Ordering::Relaxed);
                 let mut results = vec![Val::Bool(false); f.types.results.len()];
                 f.pool
@@ -220,6 +269,10 @@ impl Invoke for InvokeService {
                 .insert(weft_proto::NOT_SERVING_HEADER, "1".parse().expect("ASCII"));
             return Err(status);
         };
-        exports.call(request.into_inner()).await.map(Response::new)
+        let parent = trace::extract(&trace::MetadataReader(request.metadata()));
+        exports
+            .call(request.into_inner(), parent)
+            .await
+            .map(Response::new)
     }
 }

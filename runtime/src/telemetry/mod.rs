@@ -6,6 +6,8 @@
 //! - [`prometheus`]: a snapshot as Prometheus text (pure).
 //! - [`wire`]: snapshots as `Control.Metrics` messages, from a worker to
 //!   the manager, which adds up its workers' counts.
+//! - [`trace`]: spans for requests and calls, W3C context across
+//!   processes, and their export over OTLP.
 //! - [`admin`]: the admin HTTP server (`--admin ADDR`): `/metrics`.
 //!
 //! Every forwarded call counts itself in its [`Forwarder`]'s stats, local
@@ -17,6 +19,7 @@
 pub mod admin;
 pub mod metrics;
 pub mod prometheus;
+pub mod trace;
 pub mod wire;
 
 use std::sync::atomic::{AtomicBool, Ordering};
