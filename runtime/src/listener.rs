@@ -111,7 +111,7 @@ impl HttpEntry {
             kind: SpanKind::Server,
             attributes: &attributes,
         };
-        let cx = trace::child(&parent, &spec);
+        let cx = trace::child(&parent, &spec).unwrap_or(parent);
         let response = self.clone().answer(request).with_context(cx.clone()).await;
         let status = response.status().as_u16();
         self.stats.record(status, started.elapsed());
@@ -123,7 +123,7 @@ impl HttpEntry {
         }
         let failed =
             (status >= 500).then_some(&"the component could not answer" as &dyn std::fmt::Display);
-        trace::end(&cx, &parent, failed);
+        trace::end(&cx, failed);
         response
     }
 

@@ -33,7 +33,6 @@ use crate::telemetry::metrics::{MethodKey, MethodStats, Metrics};
 use crate::telemetry::trace::{self, CallLabels, SpanSpec};
 use crate::version::{self, Version};
 use crate::world::Interface;
-use opentelemetry::Context;
 use opentelemetry::context::FutureExt as _;
 use opentelemetry::trace::SpanKind;
 use std::collections::BTreeSet;
@@ -109,6 +108,9 @@ pub struct Forwarder {
     route: Route,
     /// Its calls, errors, latency and bytes; `None` with telemetry off.
     stats: Option<Arc<MethodStats>>,
+    /// Whether its calls get spans (when tracing is on): not with
+    /// telemetry off.
+    traced: bool,
     /// The codec's view of its values, to count their bytes on the `Val`
     /// path; `None` when they hold handles, which never leave a process.
     types: Option<FuncTypes>,
@@ -159,36 +161,40 @@ impl Forwarder {
         work: impl Future<Output = wasmtime::Result<T>>,
     ) -> (wasmtime::Result<T>, Option<Duration>) {
         let started = self.stats.is_some().then(Instant::now);
-        let outcome = if trace::on() {
-            let parent = Context::current();
-            let kind = match self.route {
-                Route::Local { .. } => SpanKind::Internal,
-                Route::Remote(_) => SpanKind::Client,
-            };
-            let attributes = || {
-                CallLabels {
-                    app: &self.app,
-                    version: &self.version,
-                    group: &self.group,
-                    caller: &self.caller,
-                    callee: &self.callee,
-                    interface: &self.interface,
-                    method: &self.function,
-                }
-                .attributes()
-            };
-            let spec = SpanSpec {
+        let kind = match self.route {
+            Route::Local { .. } => SpanKind::Internal,
+            Route::Remote(_) => SpanKind::Client,
+        };
+        let attributes = || {
+            CallLabels {
+                app: &self.app,
+                version: &self.version,
+                group: &self.group,
+                caller: &self.caller,
+                callee: &self.callee,
+                interface: &self.interface,
+                method: &self.function,
+            }
+            .attributes()
+        };
+        let span = self.traced.then(|| {
+            trace::child_of_current(&SpanSpec {
                 name: &self.span_name,
                 kind,
                 attributes: &attributes,
-            };
-            let cx = trace::child(&parent, &spec);
-            let outcome = work.with_context(cx.clone()).await;
-            let error = outcome.as_ref().err().map(|e| e as &dyn std::fmt::Display);
-            trace::end(&cx, &parent, error);
-            outcome
-        } else {
-            work.await
+            })
+        });
+        let outcome = match span.flatten() {
+            Some(cx) => {
+                let outcome = work.with_context(cx.clone()).await;
+                trace::end(
+                    &cx,
+                    outcome.as_ref().err().map(|e| e as &dyn std::fmt::Display),
+                );
+                outcome
+            }
+            // The callee runs in the caller's context, trace and all.
+            None => work.await,
         };
         (outcome, started.map(|s| s.elapsed()))
     }
@@ -338,6 +344,7 @@ pub fn linker_for<'c>(
                 app: caller.app.to_string(),
                 version: caller.version.to_string(),
                 span_name: format!("{export}/{}", func.name),
+                traced: stats.is_some(),
                 stats,
                 types: FuncTypes::of(&func_type).ok(),
                 label: format!("{name}: {export}#{}", func.name),

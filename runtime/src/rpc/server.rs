@@ -152,13 +152,15 @@ impl Exports {
             kind: SpanKind::Server,
             attributes: &attributes,
         };
-        let cx = trace::child(&parent, &spec);
+        let cx = trace::child(&parent, &spec).unwrap_or(parent);
         let served = self
             .serve(f, &call.caller, &call.payload)
             .with_context(cx.clone())
             .await;
-        let error = served.as_ref().err().map(|e| e as &dyn std::fmt::Display);
-        trace::end(&cx, &parent, error);
+        trace::end(
+            &cx,
+            served.as_ref().err().map(|e| e as &dyn std::fmt::Display),
+        );
         served
     }
 

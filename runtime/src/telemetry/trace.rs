@@ -65,14 +65,24 @@ pub fn init(service: &str) -> anyhow::Result<Option<Tracing>> {
     if !wanted() {
         return Ok(None);
     }
-    let exporter = opentelemetry_otlp::SpanExporter::builder()
-        .with_tonic()
-        .build()
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "cannot export traces over OTLP: {e}; check OTEL_EXPORTER_OTLP_ENDPOINT"
-            )
-        })?;
+    start(service, None).map(Some)
+}
+
+/// Starts exporting spans to the OTLP/gRPC `endpoint`, whatever the
+/// environment says: for the benchmark.
+pub fn export_to(endpoint: &str, service: &str) -> anyhow::Result<Tracing> {
+    start(service, Some(endpoint))
+}
+
+fn start(service: &str, endpoint: Option<&str>) -> anyhow::Result<Tracing> {
+    use opentelemetry_otlp::WithExportConfig as _;
+    let mut exporter = opentelemetry_otlp::SpanExporter::builder().with_tonic();
+    if let Some(endpoint) = endpoint {
+        exporter = exporter.with_endpoint(endpoint);
+    }
+    let exporter = exporter.build().map_err(|e| {
+        anyhow::anyhow!("cannot export traces over OTLP: {e}; check OTEL_EXPORTER_OTLP_ENDPOINT")
+    })?;
     let mut resource = opentelemetry_sdk::Resource::builder();
     if std::env::var_os("OTEL_SERVICE_NAME").is_none() {
         resource = resource.with_service_name(service.to_string());
@@ -82,13 +92,7 @@ pub fn init(service: &str) -> anyhow::Result<Option<Tracing>> {
         .with_resource(resource.build())
         .build();
     let _ = TRACER.set(provider.tracer("weft"));
-    Ok(Some(Tracing { provider }))
-}
-
-/// Installs `provider`'s tracer, for the benchmark; `init` does this from
-/// the environment.
-pub fn install(provider: &SdkTracerProvider) {
-    let _ = TRACER.set(provider.tracer("weft"));
+    Ok(Tracing { provider })
 }
 
 /// What a span is about: its name, kind and attributes, made only for a
@@ -99,16 +103,15 @@ pub(crate) struct SpanSpec<'a> {
     pub attributes: &'a (dyn Fn() -> Vec<KeyValue> + Sync),
 }
 
-/// A child of `parent` as `spec` says, in a context of its own; or
-/// `parent` itself when tracing is off or the parent is not sampled.
-pub(crate) fn child(parent: &Context, spec: &SpanSpec<'_>) -> Context {
-    let Some(tracer) = TRACER.get() else {
-        return parent.clone();
-    };
+/// A span as `spec` says, child of `parent`, in a context of its own;
+/// `None` when no span is made: tracing is off, or the parent's trace is
+/// not sampled (parent-based sampling, decided without building a span).
+pub(crate) fn child(parent: &Context, spec: &SpanSpec<'_>) -> Option<Context> {
+    let tracer = TRACER.get()?;
     let parent_span = parent.span();
     let parent_span = parent_span.span_context();
     if parent_span.is_valid() && !parent_span.is_sampled() {
-        return parent.clone();
+        return None;
     }
     let span = tracer
         .span_builder(spec.name.to_string())
@@ -119,29 +122,35 @@ pub(crate) fn child(parent: &Context, spec: &SpanSpec<'_>) -> Context {
     if span.is_recording() {
         span.set_attributes((spec.attributes)());
     }
-    cx
+    Some(cx)
 }
 
-/// Ends the span of `cx` (if [`child`] made one), marking it failed with
+/// Like [`child`], of the current context, which it does not even copy
+/// when the current trace is not sampled.
+pub(crate) fn child_of_current(spec: &SpanSpec<'_>) -> Option<Context> {
+    TRACER.get()?;
+    let unsampled = Context::map_current(|cx| {
+        let span = cx.span();
+        let span = span.span_context();
+        span.is_valid() && !span.is_sampled()
+    });
+    if unsampled {
+        return None;
+    }
+    child(&Context::current(), spec)
+}
+
+/// Ends the span that [`child`] made in `cx`, marking it failed with
 /// `error`.
-pub(crate) fn end(cx: &Context, parent: &Context, error: Option<&dyn std::fmt::Display>) {
+pub(crate) fn end(cx: &Context, error: Option<&dyn std::fmt::Display>) {
     let span = cx.span();
-    if !span.is_recording() || same_span(cx, parent) {
+    if !span.is_recording() {
         return;
     }
     if let Some(error) = error {
         span.set_status(Status::error(error.to_string()));
     }
     span.end();
-}
-
-fn same_span(a: &Context, b: &Context) -> bool {
-    a.span().span_context().span_id() == b.span().span_context().span_id()
-}
-
-/// Whether spans may be made at all.
-pub(crate) fn on() -> bool {
-    TRACER.get().is_some()
 }
 
 /// Writes the context's `traceparent` and `tracestate` to `carrier`.
@@ -278,7 +287,6 @@ mod tests {
             kind: SpanKind::Client,
             attributes: &Vec::new,
         };
-        let cx = child(&parent, &spec);
-        assert!(same_span(&cx, &parent));
+        assert!(child(&parent, &spec).is_none());
     }
 }
