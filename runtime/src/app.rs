@@ -489,6 +489,8 @@ fn link_all(
             })?;
         let sandbox = Sandbox {
             name: name.clone(),
+            group: caller.group.to_string(),
+            version: version.clone(),
             buckets: spec.grants.keyvalue.clone(),
             keyvalue: keyvalue.clone(),
             outgoing: spec

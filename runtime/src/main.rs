@@ -9,6 +9,7 @@ use weft_runtime::commands::rollout::{RollbackCommand, RolloutCommand};
 use weft_runtime::commands::run::RunCommand;
 use weft_runtime::commands::status::StatusCommand;
 use weft_runtime::commands::worker::WorkerCommand;
+use weft_runtime::telemetry::logs::{self, LogFormat};
 
 /// weft runs one app made of WebAssembly components, as one process or split.
 #[derive(Parser)]
@@ -30,18 +31,35 @@ enum Weft {
     Worker(WorkerCommand),
 }
 
+impl Weft {
+    /// How this command writes its log lines.
+    fn log_format(&self) -> LogFormat {
+        match self {
+            Weft::Run(run) => run.log_format,
+            Weft::Deploy(deploy) => deploy.log_format,
+            Weft::Worker(worker) => worker.log_format,
+            _ => LogFormat::Text,
+        }
+    }
+}
+
 fn main() -> ExitCode {
     weft_runtime::heap::keep_freed_memory();
-    tracing_subscriber::fmt()
+    let command = Weft::parse();
+    let format = command.log_format();
+    logs::set_format(format);
+    let log = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("WEFT_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,weft_runtime=info")),
         )
         .with_target(false)
         .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
-    let command = Weft::parse();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => log.init(),
+        LogFormat::Json => log.event_format(logs::JsonEvents).init(),
+    }
     if std::env::var_os("WEFT_VAL_PATH").is_some_and(|v| v == "1") {
         weft_runtime::link::use_val_path_only(true);
     }

@@ -188,3 +188,49 @@ fn one_request_is_one_trace_across_processes() {
         "{continued:#?}"
     );
 }
+
+/// With `--log-format json`, log lines are JSON objects, and the greeter's
+/// line for a request carries that request's trace id: in one process,
+/// and split, where the id crossed to the greeter's worker.
+#[test]
+fn json_logs_carry_the_trace_id_of_their_request() {
+    let dir = app_dir(HELLO_APP);
+    let trace_id = "0af7651916cd43dd8448eb211c80319c";
+    let traceparent = format!("00-{trace_id}-b7ad6b7169203331-01");
+    for (mode, group) in [(Mode::Run, "main"), (Mode::Split, "greeter")] {
+        let app = Weft::start(
+            mode,
+            &[dir.path().to_str().unwrap(), "--log-format", "json"],
+        );
+        let reply = Connection::open(app.listeners["web"])
+            .request_with("/?name=Ada", &[("traceparent", &traceparent)]);
+        assert_eq!(reply.status, 200, "{mode:?}");
+        let output = app.wait_for_output(trace_id);
+        let lines: Vec<serde_json::Value> = output
+            .lines()
+            .filter(|l| l.starts_with('{'))
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{mode:?}: {e}: {l}")))
+            .collect();
+        let greeted = lines
+            .iter()
+            .find(|v| {
+                v["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("greeted Ada"))
+            })
+            .unwrap_or_else(|| panic!("{mode:?}: no log line of the greeting in\n{output}"));
+        assert_eq!(greeted["trace_id"], trace_id, "{mode:?}");
+        assert_eq!(greeted["component"], "greeter", "{mode:?}");
+        assert_eq!(greeted["group"], group, "{mode:?}");
+        assert_eq!(greeted["source"], "guest", "{mode:?}");
+        assert_eq!(
+            greeted["version"].as_str().map(str::len),
+            Some(16),
+            "{mode:?}"
+        );
+        assert!(
+            !output.lines().any(|l| l.starts_with("[greeter]")),
+            "{mode:?}: a guest line in text: {output}"
+        );
+    }
+}

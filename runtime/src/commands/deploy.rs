@@ -34,6 +34,9 @@ pub struct DeployCommand {
     /// Serve the admin pages on ADDR: /metrics, every worker's added up, in Prometheus text.
     #[arg(long, value_name = "ADDR")]
     pub admin: Option<SocketAddr>,
+    /// How log lines are written: text, or one JSON object per line on stderr.
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t)]
+    pub log_format: crate::telemetry::logs::LogFormat,
 }
 
 impl DeployCommand {

@@ -31,6 +31,9 @@ pub struct RunCommand {
     /// Serve the admin pages on ADDR: /metrics, in Prometheus text.
     #[arg(long, value_name = "ADDR")]
     pub admin: Option<SocketAddr>,
+    /// How log lines are written: text, or one JSON object per line on stderr.
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t)]
+    pub log_format: crate::telemetry::logs::LogFormat,
 }
 
 pub(crate) fn parse_listen(text: &str) -> Result<(String, SocketAddr), String> {
@@ -63,6 +66,7 @@ impl RunCommand {
             manifest.path.display()
         );
         let app = App::load(manifest, &options).await?;
+        crate::telemetry::logs::set_process(&app.group, app.version.as_str());
         for (component, outcome) in &app.compiled {
             let how = match outcome {
                 CacheOutcome::Hit => "from the compile cache",

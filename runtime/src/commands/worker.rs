@@ -16,6 +16,9 @@ use tokio::io::AsyncReadExt as _;
 /// a config folder written by `weft kube` (`--config`).
 #[derive(Debug, clap::Args)]
 pub struct WorkerCommand {
+    /// How log lines are written: text, or one JSON object per line on stderr.
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t)]
+    pub log_format: crate::telemetry::logs::LogFormat,
     /// The address of the worker's gRPC services. Required with a manager;
     /// with --config it defaults to every interface, on cluster.toml's port.
     #[arg(long, value_name = "ADDR")]

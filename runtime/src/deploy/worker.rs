@@ -409,6 +409,7 @@ impl Worker {
         let version = placement.version.clone();
         let group = placement.group.clone();
         let app = Arc::new(App::start(&prepared, Some(&placement), embedded).await?);
+        crate::telemetry::logs::set_process(&app.group, app.version.as_str());
         let exports = prepared.exports(&app, version.clone());
         if self.invoke.assign(exports).is_err() {
             anyhow::bail!("this worker already has an assignment");

@@ -296,6 +296,12 @@ impl WorkerSet {
             .arg("worker")
             .args(["--listen", &spec.address.to_string(), "--name", &name])
             .arg("--exit-with-stdin")
+            // Workers write their log lines as the manager does.
+            .args(if crate::telemetry::logs::json() {
+                &["--log-format", "json"][..]
+            } else {
+                &[]
+            })
             .stdin(Stdio::piped())
             // A process group of its own: a terminal's Ctrl-C goes to the
             // manager only, which then drains and stops the workers in order.

@@ -1,11 +1,12 @@
 //! `wasi:logging`: guest log lines on the host's stderr, as
-//! `[component] LEVEL context: message`.
+//! `[component] LEVEL context: message`, or JSON objects with JSON logs.
 //!
 //! Info and above are always printed; debug and trace only when
 //! `WEFT_GUEST_LOG` is `debug` or `trace`.
 
 use super::bindings::wasi::logging::logging::{self, Level};
 use super::{HostState, Sandbox};
+use crate::telemetry::logs::{self, GuestLabels};
 use std::io::Write;
 use std::sync::OnceLock;
 use wasmtime::component::{HasData, Linker};
@@ -41,16 +42,20 @@ fn threshold() -> u8 {
     })
 }
 
-/// The line printed for one log call.
-pub fn format_line(component: &str, level: Level, context: &str, message: &str) -> String {
-    let level = match level {
+fn level_name(level: Level) -> &'static str {
+    match level {
         Level::Trace => "TRACE",
         Level::Debug => "DEBUG",
         Level::Info => "INFO",
         Level::Warn => "WARN",
         Level::Error => "ERROR",
         Level::Critical => "CRITICAL",
-    };
+    }
+}
+
+/// The line printed for one log call.
+pub fn format_line(component: &str, level: Level, context: &str, message: &str) -> String {
+    let level = level_name(level);
     if context.is_empty() {
         format!("[{component}] {level} {message}\n")
     } else {
@@ -60,10 +65,24 @@ pub fn format_line(component: &str, level: Level, context: &str, message: &str) 
 
 impl logging::Host for &Sandbox {
     fn log(&mut self, level: Level, context: String, message: String) {
-        if rank(level) >= threshold() {
-            let line = format_line(&self.name, level, &context, &message);
-            let _ = std::io::stderr().lock().write_all(line.as_bytes());
+        if rank(level) < threshold() {
+            return;
         }
+        let line = if logs::json() {
+            let labels = GuestLabels {
+                component: &self.name,
+                group: &self.group,
+                version: &self.version,
+            };
+            let text = match context.is_empty() {
+                true => message,
+                false => format!("{context}: {message}"),
+            };
+            logs::guest_line(&labels, level_name(level), "log", &text)
+        } else {
+            format_line(&self.name, level, &context, &message)
+        };
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
     }
 }
 

@@ -46,6 +46,10 @@ mod bindings {
 pub struct Sandbox {
     /// The component's name in the manifest.
     pub name: String,
+    /// The group it runs in, and the version: what its log lines carry.
+    pub group: String,
+    /// The deployment's version (under `weft run`, the app's own).
+    pub version: String,
     /// Key-value buckets it may open.
     pub buckets: Vec<String>,
     /// The store behind its buckets, when it has any.
@@ -78,8 +82,8 @@ impl HostState {
     /// Fresh state for a new instance of the sandbox's component.
     pub fn new(sandbox: Arc<Sandbox>) -> HostState {
         let mut wasi = WasiCtx::builder();
-        wasi.stdout(stdio::PrefixedOutput::stdout(&sandbox.name))
-            .stderr(stdio::PrefixedOutput::stderr(&sandbox.name))
+        wasi.stdout(stdio::PrefixedOutput::stdout(&sandbox))
+            .stderr(stdio::PrefixedOutput::stderr(&sandbox))
             .envs(&sandbox.env)
             .allow_tcp(false)
             .allow_udp(false)

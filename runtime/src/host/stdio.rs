@@ -1,7 +1,11 @@
-//! Guest stdout and stderr, line by line, prefixed with the component's name.
+//! Guest stdout and stderr, line by line, prefixed with the component's
+//! name; or, with JSON logs, each line a JSON object on stderr.
 
+use super::Sandbox;
+use crate::telemetry::logs::{self, GuestLabels};
 use std::io::Write;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
@@ -14,22 +18,25 @@ const MAX_LINE: usize = 8 << 10;
 pub struct PrefixedOutput {
     prefix: String,
     to_stderr: bool,
+    sandbox: Arc<Sandbox>,
 }
 
 impl PrefixedOutput {
     /// The component's stdout.
-    pub fn stdout(name: &str) -> PrefixedOutput {
+    pub fn stdout(sandbox: &Arc<Sandbox>) -> PrefixedOutput {
         PrefixedOutput {
-            prefix: format!("[{name}] "),
+            prefix: format!("[{}] ", sandbox.name),
             to_stderr: false,
+            sandbox: sandbox.clone(),
         }
     }
 
     /// The component's stderr.
-    pub fn stderr(name: &str) -> PrefixedOutput {
+    pub fn stderr(sandbox: &Arc<Sandbox>) -> PrefixedOutput {
         PrefixedOutput {
-            prefix: format!("[{name}] "),
+            prefix: format!("[{}] ", sandbox.name),
             to_stderr: true,
+            sandbox: sandbox.clone(),
         }
     }
 }
@@ -58,6 +65,21 @@ struct LineWriter {
 
 impl LineWriter {
     fn emit(&self, line: &[u8]) {
+        if logs::json() {
+            let sandbox = &self.out.sandbox;
+            let labels = GuestLabels {
+                component: &sandbox.name,
+                group: &sandbox.group,
+                version: &sandbox.version,
+            };
+            let (level, stream) = match self.out.to_stderr {
+                true => ("ERROR", "stderr"),
+                false => ("INFO", "stdout"),
+            };
+            let line = logs::guest_line(&labels, level, stream, &String::from_utf8_lossy(line));
+            let _ = std::io::stderr().lock().write_all(line.as_bytes());
+            return;
+        }
         let mut text = Vec::with_capacity(self.out.prefix.len() + line.len() + 1);
         text.extend_from_slice(self.out.prefix.as_bytes());
         text.extend_from_slice(line);

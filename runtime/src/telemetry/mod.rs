@@ -8,6 +8,8 @@
 //!   the manager, which adds up its workers' counts.
 //! - [`trace`]: spans for requests and calls, W3C context across
 //!   processes, and their export over OTLP.
+//! - [`logs`]: log lines as JSON objects, with component, group, version
+//!   and trace id (`--log-format json`).
 //! - [`admin`]: the admin HTTP server (`--admin ADDR`): `/metrics`.
 //!
 //! Every forwarded call counts itself in its [`Forwarder`]'s stats, local
@@ -17,6 +19,7 @@
 //! [`Forwarder`]: crate::link::Forwarder
 
 pub mod admin;
+pub mod logs;
 pub mod metrics;
 pub mod prometheus;
 pub mod trace;
