@@ -6,6 +6,7 @@ use prometheus_parse::{Sample, Scrape, Value};
 use weft_tests::otlp::{self, OtlpReceiver};
 use weft_tests::{
     Connection, HELLO_APP, Mode, VALUES_APP, Weft, app_dir, each_mode, free_address, http_get,
+    weft_once,
 };
 
 /// Every sample the admin address at `admin` serves.
@@ -233,4 +234,36 @@ fn json_logs_carry_the_trace_id_of_their_request() {
             "{mode:?}: a guest line in text: {output}"
         );
     }
+}
+
+/// `weft status` shows each method's calls per second, error share and
+/// latency over the last minute, and where the calls ran.
+#[test]
+fn status_shows_the_last_minute_per_method() {
+    let dir = app_dir(HELLO_APP);
+    let path = dir.path().to_str().unwrap();
+    let app = Weft::start(Mode::Split, &[path]);
+    for _ in 0..20 {
+        assert_eq!(http_get(&app.url("web", "/?name=Ada")).0, 200);
+    }
+    let (status, out, err) = weft_once(&["status", path, "--json"]);
+    assert!(status.success(), "{err}");
+    let state: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    let methods = state["methods"].as_array().expect("a methods list");
+    let greet = methods
+        .iter()
+        .find(|m| m["caller"] == "frontend" && m["method"] == "greet")
+        .unwrap_or_else(|| panic!("no greet in {out}"));
+    assert_eq!(greet["remote"], true);
+    assert!(greet["calls_per_s"].as_f64().unwrap() > 0.0, "{out}");
+    assert_eq!(greet["error_pct"].as_f64(), Some(0.0));
+    assert!(greet["p99_ms"].as_f64().unwrap() >= greet["p50_ms"].as_f64().unwrap());
+    let (status, out, err) = weft_once(&["status", path]);
+    assert!(status.success(), "{err}");
+    let row = out
+        .lines()
+        .find(|l| l.starts_with("frontend -> greeter.greet"))
+        .unwrap_or_else(|| panic!("no row for greet in\n{out}"));
+    assert!(row.contains("remote"), "{row}");
+    drop(app);
 }

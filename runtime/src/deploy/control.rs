@@ -33,7 +33,9 @@ impl manager_server::Manager for ManagerService {
     }
 
     async fn status(&self, _: Request<StatusRequest>) -> Result<Response<StatusReply>, Status> {
-        let json = self.manager.status().to_json();
+        let mut state = self.manager.status();
+        state.methods = self.manager.method_rates().await;
+        let json = state.to_json();
         Ok(Response::new(StatusReply { json }))
     }
 }

@@ -19,7 +19,9 @@ use crate::cache::CompileCache;
 use crate::deploy::ingress::{Backend, Ingress, Replica};
 use crate::deploy::lock::AppLock;
 use crate::deploy::rollout::{Counts, Decision, Gate, Rollout, Schedule};
-use crate::deploy::state::{DeployState, Phase, RolloutState, StateBook, VersionState};
+use crate::deploy::state::{
+    DeployState, MethodState, Phase, RolloutState, StateBook, VersionState,
+};
 use crate::deploy::versions::{Snapshot, VersionStore};
 use crate::deploy::workers::{self, Deployment, WorkerSet};
 use crate::kv::KeyValueStore;
@@ -29,6 +31,7 @@ use crate::manifest::{DeploySection, ManifestFile};
 use crate::rpc::auth::{Check, Token};
 use crate::rpc::store::{LiveVersions, StoreService};
 use crate::telemetry::admin::{self, Scrape};
+use crate::telemetry::window::Window;
 use crate::telemetry::{metrics, wire};
 use crate::version::Version;
 use anyhow::Context as _;
@@ -119,6 +122,10 @@ pub fn load_absolute(path: &Path) -> anyhow::Result<ManifestFile> {
     Ok(manifest)
 }
 
+/// How often the manager samples its workers' metrics for the rates that
+/// `weft status` shows.
+const SAMPLE_EVERY: Duration = Duration::from_secs(5);
+
 /// One running version.
 struct Running {
     version: Version,
@@ -150,6 +157,8 @@ pub struct Manager {
     stopping: tokio::sync::watch::Sender<bool>,
     /// How many versions the store keeps.
     keep: usize,
+    /// Snapshots of the workers' metrics, for the last minute's rates.
+    window: Mutex<Window>,
 }
 
 /// Deploys the app, serves it until `shutdown` resolves, then drains the
@@ -251,6 +260,7 @@ pub async fn run(options: DeployOptions, shutdown: impl Future<Output = ()>) -> 
         rolling: tokio::sync::Mutex::new(()),
         stopping: tokio::sync::watch::channel(false).0,
         keep: options.keep.max(1),
+        window: Mutex::default(),
     });
 
     // The manager's gRPC service: its control API and the key-value store.
@@ -314,6 +324,7 @@ pub async fn run(options: DeployOptions, shutdown: impl Future<Output = ()>) -> 
         }
     };
     manager.set_weights(&[(&first, 100)]);
+    tokio::spawn(manager.clone().sample_metrics());
     for r in first.workers.replicas() {
         say!("weft: worker {} serving on {}", r.name(), r.address);
     }
@@ -598,6 +609,50 @@ impl Manager {
             snapshots.extend(answer.ok().flatten());
         }
         metrics::Snapshot::merge(&snapshots)
+    }
+
+    /// Every method called in the last minute, with its rates: the
+    /// workers' counts now, against the window's oldest snapshot.
+    pub async fn method_rates(&self) -> Vec<MethodState> {
+        let current = self.metrics().await;
+        let rates = self
+            .window
+            .lock()
+            .expect("window lock")
+            .rates(Instant::now(), &current);
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        rates
+            .into_iter()
+            .map(|r| MethodState {
+                caller: r.key.caller,
+                component: r.key.component,
+                interface: r.key.interface,
+                method: r.key.method,
+                remote: r.key.remote,
+                version: r.key.version,
+                calls_per_s: r.calls_per_s,
+                error_pct: r.error_pct,
+                p50_ms: ms(r.p50),
+                p99_ms: ms(r.p99),
+            })
+            .collect()
+    }
+
+    /// Takes a snapshot of the workers' metrics every [`SAMPLE_EVERY`],
+    /// for as long as the deployment runs.
+    async fn sample_metrics(self: Arc<Self>) {
+        let mut stopping = self.stopping.subscribe();
+        loop {
+            let snapshot = self.metrics().await;
+            self.window
+                .lock()
+                .expect("window lock")
+                .push(Instant::now(), snapshot);
+            tokio::select! {
+                () = tokio::time::sleep(SAMPLE_EVERY) => {}
+                _ = stopping.wait_for(|s| *s) => return,
+            }
+        }
     }
 
     /// Both versions' counts now: requests at the listeners, and calls

@@ -30,6 +30,35 @@ pub struct DeployState {
     /// The rollout under way, if any.
     #[serde(default)]
     pub rollout: Option<RolloutState>,
+    /// Every method called in the last minute, with its rates (only in
+    /// the manager's live answer, not in the file).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub methods: Vec<MethodState>,
+}
+
+/// One method's traffic over the last minute.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MethodState {
+    /// The calling component.
+    pub caller: String,
+    /// The component that serves it.
+    pub component: String,
+    /// Its interface.
+    pub interface: String,
+    /// The function.
+    pub method: String,
+    /// Whether the calls crossed processes.
+    pub remote: bool,
+    /// The version they belong to.
+    pub version: String,
+    /// Calls per second.
+    pub calls_per_s: f64,
+    /// Failed calls, in percent.
+    pub error_pct: f64,
+    /// Median latency, in milliseconds.
+    pub p50_ms: f64,
+    /// 99th percentile of latency, in milliseconds.
+    pub p99_ms: f64,
 }
 
 /// What a version is doing.
@@ -247,6 +276,25 @@ impl DeployState {
                 w.restarts,
                 w.address
             ));
+        }
+        if !self.methods.is_empty() {
+            line(String::new());
+            line(format!(
+                "{:<40}{:<8}{:>9}{:>7}{:>10}{:>10}  VERSION",
+                "CALL (LAST MINUTE)", "WHERE", "CALLS/S", "ERR%", "P50 MS", "P99 MS"
+            ));
+            for m in &self.methods {
+                line(format!(
+                    "{:<40}{:<8}{:>9.1}{:>7.1}{:>10.3}{:>10.3}  {}",
+                    format!("{} -> {}.{}", m.caller, m.component, m.method),
+                    if m.remote { "remote" } else { "local" },
+                    m.calls_per_s,
+                    m.error_pct,
+                    m.p50_ms,
+                    m.p99_ms,
+                    m.version
+                ));
+            }
         }
         if let Some(r) = &self.rollout {
             let [(af, an), (bf, bn)] = r.window;

@@ -4,6 +4,8 @@
 //! - [`metrics`]: counters and latency histograms in atomics, and plain
 //!   snapshots of them that add up across processes (pure).
 //! - [`prometheus`]: a snapshot as Prometheus text (pure).
+//! - [`window`]: calls per second, error share and latency percentiles
+//!   over the last minute, from snapshots (pure).
 //! - [`wire`]: snapshots as `Control.Metrics` messages, from a worker to
 //!   the manager, which adds up its workers' counts.
 //! - [`trace`]: spans for requests and calls, W3C context across
@@ -23,6 +25,7 @@ pub mod logs;
 pub mod metrics;
 pub mod prometheus;
 pub mod trace;
+pub mod window;
 pub mod wire;
 
 use std::sync::atomic::{AtomicBool, Ordering};
