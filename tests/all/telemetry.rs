@@ -3,10 +3,11 @@
 //! real OTLP receiver.
 
 use prometheus_parse::{Sample, Scrape, Value};
+use weft_tests::browser;
 use weft_tests::otlp::{self, OtlpReceiver};
 use weft_tests::{
-    Connection, HELLO_APP, Mode, VALUES_APP, Weft, app_dir, each_mode, free_address, http_get,
-    weft_once,
+    Connection, HELLO_APP, Load, Mode, VALUES_APP, Weft, app_dir, each_mode, free_address,
+    http_get, weft_once,
 };
 
 /// Every sample the admin address at `admin` serves.
@@ -266,4 +267,47 @@ fn status_shows_the_last_minute_per_method() {
         .unwrap_or_else(|| panic!("no row for greet in\n{out}"));
     assert!(row.contains("remote"), "{row}");
     drop(app);
+}
+
+/// The dashboard of a split app under traffic, in headless Chromium: the
+/// app, its groups, the call graph with a remote frontend→greeter edge
+/// that carries calls, the per-method table, and the page refreshing
+/// itself.
+#[test]
+fn the_dashboard_shows_the_live_call_graph() {
+    let dir = app_dir(HELLO_APP);
+    let admin = free_address().to_string();
+    let app = Weft::start(
+        Mode::Split,
+        &[dir.path().to_str().unwrap(), "--admin", &admin],
+    );
+    let load = Load::start(app.listeners["web"], "/?name=Ada", 2);
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let dom = browser::dom_after(&format!("http://{admin}/"), 5000);
+    let replies = load.stop();
+    assert!(replies.iter().flatten().all(|r| r.status == 200));
+    assert!(dom.contains("<h1>hello</h1>"), "{dom}");
+    assert!(dom.contains("1 of 1 healthy"), "{dom}");
+    let edge = dom
+        .split("<g class=\"edge\"")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no edge in the call graph:\n{dom}"));
+    assert!(
+        edge.contains(r#"data-caller="frontend" data-callee="greeter" data-where="remote""#),
+        "{edge}"
+    );
+    let rate: f64 = edge
+        .split("data-rate=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .and_then(|r| r.parse().ok())
+        .expect("a rate");
+    assert!(rate > 0.0, "{edge}");
+    let calls = dom.split("id=\"calls\"").nth(1).expect("a calls table");
+    assert!(calls.contains("demo:hello/greeter@0.1.0#greet") && calls.contains("remote"));
+    // The page fetched its live part at least once by itself.
+    assert!(
+        dom.contains("data-refreshes=\""),
+        "the page did not refresh:\n{dom}"
+    );
 }

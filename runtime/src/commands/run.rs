@@ -3,7 +3,7 @@
 use crate::app::{App, LoadOptions};
 use crate::cache::{CacheOutcome, CompileCache};
 use crate::manifest::ManifestFile;
-use crate::telemetry::admin::{self, Scrape};
+use crate::telemetry::admin;
 use anyhow::Context as _;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -94,16 +94,22 @@ impl RunCommand {
         let admin = match self.admin {
             Some(address) => {
                 let socket = bind_admin(address).await?;
-                say!("weft: admin on http://{} (/metrics)", socket.local_addr()?);
-                let metrics = app.metrics.clone();
-                let scrape: Scrape = Arc::new(move || {
-                    let snapshot = metrics.snapshot();
-                    Box::pin(async move { Ok(snapshot) })
-                });
+                say!(
+                    "weft: admin on http://{} (dashboard at /, metrics at /metrics)",
+                    socket.local_addr()?
+                );
+                let source = Arc::new(admin::Local::new(
+                    app.metrics.clone(),
+                    &name,
+                    app.version.as_str(),
+                    app.pools.keys().cloned().collect(),
+                ));
+                let sampler = tokio::spawn(source.clone().sample());
                 let mut stopped = stopped.clone();
-                Some(tokio::spawn(admin::serve(socket, scrape, async move {
+                let server = tokio::spawn(admin::serve(socket, source, async move {
                     let _ = stopped.wait_for(|s| *s).await;
-                })))
+                }));
+                Some((server, sampler))
             }
             None => None,
         };
@@ -113,8 +119,9 @@ impl RunCommand {
             let _ = stop.send(true);
         })
         .await;
-        if let Some(admin) = admin {
-            let _ = admin.await;
+        if let Some((server, sampler)) = admin {
+            sampler.abort();
+            let _ = server.await;
         }
         say!("weft: stopped");
         Ok(())

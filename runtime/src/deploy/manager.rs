@@ -30,7 +30,8 @@ use crate::listener;
 use crate::manifest::{DeploySection, ManifestFile};
 use crate::rpc::auth::{Check, Token};
 use crate::rpc::store::{LiveVersions, StoreService};
-use crate::telemetry::admin::{self, Scrape};
+use crate::telemetry::admin::{self, Answer, SAMPLE_EVERY, Source};
+use crate::telemetry::dashboard::{CallView, GroupView, View};
 use crate::telemetry::window::Window;
 use crate::telemetry::{metrics, wire};
 use crate::version::Version;
@@ -121,10 +122,6 @@ pub fn load_absolute(path: &Path) -> anyhow::Result<ManifestFile> {
         .to_path_buf();
     Ok(manifest)
 }
-
-/// How often the manager samples its workers' metrics for the rates that
-/// `weft status` shows.
-const SAMPLE_EVERY: Duration = Duration::from_secs(5);
 
 /// One running version.
 struct Running {
@@ -291,18 +288,18 @@ pub async fn run(options: DeployOptions, shutdown: impl Future<Output = ()>) -> 
             .await
     });
 
-    // The admin address serves the workers' metrics, added up.
+    // The admin address serves the workers' metrics, added up, and the
+    // dashboard.
     let admin = match options.admin {
         Some(address) => {
             let socket = crate::commands::run::bind_admin(address).await?;
-            say!("weft: admin on http://{} (/metrics)", socket.local_addr()?);
-            let from = manager.clone();
-            let scrape: Scrape = Arc::new(move || {
-                let manager = from.clone();
-                Box::pin(async move { Ok(manager.metrics().await) })
-            });
+            say!(
+                "weft: admin on http://{} (dashboard at /, metrics at /metrics)",
+                socket.local_addr()?
+            );
+            let source = Arc::new(Deployed(manager.clone()));
             let mut stopped = control_stopped_for_admin;
-            Some(tokio::spawn(admin::serve(socket, scrape, async move {
+            Some(tokio::spawn(admin::serve(socket, source, async move {
                 let _ = stopped.wait_for(|s| *s).await;
             })))
         }
@@ -942,4 +939,68 @@ fn replicas_of(workers: &WorkerSet, listener: &str) -> Vec<Arc<Replica>> {
             Some(Arc::new(Replica::new(address, workers.rotation(i))))
         })
         .collect()
+}
+
+/// The deployment, as the admin server shows it.
+struct Deployed(Arc<Manager>);
+
+impl Source for Deployed {
+    fn snapshot(&self) -> Answer<'_, metrics::Snapshot> {
+        Box::pin(async move { Ok(self.0.metrics().await) })
+    }
+
+    fn view(&self) -> Answer<'_, View> {
+        Box::pin(async move {
+            let state = self.0.status();
+            let calls = self.0.method_rates().await;
+            Ok(dashboard_view(&state, calls))
+        })
+    }
+}
+
+/// What the dashboard shows of a deployment: the groups of its version
+/// with the most traffic, and every method's last minute.
+fn dashboard_view(state: &DeployState, calls: Vec<MethodState>) -> View {
+    let main = state.versions.iter().max_by_key(|v| v.weight);
+    let groups = main
+        .map(|v| {
+            v.groups
+                .iter()
+                .map(|(group, components)| {
+                    let workers = state
+                        .workers
+                        .iter()
+                        .filter(|w| w.version == v.version && &w.group == group);
+                    GroupView {
+                        name: group.clone(),
+                        components: components.clone(),
+                        replicas: workers.clone().count(),
+                        healthy: workers.filter(|w| w.healthy).count(),
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    View {
+        app: state.app.clone(),
+        versions: state
+            .versions
+            .iter()
+            .map(|v| (v.version.clone(), v.weight))
+            .collect(),
+        groups,
+        calls: calls
+            .into_iter()
+            .map(|m| CallView {
+                caller: m.caller,
+                component: m.component,
+                method: format!("{}#{}", m.interface, m.method),
+                remote: m.remote,
+                calls_per_s: m.calls_per_s,
+                error_pct: m.error_pct,
+                p50_ms: m.p50_ms,
+                p99_ms: m.p99_ms,
+            })
+            .collect(),
+    }
 }

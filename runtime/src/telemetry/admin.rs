@@ -1,29 +1,45 @@
-//! The admin HTTP server (`--admin ADDR` of `weft run`): what operators
-//! and Prometheus read.
+//! The admin HTTP server (`--admin ADDR` of `weft run` and `weft deploy`):
+//! what operators, browsers and Prometheus read.
 //!
 //! - `GET /metrics`: every count, as Prometheus text.
+//! - `GET /`: the dashboard ([`super::dashboard`]), which fetches
+//!   `GET /dashboard`, its live part, every two seconds.
 //!
-//! It serves whatever a [`Scrape`] returns at the moment of the request,
-//! so `weft run` hands it its own registry.
+//! It shows whatever its [`Source`] says at the moment of the request:
+//! `weft run` hands it its own registry, the manager its workers'.
 
-use super::metrics::Snapshot;
+use super::dashboard::{self, View};
+use super::metrics::{Metrics, Snapshot};
 use super::prometheus;
+use super::window::Window;
 use bytes::Bytes;
 use http_body_util::Full;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 
-/// Where the admin server gets its counts: a snapshot, now.
-pub type Scrape =
-    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = anyhow::Result<Snapshot>> + Send>> + Send + Sync>;
+/// A boxed future, as [`Source`]'s methods return.
+pub type Answer<'a, T> = Pin<Box<dyn Future<Output = anyhow::Result<T>> + Send + 'a>>;
+
+/// What the admin server shows.
+pub trait Source: Send + Sync + 'static {
+    /// Every count, now.
+    fn snapshot(&self) -> Answer<'_, Snapshot>;
+    /// What the dashboard shows, now.
+    fn view(&self) -> Answer<'_, View>;
+}
 
 /// Serves the admin endpoints on `listener` until `shutdown` resolves.
-pub async fn serve(listener: TcpListener, scrape: Scrape, shutdown: impl Future<Output = ()>) {
+pub async fn serve(
+    listener: TcpListener,
+    source: Arc<dyn Source>,
+    shutdown: impl Future<Output = ()>,
+) {
     let handler = move |request: hyper::Request<hyper::body::Incoming>| {
-        let scrape = scrape.clone();
-        async move { respond(request.method(), request.uri().path(), &scrape).await }
+        let source = source.clone();
+        async move { respond(request.method(), request.uri().path(), &*source).await }
     };
     crate::listener::serve(listener, "admin".to_string(), handler, shutdown).await;
 }
@@ -31,7 +47,7 @@ pub async fn serve(listener: TcpListener, scrape: Scrape, shutdown: impl Future<
 async fn respond(
     method: &hyper::Method,
     path: &str,
-    scrape: &Scrape,
+    source: &dyn Source,
 ) -> hyper::Response<Full<Bytes>> {
     if method != hyper::Method::GET {
         return reply(
@@ -40,19 +56,31 @@ async fn respond(
             "the admin address answers GET only\n".into(),
         );
     }
+    let html = "text/html; charset=utf-8";
+    let unavailable = |e: anyhow::Error| {
+        reply(
+            503,
+            "text/plain",
+            format!("cannot read the metrics: {e:#}\n"),
+        )
+    };
     match path {
-        "/metrics" => match scrape().await {
+        "/metrics" => match source.snapshot().await {
             Ok(snapshot) => reply(200, prometheus::CONTENT_TYPE, prometheus::render(&snapshot)),
-            Err(e) => reply(
-                503,
-                "text/plain",
-                format!("cannot read the metrics: {e:#}\n"),
-            ),
+            Err(e) => unavailable(e),
+        },
+        "/" => match source.view().await {
+            Ok(view) => reply(200, html, dashboard::page(&view)),
+            Err(e) => unavailable(e),
+        },
+        "/dashboard" => match source.view().await {
+            Ok(view) => reply(200, html, dashboard::fragment(&view)),
+            Err(e) => unavailable(e),
         },
         _ => reply(
             404,
             "text/plain",
-            format!("no page {path} here; try /metrics\n"),
+            format!("no page {path} here; try / or /metrics\n"),
         ),
     }
 }
@@ -63,4 +91,71 @@ fn reply(status: u16, content_type: &str, body: String) -> hyper::Response<Full<
         .header(hyper::header::CONTENT_TYPE, content_type)
         .body(Full::new(Bytes::from(body)))
         .expect("a valid response")
+}
+
+/// How often a process samples its own metrics for the last minute's rates.
+pub const SAMPLE_EVERY: Duration = Duration::from_secs(5);
+
+/// The source of a `weft run`: the app's own registry, sampled for rates.
+pub struct Local {
+    metrics: Arc<Metrics>,
+    window: Mutex<Window>,
+    /// The app, its version, and its components (all in group `main`).
+    app: String,
+    version: String,
+    components: Vec<String>,
+}
+
+impl Local {
+    /// The source of an app in one process; call [`Local::sample`] in a
+    /// task of its own for the rates.
+    pub fn new(metrics: Arc<Metrics>, app: &str, version: &str, components: Vec<String>) -> Local {
+        Local {
+            metrics,
+            window: Mutex::default(),
+            app: app.to_string(),
+            version: version.to_string(),
+            components,
+        }
+    }
+
+    /// Takes a snapshot every [`SAMPLE_EVERY`], for ever.
+    pub async fn sample(self: Arc<Self>) {
+        loop {
+            let snapshot = self.metrics.snapshot();
+            self.window
+                .lock()
+                .expect("window lock")
+                .push(Instant::now(), snapshot);
+            tokio::time::sleep(SAMPLE_EVERY).await;
+        }
+    }
+}
+
+impl Source for Local {
+    fn snapshot(&self) -> Answer<'_, Snapshot> {
+        Box::pin(async move { Ok(self.metrics.snapshot()) })
+    }
+
+    fn view(&self) -> Answer<'_, View> {
+        Box::pin(async move {
+            let current = self.metrics.snapshot();
+            let rates = self
+                .window
+                .lock()
+                .expect("window lock")
+                .rates(Instant::now(), &current);
+            Ok(View {
+                app: self.app.clone(),
+                versions: vec![(self.version.clone(), 100)],
+                groups: vec![dashboard::GroupView {
+                    name: weft_placer::MONOLITH_GROUP.to_string(),
+                    components: self.components.clone(),
+                    replicas: 1,
+                    healthy: 1,
+                }],
+                calls: rates.into_iter().map(dashboard::CallView::from).collect(),
+            })
+        })
+    }
 }

@@ -12,7 +12,9 @@
 //!   processes, and their export over OTLP.
 //! - [`logs`]: log lines as JSON objects, with component, group, version
 //!   and trace id (`--log-format json`).
-//! - [`admin`]: the admin HTTP server (`--admin ADDR`): `/metrics`.
+//! - [`dashboard`]: the dashboard page and its SVG call graph (pure).
+//! - [`admin`]: the admin HTTP server (`--admin ADDR`): `/metrics` and
+//!   the dashboard.
 //!
 //! Every forwarded call counts itself in its [`Forwarder`]'s stats, local
 //! or remote, labelled with caller, callee, group and version; every
@@ -21,6 +23,7 @@
 //! [`Forwarder`]: crate::link::Forwarder
 
 pub mod admin;
+pub mod dashboard;
 pub mod logs;
 pub mod metrics;
 pub mod prometheus;
