@@ -269,45 +269,46 @@ fn status_shows_the_last_minute_per_method() {
     drop(app);
 }
 
-/// The dashboard of a split app under traffic, in headless Chromium: the
-/// app, its groups, the call graph with a remote frontend→greeter edge
-/// that carries calls, the per-method table, and the page refreshing
-/// itself.
+/// The dashboard of an app under traffic, in headless Chromium, in one
+/// process and split: the app, its groups, the call graph with a
+/// frontend→greeter edge that carries calls (local, or remote when split),
+/// the per-method table, and the page refreshing itself.
 #[test]
 fn the_dashboard_shows_the_live_call_graph() {
     let dir = app_dir(HELLO_APP);
-    let admin = free_address().to_string();
-    let app = Weft::start(
-        Mode::Split,
-        &[dir.path().to_str().unwrap(), "--admin", &admin],
-    );
-    let load = Load::start(app.listeners["web"], "/?name=Ada", 2);
-    std::thread::sleep(std::time::Duration::from_secs(2));
-    let dom = browser::dom_after(&format!("http://{admin}/"), 5000);
-    let replies = load.stop();
-    assert!(replies.iter().flatten().all(|r| r.status == 200));
-    assert!(dom.contains("<h1>hello</h1>"), "{dom}");
-    assert!(dom.contains("1 of 1 healthy"), "{dom}");
-    let edge = dom
-        .split("<g class=\"edge\"")
-        .nth(1)
-        .unwrap_or_else(|| panic!("no edge in the call graph:\n{dom}"));
-    assert!(
-        edge.contains(r#"data-caller="frontend" data-callee="greeter" data-where="remote""#),
-        "{edge}"
-    );
-    let rate: f64 = edge
-        .split("data-rate=\"")
-        .nth(1)
-        .and_then(|r| r.split('"').next())
-        .and_then(|r| r.parse().ok())
-        .expect("a rate");
-    assert!(rate > 0.0, "{edge}");
-    let calls = dom.split("id=\"calls\"").nth(1).expect("a calls table");
-    assert!(calls.contains("demo:hello/greeter@0.1.0#greet") && calls.contains("remote"));
-    // The page fetched its live part at least once by itself.
-    assert!(
-        dom.contains("data-refreshes=\""),
-        "the page did not refresh:\n{dom}"
-    );
+    for (mode, placed) in [(Mode::Run, "local"), (Mode::Split, "remote")] {
+        let admin = free_address().to_string();
+        let app = Weft::start(mode, &[dir.path().to_str().unwrap(), "--admin", &admin]);
+        let load = Load::start(app.listeners["web"], "/?name=Ada", 2);
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        let dom = browser::dom_after(&format!("http://{admin}/"), 5000);
+        let replies = load.stop();
+        assert!(
+            replies.iter().flatten().all(|r| r.status == 200),
+            "{mode:?}"
+        );
+        assert!(dom.contains("<h1>hello</h1>"), "{mode:?}: {dom}");
+        assert!(dom.contains("1 of 1 healthy"), "{mode:?}: {dom}");
+        let edge = dom
+            .split("<g class=\"edge\"")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{mode:?}: no edge in the call graph:\n{dom}"));
+        let expected =
+            format!(r#"data-caller="frontend" data-callee="greeter" data-where="{placed}""#);
+        assert!(edge.contains(&expected), "{mode:?}: {edge}");
+        let rate: f64 = edge
+            .split("data-rate=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .and_then(|r| r.parse().ok())
+            .expect("a rate");
+        assert!(rate > 0.0, "{mode:?}: {edge}");
+        let calls = dom.split("id=\"calls\"").nth(1).expect("a calls table");
+        assert!(calls.contains("demo:hello/greeter@0.1.0#greet") && calls.contains(placed));
+        // The page fetched its live part at least once by itself.
+        assert!(
+            dom.contains("data-refreshes=\""),
+            "{mode:?}: the page did not refresh:\n{dom}"
+        );
+    }
 }
