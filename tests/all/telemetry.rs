@@ -312,3 +312,44 @@ fn the_dashboard_shows_the_live_call_graph() {
         );
     }
 }
+
+/// With an OTLP endpoint, each process also sends its counts there: after
+/// N requests, the frontend→greeter `weft.calls` sum reaches N, local in
+/// one process and remote from the frontend's worker when split.
+#[test]
+fn metrics_go_over_otlp_too() {
+    let dir = app_dir(HELLO_APP);
+    for (mode, remote) in [(Mode::Run, "false"), (Mode::Split, "true")] {
+        let receiver = OtlpReceiver::start();
+        let env = [
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint.as_str()),
+            ("OTEL_METRIC_EXPORT_INTERVAL", "300"),
+            ("OTEL_TRACES_EXPORTER", "none"),
+        ];
+        let app = Weft::start_with_env(mode, &[dir.path().to_str().unwrap()], &env);
+        const N: i64 = 5;
+        for _ in 0..N {
+            assert_eq!(http_get(&app.url("web", "/?name=Ada")).0, 200);
+        }
+        let calls = |points: &[otlp::ReceivedPoint]| {
+            points
+                .iter()
+                .filter(|p| {
+                    p.metric == "weft.calls"
+                        && p.attributes.get("caller").map(String::as_str) == Some("frontend")
+                        && p.attributes.get("method").map(String::as_str) == Some("greet")
+                })
+                .map(|p| (p.value, p.attributes["remote"].clone()))
+                .next_back()
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let last = loop {
+            let last = calls(&receiver.points());
+            if last.as_ref().is_some_and(|(n, _)| *n >= N) || std::time::Instant::now() > deadline {
+                break last;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        };
+        assert_eq!(last, Some((N, remote.to_string())), "{mode:?}");
+    }
+}

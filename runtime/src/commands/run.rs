@@ -67,6 +67,7 @@ impl RunCommand {
         );
         let app = App::load(manifest, &options).await?;
         crate::telemetry::logs::set_process(&app.group, app.version.as_str());
+        let otlp_metrics = crate::telemetry::otlp_metrics::spawn(&app.metrics);
         for (component, outcome) in &app.compiled {
             let how = match outcome {
                 CacheOutcome::Hit => "from the compile cache",
@@ -119,6 +120,9 @@ impl RunCommand {
             let _ = stop.send(true);
         })
         .await;
+        if let Some(exporter) = otlp_metrics {
+            exporter.abort();
+        }
         if let Some((server, sampler)) = admin {
             sampler.abort();
             let _ = server.await;

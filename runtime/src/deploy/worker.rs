@@ -410,6 +410,8 @@ impl Worker {
         let group = placement.group.clone();
         let app = Arc::new(App::start(&prepared, Some(&placement), embedded).await?);
         crate::telemetry::logs::set_process(&app.group, app.version.as_str());
+        // Runs as long as the worker's runtime does.
+        let _ = crate::telemetry::otlp_metrics::spawn(&app.metrics);
         let exports = prepared.exports(&app, version.clone());
         if self.invoke.assign(exports).is_err() {
             anyhow::bail!("this worker already has an assignment");

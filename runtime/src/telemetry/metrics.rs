@@ -318,6 +318,19 @@ pub(crate) mod examples {
         }
     }
 
+    /// A registry that counted one remote `greet` from the frontend (300 µs,
+    /// 12 bytes out, 30 back) and one request at `web` (200, 2 ms).
+    pub(crate) fn one_call_and_request() -> super::Metrics {
+        use std::time::Duration;
+        let metrics = super::Metrics::default();
+        let greet = metrics.method(greet("frontend", true));
+        greet.record(Duration::from_micros(300), false, 12, 30);
+        metrics
+            .listener(web())
+            .record(200, Duration::from_millis(2));
+        metrics
+    }
+
     /// The listener `web`, version "abc".
     pub(crate) fn web() -> ListenerKey {
         ListenerKey {

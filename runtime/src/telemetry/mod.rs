@@ -10,6 +10,8 @@
 //!   the manager, which adds up its workers' counts.
 //! - [`trace`]: spans for requests and calls, W3C context across
 //!   processes, and their export over OTLP.
+//! - [`otlp_metrics`]: the same counts sent over OTLP, when
+//!   `OTEL_EXPORTER_OTLP_ENDPOINT` says where.
 //! - [`logs`]: log lines as JSON objects, with component, group, version
 //!   and trace id (`--log-format json`).
 //! - [`dashboard`]: the dashboard page and its SVG call graph (pure).
@@ -26,6 +28,7 @@ pub mod admin;
 pub mod dashboard;
 pub mod logs;
 pub mod metrics;
+pub mod otlp_metrics;
 pub mod prometheus;
 pub mod trace;
 pub mod window;

@@ -171,21 +171,11 @@ fn labels(pairs: &[(&str, &str)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::telemetry::metrics::{Metrics, examples};
-    use std::time::Duration;
+    use crate::telemetry::metrics::examples;
 
     #[test]
     fn a_call_and_a_request_render_as_counters_and_histograms() {
-        let metrics = Metrics::default();
-        metrics.method(examples::greet("frontend", true)).record(
-            Duration::from_micros(300),
-            false,
-            12,
-            30,
-        );
-        metrics
-            .listener(examples::web())
-            .record(200, Duration::from_millis(2));
+        let metrics = examples::one_call_and_request();
         let text = render(&metrics.snapshot());
         let labels = r#"caller="frontend",component="greeter",interface="demo:hello/greeter@0.1.0",method="greet",remote="true",group="frontend",version="abc""#;
         for line in [

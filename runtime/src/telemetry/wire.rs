@@ -98,21 +98,11 @@ pub fn from_reply(reply: MetricsReply) -> Snapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::telemetry::metrics::{Metrics, examples};
-    use std::time::Duration;
+    use crate::telemetry::metrics::examples;
 
     #[test]
     fn a_snapshot_survives_the_wire() {
-        let metrics = Metrics::default();
-        metrics.method(examples::greet("frontend", true)).record(
-            Duration::from_micros(250),
-            true,
-            7,
-            0,
-        );
-        metrics
-            .listener(examples::web())
-            .record(503, Duration::from_millis(3));
+        let metrics = examples::one_call_and_request();
         let snapshot = metrics.snapshot();
         assert_eq!(from_reply(to_reply(&snapshot)), snapshot);
     }
