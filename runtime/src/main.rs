@@ -76,10 +76,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         // Spans go out over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT says where;
         // the exporter flushes when `_tracing` drops, before the runtime.
-        let _tracing = match weft_runtime::telemetry::trace::init("weft") {
-            Ok(tracing) => tracing,
-            Err(e) => return Err(e),
-        };
+        let _tracing = weft_runtime::telemetry::trace::init("weft")?;
         match command {
             Weft::Run(run) => run.execute().await,
             Weft::Deploy(deploy) => deploy.execute().await,

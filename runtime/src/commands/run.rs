@@ -94,7 +94,7 @@ impl RunCommand {
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let admin = match self.admin {
             Some(address) => {
-                let socket = bind_admin(address).await?;
+                let socket = admin::bind(address).await?;
                 say!(
                     "weft: admin on http://{} (dashboard at /, metrics at /metrics)",
                     socket.local_addr()?
@@ -105,7 +105,7 @@ impl RunCommand {
                     app.version.as_str(),
                     app.pools.keys().cloned().collect(),
                 ));
-                let sampler = tokio::spawn(source.clone().sample());
+                let sampler = tokio::spawn(source.clone().keep_sampling());
                 let mut stopped = stopped.clone();
                 let server = tokio::spawn(admin::serve(socket, source, async move {
                     let _ = stopped.wait_for(|s| *s).await;
@@ -130,13 +130,6 @@ impl RunCommand {
         say!("weft: stopped");
         Ok(())
     }
-}
-
-/// The admin socket at `address`, or an error that names `--admin`.
-pub(crate) async fn bind_admin(address: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(address).await.with_context(|| {
-        format!("--admin {address}: cannot listen there; give a free address, such as 127.0.0.1:9090")
-    })
 }
 
 /// The `--listen NAME=ADDR` flags, by name; a name given twice is an error.

@@ -19,9 +19,7 @@ use crate::cache::CompileCache;
 use crate::deploy::ingress::{Backend, Ingress, Replica};
 use crate::deploy::lock::AppLock;
 use crate::deploy::rollout::{Counts, Decision, Gate, Rollout, Schedule};
-use crate::deploy::state::{
-    DeployState, MethodState, Phase, RolloutState, StateBook, VersionState,
-};
+use crate::deploy::state::{DeployState, Phase, RolloutState, StateBook, VersionState};
 use crate::deploy::versions::{Snapshot, VersionStore};
 use crate::deploy::workers::{self, Deployment, WorkerSet};
 use crate::kv::KeyValueStore;
@@ -30,9 +28,9 @@ use crate::listener;
 use crate::manifest::{DeploySection, ManifestFile};
 use crate::rpc::auth::{Check, Token};
 use crate::rpc::store::{LiveVersions, StoreService};
-use crate::telemetry::admin::{self, Answer, SAMPLE_EVERY, Source};
-use crate::telemetry::dashboard::{CallView, GroupView, View};
-use crate::telemetry::window::Window;
+use crate::telemetry::admin::{self, Answer, Source};
+use crate::telemetry::dashboard::{GroupView, View};
+use crate::telemetry::window::{CallRate, Window};
 use crate::telemetry::{metrics, wire};
 use crate::version::Version;
 use anyhow::Context as _;
@@ -292,7 +290,7 @@ pub async fn run(options: DeployOptions, shutdown: impl Future<Output = ()>) -> 
     // dashboard.
     let admin = match options.admin {
         Some(address) => {
-            let socket = crate::commands::run::bind_admin(address).await?;
+            let socket = admin::bind(address).await?;
             say!(
                 "weft: admin on http://{} (dashboard at /, metrics at /metrics)",
                 socket.local_addr()?
@@ -610,45 +608,21 @@ impl Manager {
 
     /// Every method called in the last minute, with its rates: the
     /// workers' counts now, against the window's oldest snapshot.
-    pub async fn method_rates(&self) -> Vec<MethodState> {
+    pub async fn method_rates(&self) -> Vec<CallRate> {
         let current = self.metrics().await;
-        let rates = self
-            .window
+        self.window
             .lock()
             .expect("window lock")
-            .rates(Instant::now(), &current);
-        let ms = |d: Duration| d.as_secs_f64() * 1e3;
-        rates
-            .into_iter()
-            .map(|r| MethodState {
-                caller: r.key.caller,
-                component: r.key.component,
-                interface: r.key.interface,
-                method: r.key.method,
-                remote: r.key.remote,
-                version: r.key.version,
-                calls_per_s: r.calls_per_s,
-                error_pct: r.error_pct,
-                p50_ms: ms(r.p50),
-                p99_ms: ms(r.p99),
-            })
-            .collect()
+            .rates(Instant::now(), &current)
     }
 
-    /// Takes a snapshot of the workers' metrics every [`SAMPLE_EVERY`],
-    /// for as long as the deployment runs.
+    /// Samples the workers' metrics for the last minute's rates, for as
+    /// long as the deployment runs.
     async fn sample_metrics(self: Arc<Self>) {
         let mut stopping = self.stopping.subscribe();
-        loop {
-            let snapshot = self.metrics().await;
-            self.window
-                .lock()
-                .expect("window lock")
-                .push(Instant::now(), snapshot);
-            tokio::select! {
-                () = tokio::time::sleep(SAMPLE_EVERY) => {}
-                _ = stopping.wait_for(|s| *s) => return,
-            }
+        tokio::select! {
+            () = admin::keep_sampling(&self.window, || self.metrics()) => {}
+            _ = stopping.wait_for(|s| *s) => {}
         }
     }
 
@@ -960,7 +934,7 @@ impl Source for Deployed {
 
 /// What the dashboard shows of a deployment: the groups of its version
 /// with the most traffic, and every method's last minute.
-fn dashboard_view(state: &DeployState, calls: Vec<MethodState>) -> View {
+fn dashboard_view(state: &DeployState, calls: Vec<CallRate>) -> View {
     let main = state.versions.iter().max_by_key(|v| v.weight);
     let groups = main
         .map(|v| {
@@ -989,18 +963,6 @@ fn dashboard_view(state: &DeployState, calls: Vec<MethodState>) -> View {
             .map(|v| (v.version.clone(), v.weight))
             .collect(),
         groups,
-        calls: calls
-            .into_iter()
-            .map(|m| CallView {
-                caller: m.caller,
-                component: m.component,
-                method: format!("{}#{}", m.interface, m.method),
-                remote: m.remote,
-                calls_per_s: m.calls_per_s,
-                error_pct: m.error_pct,
-                p50_ms: m.p50_ms,
-                p99_ms: m.p99_ms,
-            })
-            .collect(),
+        calls,
     }
 }

@@ -3,6 +3,7 @@
 //! where it is. The manager keeps it in a [`StateBook`], which rewrites the
 //! file on every change and removes it when the deployment ends.
 
+use crate::telemetry::window::CallRate;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -33,32 +34,7 @@ pub struct DeployState {
     /// Every method called in the last minute, with its rates (only in
     /// the manager's live answer, not in the file).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub methods: Vec<MethodState>,
-}
-
-/// One method's traffic over the last minute.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MethodState {
-    /// The calling component.
-    pub caller: String,
-    /// The component that serves it.
-    pub component: String,
-    /// Its interface.
-    pub interface: String,
-    /// The function.
-    pub method: String,
-    /// Whether the calls crossed processes.
-    pub remote: bool,
-    /// The version they belong to.
-    pub version: String,
-    /// Calls per second.
-    pub calls_per_s: f64,
-    /// Failed calls, in percent.
-    pub error_pct: f64,
-    /// Median latency, in milliseconds.
-    pub p50_ms: f64,
-    /// 99th percentile of latency, in milliseconds.
-    pub p99_ms: f64,
+    pub methods: Vec<CallRate>,
 }
 
 /// What a version is doing.
@@ -286,13 +262,13 @@ impl DeployState {
             for m in &self.methods {
                 line(format!(
                     "{:<40}{:<8}{:>9.1}{:>7.1}{:>10.3}{:>10.3}  {}",
-                    format!("{} -> {}.{}", m.caller, m.component, m.method),
-                    if m.remote { "remote" } else { "local" },
+                    format!("{} -> {}.{}", m.key.caller, m.key.component, m.key.method),
+                    if m.key.remote { "remote" } else { "local" },
                     m.calls_per_s,
                     m.error_pct,
                     m.p50_ms,
                     m.p99_ms,
-                    m.version
+                    m.key.version
                 ));
             }
         }

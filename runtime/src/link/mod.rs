@@ -106,11 +106,9 @@ pub struct Forwarder {
     /// "demo:hello/greeter@0.1.0/greet", its spans' name.
     span_name: String,
     route: Route,
-    /// Its calls, errors, latency and bytes; `None` with telemetry off.
+    /// Its calls, errors, latency and bytes; `None` with telemetry off,
+    /// which also means no spans.
     stats: Option<Arc<MethodStats>>,
-    /// Whether its calls get spans (when tracing is on): not with
-    /// telemetry off.
-    traced: bool,
     /// The codec's view of its values, to count their bytes on the `Val`
     /// path; `None` when they hold handles, which never leave a process.
     types: Option<FuncTypes>,
@@ -177,7 +175,7 @@ impl Forwarder {
             }
             .attributes()
         };
-        let span = self.traced.then(|| {
+        let span = self.stats.is_some().then(|| {
             trace::child_of_current(&SpanSpec {
                 name: &self.span_name,
                 kind,
@@ -305,6 +303,9 @@ pub fn linker_for<'c>(
             Callee::Remote { .. } => None,
         };
         for func in &interface.functions {
+            let func_type = import_func(engine, caller, &wire.import, &func.name)?;
+            // `None` when the values hold handles, which never leave a process.
+            let types = FuncTypes::of(&func_type);
             let route = match &callee {
                 Callee::Local { component, slot } => Route::Local {
                     slot: slot.clone(),
@@ -322,12 +323,18 @@ pub fn linker_for<'c>(
                     interface: export.clone(),
                     function: func.name.clone(),
                     fingerprint: version::fingerprint(&func.signature),
-                    types: import_types(engine, caller, &wire.import, &func.name)?,
+                    types: types.clone().map_err(|e| {
+                        wasmtime::format_err!(
+                            "{}: import {}#{}: {e}; components that pass it must be in one group",
+                            caller.name,
+                            wire.import,
+                            func.name
+                        )
+                    })?,
                 }),
             };
             // A signature of known shape gets a typed forwarder; every
             // other passes `Val`s.
-            let func_type = import_func(engine, caller, &wire.import, &func.name)?;
             let shape = typed::shape_of(&func_type);
             let stats = crate::telemetry::enabled().then(|| {
                 caller.metrics.method(MethodKey {
@@ -344,9 +351,8 @@ pub fn linker_for<'c>(
                 app: caller.app.to_string(),
                 version: caller.version.to_string(),
                 span_name: format!("{export}/{}", func.name),
-                traced: stats.is_some(),
                 stats,
-                types: FuncTypes::of(&func_type).ok(),
+                types: types.ok(),
                 label: format!("{name}: {export}#{}", func.name),
                 caller: caller.name.to_string(),
                 group: caller.group.to_string(),
@@ -395,21 +401,4 @@ fn import_func(
             label()
         )),
     }
-}
-
-/// The codec types of function `func` of the caller's import `interface`.
-fn import_types(
-    engine: &Engine,
-    caller: &Caller<'_>,
-    interface: &str,
-    func: &str,
-) -> wasmtime::Result<FuncTypes> {
-    let label = || format!("{}: import {interface}#{func}", caller.name);
-    let f = import_func(engine, caller, interface, func)?;
-    FuncTypes::of(&f).map_err(|e| {
-        wasmtime::format_err!(
-            "{}: {e}; components that pass it must be in one group",
-            label()
-        )
-    })
 }

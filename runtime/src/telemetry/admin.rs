@@ -31,6 +31,16 @@ pub trait Source: Send + Sync + 'static {
     fn view(&self) -> Answer<'_, View>;
 }
 
+/// The admin socket at `address`, or an error that names `--admin`.
+pub async fn bind(address: std::net::SocketAddr) -> anyhow::Result<TcpListener> {
+    use anyhow::Context as _;
+    TcpListener::bind(address).await.with_context(|| {
+        format!(
+            "--admin {address}: cannot listen there; give a free address, such as 127.0.0.1:9090"
+        )
+    })
+}
+
 /// Serves the admin endpoints on `listener` until `shutdown` resolves.
 pub async fn serve(
     listener: TcpListener,
@@ -119,16 +129,25 @@ impl Local {
         }
     }
 
-    /// Takes a snapshot every [`SAMPLE_EVERY`], for ever.
-    pub async fn sample(self: Arc<Self>) {
-        loop {
-            let snapshot = self.metrics.snapshot();
-            self.window
-                .lock()
-                .expect("window lock")
-                .push(Instant::now(), snapshot);
-            tokio::time::sleep(SAMPLE_EVERY).await;
-        }
+    /// Samples the app's metrics for the rates, for ever.
+    pub async fn keep_sampling(self: Arc<Self>) {
+        keep_sampling(&self.window, || std::future::ready(self.metrics.snapshot())).await;
+    }
+}
+
+/// Pushes a snapshot that `take` makes into `window` every
+/// [`SAMPLE_EVERY`], for ever: the rates of the last minute need them.
+pub async fn keep_sampling<F: Future<Output = Snapshot>>(
+    window: &Mutex<Window>,
+    take: impl Fn() -> F,
+) {
+    loop {
+        let snapshot = take().await;
+        window
+            .lock()
+            .expect("window lock")
+            .push(Instant::now(), snapshot);
+        tokio::time::sleep(SAMPLE_EVERY).await;
     }
 }
 
@@ -154,7 +173,7 @@ impl Source for Local {
                     replicas: 1,
                     healthy: 1,
                 }],
-                calls: rates.into_iter().map(dashboard::CallView::from).collect(),
+                calls: rates,
             })
         })
     }

@@ -6,6 +6,7 @@
 //! fetches `/dashboard` (the [`fragment`]) every two seconds and swaps it
 //! in, so the numbers stay live without reloading the page.
 
+use super::window::CallRate;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
@@ -19,7 +20,7 @@ pub struct View {
     /// The groups, in order.
     pub groups: Vec<GroupView>,
     /// The calls of the last minute.
-    pub calls: Vec<CallView>,
+    pub calls: Vec<CallRate>,
 }
 
 /// One group of the plan.
@@ -33,42 +34,6 @@ pub struct GroupView {
     pub replicas: usize,
     /// Of those, the healthy ones.
     pub healthy: usize,
-}
-
-/// One method's calls over the last minute.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CallView {
-    /// The calling component.
-    pub caller: String,
-    /// The component called.
-    pub component: String,
-    /// `INTERFACE#METHOD`.
-    pub method: String,
-    /// Whether the calls crossed processes.
-    pub remote: bool,
-    /// Calls per second.
-    pub calls_per_s: f64,
-    /// Failed calls, in percent.
-    pub error_pct: f64,
-    /// Latency percentiles, in milliseconds.
-    pub p50_ms: f64,
-    /// The 99th percentile.
-    pub p99_ms: f64,
-}
-
-impl From<super::window::MethodRate> for CallView {
-    fn from(r: super::window::MethodRate) -> CallView {
-        CallView {
-            caller: r.key.caller,
-            component: r.key.component,
-            method: format!("{}#{}", r.key.interface, r.key.method),
-            remote: r.key.remote,
-            calls_per_s: r.calls_per_s,
-            error_pct: r.error_pct,
-            p50_ms: r.p50.as_secs_f64() * 1e3,
-            p99_ms: r.p99.as_secs_f64() * 1e3,
-        }
-    }
 }
 
 /// The whole page: its frame, the first fragment, and the script that
@@ -137,10 +102,10 @@ pub fn fragment(view: &View) -> String {
         let _ = write!(
             out,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{:.1}</td><td class=\"n\">{:.1} %</td><td class=\"n\">{:.3}</td><td class=\"n\">{:.3}</td></tr>",
-            escape(&c.caller),
-            escape(&c.component),
-            escape(&c.method),
-            if c.remote { "remote" } else { "local" },
+            escape(&c.key.caller),
+            escape(&c.key.component),
+            escape(&format!("{}#{}", c.key.interface, c.key.method)),
+            if c.key.remote { "remote" } else { "local" },
             c.calls_per_s,
             c.error_pct,
             c.p50_ms,
@@ -191,10 +156,10 @@ pub fn graph(view: &View) -> String {
     let mut edges: BTreeMap<(&str, &str), (f64, bool)> = BTreeMap::new();
     for c in &view.calls {
         let edge = edges
-            .entry((c.caller.as_str(), c.component.as_str()))
+            .entry((c.key.caller.as_str(), c.key.component.as_str()))
             .or_insert((0.0, false));
         edge.0 += c.calls_per_s;
-        edge.1 |= c.remote;
+        edge.1 |= c.key.remote;
     }
     for ((caller, callee), (rate, remote)) in &edges {
         let (Some(&(x1, y1)), Some(&(x2, y2))) = (at.get(caller), at.get(callee)) else {
@@ -220,7 +185,7 @@ pub fn graph(view: &View) -> String {
             if *remote { "remote" } else { "local" }
         );
     }
-    let callers: BTreeSet<&str> = view.calls.iter().map(|c| c.caller.as_str()).collect();
+    let callers: BTreeSet<&str> = view.calls.iter().map(|c| c.key.caller.as_str()).collect();
     for (component, (x, y)) in &at {
         let fill = if callers.contains(component) {
             "#eef4ff"
@@ -303,11 +268,8 @@ mod tests {
             app: "hello".into(),
             versions: vec![("abc".into(), 100)],
             groups,
-            calls: vec![CallView {
-                caller: "frontend".into(),
-                component: "greeter".into(),
-                method: "demo:hello/greeter@0.1.0#greet".into(),
-                remote,
+            calls: vec![CallRate {
+                key: crate::telemetry::metrics::examples::greet("frontend", remote),
                 calls_per_s: 12.5,
                 error_pct: 0.0,
                 p50_ms: 0.8,

@@ -99,7 +99,9 @@ impl HistogramCounts {
 }
 
 /// Who called which method, and where: the labels of one method's metrics.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct MethodKey {
     /// The calling component.
     pub caller: String,

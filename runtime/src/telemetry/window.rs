@@ -8,25 +8,28 @@
 //! within a bucket as Prometheus's `histogram_quantile` does.
 
 use super::metrics::{LATENCY_BOUNDS_NS, MethodCounts, MethodKey, Snapshot};
+use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 /// How far back the rates look.
 pub const WINDOW: Duration = Duration::from_secs(60);
 
-/// One method's traffic over the window.
-#[derive(Debug, Clone, PartialEq)]
-pub struct MethodRate {
+/// One method's calls over the window: what `weft status` and the
+/// dashboard show.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallRate {
     /// Which method, called by whom, from where.
+    #[serde(flatten)]
     pub key: MethodKey,
     /// Calls per second.
     pub calls_per_s: f64,
-    /// The share of calls that failed, in percent.
+    /// Failed calls, in percent.
     pub error_pct: f64,
-    /// The median latency.
-    pub p50: Duration,
-    /// The 99th percentile of latency.
-    pub p99: Duration,
+    /// Median latency, in milliseconds.
+    pub p50_ms: f64,
+    /// 99th percentile of latency, in milliseconds.
+    pub p99_ms: f64,
 }
 
 /// Snapshots over time.
@@ -48,7 +51,7 @@ impl Window {
     /// Every method's rate between the oldest snapshot kept and `now`,
     /// whose counts are `current`; methods without calls in that time are
     /// left out. Empty until there is a snapshot to compare with.
-    pub fn rates(&self, now: Instant, current: &Snapshot) -> Vec<MethodRate> {
+    pub fn rates(&self, now: Instant, current: &Snapshot) -> Vec<CallRate> {
         let Some((since, base)) = self.samples.front() else {
             return Vec::new();
         };
@@ -68,12 +71,13 @@ impl Window {
                 }
                 let errors = counts.errors.saturating_sub(before.errors);
                 let latency = difference(&counts.latency.buckets, &before.latency.buckets);
-                Some(MethodRate {
+                let ms = |q| quantile(&latency, q).as_secs_f64() * 1e3;
+                Some(CallRate {
                     key: key.clone(),
                     calls_per_s: calls as f64 / seconds,
                     error_pct: 100.0 * errors as f64 / calls as f64,
-                    p50: quantile(&latency, 0.5),
-                    p99: quantile(&latency, 0.99),
+                    p50_ms: ms(0.5),
+                    p99_ms: ms(0.99),
                 })
             })
             .collect()
@@ -133,8 +137,8 @@ mod tests {
         assert!((rate.calls_per_s - 10.0).abs() < 1e-9);
         assert!((rate.error_pct - 5.0).abs() < 1e-9);
         // All in the 250–500 µs bucket: the median halfway, p99 near its top.
-        assert_eq!(rate.p50, Duration::from_micros(375));
-        assert!(rate.p99 > Duration::from_micros(490) && rate.p99 <= Duration::from_micros(500));
+        assert!((rate.p50_ms - 0.375).abs() < 1e-9, "{rate:?}");
+        assert!(rate.p99_ms > 0.490 && rate.p99_ms <= 0.500, "{rate:?}");
     }
 
     #[test]
