@@ -2,34 +2,13 @@
 //! read with a real Prometheus text parser, and traces, received by a
 //! real OTLP receiver.
 
-use prometheus_parse::{Sample, Scrape, Value};
 use weft_tests::browser;
+use weft_tests::metrics::{scrape, value};
 use weft_tests::otlp::{self, OtlpReceiver};
 use weft_tests::{
     Connection, HELLO_APP, Load, Mode, VALUES_APP, Weft, app_dir, each_mode, free_address,
     http_get, weft_once,
 };
-
-/// Every sample the admin address at `admin` serves.
-fn scrape(admin: &str) -> Vec<Sample> {
-    let (status, body) = http_get(&format!("http://{admin}/metrics"));
-    assert_eq!(status, 200, "{body}");
-    let lines = body.lines().map(|l| Ok(l.to_string()));
-    Scrape::parse(lines)
-        .unwrap_or_else(|e| panic!("/metrics does not parse: {e}\n{body}"))
-        .samples
-}
-
-/// The value of the sample `metric` whose labels include `labels`.
-fn value(samples: &[Sample], metric: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    samples
-        .iter()
-        .find(|s| s.metric == metric && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
-        .map(|s| match s.value {
-            Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => v,
-            _ => panic!("{metric} is not a plain number"),
-        })
-}
 
 /// After N requests to hello, the frontend→greeter counter is exactly N,
 /// local in one process and remote when split; the listener counted N.

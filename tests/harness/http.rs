@@ -58,15 +58,34 @@ impl Connection {
 
     /// `GET path` with extra request headers, such as a cookie.
     pub fn request_with(&mut self, path: &str, headers: &[(&str, &str)]) -> Reply {
-        let mut text = request(&self.authority, path, "keep-alive");
-        text.truncate(text.len() - 2);
+        self.send("GET", path, headers, b"")
+    }
+
+    /// `METHOD path` with extra request headers and a body (sent with its
+    /// length when it is not empty).
+    pub fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Reply {
+        let mut text = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: keep-alive\r\n",
+            self.authority
+        );
         for (name, value) in headers {
             text.push_str(&format!("{name}: {value}\r\n"));
         }
+        if !body.is_empty() {
+            text.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
         text.push_str("\r\n");
+        let mut bytes = text.into_bytes();
+        bytes.extend_from_slice(body);
         self.reader
             .get_mut()
-            .write_all(text.as_bytes())
+            .write_all(&bytes)
             .expect("send the request");
         read_response(&mut self.reader, false)
     }

@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 pub mod browser;
 mod cluster;
 mod http;
+pub mod metrics;
 pub mod otlp;
 mod python;
 mod redis;

@@ -1,6 +1,6 @@
 //! Small `wasi:http` helpers for the sample and fixture guests: read a
-//! request's method, path and query, answer with a status and a body, and
-//! send a GET.
+//! request's method, path, query, headers, cookies and form body, answer
+//! with a status, headers and a body, and send a GET.
 
 use std::io::{Read as _, Write as _};
 use wasip2::http::outgoing_handler;
@@ -18,6 +18,9 @@ pub struct Request {
     pub path: String,
     /// Decoded query parameters, in order.
     pub query: Vec<(String, String)>,
+    /// The headers, in order, names in lower case; values that are not
+    /// UTF-8 are left out.
+    pub headers: Vec<(String, String)>,
 }
 
 impl Request {
@@ -32,11 +35,39 @@ impl Request {
         };
         let target = request.path_with_query().unwrap_or_else(|| "/".into());
         let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+        let headers = request
+            .headers()
+            .entries()
+            .into_iter()
+            .filter_map(|(name, value)| {
+                Some((name.to_ascii_lowercase(), String::from_utf8(value).ok()?))
+            })
+            .collect();
         Request {
             method,
             path: path.to_string(),
             query: parse_query(query),
+            headers,
         }
+    }
+
+    /// The first value of header `name` (in lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The value of cookie `name`, from the `cookie` headers.
+    pub fn cookie(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n == "cookie")
+            .flat_map(|(_, v)| v.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v)
     }
 
     /// The first value of query parameter `name`.
@@ -84,11 +115,40 @@ fn decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Reads `request`'s body, up to `limit` bytes; a longer body is an error.
+pub fn read_body(request: &IncomingRequest, limit: usize) -> Result<Vec<u8>, String> {
+    let body = request
+        .consume()
+        .map_err(|()| "the body was already read")?;
+    let mut bytes = Vec::new();
+    {
+        let mut stream = body.stream().map_err(|()| "no body stream")?;
+        let read = std::io::Read::by_ref(&mut stream)
+            .take(limit as u64 + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| format!("reading the body: {e}"));
+        drop(stream);
+        read?;
+    }
+    if bytes.len() > limit {
+        return Err(format!("the body is longer than {limit} bytes"));
+    }
+    Ok(bytes)
+}
+
 /// Answers with `status`, a `content-type` and `body`.
 pub fn respond(out: ResponseOutparam, status: u16, content_type: &str, body: &[u8]) {
-    let headers =
-        Fields::from_list(&[("content-type".to_string(), content_type.as_bytes().to_vec())])
-            .expect("content-type is an allowed header");
+    respond_with(out, status, &[("content-type", content_type)], body);
+}
+
+/// Answers with `status`, `headers` (such as `set-cookie` or `location`)
+/// and `body`.
+pub fn respond_with(out: ResponseOutparam, status: u16, headers: &[(&str, &str)], body: &[u8]) {
+    let list: Vec<(String, Vec<u8>)> = headers
+        .iter()
+        .map(|(name, value)| (name.to_string(), value.as_bytes().to_vec()))
+        .collect();
+    let headers = Fields::from_list(&list).expect("the guests send allowed headers");
     let response = OutgoingResponse::new(headers);
     response
         .set_status_code(status)
