@@ -1,10 +1,12 @@
 //! weft's integration tests, one binary: every sample end to end over real
-//! HTTP (in one process, and deployed as a monolith and split), deployment
+//! HTTP (in one process, and deployed as a monolith and split), the
+//! boutique shop in each of its placements, deployment
 //! and its failures, the WIT layouts weft links and every resolution error,
 //! the sandbox's limits, protocol stalls on kept-alive connections, the
 //! manifest golden files, and `weft kube`'s Kubernetes objects (golden YAML
 //! checked against the Kubernetes schemas).
 
+mod boutique;
 mod cluster;
 mod deploy;
 mod errors;

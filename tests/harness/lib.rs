@@ -24,6 +24,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+mod boutique;
 pub mod browser;
 mod cluster;
 mod http;
@@ -32,6 +33,7 @@ pub mod otlp;
 mod python;
 mod redis;
 mod worker;
+pub use boutique::{Shopper, boutique_app, checkout_form};
 pub use cluster::{Cluster, NODES, PodInfo};
 pub use http::{Connection, Reply, http_get, parse_response};
 pub use python::{COMPONENTIZE_PY, KUBERNETES_VALIDATE, PYTHON_GUESTS, kubernetes_validate};
@@ -58,6 +60,15 @@ pub const GUESTS: &[&str] = &[
     "fixture-refused-clerk",
     "fixture-refused-streamer",
     "fixture-bad-greeter",
+    "boutique-frontend",
+    "boutique-productcatalog",
+    "boutique-currency",
+    "boutique-cart",
+    "boutique-shipping",
+    "boutique-payment",
+    "boutique-email",
+    "boutique-checkout",
+    "boutique-ad",
 ];
 
 /// `samples/hello`'s components in an app of their own (for [`app_dir`]),

@@ -1,6 +1,11 @@
 //! Python guests, built with componentize-py from PyPI, and the other
 //! Python tool the tests use, kubernetes-validate.
 //!
+//! The fixtures' Python guests are built here ([`PYTHON_GUESTS`]); a
+//! sample's Python component is built by the sample's own build script
+//! ([`SAMPLE_SCRIPTS`]), as `weft run --build` would build it, so that the
+//! tests check the script too.
+//!
 //! The first use makes a virtual environment under the target folder
 //! (`target/python-venv`) and installs the pinned tool into it, so nothing
 //! is installed system-wide. A component is rebuilt only when
@@ -35,8 +40,29 @@ pub const PYTHON_GUESTS: &[PythonGuest] = &[PythonGuest {
     world: "demo:shop-app/inventory@0.1.0",
 }];
 
+/// The samples' build scripts for their Python components, from the
+/// repository root. Each makes (or reuses) the venv in `target/python-venv`
+/// and leaves an up-to-date component alone.
+pub(crate) const SAMPLE_SCRIPTS: &[&str] = &["samples/boutique/recommendation/build.sh"];
+
+/// One pip (or build script that may run pip) at a time in the tests' venv.
+static INSTALLING: Mutex<()> = Mutex::new(());
+
 /// Builds every Python guest that is missing or older than its sources.
 pub(crate) fn build_all() {
+    for script in SAMPLE_SCRIPTS {
+        let _one_at_a_time = INSTALLING.lock().unwrap_or_else(|e| e.into_inner());
+        let status = crate::scrubbed(Command::new("sh"))
+            .arg(script)
+            .env("CARGO_TARGET_DIR", crate::target_dir())
+            .current_dir(crate::root())
+            .status()
+            .expect("sh runs");
+        assert!(
+            status.success(),
+            "`sh {script}` failed: see its output above"
+        );
+    }
     for guest in PYTHON_GUESTS {
         let out = crate::target_dir()
             .join("wasm32-wasip2/release")
@@ -99,8 +125,7 @@ pub fn kubernetes_validate() -> PathBuf {
 /// into the tests' virtual environment (`target/python-venv`) the first
 /// time; `purpose` says who needs it, in a failure's message.
 fn venv_tool(requirement: &str, bin: &str, purpose: &str) -> PathBuf {
-    // Tests ask from several threads; one pip at a time in one venv.
-    static INSTALLING: Mutex<()> = Mutex::new(());
+    // Tests ask from several threads.
     let _one_at_a_time = INSTALLING.lock().unwrap_or_else(|e| e.into_inner());
     let venv = crate::target_dir().join("python-venv");
     let path = venv.join("bin").join(bin);

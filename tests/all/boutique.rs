@@ -1,0 +1,369 @@
+//! `samples/boutique`, Online Boutique as ten components (one in Python),
+//! driven over real HTTP the way a shopper's browser drives it, in each of
+//! its placements: `weft run` with the carts in redb, `weft deploy --plan
+//! split` with every component in its own worker, and the three-group plan
+//! of `three-groups.toml` with the carts on a real Redis. Each asserts on
+//! the pages' content, and on the call counters that show where each call
+//! ran: in the caller's process, or across to another.
+
+use weft_tests::metrics::{scrape, value};
+use weft_tests::{
+    Mode, RedisServer, Reply, Shopper, Weft, boutique_app, checkout_form, free_address,
+};
+
+const SUNGLASSES: &str = "OLJCESPC7Z";
+const MUG: &str = "6E92ZMYYFZ";
+
+/// What a shopper saw, for the checks that depend on the placement.
+struct Visit {
+    shopper: Shopper,
+    user_id: String,
+}
+
+/// Browses, fills a cart, checks out with a bad card and then a good one,
+/// and asserts on every page on the way.
+fn shop(app: &Weft) -> Visit {
+    let mut shopper = Shopper::open(app.listeners["web"]);
+
+    let home = shopper.get("/");
+    assert_eq!(home.status, 200, "{}", home.body);
+    assert_shows(
+        &home,
+        "the home page shows",
+        &[
+            "Sunglasses",
+            "$19.99",
+            "Salt &amp; Pepper Shakers",
+            "$109.99",
+            "<span id=\"cart-size\">0</span>",
+        ],
+    );
+    let user_id = shopper
+        .cookie("shop_session-id")
+        .expect("a session cookie")
+        .to_string();
+
+    // The second currency: every price is converted through EUR.
+    let set = shopper.post("/setCurrency", &[("currency_code", "EUR")]);
+    assert_eq!(set.status, 303, "{}", set.body);
+    let home = shopper.get("/");
+    assert_shows(
+        &home,
+        "in euros, the home page shows",
+        &["€17.68", "€97.29", "<option value=\"EUR\" selected>"],
+    );
+    assert!(!home.body.contains("$19.99"), "{}", home.body);
+
+    let product = shopper.get(&format!("/product/{SUNGLASSES}"));
+    assert_eq!(product.status, 200, "{}", product.body);
+    assert_shows(
+        &product,
+        "the product page shows",
+        &[
+            "<h1>Sunglasses</h1>",
+            "Add a modern touch",
+            "€17.68",
+            "You may also like",
+            "Ad</strong>",
+        ],
+    );
+    // The Python recommendations leave out the product on show.
+    let recommended = &product.body[product.body.find("You may also like").unwrap()..];
+    assert!(!recommended.contains(SUNGLASSES), "{recommended}");
+
+    for (id, quantity) in [(SUNGLASSES, "2"), (MUG, "1")] {
+        let added = shopper.post("/cart", &[("product_id", id), ("quantity", quantity)]);
+        assert_eq!(
+            (added.status, added.header("location")),
+            (303, Some("/cart")),
+            "{}",
+            added.body
+        );
+    }
+    let cart = shopper.get("/cart");
+    let full_cart = &[
+        "Cart (3 items)",
+        "Sunglasses</a></td><td class=\"qty\">2</td><td class=\"num\">€17.68</td><td class=\"num\">€35.36</td>",
+        "Mug</a></td><td class=\"qty\">1</td><td class=\"num\">€7.95</td>",
+        "id=\"shipping\">€7.95<",
+        "id=\"total\">€51.27<",
+    ];
+    assert_shows(&cart, "the cart shows", full_cart);
+
+    // A card that fails the Luhn check, then one of a brand not taken.
+    let declined = shopper.post("/cart/checkout", &checkout_form("4111-1111-1111-1112"));
+    assert_eq!(declined.status, 402, "{}", declined.body);
+    assert_shows(
+        &declined,
+        "the error page says",
+        &[
+            "Your payment was declined",
+            "The credit card number is not valid",
+            "your cart is kept",
+        ],
+    );
+    let amex = shopper.post("/cart/checkout", &checkout_form("3782-822463-10005"));
+    assert_eq!(amex.status, 402, "{}", amex.body);
+    assert_shows(
+        &amex,
+        "the page shows",
+        &["only Visa and Mastercard are accepted"],
+    );
+    let cart = shopper.get("/cart");
+    assert_shows(
+        &cart,
+        "after a declined card the cart still shows",
+        full_cart,
+    );
+
+    let placed = shopper.post("/cart/checkout", &checkout_form("4432-8015-6152-0454"));
+    assert_eq!(placed.status, 200, "{}", placed.body);
+    assert_shows(&placed, "the page shows", &["Your order is complete!"]);
+    assert_shows(&placed, "the page shows", &["id=\"total-paid\">€51.27<"]);
+    let order_id = between(&placed.body, "id=\"order-id\">", "<");
+    assert_eq!(order_id.len(), 36, "an order id like a UUID: {order_id}");
+    assert!(!between(&placed.body, "id=\"tracking-id\">", "<").is_empty());
+
+    let cart = shopper.get("/cart");
+    assert_shows(&cart, "the page shows", &["Your shopping cart is empty!"]);
+    assert_shows(
+        &cart,
+        "the page shows",
+        &["<span id=\"cart-size\">0</span>"],
+    );
+
+    let missing = shopper.get("/product/NOPE");
+    assert_eq!(missing.status, 404, "{}", missing.body);
+    assert_shows(&missing, "the page shows", &["Product not found"]);
+    assert_shows(
+        &missing,
+        "the page shows",
+        &["no product with id &#39;NOPE&#39;"],
+    );
+
+    let styles = shopper.get("/static/styles.css");
+    assert_eq!(
+        (styles.status, styles.header("content-type")),
+        (200, Some("text/css; charset=utf-8"))
+    );
+    let picture = shopper.get("/static/img/products/mug.svg");
+    assert!(picture.body.starts_with("<svg"), "{}", picture.body);
+    assert_eq!(shopper.get("/healthz").body, "ok\n");
+
+    // The confirmation was rendered and logged by the email component.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !app.output().contains(order_id) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let output = app.output();
+    assert!(
+        output.contains("confirmation to someone@example.com"),
+        "{output}"
+    );
+    assert!(
+        output.contains(&format!("Your order {order_id} is complete.")),
+        "{output}"
+    );
+    assert!(output.contains("Total: €51.27"), "{output}");
+    Visit { shopper, user_id }
+}
+
+/// Asserts that the page in `reply` shows each of `texts`; `what` says
+/// which page, in the failure's message.
+fn assert_shows(reply: &Reply, what: &str, texts: &[&str]) {
+    for text in texts {
+        assert!(reply.body.contains(text), "{what} {text}: {}", reply.body);
+    }
+}
+
+fn between<'a>(text: &'a str, start: &str, end: &str) -> &'a str {
+    let from = text
+        .find(start)
+        .unwrap_or_else(|| panic!("{start} in {text}"))
+        + start.len();
+    &text[from..from + text[from..].find(end).expect("an end")]
+}
+
+/// How many times `caller` called `method` of `boutique:shop/INTERFACE`
+/// from `group`, with `remote` saying whether the call left the process.
+fn calls(
+    admin: &str,
+    caller: &str,
+    interface: &str,
+    method: &str,
+    group: &str,
+    remote: bool,
+) -> Option<f64> {
+    let interface = format!("boutique:shop/{interface}@0.1.0");
+    let labels = [
+        ("caller", caller),
+        ("interface", interface.as_str()),
+        ("method", method),
+        ("group", group),
+        ("remote", if remote { "true" } else { "false" }),
+    ];
+    value(&scrape(admin), "weft_calls_total", &labels)
+}
+
+/// Three orders were tried (two cards declined, one charged): each is one
+/// place-order from the frontend and one charge from checkout.
+fn assert_three_orders(admin: &str, frontend: (&str, bool), checkout: (&str, bool)) {
+    assert_eq!(
+        calls(
+            admin,
+            "frontend",
+            "checkout",
+            "place-order",
+            frontend.0,
+            frontend.1
+        ),
+        Some(3.0)
+    );
+    assert_eq!(
+        calls(
+            admin, "checkout", "payment", "charge", checkout.0, checkout.1
+        ),
+        Some(3.0)
+    );
+}
+
+#[test]
+fn the_shop_in_one_process_keeps_carts_in_redb() {
+    let data = tempfile::tempdir().unwrap();
+    let admin = free_address().to_string();
+    // As the README runs it, with --build: cargo, and the Python build script.
+    let app = Weft::run(&[
+        "samples/boutique",
+        "--build",
+        "--listen",
+        "web=127.0.0.1:0",
+        "--data-dir",
+        data.path().to_str().unwrap(),
+        "--admin",
+        &admin,
+    ]);
+    shop(&app);
+    assert_three_orders(&admin, ("main", false), ("main", false));
+    let recommended = calls(
+        &admin,
+        "recommendation",
+        "product-catalog",
+        "list-products",
+        "main",
+        false,
+    );
+    assert!(recommended.is_some_and(|n| n >= 1.0), "{recommended:?}");
+    let (status, output) = app.stop();
+    assert!(status.success(), "{output}");
+    assert!(
+        output.contains("weft: building recommendation: sh recommendation/build.sh"),
+        "{output}"
+    );
+    assert!(data.path().join("keyvalue.redb").exists(), "{output}");
+}
+
+#[test]
+fn the_shop_split_calls_every_component_across_processes() {
+    let dir = boutique_app("weft.toml", None);
+    let admin = free_address().to_string();
+    let app = Weft::start(
+        Mode::Split,
+        &[dir.path().to_str().unwrap(), "--admin", &admin],
+    );
+    shop(&app);
+    // Each caller in its own group, and every call remote: the Python
+    // component's calls too.
+    assert_three_orders(&admin, ("frontend", true), ("checkout", true));
+    for (caller, interface, method) in [
+        ("frontend", "product-catalog", "list-products"),
+        ("frontend", "currency", "convert"),
+        ("frontend", "cart", "get-cart"),
+        ("frontend", "recommendation", "list-recommendations"),
+        ("frontend", "shipping", "get-quote"),
+        ("frontend", "ads", "get-ads"),
+        ("recommendation", "product-catalog", "list-products"),
+        ("checkout", "cart", "empty-cart"),
+        ("checkout", "shipping", "ship-order"),
+        ("checkout", "email", "send-order-confirmation"),
+    ] {
+        let n = calls(&admin, caller, interface, method, caller, true);
+        assert!(
+            n.is_some_and(|n| n >= 1.0),
+            "{caller} -> {interface}.{method} over gRPC: {n:?}"
+        );
+        assert_eq!(
+            calls(&admin, caller, interface, method, caller, false),
+            None
+        );
+    }
+    let (status, output) = app.stop();
+    assert!(status.success(), "{output}");
+}
+
+#[test]
+fn the_shop_in_three_groups_keeps_carts_on_redis() {
+    let redis = RedisServer::start();
+    let dir = boutique_app("three-groups.toml", Some(&redis.url(0)));
+    let admin = free_address().to_string();
+    let app = Weft::deploy_default(&[dir.path().to_str().unwrap(), "--admin", &admin]);
+    let Visit {
+        mut shopper,
+        user_id,
+    } = shop(&app);
+    // web -> orders is remote; checkout -> payment stays in the orders
+    // group; checkout -> cart crosses to the browse group.
+    assert_three_orders(&admin, ("web", true), ("orders", false));
+    assert_eq!(
+        calls(&admin, "checkout", "cart", "get-cart", "orders", true),
+        Some(3.0)
+    );
+    assert_eq!(
+        calls(
+            &admin,
+            "recommendation",
+            "product-catalog",
+            "list-products",
+            "browse",
+            true
+        ),
+        None
+    );
+
+    // The checkout emptied the cart in Redis; a new item lands there.
+    assert_eq!(
+        redis.command(&format!("HEXISTS carts {user_id}")).trim(),
+        ":0"
+    );
+    let added = shopper.post("/cart", &[("product_id", MUG), ("quantity", "3")]);
+    assert_eq!(added.status, 303, "{}", added.body);
+    let stored = redis.command(&format!("HGET carts {user_id}"));
+    assert!(
+        stored.contains(&format!("{MUG} 3")),
+        "the cart in Redis: {stored:?}"
+    );
+    let (status, output) = app.stop();
+    assert!(status.success(), "{output}");
+}
+
+/// The two manifests are one app: the same components and listener, only
+/// the plan and the carts' backend differ.
+#[test]
+fn the_three_group_manifest_is_the_same_shop() {
+    use weft_runtime::manifest::{Backend, Manifest};
+    let read = |file: &str| {
+        Manifest::from_file(&weft_tests::root().join("samples/boutique").join(file)).unwrap()
+    };
+    let (local, grouped) = (read("weft.toml"), read("three-groups.toml"));
+    assert_eq!(local.components, grouped.components);
+    assert_eq!(local.listeners, grouped.listeners);
+    assert_eq!(local.bucket_backend("carts"), Backend::Redb);
+    assert_eq!(grouped.bucket_backend("carts"), Backend::Redis);
+    let plan = grouped
+        .deploy
+        .and_then(|d| d.plan())
+        .expect("a [deploy] plan");
+    assert_eq!(
+        plan.groups.keys().collect::<Vec<_>>(),
+        ["browse", "orders", "web"]
+    );
+}
