@@ -6,24 +6,32 @@
 //! the pages' content, and on the call counters that show where each call
 //! ran: in the caller's process, or across to another.
 
+use weft_runtime::deploy::state::DeployState;
 use weft_tests::metrics::{scrape, value};
 use weft_tests::{
-    Mode, RedisServer, Reply, Shopper, Weft, boutique_app, checkout_form, free_address,
+    Load, Mode, RedisServer, Reply, Shopper, Weft, assert_shifted, boutique_app, checkout_form,
+    free_address, weft_once,
 };
 
 const SUNGLASSES: &str = "OLJCESPC7Z";
 const MUG: &str = "6E92ZMYYFZ";
 
 /// What a shopper saw, for the checks that depend on the placement.
-struct Visit {
-    shopper: Shopper,
-    user_id: String,
+pub(crate) struct Visit {
+    pub(crate) shopper: Shopper,
+    pub(crate) user_id: String,
 }
 
 /// Browses, fills a cart, checks out with a bad card and then a good one,
 /// and asserts on every page on the way.
 fn shop(app: &Weft) -> Visit {
-    let mut shopper = Shopper::open(app.listeners["web"]);
+    shop_at(app.listeners["web"], &|| app.output())
+}
+
+/// [`shop`] at the shop's `address`, where `output` reads what the app's
+/// processes logged.
+pub(crate) fn shop_at(address: std::net::SocketAddr, output: &dyn Fn() -> String) -> Visit {
+    let mut shopper = Shopper::open(address);
 
     let home = shopper.get("/");
     assert_eq!(home.status, 200, "{}", home.body);
@@ -152,10 +160,10 @@ fn shop(app: &Weft) -> Visit {
 
     // The confirmation was rendered and logged by the email component.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !app.output().contains(order_id) && std::time::Instant::now() < deadline {
+    while !output().contains(order_id) && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    let output = app.output();
+    let output = output();
     assert!(
         output.contains("confirmation to someone@example.com"),
         "{output}"
@@ -366,4 +374,61 @@ fn the_three_group_manifest_is_the_same_shop() {
         plan.groups.keys().collect::<Vec<_>>(),
         ["browse", "orders", "web"]
     );
+}
+
+/// A new rate for the dollar is a new version of the shop: rolled out under
+/// load, split, every home page in euros comes wholly from one version (its
+/// prices all at the old rate, or all at the new), and none fails.
+#[test]
+fn a_rollout_of_a_new_rate_under_load_loses_nothing_and_mixes_nothing() {
+    let dir = boutique_app("weft.toml", None);
+    let app = Weft::start(Mode::Split, &[dir.path().to_str().unwrap()]);
+    let version = || {
+        DeployState::read(&DeployState::path(dir.path()))
+            .expect("deploy.json")
+            .version
+    };
+    let a = version();
+    let load = Load::start_with(
+        app.listeners["web"],
+        "/",
+        &[("Cookie", "shop_currency=EUR")],
+        2,
+    );
+    std::thread::sleep(std::time::Duration::from_millis(500));
+
+    // USD 1.25 to the euro instead of 1.1305: $19.99 is then €15.99.
+    let manifest = dir.path().join("weft.toml");
+    let mut text = std::fs::read_to_string(&manifest).unwrap();
+    text.push_str("\n[components.currency.config]\nrates = \"USD=1.25\"\n");
+    std::fs::write(&manifest, text).unwrap();
+    let (status, stdout, stderr) =
+        weft_once(&["rollout", "--over", "3s", dir.path().to_str().unwrap()]);
+    assert!(status.success(), "{stdout}{stderr}");
+    let b = version();
+    assert_ne!(a, b);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+
+    for replies in load.stop() {
+        for reply in &replies {
+            assert_eq!(
+                reply.status, 200,
+                "no request fails during the rollout: {reply:?}"
+            );
+            let (old, new) = ("€17.68", "€15.99");
+            let (shows, never) = match reply.header("weft-version") {
+                Some(v) if v == a => (old, new),
+                Some(v) if v == b => (new, old),
+                other => panic!("an answer from version {other:?}"),
+            };
+            assert!(
+                reply.body.contains(shows) && !reply.body.contains(never),
+                "{}",
+                reply.body
+            );
+        }
+        assert_shifted(&replies, &a, &b);
+    }
+    let (status, output) = app.stop();
+    assert!(status.success(), "{output}");
 }

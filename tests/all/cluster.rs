@@ -29,14 +29,16 @@ fn kube(args: &[&str]) -> String {
 
 /// Builds the image, applies the token Secret (once per cluster) and the
 /// version's objects, as the YAML's header tells a user to.
-fn deploy(cluster: &Cluster, dir: &std::path::Path, plan: &str, image: &str) -> String {
+/// `plan` is a built-in plan or a plan file; `None` is the manifest's own.
+fn deploy(cluster: &Cluster, dir: &std::path::Path, plan: Option<&str>, image: &str) -> String {
     let path = dir.to_str().unwrap();
-    let mut args = vec![path, "--plan", plan, "--image", image];
-    if plan.ends_with(".toml") {
+    let chosen: Vec<&str> = plan.map(|p| vec!["--plan", p]).unwrap_or_default();
+    let mut args = [&[path, "--image", image][..], &chosen].concat();
+    if plan.is_none_or(|p| p.ends_with(".toml")) {
         args.push("--replicas-from-plan");
     }
     let yaml = kube(&args);
-    let containerfile = kube(&[path, "--plan", plan, "--containerfile"]);
+    let containerfile = kube(&[&[path][..], &chosen, &["--containerfile"]].concat());
     cluster.build_image(image, &containerfile, dir);
     if !cluster.has_secret(&format!("{}-weft-token", app_of(&yaml))) {
         cluster.apply(&kube(&[path, "--secret"]));
@@ -85,7 +87,7 @@ fn greeted(cluster: &Cluster, ip: std::net::Ipv4Addr) -> u64 {
 fn hello_split_over_three_nodes_answers_from_outside() {
     let cluster = Cluster::new();
     let dir = hello("Hello");
-    let yaml = deploy(&cluster, dir.path(), "split", "hello:1");
+    let yaml = deploy(&cluster, dir.path(), Some("split"), "hello:1");
     let v = version_of(&yaml);
     let pods = cluster.wait_ready(&[("weft.dev/app", "hello")], 2);
     let node = |group: &str| {
@@ -143,7 +145,7 @@ fn kvcounter_replicas_on_two_nodes_lose_no_increments() {
          [groups.counter]\ncomponents = [\"counter\"]\nreplicas = 2\n",
     )
     .unwrap();
-    deploy(&cluster, dir.path(), plan.to_str().unwrap(), "kvcounter:1");
+    deploy(&cluster, dir.path(), plan.to_str(), "kvcounter:1");
     cluster.wait_ready(&[("weft.dev/app", "kvcounter")], 3);
     let counters = cluster.pods(&[("weft.dev/group", "counter")]);
     assert_eq!(counters.len(), 2);
@@ -202,7 +204,7 @@ fn killed_and_frozen_pods_are_dropped_by_their_peers() {
          [groups.greeter]\ncomponents = [\"greeter\"]\nreplicas = 3\n",
     )
     .unwrap();
-    deploy(&cluster, dir.path(), plan.to_str().unwrap(), "hello:1");
+    deploy(&cluster, dir.path(), plan.to_str(), "hello:1");
     cluster.wait_ready(&[("weft.dev/app", "hello")], 4);
     let greeters = cluster.pods(&[("weft.dev/group", "greeter")]);
     let frontend = cluster.pods(&[("weft.dev/group", "frontend")])[0].clone();
@@ -238,13 +240,13 @@ fn killed_and_frozen_pods_are_dropped_by_their_peers() {
 fn a_second_version_beside_the_first_never_gets_its_calls() {
     let cluster = Cluster::new();
     let first = hello("Hello");
-    let v1 = version_of(&deploy(&cluster, first.path(), "split", "hello:1"));
+    let v1 = version_of(&deploy(&cluster, first.path(), Some("split"), "hello:1"));
     cluster.wait_ready(&[("weft.dev/version", &v1)], 2);
     let web = cluster.service_address("hello-web");
     assert_eq!(get(web, "/?name=Ada"), (200, "en: Hello, Ada!\n".into()));
 
     let second = hello("Howdy");
-    let v2 = version_of(&deploy(&cluster, second.path(), "split", "hello:2"));
+    let v2 = version_of(&deploy(&cluster, second.path(), Some("split"), "hello:2"));
     assert_ne!(v1, v2);
     cluster.wait_ready(&[("weft.dev/version", &v2)], 2);
     // The listener Service moved to the second version at once...
@@ -332,4 +334,46 @@ fn workers_on_plain_machines_find_each_other_through_peers() {
     let token = weft_runtime::rpc::auth::Token::parse(token).unwrap();
     let greeted: u64 = served_at(&greeter_at, &token).values().sum();
     assert_eq!(greeted, 3);
+}
+
+/// The boutique in its three groups, one pod each, spread over the nodes
+/// with its carts on a Redis on the host: a shopper's whole visit, through
+/// the listener's Service, and every group's pod served calls from others.
+#[test]
+fn the_boutique_in_three_groups_shops_across_the_nodes() {
+    let cluster = Cluster::new();
+    let port = weft_tests::free_address().port();
+    let redis = RedisServer::start_on((cluster.host_ip(), port).into());
+    let dir = weft_tests::boutique_app("three-groups.toml", Some(&redis.url(0)));
+    let manifest = dir.path().join("weft.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&manifest, text.replace("127.0.0.1:0", "127.0.0.1:8090")).unwrap();
+    deploy(&cluster, dir.path(), None, "boutique:1");
+    let pods = cluster.wait_ready(&[("weft.dev/app", "boutique")], 3);
+    let web = cluster.service_address("boutique-web");
+
+    let visit = crate::boutique::shop_at(web, &|| cluster.logs());
+    assert_eq!(
+        redis
+            .command(&format!("HEXISTS carts {}", visit.user_id))
+            .trim(),
+        ":0",
+        "the checkout emptied the cart in Redis"
+    );
+    let token = cluster.token("boutique-weft-token");
+    for group in ["browse", "orders"] {
+        let pod = pods
+            .iter()
+            .find(|p| p.name.contains(group))
+            .expect("a pod per group");
+        let served: u64 = served_at(&format!("{}:7070", pod.ip), &token)
+            .values()
+            .sum();
+        assert!(served > 0, "the {group} pod served calls from other pods");
+    }
+    let nodes: std::collections::BTreeSet<usize> = pods.iter().map(|p| p.node).collect();
+    assert!(
+        nodes.len() > 1,
+        "the pods are spread over the nodes: {pods:?}"
+    );
 }

@@ -48,8 +48,22 @@ fn fake_digests(manifest: &Manifest) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Calls `body` with the version of `manifest` (sample `app`) under the
-/// built-in plan `plan`, with a fixed version and fake digests.
+/// The boutique as it runs on Kubernetes: `three-groups.toml`, its carts on
+/// the Redis Service `redis`.
+fn boutique() -> Manifest {
+    let path = weft_tests::root().join("samples/boutique/three-groups.toml");
+    let mut manifest = ManifestFile::load(&path).unwrap().manifest;
+    let carts = manifest
+        .keyvalue
+        .get_mut("carts")
+        .expect("[keyvalue.carts]");
+    carts.url = Some("redis://redis:6379/0".into());
+    manifest
+}
+
+/// Calls `body` with the version of `manifest` (sample `app`) under `plan`
+/// (a built-in plan's name, or `deploy` for the manifest's own), with a
+/// fixed version and fake digests.
 fn with_version<R>(
     app: &str,
     manifest: &Manifest,
@@ -57,7 +71,20 @@ fn with_version<R>(
     body: impl FnOnce(&AppVersion<'_>) -> R,
 ) -> R {
     let digests = fake_digests(manifest);
-    let plan_value = Plan::builtin(plan, manifest.components.keys()).unwrap();
+    let (plan_value, plan_origin) = match plan {
+        "deploy" => (
+            manifest
+                .deploy
+                .as_ref()
+                .and_then(|d| d.plan())
+                .expect("a [deploy] plan"),
+            PlanOrigin::Manifest,
+        ),
+        _ => (
+            Plan::builtin(plan, manifest.components.keys()).unwrap(),
+            PlanOrigin::Builtin(plan.into()),
+        ),
+    };
     let source = PathBuf::from(format!("samples/{app}"));
     let manifest_path = source.join("weft.toml");
     body(&AppVersion {
@@ -65,7 +92,7 @@ fn with_version<R>(
         manifest_path: &manifest_path,
         manifest,
         plan: &plan_value,
-        plan_origin: PlanOrigin::Builtin(plan.into()),
+        plan_origin,
         version: Version::parse("0123456789abcdef").unwrap(),
         digests: &digests,
     })
@@ -87,13 +114,19 @@ fn generate(app: &str, manifest: &Manifest, plan: &str) -> Result<String, kube::
 fn goldens() -> Vec<(PathBuf, String)> {
     let dir = weft_tests::root().join("tests").join("kube");
     let mut out = Vec::new();
-    for (app, manifest) in [
-        ("hello", sample("hello")),
-        ("kvcounter", kvcounter_on_redis()),
+    for (app, manifest, plans) in [
+        ("hello", sample("hello"), &["split", "monolith"][..]),
+        ("kvcounter", kvcounter_on_redis(), &["split", "monolith"]),
+        ("boutique", boutique(), &["deploy", "split"]),
     ] {
-        for plan in ["split", "monolith"] {
+        for plan in plans {
             let yaml = generate(app, &manifest, plan).unwrap();
-            out.push((dir.join(format!("{app}-{plan}.yaml")), yaml));
+            let name = if *plan == "deploy" {
+                "three-groups"
+            } else {
+                plan
+            };
+            out.push((dir.join(format!("{app}-{name}.yaml")), yaml));
         }
     }
     out

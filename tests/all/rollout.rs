@@ -3,7 +3,7 @@
 
 use std::path::Path;
 use weft_runtime::deploy::state::DeployState;
-use weft_tests::{Load, Mode, Reply, Weft, app_dir, http_get, wasm, weft_once};
+use weft_tests::{Load, Mode, Reply, Weft, app_dir, assert_shifted, http_get, wasm, weft_once};
 
 /// `samples/hello`, its greeter saying `greeting`, served by `greeter`.
 fn hello(greeter: &str, greeting: &str) -> String {
@@ -71,13 +71,7 @@ fn a_rollout_under_load_moves_every_request_atomically() {
             };
             assert_eq!(r.body, expected, "{r:?}");
         }
-        // From all A, through a mix, to all B.
-        let versions: Vec<&str> = replies.iter().map(version_of).collect();
-        let first_b = versions.iter().position(|v| *v == b).expect("B answered");
-        let last_a = versions.iter().rposition(|v| *v == a).expect("A answered");
-        assert!(first_b > 0 && versions[..first_b].iter().all(|v| *v == a));
-        assert!(first_b < last_a, "the answers were mixed during the shift");
-        assert!(versions[last_a + 1..].iter().all(|v| *v == b));
+        assert_shifted(replies, &a, &b);
     }
     let after = state(dir.path());
     assert_eq!(after.versions.len(), 1, "{after:?}");

@@ -22,7 +22,10 @@
 //!   deploy --plan monolith` and `--plan split`, versus `weft run`;
 //! - (f) a rollout under load: throughput and p99 during the shift versus
 //!   steady state, the time to switch at once, and split versus `weft run`;
-//! - (g) one in-process call with telemetry on versus off.
+//! - (g) one in-process call with telemetry on versus off;
+//! - (h) the HotOS paper's Table 2: `samples/boutique` under a bounded
+//!   load, colocated, in three groups and split (throughput, p50, p99, CPU
+//!   per 1000 requests), with split over colocated next to the paper's.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -34,6 +37,7 @@ use weft_runtime::cache::CompileCache;
 use weft_runtime::manifest::ManifestFile;
 use weft_tests::{cargo, http_get, root, target_dir};
 
+mod boutique;
 mod http;
 mod rollout;
 mod rpc;
@@ -97,6 +101,9 @@ fn main() -> anyhow::Result<()> {
     }
     if runs("g") {
         runtime.block_on(telemetry::telemetry_cost())?;
+    }
+    if runs("h") {
+        boutique::table2()?;
     }
     Ok(())
 }

@@ -381,6 +381,11 @@ impl Weft {
         format!("http://{}{path}", self.listeners[name])
     }
 
+    /// The process id of weft (the manager, under `weft deploy`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Everything weft printed so far, stdout and stderr.
     pub fn output(&self) -> String {
         self.output.lock().unwrap().clone()
@@ -516,6 +521,21 @@ pub fn weft_once(args: &[&str]) -> (ExitStatus, String, String) {
     )
 }
 
+/// Asserts that one client's `replies`, in order, came from version `a`
+/// only, then from a mix of `a` and `b` (as a rollout shifts the weights),
+/// then from `b` only; each names its version in the `weft-version` header.
+pub fn assert_shifted(replies: &[Reply], a: &str, b: &str) {
+    let versions: Vec<&str> = replies
+        .iter()
+        .map(|r| r.header("weft-version").unwrap_or("none"))
+        .collect();
+    let first_b = versions.iter().position(|v| *v == b).expect("B answered");
+    let last_a = versions.iter().rposition(|v| *v == a).expect("A answered");
+    assert!(first_b > 0 && versions[..first_b].iter().all(|v| *v == a));
+    assert!(first_b < last_a, "the answers were mixed during the shift");
+    assert!(versions[last_a + 1..].iter().all(|v| *v == b));
+}
+
 /// A bounded load on one listener: clients that each send `GET path`, one
 /// request after another on a kept-alive connection, until stopped, and
 /// record every answer in order. Each stops by itself after two minutes
@@ -528,12 +548,32 @@ pub struct Load {
 impl Load {
     /// Starts `clients` clients against `address`.
     pub fn start(address: SocketAddr, path: &str, clients: usize) -> Load {
+        Load::start_with(address, path, &[], clients)
+    }
+
+    /// Like [`Load::start`], every request with the extra `headers` (such
+    /// as a cookie).
+    pub fn start_with(
+        address: SocketAddr,
+        path: &str,
+        headers: &[(&str, &str)],
+        clients: usize,
+    ) -> Load {
+        let headers: Vec<(String, String)> = headers
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect();
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let clients = (0..clients)
             .map(|_| {
                 let stop = stop.clone();
                 let path = path.to_string();
+                let headers = headers.clone();
                 std::thread::spawn(move || {
+                    let headers: Vec<(&str, &str)> = headers
+                        .iter()
+                        .map(|(n, v)| (n.as_str(), v.as_str()))
+                        .collect();
                     let started = Instant::now();
                     let mut replies = Vec::new();
                     let mut connection = Connection::open(address);
@@ -542,7 +582,7 @@ impl Load {
                         && replies.len() < 20_000
                     {
                         let sent = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                            connection.request(&path)
+                            connection.request_with(&path, &headers)
                         }));
                         match sent {
                             Ok(reply) => replies.push(reply),
