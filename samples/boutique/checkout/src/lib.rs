@@ -20,10 +20,19 @@ fn amount(money: &Money) -> Amount {
     }
 }
 
+/// `money` in currency `to`, rounded to the coin: the prices the cart page
+/// showed, so that the charge is the total it showed.
 fn convert(money: Money, to: &str) -> Result<Money, CheckoutError> {
-    currency::convert(&money, to).map_err(|e| {
+    let converted = currency::convert(&money, to).map_err(|e| {
         let currency::CurrencyError::Unsupported(why) = e;
         CheckoutError::Failed(format!("cannot convert to {to}: {why}"))
+    })?;
+    let exact = amount(&converted);
+    let coins = exact.rounded_for(&converted.currency_code);
+    Ok(Money {
+        units: coins.units,
+        nanos: coins.nanos,
+        ..converted
     })
 }
 

@@ -1,39 +1,24 @@
 //! The shop's static files: its style sheet, its icon, and a picture for
 //! each product, drawn as SVG from the picture's name (so the sample needs
-//! no image files).
+//! no image files): a colour from the name, its initial, and the name.
 
 /// The content type and body of `/static/PATH`, if there is such a file.
 pub(crate) fn find(path: &str) -> Option<(&'static str, String)> {
     match path {
         "styles.css" => Some(("text/css; charset=utf-8", STYLES.to_string())),
-        "favicon.svg" => Some(("image/svg+xml", picture("shop", "🛍"))),
+        "favicon.svg" => Some(("image/svg+xml", picture("boutique"))),
         _ => {
             let name = path.strip_prefix("img/products/")?.strip_suffix(".svg")?;
             let known =
                 name.len() <= 40 && name.bytes().all(|b| b.is_ascii_lowercase() || b == b'-');
-            known.then(|| ("image/svg+xml", picture(name, glyph(name))))
+            known.then(|| ("image/svg+xml", picture(name)))
         }
     }
 }
 
-/// A symbol for each of the catalog's pictures.
-fn glyph(name: &str) -> &'static str {
-    match name {
-        "sunglasses" => "🕶",
-        "tank-top" => "🎽",
-        "watch" => "⌚",
-        "loafers" => "👞",
-        "hairdryer" => "💨",
-        "candle-holder" => "🕯",
-        "salt-and-pepper-shakers" => "🧂",
-        "bamboo-glass-jar" => "🫙",
-        "mug" => "☕",
-        _ => "★",
-    }
-}
-
-/// A square picture: a colour from the name's hash, the glyph, the name.
-fn picture(name: &str, glyph: &str) -> String {
+/// A square picture: a colour from the name's hash, its initial, the name.
+fn picture(name: &str) -> String {
+    let initial = name.chars().next().unwrap_or('?').to_ascii_uppercase();
     let hash = name.bytes().fold(2_166_136_261u32, |h, b| {
         (h ^ u32::from(b)).wrapping_mul(16_777_619)
     });
@@ -43,7 +28,8 @@ fn picture(name: &str, glyph: &str) -> String {
         "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 300 300\" width=\"300\" height=\"300\">\
 <rect width=\"300\" height=\"300\" rx=\"24\" fill=\"hsl({hue},55%,88%)\"/>\
 <circle cx=\"150\" cy=\"130\" r=\"80\" fill=\"hsl({hue},60%,70%)\"/>\
-<text x=\"150\" y=\"162\" font-size=\"96\" text-anchor=\"middle\">{glyph}</text>\
+<text x=\"150\" y=\"162\" font-size=\"96\" font-family=\"sans-serif\" font-weight=\"700\" \
+text-anchor=\"middle\" fill=\"#fff\">{initial}</text>\
 <text x=\"150\" y=\"262\" font-size=\"26\" font-family=\"sans-serif\" text-anchor=\"middle\" \
 fill=\"hsl({hue},40%,25%)\">{label}</text></svg>"
     )

@@ -28,6 +28,7 @@ mod pages;
 
 use boutique::shop::types::{Address, CartItem, CreditCard, Money, Product};
 use boutique::shop::{ads, cart, checkout, currency, product_catalog, recommendation, shipping};
+use boutique_shared::money::Amount;
 use guest_http::{Request, respond_with};
 use pages::{Page, Priced};
 use wasip2::http::types::{IncomingRequest, ResponseOutparam};
@@ -259,13 +260,29 @@ fn cart_failure(error: cart::CartError) -> Failure {
     Failure::internal(format!("the cart service failed: {why}"))
 }
 
+/// `money` in currency `to`, rounded to the coin, as the checkout charges it.
 fn convert(money: &Money, to: &str) -> Result<Money, Failure> {
-    currency::convert(money, to).map_err(|e| {
+    let converted = currency::convert(money, to).map_err(|e| {
         let currency::CurrencyError::Unsupported(why) = e;
         Failure::internal(format!(
             "the currency service could not convert to {to}: {why}"
         ))
-    })
+    })?;
+    Ok(rounded(converted))
+}
+
+/// `money` rounded to its currency's smallest coin.
+fn rounded(money: Money) -> Money {
+    let amount = Amount {
+        units: money.units,
+        nanos: money.nanos,
+    }
+    .rounded_for(&money.currency_code);
+    Money {
+        units: amount.units,
+        nanos: amount.nanos,
+        ..money
+    }
 }
 
 fn get_product(id: &str) -> Result<Product, Failure> {

@@ -57,6 +57,16 @@ impl Amount {
             && !(self.units < 0 && self.nanos > 0)
     }
 
+    /// This amount rounded to the smallest coin of currency `code` (cents,
+    /// or whole yen), halves away from zero: what a customer is shown and
+    /// pays, so that a total is the sum of the prices shown.
+    pub fn rounded_for(self, code: &str) -> Amount {
+        let scale = 10i128.pow(9 - decimals(code));
+        let total = self.total_nanos();
+        let coins = (total.abs() + scale / 2) / scale;
+        Amount::from_nanos(total.signum() * coins * scale)
+    }
+
     /// This amount multiplied by `numerator / denominator`, rounded to the
     /// nearest nano-unit (halves away from zero); `None` if `denominator`
     /// is 0.
@@ -78,11 +88,9 @@ impl Amount {
 /// `amount` of currency `code` for people: a symbol where the currency has a
 /// well-known one, and two decimals (none for yen), as the shop shows prices.
 pub fn format(code: &str, amount: Amount) -> String {
-    let decimals = if code == "JPY" { 0 } else { 2 };
-    let scale = 10i128.pow(9 - decimals);
-    let total = amount.total_nanos();
-    // Round half away from zero to the shown precision.
-    let shown = (total.abs() + scale / 2) / scale;
+    let decimals = decimals(code);
+    let total = amount.rounded_for(code).total_nanos();
+    let shown = total.abs() / 10i128.pow(9 - decimals);
     let sign = if total < 0 { "-" } else { "" };
     let whole = shown / 10i128.pow(decimals);
     let number = if decimals == 0 {
@@ -94,6 +102,11 @@ pub fn format(code: &str, amount: Amount) -> String {
         Some(symbol) => format!("{sign}{symbol}{number}"),
         None => format!("{sign}{number} {code}"),
     }
+}
+
+/// How many decimals currency `code`'s smallest coin has.
+fn decimals(code: &str) -> u32 {
+    if code == "JPY" { 0 } else { 2 }
 }
 
 /// The symbol the shop shows for currency `code`, if it has one.
@@ -144,6 +157,27 @@ mod tests {
         assert!(amount(-3, -5).is_valid());
         assert!(!amount(3, -5).is_valid());
         assert!(!amount(0, 1_000_000_000).is_valid());
+    }
+
+    #[test]
+    fn rounding_goes_to_the_smallest_coin() {
+        assert_eq!(
+            amount(17, 682_441_397).rounded_for("EUR"),
+            amount(17, 680_000_000)
+        );
+        assert_eq!(
+            amount(7, 952_233_525).rounded_for("EUR"),
+            amount(7, 950_000_000)
+        );
+        assert_eq!(amount(0, 995_000_000).rounded_for("USD"), amount(1, 0));
+        assert_eq!(
+            amount(-2, -5_000_000).rounded_for("USD"),
+            amount(-2, -10_000_000)
+        );
+        assert_eq!(
+            amount(2223, 600_000_000).rounded_for("JPY"),
+            amount(2224, 0)
+        );
     }
 
     #[test]
