@@ -86,7 +86,12 @@ fn with_version<R>(
         ),
     };
     let source = PathBuf::from(format!("samples/{app}"));
-    let manifest_path = source.join("weft.toml");
+    // Only the boutique has a plan of its own, in three-groups.toml.
+    let file = match plan_origin {
+        PlanOrigin::Manifest => "three-groups.toml",
+        _ => "weft.toml",
+    };
+    let manifest_path = source.join(file);
     body(&AppVersion {
         source: &source,
         manifest_path: &manifest_path,

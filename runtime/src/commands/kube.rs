@@ -79,7 +79,10 @@ impl KubeCommand {
             let token = Token::generate().context("cannot read random bytes for the token")?;
             let name = &manifest.manifest.app.name;
             let ns = self.namespace.as_deref();
-            print!("{}", kube::secret_yaml(&source, name, token.as_str(), ns));
+            print!(
+                "{}",
+                kube::secret_yaml(&self.path, name, token.as_str(), ns)
+            );
             return Ok(());
         }
         let plan = choose_plan(self.plan.as_deref(), &manifest, || {

@@ -109,6 +109,17 @@ pub struct AppVersion<'a> {
     pub digests: &'a BTreeMap<String, String>,
 }
 
+impl AppVersion<'_> {
+    /// The app as the `weft kube` commands in headers name it: its folder,
+    /// or the manifest file in it when that is not `weft.toml`.
+    fn named(&self) -> std::path::PathBuf {
+        match self.manifest_path.file_name() {
+            Some(file) if file != "weft.toml" => self.source.join(file),
+            _ => self.source.to_path_buf(),
+        }
+    }
+}
+
 /// Where a plan came from: it says where a group is named, so an error can
 /// say what to rename.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -277,6 +288,8 @@ pub fn header(app: &AppVersion<'_>, options: &KubeOptions) -> String {
     let name = &app.manifest.app.name;
     let version = &app.version;
     let source = app.source.display();
+    let named = app.named();
+    let named = named.display();
     let plan = app.plan_origin.flag().unwrap_or_default();
     let ns = namespace_flag(options.namespace.as_deref());
     let image = &options.image;
@@ -292,7 +305,7 @@ pub fn header(app: &AppVersion<'_>, options: &KubeOptions) -> String {
     line("");
     line("1. Build and push the image (the build context is the app's folder):");
     line(&format!(
-        "     weft kube {source}{plan} --containerfile > Containerfile"
+        "     weft kube {named}{plan} --containerfile > Containerfile"
     ));
     line(&format!(
         "     podman build -f Containerfile -t {image} {source}"
@@ -300,7 +313,7 @@ pub fn header(app: &AppVersion<'_>, options: &KubeOptions) -> String {
     line(&format!("     podman push {image}"));
     line("2. Once per namespace, the token that every version's workers share:");
     line(&format!(
-        "     weft kube {source} --secret{ns} | kubectl apply -f -"
+        "     weft kube {named} --secret{ns} | kubectl apply -f -"
     ));
     line("3. Apply this file. The listener Services then select this version:");
     line("     kubectl apply -f FILE");
@@ -373,9 +386,10 @@ pub fn secret(app: &str, token: &str, namespace: Option<&str>) -> Object {
     objects::secret(app, token, namespace)
 }
 
-/// The token Secret as YAML, after a header that says how to apply it.
-pub fn secret_yaml(source: &Path, app: &str, token: &str, namespace: Option<&str>) -> String {
-    let source = source.display();
+/// The token Secret as YAML, after a header that says how to apply it;
+/// `named` is the app as the user named it (a folder or a manifest).
+pub fn secret_yaml(named: &Path, app: &str, token: &str, namespace: Option<&str>) -> String {
+    let source = named.display();
     let ns = namespace_flag(namespace);
     let header = format!(
         "# The token of app '{app}': every call between its workers carries it.\n\
