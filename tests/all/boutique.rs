@@ -10,8 +10,8 @@ use weft_runtime::deploy::state::DeployState;
 use weft_tests::browser::Browser;
 use weft_tests::metrics::{scrape, value};
 use weft_tests::{
-    Load, Mode, RedisServer, Reply, Shopper, Weft, assert_shifted, boutique_app, checkout_form,
-    each_mode, free_address, weft_once,
+    Connection, Load, Mode, RedisServer, Reply, Shopper, Weft, assert_shifted, boutique_app,
+    checkout_form, each_mode, free_address, weft_once,
 };
 
 const SUNGLASSES: &str = "OLJCESPC7Z";
@@ -55,6 +55,17 @@ pub(crate) fn shop_at(address: std::net::SocketAddr, output: &dyn Fn() -> String
     // The second currency: every price is converted through EUR.
     let set = shopper.post("/setCurrency", &[("currency_code", "EUR")]);
     assert_eq!(set.status, 303, "{}", set.body);
+    // Back to the page the user came from, and never to another site.
+    let mut raw = Connection::open(address);
+    for (referer, back) in [
+        ("http://127.0.0.1/product/OLJCESPC7Z", "/product/OLJCESPC7Z"),
+        ("http://shop.example//evil.example/", "/"),
+    ] {
+        let form = "application/x-www-form-urlencoded";
+        let headers = [("Referer", referer), ("Content-Type", form)];
+        let reply = raw.send("POST", "/setCurrency", &headers, b"currency_code=GBP");
+        assert_eq!(reply.header("location"), Some(back), "{referer}");
+    }
     let home = shopper.get("/");
     assert_shows(
         &home,

@@ -65,7 +65,11 @@ fn parse_rate(text: &str) -> Option<i128> {
         return None;
     }
     let padded = format!("{fraction:0<5}");
-    let rate = whole.parse::<i128>().ok()? * SCALE + padded.parse::<i128>().ok()?;
+    let rate = whole
+        .parse::<i128>()
+        .ok()?
+        .checked_mul(SCALE)?
+        .checked_add(padded.parse::<i128>().ok()?)?;
     (rate > 0).then_some(rate)
 }
 

@@ -429,12 +429,15 @@ fn set_currency(req: &Request, form: &[(String, String)]) -> Result<Answer, Fail
             ),
         ));
     }
-    // Back to the page the user was on, if it was one of ours.
+    // Back to the page the user was on: only its path, so that a forged
+    // referer cannot send the user to another site.
     let back = req
         .header("referer")
         .and_then(|r| r.find("://").map(|i| &r[i + 3..]))
-        .and_then(|r| r.find('/').map(|i| r[i..].to_string()))
-        .unwrap_or_else(|| "/".into());
+        .and_then(|r| r.find('/').map(|i| &r[i..]))
+        .filter(|path| !path.starts_with("//") && !path.contains('\\'))
+        .unwrap_or("/")
+        .to_string();
     let mut answer = Answer::redirect(&back);
     answer.headers.push((
         "set-cookie",
