@@ -161,6 +161,16 @@ pub(crate) fn shop_at(address: std::net::SocketAddr, output: &dyn Fn() -> String
         &["no product with id &#39;NOPE&#39;"],
     );
 
+    // Wrong methods and oversized forms get their own statuses.
+    let wrong = raw.send("GET", "/cart/checkout", &[], b"");
+    assert_eq!((wrong.status, wrong.header("allow")), (405, Some("POST")));
+    let form = [("Content-Type", "application/x-www-form-urlencoded")];
+    let huge = format!("product_id={}", "X".repeat(20_000));
+    assert_eq!(
+        raw.send("POST", "/cart", &form, huge.as_bytes()).status,
+        413
+    );
+
     let styles = shopper.get("/static/styles.css");
     assert_eq!(
         (styles.status, styles.header("content-type")),
@@ -185,6 +195,8 @@ pub(crate) fn shop_at(address: std::net::SocketAddr, output: &dyn Fn() -> String
         "{output}"
     );
     assert!(output.contains("Total: €51.26"), "{output}");
+    // What checkout charged is what the pages showed.
+    assert!(output.contains("charged €51.26 to the card"), "{output}");
     Visit { shopper, user_id }
 }
 

@@ -43,6 +43,11 @@ impl RedisServer {
         format!("redis://{}/{db}", self.address)
     }
 
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Stops the server, as a crash would: at once.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -5,7 +5,9 @@
 //! every component in the process. Writes (which wait for the disk) and
 //! scans run on tokio's blocking pool; a single `get` runs where it is
 //! asked, since redb answers it from its cache in microseconds, less than
-//! handing it to another thread and back costs.
+//! handing it to another thread and back costs. A get that misses the
+//! cache reads a few pages of the file on the calling thread; for the small
+//! values guests keep, that is still shorter than the handoff.
 
 use super::{KeyPage, KeyValueStore, KvError, LIST_PAGE, add_to_counter, parse_counter};
 use async_trait::async_trait;

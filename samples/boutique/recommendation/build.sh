@@ -5,15 +5,17 @@
 # virtual environment that this script creates (target/python-venv, which
 # the tests share). A component newer than its sources is left as it is.
 set -eu
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../../.." && pwd)
+here=$(CDPATH= cd -- "$(dirname -- "$0")" && pwd)
+root=$(CDPATH= cd -- "$here/../../.." && pwd)
+# As cargo does: a relative CARGO_TARGET_DIR is relative to where it runs.
 target=${CARGO_TARGET_DIR:-$root/target}
-case $target in /*) ;; *) target=$root/$target ;; esac
+case $target in /*) ;; *) target=$PWD/$target ;; esac
 venv=$target/python-venv
 pin=componentize-py==0.25.1
 out=$target/wasm32-wasip2/release/boutique_recommendation.wasm
 
-if [ -e "$out" ] && [ -z "$(find "$here" "$here/../wit" -newer "$out" -type f ! -path '*/__pycache__/*')" ]; then
+newer=$(find "$here" "$here/../wit" "$root/wit/deps" -newer "$out" -type f ! -path '*/__pycache__/*' 2>/dev/null || echo missing)
+if [ -e "$out" ] && [ -z "$newer" ]; then
     exit 0
 fi
 if [ ! -e "$venv/.$pin" ]; then

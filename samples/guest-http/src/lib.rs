@@ -24,7 +24,7 @@ pub struct Request {
 }
 
 impl Request {
-    /// Reads `request`'s method, path and query.
+    /// Reads `request`'s method, path, query and headers.
     pub fn of(request: &IncomingRequest) -> Request {
         let method = match request.method() {
             Method::Get => "GET".to_string(),
@@ -115,23 +115,53 @@ fn decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// The path (with its query) of `url`, such as a `referer`, to send a
+/// user back to on this site: `None` unless it is a plain absolute path of
+/// printable ASCII, so that no `Location` made from it leads elsewhere
+/// (`//host`, a backslash, or a tab that browsers drop).
+pub fn path_of(url: &str) -> Option<&str> {
+    let rest = &url[url.find("://")? + 3..];
+    let path = &rest[rest.find('/')?..];
+    let plain = path.bytes().all(|b| b.is_ascii_graphic() && b != b'\\');
+    (plain && !path.starts_with("//")).then_some(path)
+}
+
+/// Why a body could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BodyError {
+    /// It is longer than the limit.
+    TooLarge(usize),
+    /// The stream failed.
+    Broken(String),
+}
+
+impl std::fmt::Display for BodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BodyError::TooLarge(limit) => write!(f, "the body is longer than {limit} bytes"),
+            BodyError::Broken(why) => f.write_str(why),
+        }
+    }
+}
+
 /// Reads `request`'s body, up to `limit` bytes; a longer body is an error.
-pub fn read_body(request: &IncomingRequest, limit: usize) -> Result<Vec<u8>, String> {
+pub fn read_body(request: &IncomingRequest, limit: usize) -> Result<Vec<u8>, BodyError> {
+    let broken = |why: &str| BodyError::Broken(why.to_string());
     let body = request
         .consume()
-        .map_err(|()| "the body was already read")?;
+        .map_err(|()| broken("the body was already read"))?;
     let mut bytes = Vec::new();
     {
-        let mut stream = body.stream().map_err(|()| "no body stream")?;
+        let mut stream = body.stream().map_err(|()| broken("no body stream"))?;
         let read = std::io::Read::by_ref(&mut stream)
             .take(limit as u64 + 1)
             .read_to_end(&mut bytes)
-            .map_err(|e| format!("reading the body: {e}"));
+            .map_err(|e| BodyError::Broken(format!("reading the body: {e}")));
         drop(stream);
         read?;
     }
     if bytes.len() > limit {
-        return Err(format!("the body is longer than {limit} bytes"));
+        return Err(BodyError::TooLarge(limit));
     }
     Ok(bytes)
 }
@@ -199,6 +229,22 @@ pub fn get(authority: &str, path: &str) -> Result<(u16, Vec<u8>), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_plain_path_of_this_site_is_kept() {
+        assert_eq!(path_of("http://shop/product/X?a=1"), Some("/product/X?a=1"));
+        assert_eq!(path_of("https://127.0.0.1:8090/"), Some("/"));
+        assert_eq!(path_of("http://shop"), None);
+        assert_eq!(path_of("/cart"), None);
+        for forged in [
+            "http://x//evil.example/",
+            "http://x/\\evil",
+            "http://x/\t/evil.example",
+            "http://x/a b",
+        ] {
+            assert_eq!(path_of(forged), None, "{forged:?}");
+        }
+    }
 
     #[test]
     fn query_is_split_and_decoded() {

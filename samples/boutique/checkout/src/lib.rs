@@ -81,10 +81,11 @@ impl Guest for Checkout {
                 | payment::PaymentError::ExpiredCard(why) => why,
             })
         })?;
+        let charged = boutique_shared::money::format(&total.currency_code, amount(&total));
         log(
             Level::Info,
             "checkout",
-            &format!("charged the card: transaction {transaction}"),
+            &format!("charged {charged} to the card: transaction {transaction}"),
         );
 
         let tracking = shipping::ship_order(&request.address, &cart);

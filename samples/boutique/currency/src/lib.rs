@@ -4,16 +4,16 @@
 //!
 //! The config key `rates` overrides some rates, as `USD=1.20,JPY=130.5`
 //! (units of the currency per euro); a rate that does not parse makes
-//! every conversion fail with a message that names it.
+//! every conversion fail with a message that names it. The table is parsed
+//! once per instance (`boutique_shared::rates`).
 
 boutique_shared::bindings!("boutique:shop/currency-component");
 
 use boutique::shop::types::Money;
 use boutique_shared::money::Amount;
+use boutique_shared::rates::Rates;
 use exports::boutique::shop::currency::{CurrencyError, Guest};
-
-/// Rates are kept in hundred-thousandths of a unit per euro.
-const SCALE: i128 = 100_000;
+use std::sync::OnceLock;
 
 /// Units of each currency per euro.
 const RATES: &[(&str, &str)] = &[
@@ -52,47 +52,26 @@ const RATES: &[(&str, &str)] = &[
     ("ZAR", "16.0583"),
 ];
 
-/// `1.1305` in hundred-thousandths: 113050. At most five decimals.
-fn parse_rate(text: &str) -> Option<i128> {
-    let (whole, fraction) = text.trim().split_once('.').unwrap_or((text.trim(), ""));
-    if whole.is_empty()
-        || fraction.len() > 5
-        || !(whole
-            .chars()
-            .chain(fraction.chars())
-            .all(|c| c.is_ascii_digit()))
-    {
-        return None;
-    }
-    let padded = format!("{fraction:0<5}");
-    let rate = whole
-        .parse::<i128>()
-        .ok()?
-        .checked_mul(SCALE)?
-        .checked_add(padded.parse::<i128>().ok()?)?;
-    (rate > 0).then_some(rate)
+/// The rates, parsed once per instance: the embedded table with the
+/// config's overrides, or why they do not parse.
+fn rates() -> &'static Result<Rates, String> {
+    static RATES_NOW: OnceLock<Result<Rates, String>> = OnceLock::new();
+    RATES_NOW.get_or_init(|| {
+        let overrides = wasi::config::store::get("rates")
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        Rates::parse(RATES, &overrides)
+    })
 }
 
-/// The rate of `code`: the config's override, else the embedded one.
+/// The rate of `code`.
 fn rate(code: &str) -> Result<i128, CurrencyError> {
-    let overrides = wasi::config::store::get("rates")
-        .ok()
-        .flatten()
-        .unwrap_or_default();
-    for pair in overrides.split(',').filter(|p| !p.trim().is_empty()) {
-        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        if name.trim() == code {
-            return parse_rate(value).ok_or_else(|| {
-                CurrencyError::Unsupported(format!(
-                    "config key 'rates' gives {code} the rate '{value}', which is not a positive decimal"
-                ))
-            });
-        }
-    }
-    RATES
-        .iter()
-        .find(|(name, _)| *name == code)
-        .and_then(|(_, value)| parse_rate(value))
+    let rates = rates()
+        .as_ref()
+        .map_err(|why| CurrencyError::Unsupported(why.clone()))?;
+    rates
+        .of(code)
         .ok_or_else(|| CurrencyError::Unsupported(format!("unsupported currency '{code}'")))
 }
 
@@ -100,7 +79,10 @@ struct Currency;
 
 impl Guest for Currency {
     fn get_supported_currencies() -> Vec<String> {
-        RATES.iter().map(|(code, _)| code.to_string()).collect()
+        match rates() {
+            Ok(rates) => rates.codes().map(str::to_string).collect(),
+            Err(_) => Vec::new(),
+        }
     }
 
     fn convert(amount: Money, to_code: String) -> Result<Money, CurrencyError> {

@@ -52,7 +52,7 @@ impl Guest for Email {
         let Some((user, domain)) = email.split_once('@') else {
             return Err(format!("'{email}' is not an email address"));
         };
-        if user.is_empty() || !domain.contains('.') {
+        if user.is_empty() || !domain.contains('.') || email.chars().any(char::is_control) {
             return Err(format!("'{email}' is not an email address"));
         }
         log(

@@ -74,6 +74,8 @@ struct Failure {
     status: u16,
     title: &'static str,
     message: String,
+    /// The methods the path takes, for a 405's `allow` header.
+    allow: Option<&'static str>,
 }
 
 impl Failure {
@@ -82,6 +84,15 @@ impl Failure {
             status,
             title,
             message: message.into(),
+            allow: None,
+        }
+    }
+
+    fn not_allowed(req: &Request, allow: &'static str) -> Failure {
+        let message = format!("{} is not allowed on {}; use {allow}", req.method, req.path);
+        Failure {
+            allow: Some(allow),
+            ..Failure::new(405, "Method not allowed", message)
         }
     }
 
@@ -151,10 +162,14 @@ impl wasip2::exports::http::incoming_handler::Guest for Frontend {
         }
         let session = Session::of(&req);
         let answer = route(&req, &request, &session).unwrap_or_else(|failure| {
-            Answer::html(
+            let mut answer = Answer::html(
                 failure.status,
                 pages::failure(&header_anyway(&session), failure.title, &failure.message),
-            )
+            );
+            if let Some(allow) = failure.allow {
+                answer.headers.push(("allow", allow.into()));
+            }
+            answer
         });
         let mut headers: Vec<(&str, String)> = answer.headers;
         if session.new {
@@ -173,8 +188,12 @@ impl wasip2::exports::http::incoming_handler::Guest for Frontend {
 
 fn route(req: &Request, request: &IncomingRequest, session: &Session) -> Result<Answer, Failure> {
     let form = || -> Result<Vec<(String, String)>, Failure> {
-        let body = guest_http::read_body(request, FORM_LIMIT)
-            .map_err(|e| Failure::new(400, "Bad request", e))?;
+        let body = guest_http::read_body(request, FORM_LIMIT).map_err(|e| match e {
+            guest_http::BodyError::TooLarge(_) => {
+                Failure::new(413, "Form too large", e.to_string())
+            }
+            guest_http::BodyError::Broken(_) => Failure::new(400, "Bad request", e.to_string()),
+        })?;
         Ok(guest_http::parse_query(&String::from_utf8_lossy(&body)))
     };
     match (req.method.as_str(), req.path.as_str()) {
@@ -199,12 +218,10 @@ fn route(req: &Request, request: &IncomingRequest, session: &Session) -> Result<
         ("GET", path) if path.starts_with("/product/") => {
             product(session, &path["/product/".len()..])
         }
-        (_, "/" | "/cart" | "/cart/empty" | "/cart/checkout" | "/setCurrency") => {
-            Err(Failure::new(
-                405,
-                "Method not allowed",
-                format!("{} is not allowed on {}", req.method, req.path),
-            ))
+        (_, "/") => Err(Failure::not_allowed(req, "GET")),
+        (_, "/cart") => Err(Failure::not_allowed(req, "GET, POST")),
+        (_, "/cart/empty" | "/cart/checkout" | "/setCurrency") => {
+            Err(Failure::not_allowed(req, "POST"))
         }
         _ => Err(Failure::new(
             404,
@@ -429,13 +446,10 @@ fn set_currency(req: &Request, form: &[(String, String)]) -> Result<Answer, Fail
             ),
         ));
     }
-    // Back to the page the user was on: only its path, so that a forged
-    // referer cannot send the user to another site.
+    // Back to the page the user was on, on this site.
     let back = req
         .header("referer")
-        .and_then(|r| r.find("://").map(|i| &r[i + 3..]))
-        .and_then(|r| r.find('/').map(|i| &r[i..]))
-        .filter(|path| !path.starts_with("//") && !path.contains('\\'))
+        .and_then(guest_http::path_of)
         .unwrap_or("/")
         .to_string();
     let mut answer = Answer::redirect(&back);

@@ -250,7 +250,7 @@ pub(crate) fn order(page: &Page, order: &Order, others: &[Product]) -> String {
         });
     let main = format!(
         "<section class=\"order\"><h1>Your order is complete!</h1>\
-<p>We've sent you a confirmation email.</p><dl>\
+<dl>\
 <dt>Confirmation #</dt><dd id=\"order-id\">{id}</dd>\
 <dt>Tracking #</dt><dd id=\"tracking-id\">{tracking}</dd>\
 <dt>Total paid</dt><dd id=\"total-paid\">{total}</dd></dl>\

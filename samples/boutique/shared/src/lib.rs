@@ -1,9 +1,12 @@
 //! What the boutique's Rust components share: money arithmetic
-//! ([`money`]), random ids ([`ids`]) and the [`bindings!`] macro that generates a component's
+//! ([`money`]), exchange rates ([`rates`]), the payment rules ([`card`]),
+//! random ids ([`ids`]) and the [`bindings!`] macro that generates a component's
 //! bindings from the shop's WIT package.
 
+pub mod card;
 pub mod ids;
 pub mod money;
+pub mod rates;
 
 /// Generates the bindings of the shop's world `WORLD` (such as
 /// `"boutique:shop/cart-component"`) with wit-bindgen, from the shop's WIT

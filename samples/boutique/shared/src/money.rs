@@ -44,9 +44,9 @@ impl Amount {
         Amount::from_nanos(self.total_nanos() + other.total_nanos())
     }
 
-    /// This amount `count` times.
+    /// This amount `count` times (saturating, far beyond any real cart).
     pub fn times(self, count: i64) -> Amount {
-        Amount::from_nanos(self.total_nanos() * i128::from(count))
+        Amount::from_nanos(self.total_nanos().saturating_mul(i128::from(count)))
     }
 
     /// Whether units and nanos have one sign and nanos are below one unit.
