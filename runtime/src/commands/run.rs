@@ -94,11 +94,6 @@ impl RunCommand {
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let admin = match self.admin {
             Some(address) => {
-                let socket = admin::bind(address).await?;
-                say!(
-                    "weft: admin on http://{} (dashboard at /, metrics at /metrics)",
-                    socket.local_addr()?
-                );
                 let source = Arc::new(admin::Local::new(
                     app.metrics.clone(),
                     &name,
@@ -106,10 +101,7 @@ impl RunCommand {
                     app.pools.keys().cloned().collect(),
                 ));
                 let sampler = tokio::spawn(source.clone().keep_sampling());
-                let mut stopped = stopped.clone();
-                let server = tokio::spawn(admin::serve(socket, source, async move {
-                    let _ = stopped.wait_for(|s| *s).await;
-                }));
+                let server = admin::start(address, source, stopped.clone()).await?;
                 Some((server, sampler))
             }
             None => None,

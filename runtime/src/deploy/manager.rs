@@ -260,7 +260,6 @@ pub async fn run(options: DeployOptions, shutdown: impl Future<Output = ()>) -> 
 
     // The manager's gRPC service: its control API and the key-value store.
     let (stop_control, control_stopped) = tokio::sync::watch::channel(false);
-    let control_stopped_for_admin = control_stopped.clone();
     let store_service = StoreServer::new(StoreService::new(
         manager.store.clone(),
         manager.live.clone(),
@@ -270,8 +269,8 @@ pub async fn run(options: DeployOptions, shutdown: impl Future<Output = ()>) -> 
     let manager_service = ManagerServer::new(super::control::ManagerService {
         manager: manager.clone(),
     });
+    let mut stopped = control_stopped.clone();
     let control_server = tokio::spawn(async move {
-        let mut stopped = control_stopped;
         tonic::transport::Server::builder()
             .layer(tonic::service::InterceptorLayer::new(Check(token)))
             .add_service(store_service)
@@ -290,16 +289,8 @@ pub async fn run(options: DeployOptions, shutdown: impl Future<Output = ()>) -> 
     // dashboard.
     let admin = match options.admin {
         Some(address) => {
-            let socket = admin::bind(address).await?;
-            say!(
-                "weft: admin on http://{} (dashboard at /, metrics at /metrics)",
-                socket.local_addr()?
-            );
             let source = Arc::new(Deployed(manager.clone()));
-            let mut stopped = control_stopped_for_admin;
-            Some(tokio::spawn(admin::serve(socket, source, async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            })))
+            Some(admin::start(address, source, control_stopped.clone()).await?)
         }
         None => None,
     };

@@ -31,27 +31,36 @@ pub trait Source: Send + Sync + 'static {
     fn view(&self) -> Answer<'_, View>;
 }
 
-/// The admin socket at `address`, or an error that names `--admin`.
-pub async fn bind(address: std::net::SocketAddr) -> anyhow::Result<TcpListener> {
+/// Binds `address` (an error names `--admin`), says where the pages are,
+/// and serves them from `source` until `stopped` turns true.
+pub async fn start(
+    address: std::net::SocketAddr,
+    source: Arc<dyn Source>,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     use anyhow::Context as _;
-    TcpListener::bind(address).await.with_context(|| {
+    let listener = TcpListener::bind(address).await.with_context(|| {
         format!(
             "--admin {address}: cannot listen there; give a free address, such as 127.0.0.1:9090"
         )
-    })
-}
-
-/// Serves the admin endpoints on `listener` until `shutdown` resolves.
-pub async fn serve(
-    listener: TcpListener,
-    source: Arc<dyn Source>,
-    shutdown: impl Future<Output = ()>,
-) {
+    })?;
+    say!(
+        "weft: admin on http://{} (dashboard at /, metrics at /metrics)",
+        listener.local_addr()?
+    );
     let handler = move |request: hyper::Request<hyper::body::Incoming>| {
         let source = source.clone();
         async move { respond(request.method(), request.uri().path(), &*source).await }
     };
-    crate::listener::serve(listener, "admin".to_string(), handler, shutdown).await;
+    let shutdown = async move {
+        let _ = stopped.wait_for(|s| *s).await;
+    };
+    Ok(tokio::spawn(crate::listener::serve(
+        listener,
+        "admin".to_string(),
+        handler,
+        shutdown,
+    )))
 }
 
 async fn respond(
