@@ -302,7 +302,10 @@ fn forged_calls_are_refused() {
         unauthenticated(store.get(key).await.unwrap_err());
 
         // With it, but another version or another type.
-        let channel = weft_runtime::rpc::channel(&counter.address, &token).unwrap();
+        let version = weft_runtime::version::Version::parse(&deployed.version).unwrap();
+        let channel = weft_runtime::rpc::Dialer::new(token.clone())
+            .channel(&counter.address, weft_runtime::rpc::Peer::Worker(&version))
+            .unwrap();
         let mut client = InvokeClient::new(channel);
         let status = client
             .call(forged("0000000000000000", "x"))

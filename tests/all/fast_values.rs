@@ -94,7 +94,8 @@ fn placed(prepared: &Prepared, plan: &Plan, address: &str, token: &Token) -> Pla
             "callee".to_string(),
             Arc::new(Replicas::new(
                 Peers::fixed(vec![address.to_string()]),
-                token,
+                &weft_runtime::rpc::Dialer::new(token.clone()),
+                &prepared.version(plan),
             )),
         )]),
         version: prepared.version(plan),
@@ -253,7 +254,9 @@ fn typed_and_val_ends_of_a_call_understand_each_other() {
             &mut payload,
         )
         .expect("encodes");
-        let channel = weft_runtime::rpc::channel(&val_caller.address, &token).expect("a channel");
+        let channel = weft_runtime::rpc::Dialer::new(token.clone())
+            .channel(&val_caller.address, weft_runtime::rpc::Peer::Worker(&version))
+            .expect("a channel");
         let reply = InvokeClient::new(channel)
             .max_decoding_message_size(weft_runtime::rpc::MAX_MESSAGE)
             .call(CallRequest {

@@ -32,6 +32,7 @@ use weft_runtime::codec::{self, ValueType};
 use weft_runtime::manifest::ManifestFile;
 use weft_runtime::pool::InstancePool;
 use weft_runtime::rpc::auth::Token;
+use weft_runtime::rpc::Peer;
 use weft_runtime::rpc::client::Replicas;
 use weft_tests::{Assign, AssignedWorker, target_dir};
 
@@ -116,7 +117,7 @@ fn us(d: Duration) -> f64 {
 
 /// One call of the baseline.
 async fn tonic_call(
-    client: &mut InvokeClient<weft_runtime::rpc::AuthChannel>,
+    client: &mut InvokeClient<weft_runtime::rpc::Channel>,
     template: &CallRequest,
 ) -> anyhow::Result<()> {
     let reply = client.call(template.clone()).await?;
@@ -208,6 +209,7 @@ pub(crate) async fn cross_process() -> anyhow::Result<()> {
 
     // The callee's worker, assigned as a manager would assign it.
     let token = Token::generate()?;
+    let dialer = weft_runtime::rpc::Dialer::new(token.clone());
     let worker = AssignedWorker::start(
         &weft,
         &[],
@@ -230,7 +232,8 @@ pub(crate) async fn cross_process() -> anyhow::Result<()> {
             "callee".to_string(),
             Arc::new(Replicas::new(
                 weft_runtime::discovery::Peers::fixed(vec![address.clone()]),
-                &token,
+                &dialer,
+                &version,
             )),
         )]),
         version: version.clone(),
@@ -246,14 +249,14 @@ pub(crate) async fn cross_process() -> anyhow::Result<()> {
     let (_echo, echo_address) = start_and_read(command)?;
     // The baseline has no token to check; its client attaches one all the
     // same, so that both sides send the same metadata.
-    let echo = InvokeClient::new(weft_runtime::rpc::channel(&echo_address, &token)?)
+    let echo = InvokeClient::new(dialer.channel(&echo_address, Peer::Worker(&version))?)
         .max_decoding_message_size(MAX_MESSAGE)
         .max_encoding_message_size(MAX_MESSAGE);
 
     // The worker itself, called by a plain tonic client: what weft's server
     // side costs, apart from the caller's guest and forwarder.
     let fingerprint = weft_tests::fingerprint(&prepared, "callee", "echo-bytes");
-    let direct = InvokeClient::new(weft_runtime::rpc::channel(&address, &token)?)
+    let direct = InvokeClient::new(dialer.channel(&address, Peer::Worker(&version))?)
         .max_decoding_message_size(MAX_MESSAGE)
         .max_encoding_message_size(MAX_MESSAGE);
 

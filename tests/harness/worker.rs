@@ -119,11 +119,8 @@ impl AssignedWorker {
     fn control(
         &self,
         token: &Token,
-    ) -> anyhow::Result<ControlClient<weft_runtime::rpc::AuthChannel>> {
-        Ok(ControlClient::new(weft_runtime::rpc::channel(
-            &self.address,
-            token,
-        )?))
+    ) -> anyhow::Result<ControlClient<weft_runtime::rpc::Channel>> {
+        Ok(ControlClient::new(control_channel(&self.address, token)?))
     }
 
     /// How many calls reached each function it serves, by
@@ -176,8 +173,7 @@ pub(crate) async fn served_by(
     address: &str,
     token: &Token,
 ) -> anyhow::Result<BTreeMap<String, ServedFunction>> {
-    let channel = weft_runtime::rpc::channel(address, token)?;
-    let reply = ControlClient::new(channel).served(ServedRequest {}).await?;
+    let reply = ControlClient::new(control_channel(address, token)?).served(ServedRequest {}).await?;
     Ok(reply
         .into_inner()
         .functions
@@ -189,6 +185,11 @@ pub(crate) async fn served_by(
             )
         })
         .collect())
+}
+
+/// A channel to a worker's `Control`, as the manager dials it.
+fn control_channel(address: &str, token: &Token) -> anyhow::Result<weft_runtime::rpc::Channel> {
+    weft_runtime::rpc::Dialer::new(token.clone()).channel(address, weft_runtime::rpc::Peer::Manager)
 }
 
 impl Drop for AssignedWorker {

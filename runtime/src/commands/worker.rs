@@ -124,7 +124,12 @@ impl WorkerCommand {
                 () = stdin_closed(), if exit_with_stdin => {}
             }
         };
-        let worker = Worker::new(&self.name, token).await;
+        let worker = Worker::new(
+            &self.name,
+            crate::rpc::Dialer::new(token.clone()),
+            crate::rpc::connect::ServerSecurity::new(token),
+        )
+        .await;
         if let Some(launch) = launch {
             worker.launch_from_config(launch);
         }

@@ -26,7 +26,9 @@ use crate::kv::KeyValueStore;
 use crate::kv::redb::RedbStore;
 use crate::listener;
 use crate::manifest::{DeploySection, ManifestFile};
-use crate::rpc::auth::{Check, Token};
+use crate::rpc::auth::Token;
+use crate::rpc::Dialer;
+use crate::rpc::connect::{Allow, ServerSecurity};
 use crate::rpc::store::{LiveVersions, StoreService};
 use crate::telemetry::admin::{self, Answer, Source};
 use crate::telemetry::dashboard::{GroupView, View};
@@ -138,7 +140,10 @@ pub struct Manager {
     versions: VersionStore,
     cache_dir: PathBuf,
     control: SocketAddr,
+    /// What the workers are given to prove themselves.
     token: Token,
+    /// Makes the manager's channels to its workers.
+    dialer: Dialer,
     data_dir: PathBuf,
     store: Arc<OnceLock<Arc<dyn KeyValueStore>>>,
     live: LiveVersions,
@@ -242,6 +247,7 @@ pub async fn run(options: DeployOptions, shutdown: impl Future<Output = ()>) -> 
         cache_dir,
         control,
         token: token.clone(),
+        dialer: Dialer::new(token.clone()),
         data_dir: options
             .data_dir
             .clone()
@@ -270,11 +276,18 @@ pub async fn run(options: DeployOptions, shutdown: impl Future<Output = ()>) -> 
         manager: manager.clone(),
     });
     let mut stopped = control_stopped.clone();
+    let security = ServerSecurity::new(token.clone());
+    let mut server = security.builder()?;
     let control_server = tokio::spawn(async move {
-        tonic::transport::Server::builder()
-            .layer(tonic::service::InterceptorLayer::new(Check(token)))
-            .add_service(store_service)
-            .add_service(manager_service)
+        server
+            .add_service(tonic::service::interceptor::InterceptedService::new(
+                store_service,
+                security.check(Allow::Workers),
+            ))
+            .add_service(tonic::service::interceptor::InterceptedService::new(
+                manager_service,
+                security.check(Allow::Cli),
+            ))
             .serve_with_incoming_shutdown(
                 tonic::transport::server::TcpIncoming::from(control_socket)
                     .with_nodelay(Some(true)),
@@ -434,6 +447,7 @@ impl Manager {
             control: self.control,
             serves_store: self.store.get().is_some(),
             token: self.token.clone(),
+            dialer: self.dialer.clone(),
         };
         self.book.update(|s| {
             s.versions.push(VersionState {
@@ -577,8 +591,11 @@ impl Manager {
     pub async fn metrics(&self) -> metrics::Snapshot {
         let running: Vec<Arc<Running>> = self.running.lock().expect("running lock").clone();
         let mut asks = tokio::task::JoinSet::new();
-        for spec in running.iter().flat_map(|r| r.workers.replicas()) {
-            let Ok(channel) = crate::rpc::channel(&spec.address.to_string(), &self.token) else {
+        for (workers, spec) in running
+            .iter()
+            .flat_map(|r| r.workers.replicas().iter().map(|s| (&r.workers, s)))
+        {
+            let Ok(channel) = workers.channel(spec) else {
                 continue;
             };
             asks.spawn(async move {
@@ -626,7 +643,7 @@ impl Manager {
             counts.failed_requests += backend.counts.failed.load(Ordering::Relaxed);
         }
         for spec in running.workers.replicas() {
-            let Ok(channel) = crate::rpc::channel(&spec.address.to_string(), &self.token) else {
+            let Ok(channel) = running.workers.channel(spec) else {
                 continue;
             };
             let mut control = ControlClient::new(channel);

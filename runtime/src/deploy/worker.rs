@@ -28,7 +28,8 @@ use crate::discovery::{self, Peers, Source, Watch};
 use crate::kv::KeyValueStore;
 use crate::manifest::{Backend, ManifestFile};
 use crate::resolve::Provider;
-use crate::rpc::auth::{Check, Token};
+use crate::rpc::Dialer;
+use crate::rpc::connect::{Allow, ServerSecurity};
 use crate::rpc::client::Replicas;
 use crate::rpc::health::{Health, HealthProbe};
 use crate::rpc::server::InvokeService;
@@ -112,9 +113,10 @@ pub struct ConfigLaunch {
 pub struct Worker {
     /// How this worker is named in logs, such as `back/0`.
     name: String,
-    /// The deployment's token: carried by every call it makes, and required
-    /// of every call it serves.
-    token: Token,
+    /// Makes the channels of every call it makes.
+    dialer: Dialer,
+    /// What every call it serves must prove.
+    security: ServerSecurity,
     invoke: InvokeService,
     health: Health,
     phase: Mutex<Phase>,
@@ -128,12 +130,13 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// A worker of the deployment whose token is `token`, with no
-    /// assignment yet.
-    pub async fn new(name: &str, token: Token) -> Arc<Worker> {
+    /// A worker that dials with `dialer` and serves with `security`, with
+    /// no assignment yet.
+    pub async fn new(name: &str, dialer: Dialer, security: ServerSecurity) -> Arc<Worker> {
         Arc::new(Worker {
             name: name.to_string(),
-            token,
+            dialer,
+            security,
             invoke: InvokeService::default(),
             health: Health::new().await,
             phase: Mutex::new(Phase::Starting),
@@ -164,16 +167,18 @@ impl Worker {
         socket: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send,
     ) -> anyhow::Result<()> {
-        let check = Check(self.token.clone());
         let invoke = InvokeServer::new(self.invoke.clone())
             .max_decoding_message_size(crate::rpc::MAX_MESSAGE)
             .max_encoding_message_size(crate::rpc::MAX_MESSAGE);
-        let invoke = tonic::service::interceptor::InterceptedService::new(invoke, check.clone());
+        let invoke = tonic::service::interceptor::InterceptedService::new(
+            invoke,
+            self.security.check(Allow::Workers),
+        );
         let control = ControlServer::with_interceptor(
             ControlService {
                 worker: self.clone(),
             },
-            check,
+            self.security.check(Allow::Manager),
         );
         let worker = self.clone();
         let stop = async move {
@@ -185,7 +190,8 @@ impl Worker {
         };
         // The health service answers without the token: Kubernetes'
         // probes cannot carry it, and it tells nothing else.
-        tonic::transport::Server::builder()
+        self.security
+            .builder()?
             .add_service(invoke)
             .add_service(control)
             .add_service(self.health.service())
@@ -272,12 +278,12 @@ impl Worker {
             let peers = Peers::fixed(route.addresses.clone());
             remote.insert(
                 route.component.clone(),
-                Arc::new(Replicas::new(peers, &self.token)),
+                Arc::new(Replicas::new(peers, &self.dialer, &version)),
             );
         }
         let embedded: Option<Arc<dyn KeyValueStore>> = match a.store.as_str() {
             "" => None,
-            address => Some(Arc::new(RemoteStore::new(address, &version, &self.token)?)),
+            address => Some(Arc::new(RemoteStore::new(address, &version, &self.dialer)?)),
         };
         let mut listeners = BTreeMap::new();
         for l in &a.listeners {
@@ -343,7 +349,7 @@ impl Worker {
             }
         }
         let called = called_groups(&prepared, &plan, name);
-        let probe: Arc<HealthProbe> = Arc::default();
+        let probe = Arc::new(HealthProbe::new(self.dialer.clone(), version.clone()));
         let mut remote = BTreeMap::new();
         let mut watches = Vec::new();
         for callee in called {
@@ -362,7 +368,7 @@ impl Worker {
             let (peers, watch) =
                 discovery::watch(&callee, source, probe.clone(), discovery::REFRESH);
             watches.push(watch);
-            let replicas = Arc::new(Replicas::new(peers, &self.token));
+            let replicas = Arc::new(Replicas::new(peers, &self.dialer, &version));
             for component in &plan.groups[&callee].components {
                 remote.insert(component.clone(), replicas.clone());
             }

@@ -15,6 +15,7 @@
 
 use super::state::{StateBook, WorkerState};
 use crate::rpc::auth::Token;
+use crate::rpc::{Dialer, Peer};
 use crate::version::Version;
 use anyhow::{Context as _, bail};
 use std::collections::BTreeMap;
@@ -146,6 +147,8 @@ pub struct Deployment {
     pub serves_store: bool,
     /// The deployment's token, which every call between its processes carries.
     pub token: Token,
+    /// Makes the manager's channels to the workers.
+    pub dialer: Dialer,
 }
 
 /// The running workers of one version.
@@ -253,9 +256,7 @@ impl WorkerSet {
         let mut draining = JoinSet::new();
         for (index, spec) in self.replicas.iter().enumerate() {
             self.set_rotation(index, false);
-            if let Ok(channel) =
-                crate::rpc::channel(&spec.address.to_string(), &self.deployment.token)
-            {
+            if let Ok(channel) = self.channel(spec) {
                 draining.spawn(async move {
                     let mut control = ControlClient::new(channel);
                     let drain = crate::listener::DRAIN_TIMEOUT + Duration::from_secs(5);
@@ -272,6 +273,14 @@ impl WorkerSet {
         let version = self.deployment.version.as_str();
         self.book
             .update(|state| state.workers.retain(|w| w.version != version));
+    }
+
+    /// A channel to the worker of `spec`.
+    pub fn channel(&self, spec: &ReplicaSpec) -> anyhow::Result<crate::rpc::Channel> {
+        self.deployment.dialer.channel(
+            &spec.address.to_string(),
+            Peer::Worker(&self.deployment.version),
+        )
     }
 
     fn update_worker(&self, index: usize, change: impl FnOnce(&mut WorkerState)) {
@@ -317,10 +326,7 @@ impl WorkerSet {
             .await
             .with_context(|| format!("cannot give worker {name} its token"))?;
         let stdin = Some(stdin);
-        let mut control = ControlClient::new(crate::rpc::channel(
-            &spec.address.to_string(),
-            &self.deployment.token,
-        )?);
+        let mut control = ControlClient::new(self.channel(spec)?);
         let deadline = Instant::now() + WORKER_START;
         loop {
             if let Some(status) = child.try_wait()? {
@@ -470,8 +476,7 @@ impl WorkerSet {
     /// [`HEALTH_MISSES`] checks in a row: it is alive but hung, and only a
     /// restart helps.
     async fn unresponsive(&self, index: usize) {
-        let address = self.replicas[index].address.to_string();
-        let Ok(channel) = crate::rpc::channel(&address, &self.deployment.token) else {
+        let Ok(channel) = self.channel(&self.replicas[index]) else {
             return std::future::pending().await;
         };
         let mut control = ControlClient::new(channel);
@@ -497,8 +502,7 @@ impl WorkerSet {
     async fn stop_worker(&self, index: usize, mut worker: WorkerProcess) {
         let spec = &self.replicas[index];
         // [`WorkerSet::stop`] has drained every worker of the set already.
-        if let Ok(channel) = crate::rpc::channel(&spec.address.to_string(), &self.deployment.token)
-        {
+        if let Ok(channel) = self.channel(spec) {
             let mut control = ControlClient::new(channel);
             let _ = tokio::time::timeout(EXIT_TIMEOUT, control.shutdown(ShutdownRequest {})).await;
         }

@@ -11,8 +11,7 @@
 //! refuses (their workers are restarting), it waits for one, up to
 //! [`RESTART_WAIT`] and within the caller's deadline.
 
-use super::AuthChannel;
-use super::auth::Token;
+use super::{Channel, Dialer, Peer};
 use crate::codec::typed::WireList;
 use crate::codec::{self, FuncTypes};
 use crate::discovery::Peers;
@@ -34,22 +33,25 @@ pub const RESTART_WAIT: Duration = Duration::from_secs(3);
 /// kept while the address stays.
 pub struct Replicas {
     peers: Peers,
-    token: Token,
+    dialer: Dialer,
+    /// The version the replicas must prove they run.
+    version: Version,
     /// The addresses the channels were made for, and the channels.
     channels: Mutex<Channels>,
     next: AtomicUsize,
 }
 
 /// A set of replica addresses, and a channel to each of them.
-type Channels = (Arc<[String]>, Arc<[(String, AuthChannel)]>);
+type Channels = (Arc<[String]>, Arc<[(String, Channel)]>);
 
 impl Replicas {
-    /// Channels to whichever replicas `peers` names, carrying `token`;
-    /// nothing connects until the first call.
-    pub fn new(peers: Peers, token: &Token) -> Replicas {
+    /// Channels to whichever replicas of `version` `peers` names, made by
+    /// `dialer`; nothing connects until the first call.
+    pub fn new(peers: Peers, dialer: &Dialer, version: &Version) -> Replicas {
         Replicas {
             peers,
-            token: token.clone(),
+            dialer: dialer.clone(),
+            version: version.clone(),
             channels: Mutex::new((Arc::from(Vec::new()), Arc::from(Vec::new()))),
             next: AtomicUsize::new(0),
         }
@@ -57,18 +59,18 @@ impl Replicas {
 
     /// The replicas in the order this call should try them: the current
     /// channels, and where in them to start.
-    fn in_turn(&self) -> (Arc<[(String, AuthChannel)]>, usize) {
+    fn in_turn(&self) -> (Arc<[(String, Channel)]>, usize) {
         let current = self.peers.current();
         let channels = {
             let mut cached = self.channels.lock().expect("replica channels");
             if !Arc::ptr_eq(&cached.0, &current) {
-                let kept: Vec<(String, AuthChannel)> = current
+                let kept: Vec<(String, Channel)> = current
                     .iter()
                     .filter_map(|address| {
                         let known = cached.1.iter().find(|(a, _)| a == address);
                         match known {
                             Some(c) => Some(c.clone()),
-                            None => match super::channel(address, &self.token) {
+                            None => match self.dialer.channel(address, Peer::Worker(&self.version)) {
                                 Ok(channel) => Some((address.clone(), channel)),
                                 Err(e) => {
                                     tracing::warn!("replica {address} is skipped: {e}");

@@ -8,12 +8,13 @@
 //!   worker serves its group, `NOT_SERVING` before and from its drain on.
 //! - [`LIVENESS`] is `SERVING` for as long as the process answers at all.
 
+use super::{Channel, Dialer, Peer};
 use crate::discovery::Probe;
+use crate::version::Version;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Mutex;
-use tonic::transport::Channel;
 use tonic_health::ServingStatus;
 use tonic_health::pb::health_check_response::ServingStatus as Answer;
 use tonic_health::pb::health_client::HealthClient;
@@ -60,22 +61,32 @@ impl Health {
 
 /// Asks peers' `grpc.health.v1` whether they serve, over one kept channel
 /// per peer.
-#[derive(Default)]
 pub struct HealthProbe {
+    dialer: Dialer,
+    /// The peers' version, which they must prove.
+    version: Version,
     channels: Mutex<HashMap<String, Channel>>,
 }
 
 impl HealthProbe {
+    /// A probe of workers of `version`, dialed by `dialer`.
+    pub fn new(dialer: Dialer, version: Version) -> HealthProbe {
+        HealthProbe {
+            dialer,
+            version,
+            channels: Mutex::default(),
+        }
+    }
+
     fn channel(&self, address: &str) -> Option<Channel> {
         let mut channels = self.channels.lock().expect("probe channels");
         if let Some(channel) = channels.get(address) {
             return Some(channel.clone());
         }
-        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{address}")).ok()?;
-        let channel = endpoint
-            .connect_timeout(super::CONNECT_TIMEOUT)
-            .tcp_nodelay(true)
-            .connect_lazy();
+        let channel = self
+            .dialer
+            .channel(address, Peer::Worker(&self.version))
+            .ok()?;
         channels.insert(address.to_string(), channel.clone());
         Some(channel)
     }

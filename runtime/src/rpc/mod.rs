@@ -9,43 +9,24 @@
 //!   [`KeyValueStore`](crate::kv::KeyValueStore) backend that uses it.
 //! - [`health`]: `grpc.health.v1`, which workers serve and peers and
 //!   Kubernetes ask.
+//! - [`connect`]: the one [`Dialer`] that makes every client channel, and
+//!   the [`ServerSecurity`](connect::ServerSecurity) every server starts from.
 //! - [`auth`]: the deployment's token, which every call carries and every
 //!   server checks.
 
 pub mod auth;
 pub mod client;
+pub mod connect;
 pub mod health;
 pub mod server;
 pub mod store;
 
-use auth::{Attach, Token};
-use std::time::Duration;
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
+pub use connect::{Channel, Dialer, Peer};
 
 /// The largest message either side sends or accepts. Values as large as a
 /// component's memory could be, but a call that moves more than this should
 /// colocate its components instead.
 pub const MAX_MESSAGE: usize = 256 << 20;
-
-/// How long a connection attempt to a peer may take.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// A channel whose every call carries the deployment's token.
-pub type AuthChannel = InterceptedService<Channel, Attach>;
-
-/// A lazily connected channel to `address` (`HOST:PORT`), which reconnects
-/// by itself after its peer restarts, and sends `token` with every call.
-pub fn channel(address: &str, token: &Token) -> anyhow::Result<AuthChannel> {
-    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
-        .map_err(|e| anyhow::anyhow!("'{address}' is not a HOST:PORT address: {e}"))?
-        .connect_timeout(CONNECT_TIMEOUT)
-        .tcp_nodelay(true);
-    Ok(InterceptedService::new(
-        endpoint.connect_lazy(),
-        Attach(token.clone()),
-    ))
-}
 
 /// Whether a failed call surely never reached a callee, so that it may be
 /// tried elsewhere: the connection was refused, or the worker said it was

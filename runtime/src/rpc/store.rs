@@ -6,8 +6,7 @@
 //! through [`RemoteStore`]. Bucket grants are checked by the worker's host
 //! bindings before a call is sent, as they are in one process.
 
-use super::AuthChannel;
-use super::auth::Token;
+use super::{Channel, Dialer, Peer};
 use crate::kv::{KeyPage, KeyValueStore, KvError};
 use crate::version::Version;
 use async_trait::async_trait;
@@ -127,15 +126,15 @@ impl Store for StoreService {
 
 /// A worker's side: the manager's store, as a [`KeyValueStore`].
 pub struct RemoteStore {
-    client: StoreClient<AuthChannel>,
+    client: StoreClient<Channel>,
     version: MetadataValue<tonic::metadata::Ascii>,
 }
 
 impl RemoteStore {
     /// The store served at `address` to workers of `version`, reached
-    /// with the deployment's `token`.
-    pub fn new(address: &str, version: &Version, token: &Token) -> anyhow::Result<RemoteStore> {
-        let client = StoreClient::new(super::channel(address, token)?)
+    /// through `dialer`.
+    pub fn new(address: &str, version: &Version, dialer: &Dialer) -> anyhow::Result<RemoteStore> {
+        let client = StoreClient::new(dialer.channel(address, Peer::Manager)?)
             .max_decoding_message_size(super::MAX_MESSAGE)
             .max_encoding_message_size(super::MAX_MESSAGE);
         Ok(RemoteStore {
