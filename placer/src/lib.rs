@@ -29,6 +29,10 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 
+/// The most replicas a group may have: far more than one machine runs,
+/// and well within what Kubernetes' `replicas` (an `int32`) holds.
+pub const MAX_REPLICAS: u32 = 10_000;
+
 /// The name of the only group of a monolith.
 pub const MONOLITH_GROUP: &str = "main";
 
@@ -118,6 +122,9 @@ pub enum PlanError {
     /// A group has no replicas.
     #[error("group '{0}' has replicas = 0; it needs at least 1")]
     NoReplicas(String),
+    /// A group has more replicas than weft runs.
+    #[error("group '{0}' has replicas = {1}; at most {MAX_REPLICAS} replicas of a group are run")]
+    TooManyReplicas(String, u32),
     /// A resource is not a quantity.
     #[error(
         "group '{group}': resources.{resource} = \"{value}\" is not a quantity; write it as \
@@ -260,6 +267,9 @@ impl Plan {
             if g.replicas == 0 {
                 return Err(PlanError::NoReplicas(group.clone()));
             }
+            if g.replicas > MAX_REPLICAS {
+                return Err(PlanError::TooManyReplicas(group.clone(), g.replicas));
+            }
             let quantities = [
                 ("cpu", &g.resources.cpu, &["m"][..], "\"500m\" or \"2\""),
                 (
@@ -341,6 +351,13 @@ mod tests {
             Plan::from_str("[groups.a]\ncomponents = []\ncolour = 1\n", "p.toml", app).unwrap_err();
         assert!(err.to_string().starts_with("p.toml: "), "{err}");
         assert!(err.message.contains("unknown field `colour`"), "{err}");
+        let huge = "[groups.front]\ncomponents = [\"frontend\"]\nreplicas = 4294967295\n";
+        let err = Plan::from_str(huge, "plan.toml", ["frontend"]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "plan.toml: group 'front' has replicas = 4294967295; at most 10000 replicas of a \
+             group are run"
+        );
     }
 
     #[test]

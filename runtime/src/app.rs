@@ -176,7 +176,12 @@ impl App {
     /// process, with key-value data in an embedded store (and on the
     /// servers that `[keyvalue]` names).
     pub async fn load(manifest: ManifestFile, options: &LoadOptions) -> anyhow::Result<App> {
-        let prepared = Prepared::load(manifest, &options.cache)?;
+        // Off the async threads: reading and compiling take long, and a
+        // signal must still be able to stop weft meanwhile.
+        let cache = options.cache.clone();
+        let prepared = tokio::task::spawn_blocking(move || Prepared::load(manifest, &cache))
+            .await
+            .context("loading the app panicked")??;
         let data_file = prepared.uses_embedded_keyvalue().then(|| {
             let dir = options
                 .data_dir
@@ -393,14 +398,7 @@ fn compile_all(
     let mut compiled = BTreeMap::new();
     for (name, spec) in &manifest.manifest.components {
         let path = manifest.wasm_path(spec);
-        let bytes = std::fs::read(&path).with_context(|| {
-            format!(
-                "{}: component '{name}': cannot read {}; build it first (weft run --build) or fix \
-                 components.{name}.wasm",
-                manifest.path.display(),
-                path.display()
-            )
-        })?;
+        let bytes = manifest.read_wasm(name, spec)?;
         let (component, outcome) = cache
             .component(engine, &bytes, &path)
             .with_context(|| format!("{}: component '{name}'", manifest.path.display()))?;

@@ -4,6 +4,13 @@
 //! so a changed binary or a different wasmtime (or engine setting) misses the
 //! cache instead of loading stale code. A second `weft run` of the same app
 //! deserialises instead of running Cranelift again.
+//!
+//! Deserialising runs the file's machine code, so the cache trusts nothing
+//! it did not write itself: the folder is private to its owner (0700), and
+//! each entry has a `.digest` beside it, the SHA-256 of its name and its
+//! bytes, recorded when weft wrote it. An entry whose bytes do not match
+//! (edited, truncated, or another component's copied over it) is a miss: it
+//! is compiled again, overwritten, and a warning says so.
 
 use sha2::{Digest, Sha256};
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -54,12 +61,18 @@ impl CompileCache {
         wasm: &[u8],
         origin: &Path,
     ) -> anyhow::Result<(Component, CacheOutcome)> {
-        let path = self.dir.join(format!("{}.cwasm", key(engine, wasm)));
-        if path.exists() {
-            // SAFETY: the file was written by `Component::serialize` of an
-            // engine with the same compatibility hash (it is in the name), in
-            // a cache folder that only weft writes to.
-            match unsafe { Component::deserialize_file(engine, &path) } {
+        let key = key(engine, wasm);
+        let path = self.dir.join(format!("{key}.cwasm"));
+        // A folder left open by an older weft is closed before it is read.
+        if let Err(e) = private_dir(&self.dir) {
+            tracing::warn!(dir = %self.dir.display(), "cannot make the compile cache private: {e}");
+        }
+        if let Some(bytes) = self.verified(&key, &path) {
+            // SAFETY: the bytes are those that `Component::serialize` of an
+            // engine with the same compatibility hash (it is in the name)
+            // wrote, as the digest recorded beside them proves, in a folder
+            // that only its owner can write to.
+            match unsafe { Component::deserialize(engine, &bytes) } {
                 Ok(component) => return Ok((component, CacheOutcome::Hit)),
                 Err(e) => tracing::warn!(
                     file = %path.display(),
@@ -79,23 +92,64 @@ impl CompileCache {
             };
             e.context(format!("{} {why}", origin.display()))
         })?;
-        if let Err(e) = self.store(&path, &component) {
+        if let Err(e) = self.store(&key, &path, &component) {
             tracing::warn!(dir = %self.dir.display(), "cannot write the compile cache: {e:#}");
         }
         Ok((component, CacheOutcome::Compiled))
     }
 
-    fn store(&self, path: &Path, component: &Component) -> anyhow::Result<()> {
-        std::fs::create_dir_all(&self.dir)?;
+    /// The bytes of the entry at `path`, if they are what weft wrote there.
+    fn verified(&self, key: &str, path: &Path) -> Option<Vec<u8>> {
+        let bytes = std::fs::read(path).ok()?;
+        let recorded = std::fs::read_to_string(path.with_extension("digest")).unwrap_or_default();
+        if recorded.trim() == digest(key, &bytes) {
+            return Some(bytes);
+        }
+        tracing::warn!(
+            file = %path.display(),
+            "a compile-cache entry does not match the digest weft recorded when it wrote it \
+             (changed or copied since); compiling the component again"
+        );
+        None
+    }
+
+    fn store(&self, key: &str, path: &Path, component: &Component) -> anyhow::Result<()> {
+        private_dir(&self.dir)?;
         let bytes = component.serialize()?;
-        // Write then rename, so that a concurrent reader never sees half a file.
+        // Write then rename, so that a concurrent reader never sees half a
+        // file; the digest goes first, so the entry is never trusted before
+        // its digest is there to check it.
         static WRITES: AtomicU64 = AtomicU64::new(0);
         let n = WRITES.fetch_add(1, Ordering::Relaxed);
-        let tmp = path.with_extension(format!("tmp{}.{n}", std::process::id()));
-        std::fs::write(&tmp, bytes)?;
-        std::fs::rename(&tmp, path)?;
+        let tmp = |ext: &str| path.with_extension(format!("{ext}.tmp{}.{n}", std::process::id()));
+        let (tmp_digest, tmp_entry) = (tmp("digest"), tmp("cwasm"));
+        std::fs::write(&tmp_digest, digest(key, &bytes))?;
+        std::fs::rename(&tmp_digest, path.with_extension("digest"))?;
+        std::fs::write(&tmp_entry, bytes)?;
+        std::fs::rename(&tmp_entry, path)?;
         Ok(())
     }
+}
+
+/// Creates the cache folder readable and writable by its owner only, and
+/// makes an existing one so.
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+}
+
+/// What an entry's `.digest` file holds: the SHA-256 of its key and bytes,
+/// so an entry copied under another key does not match.
+fn digest(key: &str, bytes: &[u8]) -> String {
+    let mut hash = Sha256::new();
+    hash.update(key.as_bytes());
+    hash.update([0]);
+    hash.update(bytes);
+    crate::version::hex(&hash.finalize())
 }
 
 fn key(engine: &Engine, wasm: &[u8]) -> String {
@@ -106,4 +160,53 @@ fn key(engine: &Engine, wasm: &[u8]) -> String {
     let mut hasher = DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut hasher);
     format!("{content}-{:016x}", hasher.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn component(name: &str) -> Vec<u8> {
+        wat::parse_str(format!(
+            "(component (core module (func (export \"{name}\"))) (core instance (instantiate 0)))"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn only_entries_weft_wrote_are_loaded() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let engine = crate::engine::new_engine().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let cache = CompileCache::new(dir.path().join("cache"));
+        let (a, b) = (component("a"), component("b"));
+        let load = |wasm: &[u8]| cache.component(&engine, wasm, Path::new("x.wasm")).unwrap().1;
+        assert_eq!(load(&a), CacheOutcome::Compiled);
+        assert_eq!(load(&a), CacheOutcome::Hit);
+        assert_eq!(load(&b), CacheOutcome::Compiled);
+        let mode = std::fs::metadata(dir.path().join("cache")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "the folder is private");
+
+        let entry = |wasm: &[u8]| cache.dir.join(format!("{}.cwasm", key(&engine, wasm)));
+        // Code changed in place: a miss, compiled and written again.
+        let mut bytes = std::fs::read(entry(&a)).unwrap();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0xff;
+        std::fs::write(entry(&a), &bytes).unwrap();
+        assert_eq!(load(&a), CacheOutcome::Compiled);
+        assert_eq!(load(&a), CacheOutcome::Hit);
+        // Another component's entry, with its digest, copied over: a miss.
+        std::fs::copy(entry(&b), entry(&a)).unwrap();
+        std::fs::copy(
+            entry(&b).with_extension("digest"),
+            entry(&a).with_extension("digest"),
+        )
+        .unwrap();
+        assert_eq!(load(&a), CacheOutcome::Compiled);
+        // A folder that others could write to is made private again.
+        std::fs::set_permissions(&cache.dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert_eq!(load(&b), CacheOutcome::Hit);
+        let mode = std::fs::metadata(&cache.dir).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+    }
 }

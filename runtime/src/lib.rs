@@ -6,7 +6,9 @@
 //!
 //! The call path, in the order a `weft run` walks it:
 //!
-//! - [`manifest`]: `weft.toml`, parsed and checked (pure).
+//! - [`manifest`]: `weft.toml`, parsed and checked (pure); [`file_input`]
+//!   reads it and the binaries it names only when they are regular files
+//!   within a size limit.
 //! - [`cache`]: compiled components on disk, keyed by content and engine.
 //! - [`world`]: what each component imports and exports, as plain data.
 //! - [`capability`] and [`resolve`]: who serves each import, and every
@@ -74,6 +76,7 @@ pub mod commands;
 pub mod deploy;
 pub mod discovery;
 pub mod engine;
+pub mod file_input;
 pub mod heap;
 pub mod host;
 pub mod kube;

@@ -44,6 +44,13 @@ use std::time::Duration;
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// How much linear memory one instance may grow to when the manifest says nothing.
 pub const DEFAULT_MEMORY_LIMIT: u64 = 256 << 20;
+/// The largest component binary weft reads, unless `wasm-size-limit` says
+/// otherwise.
+pub const DEFAULT_WASM_SIZE_LIMIT: u64 = 256 << 20;
+/// The largest `wasm-size-limit`.
+const MAX_WASM_SIZE_LIMIT: u64 = 4 << 30;
+/// The largest manifest weft reads.
+pub const MANIFEST_SIZE_LIMIT: u64 = 4 << 20;
 /// The longest `call-timeout` accepted.
 pub const MAX_CALL_TIMEOUT: Duration = Duration::from_secs(3600);
 /// The largest `memory-limit` accepted: a 32-bit linear memory's 4GiB.
@@ -166,6 +173,9 @@ pub struct ComponentSpec {
     /// How far one instance's linear memory may grow, such as `"64MiB"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_limit: Option<ByteSize>,
+    /// The largest binary `wasm` may be, such as `"512MiB"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wasm_size_limit: Option<ByteSize>,
 }
 
 impl ComponentSpec {
@@ -177,6 +187,11 @@ impl ComponentSpec {
     /// The memory limit in force for this component, in bytes.
     pub fn memory_limit(&self) -> u64 {
         self.memory_limit.map_or(DEFAULT_MEMORY_LIMIT, |m| m.0)
+    }
+
+    /// The size limit in force for this component's binary, in bytes.
+    pub fn wasm_size_limit(&self) -> u64 {
+        self.wasm_size_limit.map_or(DEFAULT_WASM_SIZE_LIMIT, |m| m.0)
     }
 }
 
@@ -240,6 +255,30 @@ impl ManifestFile {
     pub fn wasm_path(&self, spec: &ComponentSpec) -> PathBuf {
         self.dir.join(&spec.wasm)
     }
+
+    /// The binary of component `name`: a regular file within its size limit.
+    pub fn read_wasm(&self, name: &str, spec: &ComponentSpec) -> anyhow::Result<Vec<u8>> {
+        let path = self.wasm_path(spec);
+        crate::file_input::read_bounded(&path, spec.wasm_size_limit()).map_err(|e| {
+            let fix = match e {
+                crate::file_input::InputError::Io(_) => {
+                    format!("build it first (weft run --build) or fix components.{name}.wasm")
+                }
+                crate::file_input::InputError::NotRegular(_) => {
+                    format!("point components.{name}.wasm at a component's .wasm file")
+                }
+                crate::file_input::InputError::TooLarge { .. } => format!(
+                    "if the binary is right, raise components.{name}.wasm-size-limit, such as \
+                     \"512MiB\""
+                ),
+            };
+            anyhow::anyhow!(
+                "{}: component '{name}': cannot read {}: {e}; {fix}",
+                self.path.display(),
+                path.display()
+            )
+        })
+    }
 }
 
 /// Why a manifest could not be read.
@@ -276,9 +315,23 @@ pub enum ManifestError {
 impl Manifest {
     /// Reads and parses a manifest file.
     pub fn from_file(path: &Path) -> Result<Manifest, ManifestError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Io {
+        let bytes =
+            crate::file_input::read_bounded(path, MANIFEST_SIZE_LIMIT).map_err(|e| {
+                let source = match e {
+                    crate::file_input::InputError::Io(e) => e,
+                    other => std::io::Error::new(std::io::ErrorKind::InvalidInput, other),
+                };
+                ManifestError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                }
+            })?;
+        let text = String::from_utf8(bytes).map_err(|_| ManifestError::Io {
             path: path.to_path_buf(),
-            source,
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "it is not UTF-8 text",
+            ),
         })?;
         Manifest::from_str(&text, path)
     }
@@ -361,6 +414,15 @@ impl Manifest {
                     "must be at least \"1MiB\" and at most \"4GiB\"".into(),
                 ));
             }
+            if spec
+                .wasm_size_limit
+                .is_some_and(|m| m.0 < (1 << 10) || m.0 > MAX_WASM_SIZE_LIMIT)
+            {
+                return Err(invalid(
+                    format!("components.{name}.wasm-size-limit"),
+                    "must be at least \"1KiB\" and at most \"4GiB\"".into(),
+                ));
+            }
             for (field, names) in [
                 ("keyvalue", &spec.grants.keyvalue),
                 ("env", &spec.grants.env),
@@ -369,6 +431,12 @@ impl Manifest {
                     return Err(invalid(
                         format!("components.{name}.grants.{field}[{i}]"),
                         "must not be empty".into(),
+                    ));
+                }
+                if let Some(i) = names.iter().position(|n| n.chars().any(char::is_control)) {
+                    return Err(invalid(
+                        format!("components.{name}.grants.{field}[{i}]"),
+                        "must not hold control characters (such as a newline)".into(),
                     ));
                 }
             }
@@ -435,6 +503,12 @@ impl Manifest {
         }
         for (bucket, spec) in &self.keyvalue {
             let field = format!("keyvalue.{bucket}");
+            if bucket.trim().is_empty() || bucket.chars().any(char::is_control) {
+                return Err(invalid(
+                    format!("keyvalue.{bucket:?}"),
+                    "a bucket's name must not be empty or hold control characters".into(),
+                ));
+            }
             match (spec.backend, &spec.url) {
                 (Backend::Redis, None) => {
                     return Err(invalid(

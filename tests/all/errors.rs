@@ -125,6 +125,39 @@ fn a_missing_binary_says_how_to_build_it() {
 }
 
 #[test]
+fn a_binary_that_is_not_a_regular_file_is_refused_before_it_is_read() {
+    // /dev/zero was read until memory ran out, and a FIFO hung the load.
+    let err = refused(&format!("{APP}[components.zero]\nwasm = \"/dev/zero\"\n"));
+    assert!(
+        err.contains("component 'zero': cannot read /dev/zero: it is not a regular file (it is a character device); point components.zero.wasm at a component's .wasm file"),
+        "{err}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo.wasm");
+    let status = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo (coreutils) runs");
+    assert!(status.success());
+    let err = refused(&format!(
+        "{APP}[components.pipe]\nwasm = \"{}\"\n",
+        fifo.display()
+    ));
+    assert!(err.contains("it is not a regular file (it is a FIFO)"), "{err}");
+}
+
+#[test]
+fn a_binary_over_its_size_limit_is_refused() {
+    let err = refused(&format!(
+        "{APP}{GREETER}wasm-size-limit = \"1KiB\"\n"
+    ));
+    assert!(
+        err.contains("it is larger than 1024 bytes; if the binary is right, raise components.greeter.wasm-size-limit"),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_failing_build_command_is_named() {
     let manifest = format!("{APP}{GREETER}build = \"exit 3\"\n");
     let dir = app_dir(&manifest);

@@ -65,7 +65,11 @@ impl RunCommand {
             "weft: loading app '{name}' from {}",
             manifest.path.display()
         );
-        let app = App::load(manifest, &options).await?;
+        tokio::pin!(shutdown);
+        let app = tokio::select! {
+            app = App::load(manifest, &options) => app?,
+            () = &mut shutdown => anyhow::bail!("stopped while loading the app"),
+        };
         crate::telemetry::logs::set_process(&app.group, app.version.as_str());
         let otlp_metrics = crate::telemetry::otlp_metrics::spawn(&app.metrics);
         for (component, outcome) in &app.compiled {

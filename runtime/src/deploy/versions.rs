@@ -71,15 +71,7 @@ impl VersionStore {
         let mut stored = manifest.manifest.clone();
         let mut digests = Vec::new();
         for (name, spec) in &mut stored.components {
-            let path = manifest.wasm_path(spec);
-            let bytes = std::fs::read(&path).with_context(|| {
-                format!(
-                    "{}: component '{name}': cannot read {}; build it first (--build) or fix \
-                     components.{name}.wasm",
-                    manifest.path.display(),
-                    path.display()
-                )
-            })?;
+            let bytes = manifest.read_wasm(name, spec)?;
             let digest = Sha256::digest(&bytes).to_vec();
             let blob = blob_name(&hex(&digest));
             write_once(&blobs.join(&blob), &bytes)?;

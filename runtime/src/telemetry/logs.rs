@@ -46,6 +46,31 @@ pub fn set_process(group: &str, version: &str) {
     let _ = PROCESS.set((group.to_string(), version.to_string()));
 }
 
+/// Text from the network or a guest, fit for a log line: every control
+/// character (a newline, a carriage return, an escape) is written as
+/// `\u{..}`, and a backslash as `\\`, so no value can forge a line or
+/// move the terminal's cursor.
+pub fn escaped(text: &str) -> Escaped<'_> {
+    Escaped(text)
+}
+
+/// [`escaped`] text, written as it is displayed.
+#[derive(Debug, Clone, Copy)]
+pub struct Escaped<'a>(&'a str);
+
+impl std::fmt::Display for Escaped<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for c in self.0.chars() {
+            match c {
+                '\\' => f.write_str("\\\\")?,
+                c if c.is_control() => write!(f, "\\u{{{:x}}}", c as u32)?,
+                c => f.write_char(c)?,
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Who wrote a guest's line.
 pub struct GuestLabels<'a> {
     /// The component.
@@ -163,6 +188,18 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn escaped_text_cannot_forge_a_line() {
+        let forged = "nobody\n2026-12-04T00:00:00Z INFO admin logged in\x1b[2K\\";
+        let written = escaped(forged).to_string();
+        assert!(!written.chars().any(char::is_control), "{written}");
+        assert_eq!(
+            written,
+            "nobody\\u{a}2026-12-04T00:00:00Z INFO admin logged in\\u{1b}[2K\\\\"
+        );
+        assert_eq!(escaped("greeter").to_string(), "greeter");
+    }
 
     #[test]
     fn timestamps_are_rfc3339() {
