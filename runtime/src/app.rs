@@ -27,6 +27,7 @@ use crate::rpc::server::Exports;
 use crate::telemetry::metrics::{ListenerKey, Metrics};
 use crate::version::Version;
 use crate::world::World;
+use crate::rpc::authorize::Edges;
 use anyhow::{Context as _, bail};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
@@ -124,7 +125,7 @@ impl Prepared {
 
     /// The table of functions that `app`'s components serve to other
     /// processes of deployment `version`.
-    pub fn exports(&self, app: &App, version: Version) -> Exports {
+    pub fn exports(&self, app: &App, version: Version, edges: Edges) -> Exports {
         let components: Vec<_> = app
             .pools
             .iter()
@@ -134,7 +135,12 @@ impl Prepared {
             })
             .collect();
         let app_name = &self.manifest.manifest.app.name;
-        Exports::of(&self.engine, (app_name, &app.group, version), &components)
+        Exports::of(
+            &self.engine,
+            (app_name, &app.group, version),
+            &components,
+            edges,
+        )
     }
 }
 

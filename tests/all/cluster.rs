@@ -1,11 +1,13 @@
 //! weft on a simulated three-node Kubernetes (`weft_tests::Cluster`):
 //! the apps run from nothing but what `weft kube` writes — the YAML, the
-//! token Secret and the image built from its Containerfile — with every
+//! groups' TLS Secrets and the image built from its Containerfile — with every
 //! pod in a network namespace of its own, on one of three nodes.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
-use weft_tests::{Cluster, RedisServer, app_dir, http_get, served_at, weft_once};
+use weft_tests::{
+    Cluster, PodInfo, RedisServer, app_dir, http_get, kube_cli_dialer, served_at, weft_once,
+};
 
 /// A copy of the hello sample whose greeter says `greeting`.
 fn hello(greeting: &str) -> tempfile::TempDir {
@@ -27,8 +29,8 @@ fn kube(args: &[&str]) -> String {
     stdout
 }
 
-/// Builds the image, applies the token Secret (once per cluster) and the
-/// version's objects, as the YAML's header tells a user to.
+/// Builds the image, applies the version's TLS Secrets and its objects, as
+/// the YAML's header tells a user to.
 /// `plan` is a built-in plan or a plan file; `None` is the manifest's own.
 fn deploy(cluster: &Cluster, dir: &std::path::Path, plan: Option<&str>, image: &str) -> String {
     let path = dir.to_str().unwrap();
@@ -40,16 +42,23 @@ fn deploy(cluster: &Cluster, dir: &std::path::Path, plan: Option<&str>, image: &
     let yaml = kube(&args);
     let containerfile = kube(&[&[path][..], &chosen, &["--containerfile"]].concat());
     cluster.build_image(image, &containerfile, dir);
-    if !cluster.has_secret(&format!("{}-weft-token", app_of(&yaml))) {
-        cluster.apply(&kube(&[path, "--secret"]));
-    }
+    cluster.apply(&kube(&[&[path][..], &chosen, &["--secret"]].concat()));
     cluster.apply(&yaml);
     yaml
 }
 
-/// The app a YAML stream names in its labels.
-fn app_of(yaml: &str) -> String {
-    label(yaml, "weft.dev/app")
+/// Copies folder `from` (files and folders) to `to`.
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
 }
 
 /// The version a YAML stream names in its labels.
@@ -74,13 +83,23 @@ fn get(address: std::net::SocketAddr, path: &str) -> (u16, String) {
     http_get(&format!("http://{address}{path}"))
 }
 
-/// The calls that greeter pod `ip` served from other pods.
-fn greeted(cluster: &Cluster, ip: std::net::Ipv4Addr) -> u64 {
-    served_at(&format!("{ip}:7070"), &cluster.token("hello-weft-token"))
+/// The calls that greeter pod `pod` of the app in `dir` served from other
+/// pods, asked with weft's own credentials for the cluster.
+fn greeted(dir: &std::path::Path, pod: &PodInfo) -> u64 {
+    served(dir, pod)
         .iter()
         .filter(|(k, _)| k.starts_with("greeter: "))
         .map(|(_, n)| n)
         .sum()
+}
+
+/// What pod `pod` of the app in `dir` says it served (`Control.Served`).
+fn served(dir: &std::path::Path, pod: &PodInfo) -> BTreeMap<String, u64> {
+    served_at(
+        &format!("{}:7070", pod.ip),
+        &kube_cli_dialer(dir),
+        &pod.version,
+    )
 }
 
 #[test]
@@ -92,10 +111,11 @@ fn hello_split_over_three_nodes_answers_from_outside() {
     let pods = cluster.wait_ready(&[("weft.dev/app", "hello")], 2);
     let node = |group: &str| {
         let group_pods = cluster.pods(&[("weft.dev/group", group), ("weft.dev/version", &v)]);
-        (group_pods[0].node, group_pods[0].ip)
+        group_pods[0].clone()
     };
-    let (frontend_node, _) = node("frontend");
-    let (greeter_node, greeter_ip) = node("greeter");
+    let frontend_node = node("frontend").node;
+    let greeter = node("greeter");
+    let greeter_node = greeter.node;
     assert_ne!(
         frontend_node, greeter_node,
         "the groups run on two nodes: {pods:?}"
@@ -116,7 +136,7 @@ fn hello_split_over_three_nodes_answers_from_outside() {
         (200, "en: HELLO, ADA!\nfr: BONJOUR, ADA!\n".into())
     );
     // Every greeting crossed from one node's pod to the other's.
-    assert_eq!(greeted(&cluster, greeter_ip), 6, "{}", cluster.logs());
+    assert_eq!(greeted(dir.path(), &greeter), 6, "{}", cluster.logs());
 
     // Deleting a pod: it drains and exits well within its grace period.
     let greeter = &cluster.pods(&[("weft.dev/group", "greeter")])[0];
@@ -181,10 +201,9 @@ fn kvcounter_replicas_on_two_nodes_lose_no_increments() {
         (200, "{\"counter\":\"hits\",\"value\":40}\n".into())
     );
     assert_eq!(redis.command("HGET counts hits"), "$2\r\n40\r\n");
-    let token = cluster.token("kvcounter-weft-token");
     let per_replica: Vec<u64> = counters
         .iter()
-        .map(|p| served_at(&format!("{}:7070", p.ip), &token).values().sum())
+        .map(|p| served(dir.path(), p).values().sum())
         .collect();
     assert_eq!(per_replica.iter().sum::<u64>(), 41, "{per_replica:?}");
     assert!(
@@ -228,12 +247,12 @@ fn killed_and_frozen_pods_are_dropped_by_their_peers() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let before = greeted(&cluster, survivor.ip);
+    let before = greeted(dir.path(), survivor);
     let web = cluster.service_address("hello-web");
     for _ in 0..10 {
         assert_eq!(get(web, "/?name=Ada"), (200, "en: Hello, Ada!\n".into()));
     }
-    assert_eq!(greeted(&cluster, survivor.ip) - before, 10);
+    assert_eq!(greeted(dir.path(), survivor) - before, 10);
 }
 
 #[test]
@@ -245,7 +264,13 @@ fn a_second_version_beside_the_first_never_gets_its_calls() {
     let web = cluster.service_address("hello-web");
     assert_eq!(get(web, "/?name=Ada"), (200, "en: Hello, Ada!\n".into()));
 
+    // The next version comes from the same app, whose CA `weft kube` keeps
+    // in its folder: here another folder, with the first's .weft/kube.
     let second = hello("Howdy");
+    copy_dir(
+        &first.path().join(".weft/kube"),
+        &second.path().join(".weft/kube"),
+    );
     let v2 = version_of(&deploy(&cluster, second.path(), Some("split"), "hello:2"));
     assert_ne!(v1, v2);
     cluster.wait_ready(&[("weft.dev/version", &v2)], 2);
@@ -264,11 +289,35 @@ fn a_second_version_beside_the_first_never_gets_its_calls() {
         );
     }
     let calls: BTreeMap<&str, u64> = [
-        ("v1", greeted(&cluster, pod(&v1, "greeter").ip)),
-        ("v2", greeted(&cluster, pod(&v2, "greeter").ip)),
+        ("v1", greeted(first.path(), &pod(&v1, "greeter"))),
+        ("v2", greeted(second.path(), &pod(&v2, "greeter"))),
     ]
     .into();
     assert_eq!(calls, [("v1", 6), ("v2", 1)].into(), "{}", cluster.logs());
+
+    // Each version's pods hold certificates of their own version: a v1
+    // frontend's key cannot make a v2 greeter serve it, though both come
+    // from the app's one CA.
+    let v1_frontend = cluster.secret_files(&format!("hello-frontend-{}-tls", &v1[..8]));
+    let credentials = weft_runtime::rpc::identity::Credentials::from_pem(
+        v1_frontend["ca.crt"].clone(),
+        v1_frontend["tls.crt"].clone(),
+        v1_frontend["tls.key"].clone(),
+    )
+    .unwrap();
+    let v2_greeter = pod(&v2, "greeter");
+    let status = weft_tests::security::greet_as(
+        &weft_runtime::rpc::Dialer::new(credentials),
+        &format!("{}:7070", v2_greeter.ip),
+        &v2,
+    );
+    assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
+    assert!(status.message().contains(&format!("version {v1}")), "{status:?}");
+    assert_eq!(
+        greeted(second.path(), &v2_greeter),
+        1,
+        "the refused call never reached the greeter"
+    );
 }
 
 /// Workers on plain machines (here, two processes on this one): the
@@ -292,13 +341,19 @@ fn workers_on_plain_machines_find_each_other_through_peers() {
         "--write-config",
         config,
     ]);
-    let secret = kube(&[dir.path().to_str().unwrap(), "--secret"]);
-    let token = &weft_tests::secret_token(&secret);
-    let token_file = dir.path().join("token");
-    std::fs::write(&token_file, token).unwrap();
+    let tls = dir.path().join("tls");
+    kube(&[
+        dir.path().to_str().unwrap(),
+        "--plan",
+        "split",
+        "--secret",
+        "--write-tls",
+        tls.to_str().unwrap(),
+    ]);
     let (greeter_at, frontend_at) = (free().to_string(), free().to_string());
     let components = format!("{config}/components");
     let worker = |group: &str, listen: &str, peers: &[&str]| {
+        let tls_dir = tls.join(group).display().to_string();
         let mut args = vec![
             "worker",
             "--config",
@@ -307,8 +362,8 @@ fn workers_on_plain_machines_find_each_other_through_peers() {
             group,
             "--components",
             &components,
-            "--token-file",
-            token_file.to_str().unwrap(),
+            "--tls-dir",
+            tls_dir.as_str(),
             "--listen",
             listen,
             "--name",
@@ -331,8 +386,15 @@ fn workers_on_plain_machines_find_each_other_through_peers() {
             frontend.output()
         );
     }
-    let token = weft_runtime::rpc::auth::Token::parse(token).unwrap();
-    let greeted: u64 = served_at(&greeter_at, &token).values().sum();
+    let version = std::fs::read_to_string(format!("{config}/cluster.toml"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("version = "))
+        .map(|v| v.trim_matches('"').to_string())
+        .expect("cluster.toml names the version");
+    let greeted: u64 = served_at(&greeter_at, &kube_cli_dialer(dir.path()), &version)
+        .values()
+        .sum();
     assert_eq!(greeted, 3);
 }
 
@@ -360,15 +422,12 @@ fn the_boutique_in_three_groups_shops_across_the_nodes() {
         ":0",
         "the checkout emptied the cart in Redis"
     );
-    let token = cluster.token("boutique-weft-token");
     for group in ["browse", "orders"] {
         let pod = pods
             .iter()
             .find(|p| p.name.contains(group))
             .expect("a pod per group");
-        let served: u64 = served_at(&format!("{}:7070", pod.ip), &token)
-            .values()
-            .sum();
+        let served: u64 = served(dir.path(), pod).values().sum();
         assert!(served > 0, "the {group} pod served calls from other pods");
     }
 }

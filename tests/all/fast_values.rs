@@ -22,7 +22,8 @@ use weft_runtime::codec::{self, ValueType};
 use weft_runtime::discovery::Peers;
 use weft_runtime::manifest::ManifestFile;
 use weft_runtime::pool::InstancePool;
-use weft_runtime::rpc::auth::Token;
+use weft_runtime::rpc::Dialer;
+use weft_runtime::rpc::identity::{Authority, Identity};
 use weft_runtime::rpc::client::Replicas;
 use weft_tests::{
     Assign, AssignedWorker, app_dir, fingerprint, shared_cache, target_dir, weft_bin,
@@ -48,6 +49,25 @@ fn app(callee: &Path) -> tempfile::TempDir {
          [components.caller]\nwasm = \"{{wasm:fixture_bench_caller}}\"\n\
          [components.callee]\nwasm = \"{}\"\n",
         callee.display()
+    ))
+}
+
+/// [`app`] with a `tester` that imports the caller's driver
+/// (`tests/fixtures/driver-client`), so that the test may call the driver
+/// over gRPC as the tester's group: the call graph has that edge.
+fn app_with_tester(callee: &Path) -> tempfile::TempDir {
+    let source = weft_tests::root().join("tests/fixtures/driver-client/driver-client.wat");
+    let binary = wat::parse_file(&source)
+        .unwrap_or_else(|e| panic!("{} does not assemble: {e}", source.display()));
+    let tester = target_dir().join("driver-client.wasm");
+    std::fs::write(&tester, binary).expect("write driver-client.wasm");
+    app_dir(&format!(
+        "[app]\nname = \"fast-values\"\n\
+         [components.caller]\nwasm = \"{{wasm:fixture_bench_caller}}\"\n\
+         [components.callee]\nwasm = \"{}\"\n\
+         [components.tester]\nwasm = \"{}\"\n",
+        callee.display(),
+        tester.display()
     ))
 }
 
@@ -85,8 +105,12 @@ where
 }
 
 /// The caller's group in this process, its calls to `callee` sent to the
-/// worker at `address`.
-fn placed(prepared: &Prepared, plan: &Plan, address: &str, token: &Token) -> Placement {
+/// worker at `address` with a certificate of the caller's group from
+/// `authority`.
+fn placed(prepared: &Prepared, plan: &Plan, address: &str, authority: &Authority) -> Placement {
+    let version = prepared.version(plan);
+    let identity = Identity::worker(authority.app(), version.as_str(), "caller");
+    let dialer = Dialer::new(authority.issue(&identity).expect("a certificate"));
     Placement {
         group: "caller".into(),
         local: BTreeSet::from(["caller".to_string()]),
@@ -94,11 +118,11 @@ fn placed(prepared: &Prepared, plan: &Plan, address: &str, token: &Token) -> Pla
             "callee".to_string(),
             Arc::new(Replicas::new(
                 Peers::fixed(vec![address.to_string()]),
-                &weft_runtime::rpc::Dialer::new(token.clone()),
-                &prepared.version(plan),
+                &dialer,
+                &version,
             )),
         )]),
-        version: prepared.version(plan),
+        version,
     }
 }
 
@@ -147,12 +171,12 @@ fn a_callee_returning_invalid_values_fails_only_that_call() {
 
         // Split: the callee's worker lifts it, and answers with an error.
         let plan = Plan::split(["caller", "callee"]);
-        let token = Token::generate().expect("a token");
+        let authority = Authority::generate("fast-values").expect("a CA");
         let cache = shared_cache();
         let worker = AssignedWorker::start(
             weft_bin(),
             &[],
-            &token,
+            &authority,
             Assign {
                 app: dir.path(),
                 plan: &plan,
@@ -164,13 +188,13 @@ fn a_callee_returning_invalid_values_fails_only_that_call() {
         )
         .await
         .expect("the callee's worker starts");
-        let placement = placed(&prepared, &plan, &worker.address, &token);
+        let placement = placed(&prepared, &plan, &worker.address, &authority);
         let app = App::start(&prepared, Some(&placement), None)
             .await
             .expect("starts");
         lies_fail_one_call(&app.pools["caller"], true).await;
         // Every call reached the worker's callee: the lies and the honest ones.
-        let served = worker.served(&token).await.expect("Served");
+        let served = worker.served().await.expect("Served");
         assert_eq!(
             served[&format!("callee: {TARGET}#echo-bytes")],
             3,
@@ -185,11 +209,11 @@ const VAL_PATH: (&str, &str) = ("WEFT_VAL_PATH", "1");
 
 #[test]
 fn typed_and_val_ends_of_a_call_understand_each_other() {
-    let dir = app(&weft_tests::wasm("fixture_bench_callee"));
+    let dir = app_with_tester(&weft_tests::wasm("fixture_bench_callee"));
     let prepared = prepared(dir.path());
-    let plan = Plan::split(["caller", "callee"]);
+    let plan = Plan::split(["caller", "callee", "tester"]);
     let version = prepared.version(&plan);
-    let token = Token::generate().expect("a token");
+    let authority = Authority::generate("fast-values").expect("a CA");
     let cache = shared_cache();
     let callee = Assign {
         app: dir.path(),
@@ -201,13 +225,13 @@ fn typed_and_val_ends_of_a_call_understand_each_other() {
     };
     runtime().block_on(async {
         // A typed caller here, a Val callee there.
-        let val_callee = AssignedWorker::start(weft_bin(), &[VAL_PATH], &token, callee)
+        let val_callee = AssignedWorker::start(weft_bin(), &[VAL_PATH], &authority, callee)
             .await
             .expect("the callee's worker starts");
         // It serves everything on the Val path, as it was told.
-        let typed = val_callee.typed(&token).await.expect("Served");
+        let typed = val_callee.typed().await.expect("Served");
         assert!(typed.is_empty(), "{typed:?}");
-        let placement = placed(&prepared, &plan, &val_callee.address, &token);
+        let placement = placed(&prepared, &plan, &val_callee.address, &authority);
         let app = App::start(&prepared, Some(&placement), None)
             .await
             .expect("starts");
@@ -219,7 +243,7 @@ fn typed_and_val_ends_of_a_call_understand_each_other() {
         assert_eq!(empty.await.expect("no bytes").0, 0);
         let add_loop = drive::<_, (u64,)>(caller, "add-loop", (100u32,));
         assert_eq!(add_loop.await.expect("add").0, 4950);
-        let served = val_callee.served(&token).await.expect("Served");
+        let served = val_callee.served().await.expect("Served");
         assert_eq!(
             served[&format!("callee: {TARGET}#echo-bytes")],
             3,
@@ -229,10 +253,10 @@ fn typed_and_val_ends_of_a_call_understand_each_other() {
 
         // A Val caller in one worker, a typed callee in another; the test
         // calls the caller's driver over gRPC, as another group would.
-        let typed_callee = AssignedWorker::start(weft_bin(), &[], &token, callee)
+        let typed_callee = AssignedWorker::start(weft_bin(), &[], &authority, callee)
             .await
             .expect("the callee's worker starts");
-        let typed = typed_callee.typed(&token).await.expect("Served");
+        let typed = typed_callee.typed().await.expect("Served");
         let echo_bytes = format!("callee: {TARGET}#echo-bytes");
         assert!(typed.contains(&echo_bytes), "{typed:?}");
         let routes = [("callee", typed_callee.address.as_str())];
@@ -241,10 +265,10 @@ fn typed_and_val_ends_of_a_call_understand_each_other() {
             routes: &routes,
             ..callee
         };
-        let val_caller = AssignedWorker::start(weft_bin(), &[VAL_PATH], &token, caller)
+        let val_caller = AssignedWorker::start(weft_bin(), &[VAL_PATH], &authority, caller)
             .await
             .expect("the caller's worker starts");
-        let typed = val_caller.typed(&token).await.expect("Served");
+        let typed = val_caller.typed().await.expect("Served");
         assert!(typed.is_empty(), "{typed:?}");
         let fingerprint = fingerprint(&prepared, "caller", "bytes-loop");
         let mut payload = Vec::new();
@@ -254,14 +278,15 @@ fn typed_and_val_ends_of_a_call_understand_each_other() {
             &mut payload,
         )
         .expect("encodes");
-        let channel = weft_runtime::rpc::Dialer::new(token.clone())
+        let tester = Identity::worker("fast-values", version.as_str(), "tester");
+        let channel = Dialer::new(authority.issue(&tester).expect("a certificate"))
             .channel(&val_caller.address, weft_runtime::rpc::Peer::Worker(&version))
             .expect("a channel");
         let reply = InvokeClient::new(channel)
             .max_decoding_message_size(weft_runtime::rpc::MAX_MESSAGE)
             .call(CallRequest {
                 version: version.to_string(),
-                caller: "test".into(),
+                caller: "tester".into(),
                 target: "caller".into(),
                 interface: DRIVER.into(),
                 function: "bytes-loop".into(),
@@ -272,7 +297,7 @@ fn typed_and_val_ends_of_a_call_understand_each_other() {
             .unwrap_or_else(|e| panic!("{e}\n{}", val_caller.output()));
         let results = codec::decode_all(&[ValueType::U64], &reply.into_inner().payload);
         assert_eq!(results.expect("decodes"), [Val::U64(2 * u64::from(big))]);
-        let served = typed_callee.served(&token).await.expect("Served");
+        let served = typed_callee.served().await.expect("Served");
         assert_eq!(
             served[&format!("callee: {TARGET}#echo-bytes")],
             2,

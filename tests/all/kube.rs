@@ -199,9 +199,6 @@ fn kube_yaml_passes_the_kubernetes_schemas() {
         let objects = yaml.matches("\n---\n").count() + usize::from(yaml.starts_with("---\n"));
         assert_eq!(said.matches(" passed ").count(), objects, "{said}");
     }
-    let secret = kube::secret_yaml(Path::new("samples/hello"), "hello", &"0f".repeat(32), None);
-    let (ok, said) = validate(&secret);
-    assert!(ok, "the token Secret does not validate:\n{said}");
 }
 
 #[test]
@@ -240,7 +237,7 @@ fn kube_containerfile_copies_each_sample_blob() {
 
 /// `weft kube` on a copy of hello: the YAML validates and names the
 /// version the version store holds, the Containerfile's files are in the
-/// build context, the Secret validates, and --write-config writes a folder
+/// build context, the TLS Secrets validate, and --write-config writes a folder
 /// a worker can load.
 #[test]
 fn kube_command_end_to_end() {
@@ -290,11 +287,31 @@ fn kube_command_end_to_end() {
         );
     }
 
-    let secret = weft(&["--secret"]);
+    let secret = weft(&["--plan", "split", "--secret"]);
     let (ok, said) = validate(&secret);
     assert!(ok, "{said}\n{secret}");
-    assert!(secret.contains("name: hello-weft-token\n"), "{secret}");
-    assert_ne!(secret, weft(&["--secret"]), "each token is new");
+    let v8 = &version[..8];
+    for group in ["frontend", "greeter"] {
+        assert!(secret.contains(&format!("name: hello-{group}-{v8}-tls\n")), "{secret}");
+    }
+    assert!(secret.contains("type: kubernetes.io/tls\n"), "{secret}");
+    // One CA for every version, kept private beside the app; new leaves.
+    let again = weft(&["--plan", "split", "--secret"]);
+    assert_ne!(secret, again, "each key is new");
+    let ca_of = |yaml: &str| {
+        yaml.lines()
+            .skip_while(|l| !l.contains("ca.crt:"))
+            .take(3)
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(ca_of(&secret), ca_of(&again), "the same CA signs them");
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let key = dir.path().join(".weft/kube/ca/ca.key");
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{}", key.display());
+    }
 
     let config = dir.path().join("config");
     weft(&[
@@ -435,10 +452,19 @@ fn the_image_builds_offline_and_serves() {
         let text = text.replace("0.0.0.0:8080", &web.to_string());
         std::fs::write(root.join("etc/weft").join(file), text).unwrap();
     }
-    let secret = kube(&["--secret"]);
-    let token = &weft_tests::secret_token(&secret);
-    std::fs::create_dir_all(root.join("etc/weft-token")).unwrap();
-    std::fs::write(root.join("etc/weft-token/token"), token).unwrap();
+    let tls = tempfile::tempdir().unwrap();
+    kube(&[
+        "--plan",
+        "monolith",
+        "--secret",
+        "--write-tls",
+        tls.path().to_str().unwrap(),
+    ]);
+    std::fs::create_dir_all(root.join("etc/weft-tls")).unwrap();
+    for file in ["ca.crt", "tls.crt", "tls.key"] {
+        std::fs::copy(tls.path().join("main").join(file), root.join("etc/weft-tls").join(file))
+            .unwrap();
+    }
 
     let grpc = free().to_string();
     let mut worker = Command::new("/usr/sbin/chroot")
@@ -452,7 +478,7 @@ fn the_image_builds_offline_and_serves() {
             "main",
         ])
         .args(["--components", "/opt/weft/components"])
-        .args(["--token-file", "/etc/weft-token/token", "--listen", &grpc])
+        .args(["--tls-dir", "/etc/weft-tls", "--listen", &grpc])
         .env_clear()
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

@@ -20,4 +20,5 @@ mod manifests;
 mod rollout;
 mod samples;
 mod sandbox;
+mod security;
 mod telemetry;

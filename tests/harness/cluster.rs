@@ -31,7 +31,8 @@
 //!
 //! A controller thread plays kubelet and endpoints controller: every few
 //! hundred milliseconds it asks each pod's readiness probe
-//! (`grpc.health.v1` on its gRPC port), and writes the ready pods of every
+//! (`grpc.health.v1` on its plain-text probe port, as a kubelet would),
+//! and writes the ready pods of every
 //! headless Service into each pod's `/etc/netns/POD/hosts`, which `ip netns
 //! exec` shows the pod as `/etc/hosts`. That is how workers resolve their
 //! peers' Services.
@@ -107,6 +108,8 @@ pub struct PodInfo {
     pub ready: bool,
     /// Whether its process still runs.
     pub running: bool,
+    /// Its `weft.dev/version` label.
+    pub version: String,
 }
 
 static CLUSTERS: AtomicU32 = AtomicU32::new(0);
@@ -503,6 +506,7 @@ impl Cluster {
                     .child
                     .as_mut()
                     .is_some_and(|c| matches!(c.try_wait(), Ok(None))),
+                version: p.labels.get("weft.dev/version").cloned().unwrap_or_default(),
             })
             .collect()
     }
@@ -618,17 +622,17 @@ impl Cluster {
             .collect()
     }
 
-    /// Whether Secret `name` was applied.
-    pub fn has_secret(&self, name: &str) -> bool {
-        self.state.lock().unwrap().secrets.contains_key(name)
+    /// The files of the applied Secret `name`, by file name.
+    pub fn secret_files(&self, name: &str) -> BTreeMap<String, String> {
+        self.state
+            .lock()
+            .unwrap()
+            .secrets
+            .get(name)
+            .unwrap_or_else(|| panic!("no Secret {name} was applied"))
+            .clone()
     }
 
-    /// Token of Secret `name`, key `token`.
-    pub fn token(&self, secret: &str) -> weft_runtime::rpc::auth::Token {
-        let state = self.state.lock().unwrap();
-        let text = &state.secrets[secret]["token"];
-        weft_runtime::rpc::auth::Token::parse(text).expect("a token")
-    }
 
     fn bridge(&self) -> String {
         format!("wb{}", self.net)
@@ -744,7 +748,7 @@ fn controller(state: Arc<Mutex<State>>, stop: Arc<AtomicBool>) -> std::thread::J
                             .child
                             .as_mut()
                             .is_some_and(|c| matches!(c.try_wait(), Ok(None)));
-                        let port = p.ports.get("grpc").copied().unwrap_or(7070);
+                        let port = p.ports.get("probe").copied().unwrap_or(7071);
                         (i, SocketAddr::from((p.ip, port)), alive)
                     })
                     .collect()

@@ -30,6 +30,7 @@ mod cluster;
 mod http;
 pub mod metrics;
 pub mod otlp;
+pub mod security;
 mod python;
 mod redis;
 mod worker;
@@ -88,14 +89,22 @@ pub const VALUES_APP: &str = "[app]\nname = \"values\"\n\
 /// How long an app may take to come up (a cold compile included).
 const STARTUP: Duration = Duration::from_secs(180);
 
-/// The token in a Secret that `weft kube --secret` printed.
-pub fn secret_token(secret: &str) -> String {
-    secret
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("token: "))
-        .expect("a token in the Secret")
-        .trim_matches(['\'', '"'])
-        .to_string()
+/// The dialer of weft's commands for the app deployed from `dir` by
+/// `weft deploy` (`.weft/cli`).
+pub fn cli_dialer(dir: &Path) -> weft_runtime::rpc::Dialer {
+    credentials_in(&dir.join(".weft").join("cli"))
+}
+
+/// The dialer of weft's commands for the app's pods, as `weft kube
+/// --secret` wrote it (`.weft/kube/cli`).
+pub fn kube_cli_dialer(dir: &Path) -> weft_runtime::rpc::Dialer {
+    credentials_in(&dir.join(".weft").join("kube").join("cli"))
+}
+
+fn credentials_in(dir: &Path) -> weft_runtime::rpc::Dialer {
+    let credentials = weft_runtime::rpc::identity::Credentials::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    weft_runtime::rpc::Dialer::new(credentials)
 }
 
 /// A loopback address with a port that is free now.
@@ -458,26 +467,31 @@ pub fn served_calls(dir: &Path) -> BTreeMap<String, u64> {
     let path = DeployState::path(dir);
     let state =
         DeployState::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    let token = weft_runtime::rpc::auth::Token::read_file(&dir.join(".weft").join("token"))
-        .expect("the deployment's token");
+    let dialer = cli_dialer(dir);
     let mut served = BTreeMap::new();
     for worker in state.workers {
-        for (function, calls) in served_at(&worker.address, &token) {
+        for (function, calls) in served_at(&worker.address, &dialer, &worker.version) {
             served.insert(format!("{} {function}", worker.name), calls);
         }
     }
     served
 }
 
-/// How many calls from other processes the worker at `address` has run,
-/// by `"COMPONENT: INTERFACE#FUNCTION"` (`Control.Served`).
-pub fn served_at(address: &str, token: &weft_runtime::rpc::auth::Token) -> BTreeMap<String, u64> {
+/// How many calls from other processes the worker of `version` at
+/// `address` has run, by `"COMPONENT: INTERFACE#FUNCTION"`
+/// (`Control.Served`), asked through `dialer`.
+pub fn served_at(
+    address: &str,
+    dialer: &weft_runtime::rpc::Dialer,
+    version: &str,
+) -> BTreeMap<String, u64> {
+    let version = weft_runtime::version::Version::parse(version).expect("a version");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("a runtime");
     runtime
-        .block_on(worker::served_by(address, token))
+        .block_on(worker::served_by(address, dialer, &version))
         .unwrap_or_else(|e| panic!("worker at {address}: Served failed: {e}"))
         .into_iter()
         .map(|(function, f)| (function, f.calls))

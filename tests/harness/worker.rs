@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use weft_placer::Plan;
 use weft_proto::v1::control_client::ControlClient;
 use weft_proto::v1::{Assignment, HealthRequest, Route, ServedFunction, ServedRequest};
-use weft_runtime::rpc::auth::Token;
+use weft_runtime::rpc::identity::{Authority, Identity};
+use weft_runtime::rpc::{Dialer, Peer};
 use weft_runtime::version::Version;
 
 /// How long a worker may take to start and load its group.
@@ -25,6 +26,10 @@ pub struct AssignedWorker {
     /// Where it serves `Invoke` and `Control`.
     pub address: String,
     output: Arc<Mutex<String>>,
+    /// The manager's dialer, with which the test drives it.
+    manager: Dialer,
+    /// The version it serves.
+    version: Version,
 }
 
 /// Which group of which app a worker hosts, and where the rest is served.
@@ -46,13 +51,18 @@ pub struct Assign<'a> {
 
 impl AssignedWorker {
     /// Starts `weft worker` (the binary `bin`) with `env` added, hands it
-    /// the deployment's `token`, and assigns it `assign`.
+    /// a certificate from `authority` for its group, and assigns it `assign`
+    /// as the manager would.
     pub async fn start(
         bin: &Path,
         env: &[(&str, &str)],
-        token: &Token,
+        authority: &Authority,
         assign: Assign<'_>,
     ) -> anyhow::Result<AssignedWorker> {
+        let app = authority.app();
+        let credentials =
+            authority.issue(&Identity::worker(app, assign.version.as_str(), assign.group))?;
+        let manager = Dialer::new(authority.issue(&Identity::manager(app))?);
         let address = crate::free_address().to_string();
         let mut command = Command::new(bin);
         weft_runtime::builder::without_cargo_run_vars(&mut command);
@@ -67,17 +77,23 @@ impl AssignedWorker {
         let output = Arc::new(Mutex::new(String::new()));
         crate::collect_lines(process.stdout.take().expect("piped"), &output, None);
         crate::collect_lines(process.stderr.take().expect("piped"), &output, None);
-        // A worker reads its deployment's token from its standard input,
-        // and exits when that closes.
+        // A worker reads its credentials from its standard input, and exits
+        // when that closes.
         let stdin = process.stdin.as_mut().expect("piped");
-        writeln!(stdin, "{}", token.as_str())?;
+        writeln!(stdin, "{}", credentials.to_line())?;
         stdin.flush()?;
         let worker = AssignedWorker {
             process,
             address,
             output,
+            manager,
+            version: assign.version.clone(),
         };
-        let mut control = worker.control(token)?;
+        let mut control = ControlClient::new(
+            worker
+                .manager
+                .channel(&worker.address, Peer::Worker(assign.version))?,
+        );
         let deadline = Instant::now() + START;
         while control.health(HealthRequest {}).await.is_err() {
             anyhow::ensure!(
@@ -116,17 +132,10 @@ impl AssignedWorker {
         Ok(worker)
     }
 
-    fn control(
-        &self,
-        token: &Token,
-    ) -> anyhow::Result<ControlClient<weft_runtime::rpc::Channel>> {
-        Ok(ControlClient::new(control_channel(&self.address, token)?))
-    }
-
     /// How many calls reached each function it serves, by
     /// "component: interface#function".
-    pub async fn served(&self, token: &Token) -> anyhow::Result<BTreeMap<String, u64>> {
-        Ok(served_by(&self.address, token)
+    pub async fn served(&self) -> anyhow::Result<BTreeMap<String, u64>> {
+        Ok(served_by(&self.address, &self.manager, &self.version)
             .await?
             .into_iter()
             .map(|(function, f)| (function, f.calls))
@@ -135,8 +144,8 @@ impl AssignedWorker {
 
     /// The functions it serves on the typed path, by
     /// "component: interface#function".
-    pub async fn typed(&self, token: &Token) -> anyhow::Result<BTreeSet<String>> {
-        Ok(served_by(&self.address, token)
+    pub async fn typed(&self) -> anyhow::Result<BTreeSet<String>> {
+        Ok(served_by(&self.address, &self.manager, &self.version)
             .await?
             .into_iter()
             .filter(|(_, f)| f.typed)
@@ -168,12 +177,14 @@ pub fn fingerprint(
 }
 
 /// What the worker at `address` says of each function it serves, by
-/// "component: interface#function".
+/// "component: interface#function", asked through `dialer` (the manager's
+/// or the CLI's) of a worker of `version`.
 pub(crate) async fn served_by(
     address: &str,
-    token: &Token,
+    dialer: &Dialer,
+    version: &Version,
 ) -> anyhow::Result<BTreeMap<String, ServedFunction>> {
-    let reply = ControlClient::new(control_channel(address, token)?).served(ServedRequest {}).await?;
+    let reply = ControlClient::new(dialer.channel(address, Peer::Worker(version))?).served(ServedRequest {}).await?;
     Ok(reply
         .into_inner()
         .functions
@@ -185,11 +196,6 @@ pub(crate) async fn served_by(
             )
         })
         .collect())
-}
-
-/// A channel to a worker's `Control`, as the manager dials it.
-fn control_channel(address: &str, token: &Token) -> anyhow::Result<weft_runtime::rpc::Channel> {
-    weft_runtime::rpc::Dialer::new(token.clone()).channel(address, weft_runtime::rpc::Peer::Manager)
 }
 
 impl Drop for AssignedWorker {

@@ -1,6 +1,6 @@
 //! `weft kube`: the Kubernetes objects of one version of the app, its
-//! image's Containerfile, its token Secret, or its config folder for plain
-//! machines. The objects are made by [`crate::kube`]; this reads the files
+//! image's Containerfile, its groups' TLS Secrets, or its config folder for
+//! plain machines. The objects are made by [`crate::kube`]; this reads the files
 //! and prints.
 
 use crate::app::Prepared;
@@ -9,7 +9,7 @@ use crate::deploy::manager::{choose_plan, load_absolute};
 use crate::deploy::versions::VersionStore;
 use crate::kube::{self, AppVersion, EXE_IN_CONTEXT, KubeOptions, PlanOrigin};
 use crate::manifest::ManifestFile;
-use crate::rpc::auth::Token;
+use crate::rpc::identity::{Authority, Credentials, Identity};
 use anyhow::Context as _;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -42,10 +42,24 @@ pub struct KubeCommand {
     /// keeps that count; a new Deployment then starts with one replica.
     #[arg(long)]
     pub replicas_from_plan: bool,
-    /// Print the token Secret instead: apply it once per namespace, and
-    /// every version shares it.
+    /// Print the version's TLS Secrets instead: a key and a certificate
+    /// per group, issued by the app's CA in .weft/kube/ca (made on first
+    /// use). Also writes weft's own credentials for the cluster into
+    /// .weft/kube/cli.
     #[arg(long, conflicts_with_all = ["containerfile", "write_config"])]
     pub secret: bool,
+    /// With --secret: make a new CA, which issues these Secrets, while pods
+    /// trust both it and the one it replaces; see the README's rotation steps.
+    #[arg(long, requires = "secret", conflicts_with = "finish_ca_rotation")]
+    pub rotate_ca: bool,
+    /// With --secret: stop trusting the CA that --rotate-ca replaced.
+    #[arg(long, requires = "secret")]
+    pub finish_ca_rotation: bool,
+    /// With --secret: write each group's credentials into DIR/GROUP (for
+    /// `weft worker --tls-dir` on plain machines) instead of printing
+    /// Secrets.
+    #[arg(long, value_name = "DIR", requires = "secret")]
+    pub write_tls: Option<PathBuf>,
     /// Print the image's Containerfile instead, and copy this weft
     /// executable into the app's folder (.weft/kube/weft), the build context.
     #[arg(long, conflicts_with = "write_config")]
@@ -75,16 +89,6 @@ impl KubeCommand {
                 .unwrap_or(Path::new("."))
                 .to_path_buf()
         };
-        if self.secret {
-            let token = Token::generate().context("cannot read random bytes for the token")?;
-            let name = &manifest.manifest.app.name;
-            let ns = self.namespace.as_deref();
-            print!(
-                "{}",
-                kube::secret_yaml(&self.path, name, token.as_str(), ns)
-            );
-            return Ok(());
-        }
         let plan = choose_plan(self.plan.as_deref(), &manifest, || {
             Plan::monolith(manifest.manifest.components.keys())
         })?;
@@ -103,7 +107,11 @@ impl KubeCommand {
             }
             None => PlanOrigin::Builtin("monolith".into()),
         };
-        let cache = CompileCache::new(self.cache_dir.unwrap_or_else(CompileCache::default_dir));
+        let cache = CompileCache::new(
+            self.cache_dir
+                .clone()
+                .unwrap_or_else(CompileCache::default_dir),
+        );
         let prepared = Prepared::load(manifest.clone(), &cache)?;
         let version = prepared.version(&plan);
         let digests: BTreeMap<String, String> = prepared
@@ -120,6 +128,25 @@ impl KubeCommand {
             version: version.clone(),
             digests: &digests,
         };
+        if self.secret {
+            let ns = self.namespace.as_deref();
+            kube::check(&app, ns)?;
+            let issued = issue(&manifest.dir.join(".weft").join("kube"), &app, &self)?;
+            match &self.write_tls {
+                Some(dir) => {
+                    for (group, credentials) in &issued {
+                        credentials.write_dir(&dir.join(group))?;
+                    }
+                    say!(
+                        "weft kube: wrote the credentials of each group of version {version} into \
+                         {}/GROUP; give each machine its group's folder as --tls-dir",
+                        dir.display()
+                    );
+                }
+                None => print!("{}", kube::secrets_yaml(&app, &issued, ns)),
+            }
+            return Ok(());
+        }
         // Checked before anything is written: a refused app leaves no trace.
         let yaml = match (self.containerfile, &self.write_config) {
             (false, None) => Some(kube::manifests(
@@ -161,6 +188,36 @@ impl KubeCommand {
         }
         Ok(())
     }
+}
+
+/// The credentials of every group of `app`'s version, issued by the app's
+/// CA in `dir/ca` (made there on first use, or rotated as `command` says);
+/// weft's own credentials for the cluster go into `dir/cli`.
+fn issue(
+    dir: &Path,
+    app: &AppVersion<'_>,
+    command: &KubeCommand,
+) -> anyhow::Result<BTreeMap<String, Credentials>> {
+    let name = &app.manifest.app.name;
+    let ca = dir.join("ca");
+    let authority = if command.rotate_ca {
+        Authority::rotate(&ca, name)?
+    } else if command.finish_ca_rotation {
+        Authority::finish_rotation(&ca, name)?
+    } else {
+        Authority::load_or_create(&ca, name)?
+    };
+    authority
+        .issue(&Identity::cli(name))?
+        .write_dir(&dir.join("cli"))?;
+    app.plan
+        .groups
+        .keys()
+        .map(|group| {
+            let identity = Identity::worker(name, app.version.as_str(), group);
+            Ok((group.clone(), authority.issue(&identity)?))
+        })
+        .collect()
 }
 
 /// Copies the running weft to `to`, so that the image runs the weft that

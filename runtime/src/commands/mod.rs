@@ -8,13 +8,13 @@ pub mod status;
 pub mod worker;
 
 use crate::deploy::state::DeployState;
-use crate::rpc::auth::Token;
+use crate::rpc::identity::Credentials;
 use crate::rpc::{Channel, Dialer, Peer};
 use anyhow::Context as _;
 use weft_proto::v1::manager_client::ManagerClient;
 
 /// A client of the manager of the app deployed from `dir`, found through
-/// its state file and carrying its token.
+/// its state file, presenting the CLI's certificate in `.weft/cli`.
 fn manager_client(dir: &std::path::Path) -> anyhow::Result<ManagerClient<Channel>> {
     let path = DeployState::path(dir);
     let state = DeployState::read(&path).with_context(|| {
@@ -24,8 +24,15 @@ fn manager_client(dir: &std::path::Path) -> anyhow::Result<ManagerClient<Channel
             path.display()
         )
     })?;
-    let token = Token::read_file(&dir.join(".weft").join("token"))?;
+    let cli = dir.join(".weft").join("cli");
+    let credentials = Credentials::read_dir(&cli).with_context(|| {
+        format!(
+            "cannot read weft's credentials for this app in {}; is it deployed (weft deploy), \
+             and are you its owner?",
+            cli.display()
+        )
+    })?;
     Ok(ManagerClient::new(
-        Dialer::new(token).channel(&state.control, Peer::Manager)?,
+        Dialer::new(credentials).channel(&state.control, Peer::Manager)?,
     ))
 }

@@ -4,7 +4,9 @@
 use crate::cache::CompileCache;
 use crate::deploy::cluster::ConfigDir;
 use crate::deploy::worker::{ConfigLaunch, Worker};
-use crate::rpc::auth::Token;
+use crate::rpc::Dialer;
+use crate::rpc::connect::ServerSecurity;
+use crate::rpc::identity::{Credentials, MAX_LINE};
 use anyhow::Context as _;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -12,8 +14,8 @@ use std::path::PathBuf;
 use tokio::io::AsyncReadExt as _;
 
 /// Host one replica of one group: for a manager (`weft deploy` starts these,
-/// and writes the deployment's token on standard input), or on its own from
-/// a config folder written by `weft kube` (`--config`).
+/// and writes the worker's key and certificate on standard input), or on
+/// its own from a config folder written by `weft kube` (`--config`).
 #[derive(Debug, clap::Args)]
 pub struct WorkerCommand {
     /// How log lines are written: text, or one JSON object per line on stderr.
@@ -32,7 +34,7 @@ pub struct WorkerCommand {
     /// Run without a manager, from this folder: weft.toml, plan.toml and
     /// cluster.toml, as `weft kube` writes them (a mounted ConfigMap, or
     /// `weft kube --write-config DIR`).
-    #[arg(long, value_name = "DIR", requires_all = ["group", "token_file"])]
+    #[arg(long, value_name = "DIR", requires_all = ["group", "tls_dir"])]
     pub config: Option<PathBuf>,
     /// With --config: the group to serve.
     #[arg(long, value_name = "GROUP", requires = "config")]
@@ -46,10 +48,16 @@ pub struct WorkerCommand {
         requires = "config"
     )]
     pub components: PathBuf,
-    /// With --config: the file holding the deployment's token, which every
-    /// worker of the app shares (a mounted Secret).
-    #[arg(long, value_name = "FILE", requires = "config")]
-    pub token_file: Option<PathBuf>,
+    /// With --config: the folder of the group's key and certificate
+    /// (`ca.crt`, `tls.crt`, `tls.key`: its mounted TLS Secret, which
+    /// `weft kube --secret` makes).
+    #[arg(long, value_name = "DIR", requires = "config")]
+    pub tls_dir: Option<PathBuf>,
+    /// With --config: also serve `grpc.health.v1` alone, in plain text, on
+    /// this address, for Kubernetes' probes, which cannot present a
+    /// certificate (`weft kube` passes 0.0.0.0:7071).
+    #[arg(long, value_name = "ADDR", requires = "config")]
+    pub probe_listen: Option<SocketAddr>,
     /// With --config: fixed replica addresses for the groups it calls,
     /// instead of their Services' DNS names, as GROUP=HOST:PORT; repeat
     /// the group for each replica (`--peers back=10.0.0.2:7070,back=10.0.0.3:7070`).
@@ -65,20 +73,11 @@ impl WorkerCommand {
     /// `--exit-with-stdin`) the end of standard input.
     pub async fn execute(self) -> anyhow::Result<()> {
         let signal = super::run::shutdown_signal()?;
-        let (token, listen, launch) = match &self.config {
+        let (credentials, listen, probe, launch) = match &self.config {
             Some(config) => {
-                let token_file = self.token_file.clone().expect("clap requires it");
-                let token = std::fs::read_to_string(&token_file)
-                    .ok()
-                    .and_then(|text| Token::parse(text.trim()))
-                    .with_context(|| {
-                        format!(
-                            "--token-file {}: cannot read a token there (64 hex digits); mount the \
-                             app's token Secret there (`weft kube APP --secret` makes it), or on a \
-                             plain machine write the token into that file",
-                            token_file.display()
-                        )
-                    })?;
+                let tls_dir = self.tls_dir.clone().expect("clap requires it");
+                let credentials = Credentials::read_dir(&tls_dir)
+                    .with_context(|| format!("--tls-dir {}", tls_dir.display()))?;
                 let cluster = ConfigDir {
                     dir: config.clone(),
                 }
@@ -97,21 +96,21 @@ impl WorkerCommand {
                         .clone()
                         .unwrap_or_else(CompileCache::default_dir),
                 };
-                (token, listen, Some(launch))
+                (credentials, listen, self.probe_listen, Some(launch))
             }
             None => {
                 let listen = self.listen.context(
                     "--listen ADDR is needed when a manager starts the worker; to run one on \
-                     its own, give --config DIR --group GROUP --token-file FILE",
+                     its own, give --config DIR --group GROUP --tls-dir DIR",
                 )?;
-                let token = read_token().await.with_context(|| {
+                let credentials = read_credentials().await.with_context(|| {
                     format!(
-                        "worker {}: the first line of standard input must be the deployment's \
-                         token (the manager writes it there)",
+                        "worker {}: the first line of standard input must be its credentials \
+                         (the manager writes them there)",
                         self.name
                     )
                 })?;
-                (token, listen, None)
+                (credentials, listen, None, None)
             }
         };
         let socket = tokio::net::TcpListener::bind(listen)
@@ -124,12 +123,21 @@ impl WorkerCommand {
                 () = stdin_closed(), if exit_with_stdin => {}
             }
         };
+        let probe = match probe {
+            Some(address) => Some(tokio::net::TcpListener::bind(address).await.with_context(
+                || format!("worker {}: cannot serve its probes on {address}", self.name),
+            )?),
+            None => None,
+        };
         let worker = Worker::new(
             &self.name,
-            crate::rpc::Dialer::new(token.clone()),
-            crate::rpc::connect::ServerSecurity::new(token),
+            Dialer::new(credentials.clone()),
+            ServerSecurity::new(credentials),
         )
         .await;
+        if let Some(probe) = probe {
+            worker.serve_probes(probe);
+        }
         if let Some(launch) = launch {
             worker.launch_from_config(launch);
         }
@@ -163,17 +171,18 @@ fn parse_peers(values: &[String]) -> anyhow::Result<BTreeMap<String, Vec<String>
     Ok(peers)
 }
 
-/// The token on the first line of standard input.
-async fn read_token() -> anyhow::Result<Token> {
+/// The credentials on the first line of standard input.
+async fn read_credentials() -> anyhow::Result<Credentials> {
     let mut line = Vec::new();
     let mut stdin = tokio::io::stdin();
     let mut byte = [0u8; 1];
     // Byte by byte: nothing past the line may be taken from the pipe, whose
     // end later tells the worker that its manager is gone.
-    while line.len() <= 128 && stdin.read(&mut byte).await? == 1 && byte[0] != b'\n' {
+    while line.len() <= MAX_LINE && stdin.read(&mut byte).await? == 1 && byte[0] != b'\n' {
         line.push(byte[0]);
     }
-    Token::parse(&String::from_utf8_lossy(&line)).context("no token was given")
+    anyhow::ensure!(!line.is_empty(), "no credentials were given");
+    Credentials::from_line(&String::from_utf8_lossy(&line))
 }
 
 /// Resolves when standard input reaches its end or fails.

@@ -30,6 +30,9 @@ use std::path::{Path, PathBuf};
 /// The gRPC port of every worker outside a manager: its `Invoke` service,
 /// and the `grpc.health.v1` service that probes and peers ask.
 pub const WORKER_PORT: u16 = 7070;
+/// The port of a worker's probe-only, plain-text `grpc.health.v1`, for the
+/// kubelet's probes, which cannot present a certificate.
+pub const PROBE_PORT: u16 = WORKER_PORT + 1;
 
 /// The file names inside a config folder.
 pub const MANIFEST_FILE: &str = "weft.toml";

@@ -1,5 +1,5 @@
 //! The manager's gRPC service (`weft.v1.Manager`), which `weft rollout`,
-//! `weft rollback` and `weft status` call with the deployment's token.
+//! `weft rollback` and `weft status` call with the CLI's certificate.
 
 use super::manager::{Events, Manager};
 use std::pin::Pin;

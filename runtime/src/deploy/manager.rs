@@ -9,7 +9,10 @@
 //! - the [`Rollout`] that moves traffic from one version to the next and
 //!   rolls back a worse one;
 //! - the `Manager` gRPC service that `weft rollout`, `weft rollback` and
-//!   `weft status` use, behind the deployment's token;
+//!   `weft status` use, with the CLI's certificate;
+//! - the deployment's [`Authority`], a CA made at each `weft deploy`, which
+//!   issues the manager's, the CLI's (`.weft/cli/`) and every worker's
+//!   certificate, so every connection between them is mutual TLS;
 //! - the [`StateBook`] behind `.weft/deploy.json` and `weft status`.
 //!
 //! Outside a rollout exactly one version runs, with all the traffic.
@@ -26,8 +29,9 @@ use crate::kv::KeyValueStore;
 use crate::kv::redb::RedbStore;
 use crate::listener;
 use crate::manifest::{DeploySection, ManifestFile};
-use crate::rpc::auth::Token;
 use crate::rpc::Dialer;
+use crate::rpc::authorize::Buckets;
+use crate::rpc::identity::{Authority, Identity};
 use crate::rpc::connect::{Allow, ServerSecurity};
 use crate::rpc::store::{LiveVersions, StoreService};
 use crate::telemetry::admin::{self, Answer, Source};
@@ -140,8 +144,8 @@ pub struct Manager {
     versions: VersionStore,
     cache_dir: PathBuf,
     control: SocketAddr,
-    /// What the workers are given to prove themselves.
-    token: Token,
+    /// Issues every worker's certificate.
+    authority: Arc<Authority>,
     /// Makes the manager's channels to its workers.
     dialer: Dialer,
     data_dir: PathBuf,
@@ -192,13 +196,17 @@ pub async fn run(options: DeployOptions, shutdown: impl Future<Output = ()>) -> 
         );
     }
 
-    // Every call between this deployment's processes carries its token;
-    // `weft rollout` and `weft status` read it from the file.
-    let token = Token::generate().context("cannot make the deployment's token")?;
-    let token_file = manifest.dir.join(".weft").join("token");
-    token
-        .write_file(&token_file)
-        .with_context(|| format!("cannot write {}", token_file.display()))?;
+    // Every connection between this deployment's processes is mutual TLS
+    // with certificates of its own CA, made anew for each deployment and
+    // kept in .weft/ca (0600). `weft rollout` and `weft status` present
+    // the CLI's certificate, in .weft/cli.
+    let weft_dir = manifest.dir.join(".weft");
+    let authority = Arc::new(Authority::generate(&name)?);
+    authority.save(&weft_dir.join("ca"))?;
+    authority
+        .issue(&Identity::cli(&name))?
+        .write_dir(&weft_dir.join("cli"))?;
+    let credentials = authority.issue(&Identity::manager(&name))?;
 
     let control_socket = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -246,8 +254,8 @@ pub async fn run(options: DeployOptions, shutdown: impl Future<Output = ()>) -> 
         versions: VersionStore::new(&manifest.dir),
         cache_dir,
         control,
-        token: token.clone(),
-        dialer: Dialer::new(token.clone()),
+        authority,
+        dialer: Dialer::new(credentials.clone()),
         data_dir: options
             .data_dir
             .clone()
@@ -276,7 +284,7 @@ pub async fn run(options: DeployOptions, shutdown: impl Future<Output = ()>) -> 
         manager: manager.clone(),
     });
     let mut stopped = control_stopped.clone();
-    let security = ServerSecurity::new(token.clone());
+    let security = ServerSecurity::new(credentials);
     let mut server = security.builder()?;
     let control_server = tokio::spawn(async move {
         server
@@ -435,6 +443,7 @@ impl Manager {
         if prepared.uses_embedded_keyvalue() {
             self.open_store()?;
         }
+        let buckets = Buckets::of(&prepared.manifest.manifest, &snapshot.plan);
         drop(prepared);
         let replicas = workers::layout_on_free_ports(&snapshot.plan, &self.listener_components)
             .context("cannot find free loopback ports for the workers")?;
@@ -446,7 +455,7 @@ impl Manager {
             cache_dir: self.cache_dir.clone(),
             control: self.control,
             serves_store: self.store.get().is_some(),
-            token: self.token.clone(),
+            authority: self.authority.clone(),
             dialer: self.dialer.clone(),
         };
         self.book.update(|s| {
@@ -474,7 +483,7 @@ impl Manager {
         self.live
             .write()
             .expect("live versions lock")
-            .insert(version.to_string());
+            .insert(version.to_string(), buckets);
         if let Err(e) = workers.start().await {
             workers.stop().await;
             self.forget(&version);

@@ -17,6 +17,12 @@
 //! (with forwarders to the other groups' replicas), starts serving calls
 //! and its listeners, and only then says it is ready.
 //!
+//! Every connection is mutual TLS ([`crate::rpc::connect`]): `Control`
+//! takes calls from the manager (and weft's commands) only, `Invoke` from
+//! workers of the same version along the app's call graph only, checked
+//! against the worker's [`Edges`]. On Kubernetes a second, plain-text
+//! port serves `grpc.health.v1` alone, for the kubelet's probes.
+//!
 //! `Drain` stops the listeners and waits for their requests; `Shutdown`,
 //! SIGTERM, or the end of its standard input (the manager is gone) make it
 //! say it is not ready, drain and exit.
@@ -29,6 +35,8 @@ use crate::kv::KeyValueStore;
 use crate::manifest::{Backend, ManifestFile};
 use crate::resolve::Provider;
 use crate::rpc::Dialer;
+use crate::rpc::authorize::Edges;
+use crate::rpc::identity::Role;
 use crate::rpc::connect::{Allow, ServerSecurity};
 use crate::rpc::client::Replicas;
 use crate::rpc::health::{Health, HealthProbe};
@@ -90,6 +98,8 @@ struct Launch {
     /// The listeners it serves, with their addresses.
     listeners: BTreeMap<String, SocketAddr>,
     watches: Vec<Watch>,
+    /// The calls between groups that the app's graph allows.
+    edges: Edges,
 }
 
 /// Where a worker outside a manager finds its group.
@@ -178,7 +188,7 @@ impl Worker {
             ControlService {
                 worker: self.clone(),
             },
-            self.security.check(Allow::Manager),
+            self.security.check(Allow::ManagerOrCli),
         );
         let worker = self.clone();
         let stop = async move {
@@ -188,8 +198,9 @@ impl Worker {
             }
             worker.drain().await;
         };
-        // The health service answers without the token: Kubernetes'
-        // probes cannot carry it, and it tells nothing else.
+        // The health service checks no caller: it tells nothing but
+        // whether the worker serves. Kubernetes' probes, which cannot
+        // present a certificate, ask the probe port instead.
         self.security
             .builder()?
             .add_service(invoke)
@@ -204,6 +215,36 @@ impl Worker {
         match self.failure.lock().expect("failure lock").take() {
             Some(failure) => Err(anyhow::anyhow!(failure)),
             None => Ok(()),
+        }
+    }
+
+    /// Serves `grpc.health.v1` alone on `socket`, in plain text, for
+    /// probes that cannot present a certificate (Kubernetes' kubelet). It
+    /// answers only whether the worker is alive and ready.
+    pub fn serve_probes(&self, socket: tokio::net::TcpListener) {
+        let health = self.health.service();
+        tokio::spawn(async move {
+            let served = tonic::transport::Server::builder()
+                .add_service(health)
+                .serve_with_incoming(tonic::transport::server::TcpIncoming::from(socket))
+                .await;
+            if let Err(e) = served {
+                tracing::error!("the probe port failed: {e}");
+            }
+        });
+    }
+
+    /// Checks that this worker's certificate names `group` of `version`.
+    fn check_identity(&self, group: &str, version: &Version) -> anyhow::Result<()> {
+        let identity = self.dialer.identity();
+        match &identity.role {
+            Role::Worker { version: v, group: g } if g == group && v == version.as_str() => {
+                Ok(())
+            }
+            _ => anyhow::bail!(
+                "this worker's certificate names {identity}, but it was to serve group '{group}' \
+                 of version {version}; give it the certificate of that group and version"
+            ),
         }
     }
 
@@ -269,6 +310,7 @@ impl Worker {
         let prepared = load(manifest, cache).await?;
         let plan = Plan::from_str(&a.plan, "the manager's plan", prepared.compiled.keys())?;
         let version = checked_version(&prepared, &plan, &a.version, "the manager deploys")?;
+        self.check_identity(&a.group, &version)?;
         let group = plan
             .groups
             .get(&a.group)
@@ -299,11 +341,12 @@ impl Worker {
                 remote,
                 version,
             },
-            prepared,
             replica: a.replica,
             embedded,
             listeners,
             watches: Vec::new(),
+            edges: Edges::of(&prepared.resolution, &plan),
+            prepared,
         })
     }
 
@@ -325,6 +368,7 @@ impl Worker {
         )?;
         let version = checked_version(&prepared, &plan, &cluster.version, "cluster.toml names")?;
         let name = &launch.group;
+        self.check_identity(name, &version)?;
         let group = plan.groups.get(name).with_context(|| {
             format!(
                 "--group {name}: the plan has no such group; its groups are: {}",
@@ -398,6 +442,7 @@ impl Worker {
             embedded: None,
             listeners,
             watches,
+            edges: Edges::of(&prepared.resolution, &plan),
             prepared,
         })
     }
@@ -411,6 +456,7 @@ impl Worker {
             embedded,
             listeners,
             watches,
+            edges,
         } = launch;
         let version = placement.version.clone();
         let group = placement.group.clone();
@@ -418,8 +464,8 @@ impl Worker {
         crate::telemetry::logs::set_process(&app.group, app.version.as_str());
         // Runs as long as the worker's runtime does.
         let _ = crate::telemetry::otlp_metrics::spawn(&app.metrics);
-        let exports = prepared.exports(&app, version.clone());
-        if self.invoke.assign(exports).is_err() {
+        let exports = prepared.exports(&app, version.clone(), edges);
+        if !self.invoke.assign(exports) {
             anyhow::bail!("this worker already has an assignment");
         }
         let bound = app.bind_exactly(&listeners).await?;

@@ -14,7 +14,7 @@
 //! closes, so they never outlive the manager, however it ends.
 
 use super::state::{StateBook, WorkerState};
-use crate::rpc::auth::Token;
+use crate::rpc::identity::{Authority, Identity};
 use crate::rpc::{Dialer, Peer};
 use crate::version::Version;
 use anyhow::{Context as _, bail};
@@ -145,8 +145,8 @@ pub struct Deployment {
     pub control: SocketAddr,
     /// Whether the manager serves its key-value store there.
     pub serves_store: bool,
-    /// The deployment's token, which every call between its processes carries.
-    pub token: Token,
+    /// The deployment's CA, which issues each worker its certificate.
+    pub authority: Arc<Authority>,
     /// Makes the manager's channels to the workers.
     pub dialer: Dialer,
 }
@@ -318,13 +318,20 @@ impl WorkerSet {
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("cannot start worker {name}"))?;
-        // The token goes on the worker's standard input: unlike its
-        // arguments and environment, no other user can read it there.
+        // A fresh key and certificate go on the worker's standard input:
+        // unlike its arguments and environment, no other user can read them
+        // there.
+        let identity = Identity::worker(
+            &self.deployment.app,
+            self.deployment.version.as_str(),
+            &spec.group,
+        );
+        let credentials = self.deployment.authority.issue(&identity)?;
         let mut stdin = child.stdin.take().context("the worker's standard input")?;
         stdin
-            .write_all(format!("{}\n", self.deployment.token.as_str()).as_bytes())
+            .write_all(format!("{}\n", credentials.to_line()).as_bytes())
             .await
-            .with_context(|| format!("cannot give worker {name} its token"))?;
+            .with_context(|| format!("cannot give worker {name} its credentials"))?;
         let stdin = Some(stdin);
         let mut control = ControlClient::new(self.channel(spec)?);
         let deadline = Instant::now() + WORKER_START;

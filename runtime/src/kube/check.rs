@@ -1,8 +1,8 @@
 //! Why an app cannot run on Kubernetes: every reason at once, each naming
 //! the file and the field, and saying what to rename or set.
 
-use super::{AppVersion, Names, PlanOrigin, listener_port, secret_name};
-use crate::deploy::cluster::WORKER_PORT;
+use super::{AppVersion, Names, PlanOrigin, listener_port};
+use crate::deploy::cluster::{PROBE_PORT, WORKER_PORT};
 use crate::manifest::Backend;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -14,6 +14,8 @@ const MAX_NAME: usize = 63;
 const MAX_PORT_NAME: usize = 15;
 /// The worker's own port's name in every pod.
 pub(super) const GRPC_PORT_NAME: &str = "grpc";
+/// The name of the probe-only health port of every worker container.
+pub(super) const PROBE_PORT_NAME: &str = "probe";
 
 /// One reason an app cannot run on Kubernetes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,7 +78,7 @@ pub fn check(app: &AppVersion<'_>, namespace: Option<&str>) -> Result<(), Proble
     let app_name = &app.manifest.app.name;
 
     // The app's name starts every Service name, which must begin with a letter.
-    let longest_fixed = secret_name(app_name);
+    let longest_fixed = names.config();
     let app_ok = if !is_dns_label(app_name)
         || !app_name.starts_with(|c: char| c.is_ascii_lowercase())
     {
@@ -95,7 +97,7 @@ pub fn check(app: &AppVersion<'_>, namespace: Option<&str>) -> Result<(), Proble
             manifest_file(),
             "app.name".into(),
             format!(
-                "'{app_name}' is too long: the Secret '{longest_fixed}' would have {} characters, \
+                "'{app_name}' is too long: the ConfigMap '{longest_fixed}' would have {} characters, \
                  and Kubernetes allows {MAX_NAME}; shorten the app's name to at most {}",
                 longest_fixed.len(),
                 MAX_NAME - (longest_fixed.len() - app_name.len())
@@ -130,20 +132,23 @@ pub fn check(app: &AppVersion<'_>, namespace: Option<&str>) -> Result<(), Proble
                     suggestion(group)
                 ),
             );
-        } else if app_ok && names.group(group).len() > MAX_NAME {
-            let name = names.group(group);
+        } else if app_ok && names.secret(group).len() > MAX_NAME {
+            let name = names.secret(group);
             problem(
                 file,
                 field,
                 format!(
-                    "the Deployment and Service '{name}' would have {} characters, and Kubernetes \
+                    "the group's TLS Secret '{name}' would have {} characters, and Kubernetes \
                      allows {MAX_NAME}; shorten {what} or the app's name",
                     name.len()
                 ),
             );
         }
         // Listeners served in this group's pods are ports of its container.
-        let mut ports: BTreeMap<u16, &str> = BTreeMap::from([(WORKER_PORT, GRPC_PORT_NAME)]);
+        let mut ports: BTreeMap<u16, &str> = BTreeMap::from([
+            (WORKER_PORT, GRPC_PORT_NAME),
+            (PROBE_PORT, PROBE_PORT_NAME),
+        ]);
         for (listener, l) in &app.manifest.listeners {
             if !g.components.contains(&l.component) {
                 continue;
@@ -160,6 +165,8 @@ pub fn check(app: &AppVersion<'_>, namespace: Option<&str>) -> Result<(), Proble
             } else if let Some(other) = ports.insert(port, listener) {
                 let other = if other == GRPC_PORT_NAME {
                     "the worker's own gRPC port".to_string()
+                } else if other == PROBE_PORT_NAME {
+                    "the worker's probe port".to_string()
                 } else {
                     format!("listener '{other}'")
                 };

@@ -15,13 +15,16 @@
 //! | Deployment | `A-G-v8` | the replicas of group `G`, each a `weft worker` |
 //! | Service (headless) | `A-G-v8` | how workers of `V` find the ready replicas of `G` |
 //! | Service | `A-L` | the stable entry of listener `L`; its selector picks one version |
+//! | Secret (TLS) | `A-G-v8-tls` | group `G`'s key and certificate for `V`, mounted at `/etc/weft-tls` |
 //!
 //! Every object of a version carries `weft.dev/app=A` and
 //! `weft.dev/version=V`, so one label selector deletes a version. The
 //! listener Services do not carry the version label: they outlive every
 //! version, and applying the next version's objects moves their selector,
-//! which is the cut-over. The token Secret `A-weft-token` ([`secret`]) is
-//! made once per namespace and shared by every version.
+//! which is the cut-over. Each group's TLS Secret `A-G-v8-tls`
+//! ([`secrets`]) holds its key and certificate, issued by the app's CA for
+//! that group and version only, so versions overlap without sharing a
+//! secret, and a pod of one version cannot call a pod of another.
 //!
 //! Before writing anything, [`check`] finds every reason the app cannot run
 //! on Kubernetes (names that are not DNS labels, listener names that cannot
@@ -79,8 +82,8 @@ use weft_placer::Plan;
 
 /// Where a worker's config folder (the ConfigMap) is mounted.
 pub const CONFIG_DIR: &str = "/etc/weft";
-/// Where the token Secret is mounted.
-pub const TOKEN_DIR: &str = "/etc/weft-token";
+/// Where a group's TLS Secret is mounted.
+pub const TLS_DIR: &str = "/etc/weft-tls";
 /// Where the image keeps the component binaries, as `<sha256>.wasm`.
 pub const COMPONENTS_DIR: &str = "/opt/weft/components";
 /// Where the image keeps the `weft` executable.
@@ -231,15 +234,15 @@ impl<'a> Names<'a> {
         format!("{}-{group}-{}", self.app, self.version8)
     }
 
+    /// A group's TLS Secret: `A-G-v8-tls`.
+    fn secret(&self, group: &str) -> String {
+        format!("{}-tls", self.group(group))
+    }
+
     /// A listener's Service: `A-L`.
     fn listener(&self, listener: &str) -> String {
         format!("{}-{listener}", self.app)
     }
-}
-
-/// The token Secret's name: `A-weft-token`.
-fn secret_name(app: &str) -> String {
-    format!("{app}-weft-token")
 }
 
 /// Every object of the version, sorted by kind, then name; or every reason
@@ -311,16 +314,17 @@ pub fn header(app: &AppVersion<'_>, options: &KubeOptions) -> String {
         "     podman build -f Containerfile -t {image} {source}"
     ));
     line(&format!("     podman push {image}"));
-    line("2. Once per namespace, the token that every version's workers share:");
+    line("2. The keys and certificates of this version's groups, from the app's CA");
+    line("   (kept in .weft/kube/ca; every version's pods trust it):");
     line(&format!(
-        "     weft kube {named} --secret{ns} | kubectl apply -f -"
+        "     weft kube {named}{plan} --secret{ns} | kubectl apply -f -"
     ));
     line("3. Apply this file. The listener Services then select this version:");
     line("     kubectl apply -f FILE");
     line("4. Once the next version is applied and ready, delete this one (the");
     line("   listener Services have no version label and stay):");
     line(&format!(
-        "     kubectl delete deployment,service,configmap{ns} -l weft.dev/app={name},weft.dev/version={version}"
+        "     kubectl delete deployment,service,configmap,secret{ns} -l weft.dev/app={name},weft.dev/version={version}"
     ));
     h
 }
@@ -381,22 +385,39 @@ fn listener_port(listener: &crate::manifest::ListenerSpec) -> u16 {
         .map_or(0, |a| a.port())
 }
 
-/// The token Secret of `app`, with `token` (64 hex digits).
-pub fn secret(app: &str, token: &str, namespace: Option<&str>) -> Object {
-    objects::secret(app, token, namespace)
+/// The TLS Secrets of the version, one per group, with the credentials
+/// issued for each group (by group name), sorted by name.
+pub fn secrets(
+    app: &AppVersion<'_>,
+    issued: &BTreeMap<String, crate::rpc::identity::Credentials>,
+    namespace: Option<&str>,
+) -> Vec<Object> {
+    issued
+        .iter()
+        .map(|(group, credentials)| objects::secret(app, group, credentials, namespace))
+        .collect()
 }
 
-/// The token Secret as YAML, after a header that says how to apply it;
-/// `named` is the app as the user named it (a folder or a manifest).
-pub fn secret_yaml(named: &Path, app: &str, token: &str, namespace: Option<&str>) -> String {
-    let source = named.display();
+/// The version's TLS Secrets as YAML, after a header that says what they
+/// are and how to apply them.
+pub fn secrets_yaml(
+    app: &AppVersion<'_>,
+    issued: &BTreeMap<String, crate::rpc::identity::Credentials>,
+    namespace: Option<&str>,
+) -> String {
+    let name = &app.manifest.app.name;
+    let version = &app.version;
+    let named = app.named();
+    let named = named.display();
+    let plan = app.plan_origin.flag().unwrap_or_default();
     let ns = namespace_flag(namespace);
     let header = format!(
-        "# The token of app '{app}': every call between its workers carries it.\n\
-         # Written by `weft kube --secret`. Apply it once per namespace, before the first\n\
-         # version; every version shares it:\n\
-         #      weft kube {source} --secret{ns} | kubectl apply -f -\n\
-         # Do not apply a new one while a version runs: its pods would disagree.\n"
+        "# The keys and certificates of app '{name}', version {version}: one Secret per\n\
+         # group, issued by the app's CA (kept in .weft/kube/ca), which every version's\n\
+         # pods trust. Every call between pods is mutual TLS with them.\n\
+         # Written by `weft kube --secret`. Apply them before the version's objects:\n\
+         #      weft kube {named}{plan} --secret{ns} | kubectl apply -f -\n\
+         # They hold private keys: keep this output out of files and logs.\n"
     );
-    render(&header, &[secret(app, token, namespace)])
+    render(&header, &secrets(app, issued, namespace))
 }

@@ -1,12 +1,13 @@
 //! The objects themselves, built from typed `k8s-openapi` structs; the
 //! checks have passed by the time these run.
 
-use super::check::GRPC_PORT_NAME;
+use super::check::{GRPC_PORT_NAME, PROBE_PORT_NAME};
 use super::{
-    AppVersion, COMPONENTS_DIR, CONFIG_DIR, KubeOptions, LIVENESS_SERVICE, Names, Object,
-    TOKEN_DIR, WEFT_BIN, config_files, listener_port, secret_name,
+    AppVersion, COMPONENTS_DIR, CONFIG_DIR, KubeOptions, LIVENESS_SERVICE, Names, Object, TLS_DIR,
+    WEFT_BIN, config_files, listener_port,
 };
-use crate::deploy::cluster::WORKER_PORT;
+use crate::deploy::cluster::{PROBE_PORT, WORKER_PORT};
+use crate::rpc::identity::{CA_FILE, CERT_FILE, Credentials, KEY_FILE};
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
     ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, EnvVarSource, GRPCAction,
@@ -89,21 +90,32 @@ pub(super) fn build(app: &AppVersion<'_>, options: &KubeOptions) -> Vec<Object> 
     objects
 }
 
-/// The token Secret.
-pub(super) fn secret(app: &str, token: &str, namespace: Option<&str>) -> Object {
-    let labels = BTreeMap::from([
-        ("app.kubernetes.io/name".to_string(), app.to_string()),
-        ("app.kubernetes.io/part-of".to_string(), app.to_string()),
-        (
-            "app.kubernetes.io/managed-by".to_string(),
-            "weft".to_string(),
-        ),
-        (APP.to_string(), app.to_string()),
-    ]);
+/// The TLS Secret of one group of the version: its key, its certificate
+/// and the CA certificates it trusts.
+pub(super) fn secret(
+    app: &AppVersion<'_>,
+    group: &str,
+    credentials: &Credentials,
+    namespace: Option<&str>,
+) -> Object {
+    let files = [
+        (CA_FILE, &credentials.ca_pem),
+        (CERT_FILE, &credentials.cert_pem),
+        (KEY_FILE, &credentials.key_pem),
+    ];
     Object::Secret(Secret {
-        metadata: meta(secret_name(app), namespace, labels),
-        type_: Some("Opaque".into()),
-        string_data: Some(BTreeMap::from([("token".to_string(), token.to_string())])),
+        metadata: meta(
+            Names::new(app).secret(group),
+            namespace,
+            labels(app, Some(group)),
+        ),
+        type_: Some("kubernetes.io/tls".into()),
+        string_data: Some(
+            files
+                .iter()
+                .map(|(file, text)| (file.to_string(), text.to_string()))
+                .collect(),
+        ),
         ..Default::default()
     })
 }
@@ -112,11 +124,18 @@ pub(super) fn secret(app: &str, token: &str, namespace: Option<&str>) -> Object 
 fn deployment(app: &AppVersion<'_>, options: &KubeOptions, group: &str, g: &Group) -> Deployment {
     let names = Names::new(app);
     let labels = labels(app, Some(group));
-    let mut ports = vec![ContainerPort {
-        name: Some(GRPC_PORT_NAME.into()),
-        container_port: WORKER_PORT.into(),
-        ..Default::default()
-    }];
+    let mut ports = vec![
+        ContainerPort {
+            name: Some(GRPC_PORT_NAME.into()),
+            container_port: WORKER_PORT.into(),
+            ..Default::default()
+        },
+        ContainerPort {
+            name: Some(PROBE_PORT_NAME.into()),
+            container_port: PROBE_PORT.into(),
+            ..Default::default()
+        },
+    ];
     for (listener, l) in &app.manifest.listeners {
         if g.components.contains(&l.component) {
             ports.push(ContainerPort {
@@ -134,14 +153,18 @@ fn deployment(app: &AppVersion<'_>, options: &KubeOptions, group: &str, g: &Grou
         group,
         "--components",
         COMPONENTS_DIR,
-        "--token-file",
-        &format!("{TOKEN_DIR}/token"),
+        "--tls-dir",
+        TLS_DIR,
+        "--probe-listen",
+        &format!("0.0.0.0:{PROBE_PORT}"),
         "--name",
         "$(WEFT_POD_NAME)",
     ];
+    // The kubelet cannot present a certificate: it asks the probe port,
+    // which serves grpc.health.v1 alone.
     let probe = |service: Option<&str>, period: i32, failures: i32| Probe {
         grpc: Some(GRPCAction {
-            port: WORKER_PORT.into(),
+            port: PROBE_PORT.into(),
             service: service.map(Into::into),
         }),
         period_seconds: Some(period),
@@ -173,8 +196,8 @@ fn deployment(app: &AppVersion<'_>, options: &KubeOptions, group: &str, g: &Grou
                 ..Default::default()
             },
             VolumeMount {
-                name: "token".into(),
-                mount_path: TOKEN_DIR.into(),
+                name: "tls".into(),
+                mount_path: TLS_DIR.into(),
                 read_only: Some(true),
                 ..Default::default()
             },
@@ -237,9 +260,9 @@ fn deployment(app: &AppVersion<'_>, options: &KubeOptions, group: &str, g: &Grou
                             ..Default::default()
                         },
                         Volume {
-                            name: "token".into(),
+                            name: "tls".into(),
                             secret: Some(SecretVolumeSource {
-                                secret_name: Some(secret_name(&app.manifest.app.name)),
+                                secret_name: Some(names.secret(group)),
                                 ..Default::default()
                             }),
                             ..Default::default()

@@ -259,20 +259,20 @@ fn every_problem_is_reported_at_once() {
 
 #[test]
 fn long_names_are_refused() {
-    let app = "a".repeat(53);
+    let app = "a".repeat(55);
     let err = problems(
         &SHOP.replace("name = \"shop\"", &format!("name = \"{app}\"")),
         None,
     );
     assert!(
-        err.contains("shorten the app's name to at most 52"),
+        err.contains("shorten the app's name to at most 54"),
         "{err}"
     );
     let group = "g".repeat(60);
     let plan = one_group(&group, 1);
     let err = problems(SHOP, Some(plan));
     assert!(
-        err.contains(&format!("components.{group}: the Deployment and Service 'shop-{group}-01234567' would have 74 characters")),
+        err.contains(&format!("components.{group}: the group's TLS Secret 'shop-{group}-01234567-tls' would have 78 characters")),
         "{err}"
     );
 }
@@ -311,9 +311,9 @@ fn the_header_says_how_to_build_apply_and_delete() {
     for needle in [
         "weft kube app --plan split --containerfile > Containerfile",
         "podman build -f Containerfile -t registry.example/shop:1 app",
-        "weft kube app --secret -n prod | kubectl apply -f -",
+        "weft kube app --plan split --secret -n prod | kubectl apply -f -",
         "kubectl apply -f FILE",
-        "kubectl delete deployment,service,configmap -n prod -l weft.dev/app=shop,weft.dev/version=0123456789abcdef",
+        "kubectl delete deployment,service,configmap,secret -n prod -l weft.dev/app=shop,weft.dev/version=0123456789abcdef",
     ] {
         assert!(
             header.iter().any(|l| l.contains(needle)),
@@ -363,15 +363,46 @@ fn the_containerfile_copies_weft_and_every_blob() {
 }
 
 #[test]
-fn the_secret_is_apart_and_shared() {
-    let yaml = secret_yaml(Path::new("app"), "shop", &"ab".repeat(32), None);
-    assert!(yaml.contains("kind: Secret\n"), "{yaml}");
-    assert!(yaml.contains("name: shop-weft-token\n"), "{yaml}");
-    assert!(
-        yaml.contains(&format!("token: {}\n", "ab".repeat(32))),
-        "{yaml}"
-    );
-    assert!(!yaml.contains("weft.dev/version"), "{yaml}");
+fn each_group_of_each_version_has_its_own_tls_secret() {
+    use crate::rpc::identity::{Authority, Identity};
+    let ca = Authority::generate("shop").unwrap();
+    with_app(SHOP, Some(Plan::split(["front", "cart"])), |app| {
+        let issued: BTreeMap<String, _> = app
+            .plan
+            .groups
+            .keys()
+            .map(|g| {
+                let identity = Identity::worker("shop", VERSION, g);
+                (g.clone(), ca.issue(&identity).unwrap())
+            })
+            .collect();
+        let secrets = secrets(app, &issued, Some("prod"));
+        let names: Vec<&str> = secrets.iter().map(Object::name).collect();
+        assert_eq!(names, ["shop-cart-01234567-tls", "shop-front-01234567-tls"]);
+        for secret in &secrets {
+            let labels = labels(secret);
+            assert_eq!(labels["weft.dev/version"], VERSION, "deleted with its version");
+            let Object::Secret(s) = secret else {
+                panic!("a Secret")
+            };
+            assert_eq!(s.type_.as_deref(), Some("kubernetes.io/tls"));
+            let files = s.string_data.as_ref().unwrap();
+            let keys: Vec<&str> = files.keys().map(String::as_str).collect();
+            assert_eq!(keys, ["ca.crt", "tls.crt", "tls.key"]);
+        }
+        // Each Deployment mounts its own group's Secret, and probes the
+        // plain-text probe port.
+        let objects = objects(app, &options()).unwrap();
+        let yaml = render("", &objects);
+        assert!(yaml.contains("secretName: shop-cart-01234567-tls"), "{yaml}");
+        assert!(yaml.contains("- --tls-dir\n"), "{yaml}");
+        assert!(yaml.contains("- 0.0.0.0:7071\n"), "{yaml}");
+        let text = secrets_yaml(app, &issued, Some("prod"));
+        assert!(
+            text.contains("weft kube app --plan split --secret -n prod | kubectl apply -f -"),
+            "{text}"
+        );
+    });
 }
 
 #[test]

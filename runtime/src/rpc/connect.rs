@@ -1,23 +1,35 @@
-//! How weft's processes reach each other. Every gRPC client channel is made
-//! by one [`Dialer`], and every gRPC server starts from one
+//! How weft's processes reach each other: always over mutual TLS, with the
+//! deployment's CA ([`identity`](super::identity)). Every gRPC client
+//! channel is made by one [`Dialer`], and every gRPC server starts from one
 //! [`ServerSecurity`], so the security of a connection is decided here and
 //! nowhere else.
 //!
-//! A dialer is told which kind of process it dials ([`Peer`]); a server is
-//! told which kinds of process each of its services accepts ([`Allow`]).
+//! - A dialer is told which process it dials ([`Peer`]) and checks that
+//!   the server's certificate proves it: a worker of its own version, or
+//!   the manager. A server of another deployment, or of another version,
+//!   fails the handshake.
+//! - A server refuses, at the handshake, any client without a certificate
+//!   from the deployment's CA. In front of each service, [`Check`] lets
+//!   through only the callers that [`Allow`] names, and the services learn
+//!   who called from [`caller`].
 
-use super::auth::{Attach, Check, Token};
+use super::identity::{Credentials, Identity, MANAGER_NAME, Role, worker_name};
 use crate::version::Version;
+use std::sync::Arc;
 use std::time::Duration;
-use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Certificate, ClientTlsConfig, ServerTlsConfig};
+use tonic::{Request, Status};
 
-/// How long a connection attempt to a peer may take.
+/// How long a connection attempt to a peer may take, its TLS handshake
+/// included.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a client may take over its TLS handshake with a server.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A client channel to another weft process.
-pub type Channel = InterceptedService<tonic::transport::Channel, Attach>;
+pub type Channel = tonic::transport::Channel;
 
-/// The kind of process a channel dials.
+/// The process a channel dials, which its certificate must prove.
 #[derive(Debug, Clone, Copy)]
 pub enum Peer<'a> {
     /// A worker of this version.
@@ -26,63 +38,182 @@ pub enum Peer<'a> {
     Manager,
 }
 
-/// Makes every client channel of one process.
+/// Makes every client channel of one process, presenting its certificate.
 #[derive(Clone, Debug)]
 pub struct Dialer {
-    token: Token,
+    credentials: Arc<Credentials>,
 }
 
 impl Dialer {
-    /// A dialer whose calls carry `token`.
-    pub fn new(token: Token) -> Dialer {
-        Dialer { token }
+    /// A dialer that proves itself with `credentials`.
+    pub fn new(credentials: Credentials) -> Dialer {
+        Dialer {
+            credentials: Arc::new(credentials),
+        }
+    }
+
+    /// Who this dialer's calls come from.
+    pub fn identity(&self) -> &Identity {
+        &self.credentials.identity
     }
 
     /// A lazily connected channel to `peer` at `address` (`HOST:PORT`),
     /// which reconnects by itself after its peer restarts.
-    pub fn channel(&self, address: &str, _peer: Peer<'_>) -> anyhow::Result<Channel> {
-        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+    pub fn channel(&self, address: &str, peer: Peer<'_>) -> anyhow::Result<Channel> {
+        Ok(self.endpoint(address, peer)?.connect_lazy())
+    }
+
+    /// The endpoint of `peer` at `address`, with this process's TLS.
+    pub fn endpoint(
+        &self,
+        address: &str,
+        peer: Peer<'_>,
+    ) -> anyhow::Result<tonic::transport::Endpoint> {
+        let server_name = match peer {
+            Peer::Worker(version) => worker_name(version.as_str()),
+            Peer::Manager => MANAGER_NAME.to_string(),
+        };
+        let c = &self.credentials;
+        let tls = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(&c.ca_pem))
+            .identity(tonic::transport::Identity::from_pem(&c.cert_pem, &c.key_pem))
+            .domain_name(server_name)
+            .timeout(HANDSHAKE_TIMEOUT);
+        let endpoint = tonic::transport::Endpoint::from_shared(format!("https://{address}"))
             .map_err(|e| anyhow::anyhow!("'{address}' is not a HOST:PORT address: {e}"))?
+            .tls_config(tls)
+            .map_err(|e| anyhow::anyhow!("cannot set up TLS to {address}: {e}"))?
             .connect_timeout(CONNECT_TIMEOUT)
             .tcp_nodelay(true);
-        Ok(InterceptedService::new(
-            endpoint.connect_lazy(),
-            Attach(self.token.clone()),
-        ))
+        Ok(endpoint)
     }
 }
 
 /// Which processes a service accepts calls from.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Allow {
     /// The manager only: a worker's `Control`.
     Manager,
-    /// People's commands (`weft status`, `rollout`): the manager's own service.
+    /// The manager and people's commands: a worker's `Control` where the
+    /// CLI reads it (`Served`, `Health`), and the manager's own service.
+    ManagerOrCli,
+    /// People's commands only: the manager's `Manager` service.
     Cli,
     /// The deployment's workers: `Invoke` and `Store`, which check the
-    /// caller further themselves.
+    /// caller further against the call graph and the grants.
     Workers,
 }
 
-/// How one process's gRPC servers prove themselves and check their callers.
+/// How one process's gRPC servers prove themselves and check callers.
 #[derive(Clone, Debug)]
 pub struct ServerSecurity {
-    token: Token,
+    credentials: Arc<Credentials>,
 }
 
 impl ServerSecurity {
-    /// Servers that accept calls carrying `token`.
-    pub fn new(token: Token) -> ServerSecurity {
-        ServerSecurity { token }
+    /// Servers that prove themselves with `credentials` and accept only
+    /// clients whose certificates come from the same CA.
+    pub fn new(credentials: Credentials) -> ServerSecurity {
+        ServerSecurity {
+            credentials: Arc::new(credentials),
+        }
     }
 
-    /// A gRPC server builder for one process's services.
+    /// A gRPC server builder that speaks only mutual TLS.
     pub fn builder(&self) -> anyhow::Result<tonic::transport::Server> {
-        Ok(tonic::transport::Server::builder().tcp_nodelay(true))
+        let c = &self.credentials;
+        let tls = ServerTlsConfig::new()
+            .identity(tonic::transport::Identity::from_pem(&c.cert_pem, &c.key_pem))
+            .client_ca_root(Certificate::from_pem(&c.ca_pem))
+            .timeout(HANDSHAKE_TIMEOUT);
+        tonic::transport::Server::builder()
+            .tls_config(tls)
+            .map_err(|e| anyhow::anyhow!("cannot set up the TLS server: {e}"))
     }
 
     /// The check in front of a service that accepts calls from `allow`.
-    pub fn check(&self, _allow: Allow) -> Check {
-        Check(self.token.clone())
+    pub fn check(&self, allow: Allow) -> Check {
+        Check {
+            app: self.credentials.identity.app.clone(),
+            allow,
+        }
+    }
+}
+
+/// Who called: the identity that the client's certificate names. Only a
+/// certificate of the server's own CA passed the handshake, so this is
+/// proven; a certificate that names no weft identity is refused.
+pub fn caller<T>(request: &Request<T>) -> Result<Identity, Status> {
+    let certs = request.peer_certs().ok_or_else(|| {
+        Status::unauthenticated("this call came without a client certificate")
+    })?;
+    certs
+        .first()
+        .and_then(|der| super::identity::identity_of(der))
+        .ok_or_else(|| {
+            Status::unauthenticated("the client's certificate names no weft identity")
+        })
+}
+
+/// Lets through the calls of the processes one [`Allow`] names.
+#[derive(Clone, Debug)]
+pub struct Check {
+    app: String,
+    allow: Allow,
+}
+
+impl Check {
+    /// Whether `who` may call a service of this check.
+    fn admits(&self, who: &Identity) -> bool {
+        who.app == self.app
+            && matches!(
+                (self.allow, &who.role),
+                (Allow::Manager | Allow::ManagerOrCli, Role::Manager)
+                    | (Allow::Cli | Allow::ManagerOrCli, Role::Cli)
+                    | (Allow::Workers, Role::Worker { .. })
+            )
+    }
+}
+
+impl tonic::service::Interceptor for Check {
+    fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
+        let who = caller(&request)?;
+        if self.admits(&who) {
+            Ok(request)
+        } else {
+            let allowed = match self.allow {
+                Allow::Manager => "the manager",
+                Allow::ManagerOrCli => "the manager and weft's commands",
+                Allow::Cli => "weft's commands (weft status, rollout, rollback)",
+                Allow::Workers => "the deployment's workers",
+            };
+            Err(Status::permission_denied(format!(
+                "{who} may not call this service; it serves {allowed} of app '{}' only",
+                crate::telemetry::logs::escaped(&self.app)
+            )))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_service_admits_only_its_callers() {
+        let worker = Identity::worker("shop", "3f2a9c01b7d4e512", "back");
+        let check = |allow| Check {
+            app: "shop".into(),
+            allow,
+        };
+        assert!(check(Allow::Workers).admits(&worker));
+        assert!(!check(Allow::Manager).admits(&worker));
+        assert!(!check(Allow::Cli).admits(&worker));
+        assert!(check(Allow::Manager).admits(&Identity::manager("shop")));
+        assert!(!check(Allow::Manager).admits(&Identity::manager("other")));
+        assert!(!check(Allow::Manager).admits(&Identity::cli("shop")));
+        assert!(check(Allow::ManagerOrCli).admits(&Identity::cli("shop")));
+        assert!(check(Allow::Cli).admits(&Identity::cli("shop")));
+        assert!(!check(Allow::Workers).admits(&Identity::cli("shop")));
     }
 }

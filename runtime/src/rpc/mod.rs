@@ -11,13 +11,16 @@
 //!   Kubernetes ask.
 //! - [`connect`]: the one [`Dialer`] that makes every client channel, and
 //!   the [`ServerSecurity`](connect::ServerSecurity) every server starts from.
-//! - [`auth`]: the deployment's token, which every call carries and every
-//!   server checks.
+//! - [`identity`]: the deployment's CA, and the certificate that names
+//!   each process (a worker's group and version, the manager, the CLI).
+//! - [`authorize`]: which calls the app's call graph allows, and which
+//!   buckets each group may use (pure).
 
-pub mod auth;
+pub mod authorize;
 pub mod client;
 pub mod connect;
 pub mod health;
+pub mod identity;
 pub mod server;
 pub mod store;
 

@@ -2,12 +2,20 @@
 //!
 //! [`Exports`] is the table of every function the worker's group exports,
 //! built once at assignment. A call is refused, before anything runs, when
-//! its version is not the worker's, when the function is not served here,
-//! or when its type fingerprint differs from the callee's. Each function
-//! counts the calls that reached it, which `Control.Served` reports.
+//! the caller's certificate names another app or version, when the app's
+//! call graph has no edge from the caller's group to the function, or the
+//! `caller` it claims is not that edge's importer (`PermissionDenied`);
+//! when its version is not the worker's, when the function is not served
+//! here, or when its type fingerprint differs from the callee's. Each
+//! function counts the calls that reached it, which `Control.Served`
+//! reports. Errors name what was wrong in the call, never what the callee
+//! expected, and escape whatever the call carried.
 
 use crate::codec::{self, FuncTypes};
 use crate::link::typed::{ServeError, Shape, shape_of};
+use crate::rpc::authorize::Edges;
+use crate::rpc::identity::{Identity, Role};
+use crate::telemetry::logs::escaped;
 use crate::pool::InstancePool;
 use crate::telemetry::trace::{self, CallLabels, SpanSpec};
 use crate::version::{self, Version};
@@ -47,6 +55,8 @@ pub struct Exports {
     group: String,
     version: Version,
     functions: HashMap<(String, String, String), Exported>,
+    /// Which callers may call which of them.
+    edges: Edges,
 }
 
 impl Exports {
@@ -57,6 +67,7 @@ impl Exports {
         engine: &Engine,
         (app, group, version): (&str, &str, Version),
         components: &[(&Component, &World, Arc<InstancePool>)],
+        edges: Edges,
     ) -> Exports {
         let mut functions = HashMap::new();
         for (component, world, pool) in components {
@@ -107,30 +118,68 @@ impl Exports {
             group: group.to_string(),
             version,
             functions,
+            edges,
         }
     }
 
-    /// Runs one call, in a span whose parent is `parent`.
-    async fn call(&self, call: CallRequest, parent: Context) -> Result<CallReply, Status> {
+    /// Whether `who` may make `call`: a worker of this app and version,
+    /// along an edge of the call graph, as the component it claims.
+    fn authorize(&self, who: &Identity, call: &CallRequest) -> Result<(), Status> {
+        let Role::Worker { version, group } = &who.role else {
+            return Err(Status::permission_denied(format!(
+                "{who} may not call components; only workers of the deployment do"
+            )));
+        };
+        if who.app != self.app || version != self.version.as_str() {
+            return Err(Status::permission_denied(format!(
+                "{who} may not call this worker, which runs version {} of app '{}'; only \
+                 processes of one version talk to each other",
+                self.version, self.app
+            )));
+        }
+        self.edges
+            .allows(
+                (group, &call.caller),
+                (&call.target, &call.interface, &call.function),
+            )
+            .map_err(Status::permission_denied)
+    }
+
+    /// Runs one call from `who`, in a span whose parent is `parent`.
+    async fn call(
+        &self,
+        who: &Identity,
+        call: CallRequest,
+        parent: Context,
+    ) -> Result<CallReply, Status> {
+        self.authorize(who, &call)?;
         if call.version != self.version.as_str() {
             return Err(Status::failed_precondition(format!(
                 "version mismatch: this worker runs version {}, but the call from '{}' carries \
                  version {}; only processes of one deployment talk to each other",
-                self.version, call.caller, call.version
+                self.version,
+                escaped(&call.caller),
+                escaped(&call.version)
             )));
         }
         let key = (call.target, call.interface, call.function);
         let Some(f) = self.functions.get(&key) else {
             return Err(Status::not_found(format!(
                 "this worker does not serve {}: {}#{}",
-                key.0, key.1, key.2
+                escaped(&key.0),
+                escaped(&key.1),
+                escaped(&key.2)
             )));
         };
         if call.fingerprint != f.fingerprint {
+            // The callee's own fingerprint stays here: it would tell a
+            // prober what to send.
             return Err(Status::failed_precondition(format!(
-                "type fingerprint mismatch for {}: the callee's is {}, the call from '{}' carries \
-                 {}; caller and callee were built from different WIT",
-                f.label, f.fingerprint, call.caller, call.fingerprint
+                "type fingerprint mismatch for {}: the call from '{}' carries {}, which is not \
+                 the callee's; caller and callee were built from different WIT",
+                f.label,
+                escaped(&call.caller),
+                escaped(&call.fingerprint)
             )));
         }
         // The server span of the caller's client span, or its trace as it
@@ -176,7 +225,7 @@ impl Exports {
         };
         let call_error = |e: wasmtime::Error| {
             f.errors.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(caller = %caller, "{e:#}");
+            tracing::warn!(caller = %escaped(caller), "{e:#}");
             Status::internal(format!("{e:#}"))
         };
         let payload = match &f.shape {
@@ -248,9 +297,10 @@ pub struct InvokeService {
 }
 
 impl InvokeService {
-    /// Starts serving `exports`; a worker is assigned once.
-    pub fn assign(&self, exports: Exports) -> Result<(), Exports> {
-        self.exports.set(exports)
+    /// Starts serving `exports`; a worker is assigned once, so this says
+    /// whether it was assigned now.
+    pub fn assign(&self, exports: Exports) -> bool {
+        self.exports.set(exports).is_ok()
     }
 
     /// The calls each exported function has run; none before assignment.
@@ -271,9 +321,10 @@ impl Invoke for InvokeService {
                 .insert(weft_proto::NOT_SERVING_HEADER, "1".parse().expect("ASCII"));
             return Err(status);
         };
+        let who = crate::rpc::connect::caller(&request)?;
         let parent = trace::extract(&trace::MetadataReader(request.metadata()));
         exports
-            .call(request.into_inner(), parent)
+            .call(&who, request.into_inner(), parent)
             .await
             .map(Response::new)
     }

@@ -4,13 +4,18 @@
 //! counter must both see every increment, so under `weft deploy` the manager
 //! owns the store and serves it ([`StoreService`]), and every worker uses it
 //! through [`RemoteStore`]. Bucket grants are checked by the worker's host
-//! bindings before a call is sent, as they are in one process.
+//! bindings before a call is sent, as they are in one process, and again by
+//! the store: a worker may use only the buckets granted to a component of
+//! its own group, as its certificate names it, in a running version.
 
 use super::{Channel, Dialer, Peer};
 use crate::kv::{KeyPage, KeyValueStore, KvError};
+use crate::rpc::authorize::Buckets;
+use crate::rpc::identity::Role;
+use crate::telemetry::logs::escaped;
 use crate::version::Version;
 use async_trait::async_trait;
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock, RwLock};
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status};
@@ -22,9 +27,10 @@ use weft_proto::v1::{
     ListKeysRequest, SetRequest,
 };
 
-/// The versions whose workers may use the store: those that run now.
-/// Data outlives versions, so every running version shares one store.
-pub type LiveVersions = Arc<RwLock<BTreeSet<String>>>;
+/// The versions whose workers may use the store (those that run now), with
+/// the buckets each of their groups may use. Data outlives versions, so
+/// every running version shares one store.
+pub type LiveVersions = Arc<RwLock<BTreeMap<String, Buckets>>>;
 
 /// The manager's side: a [`KeyValueStore`] served over gRPC to the workers
 /// of the running versions. The store is opened when the first version
@@ -40,20 +46,42 @@ impl StoreService {
         StoreService { store, live }
     }
 
-    fn check<T>(&self, request: &Request<T>) -> Result<&Arc<dyn KeyValueStore>, Status> {
+    /// The store, if the caller of `request` may use `bucket`.
+    fn check<T>(
+        &self,
+        request: &Request<T>,
+        bucket: &str,
+    ) -> Result<&Arc<dyn KeyValueStore>, Status> {
+        let who = super::connect::caller(request)?;
+        let Role::Worker { version, group } = &who.role else {
+            return Err(Status::permission_denied(format!(
+                "{who} may not use the store; only the deployment's workers do"
+            )));
+        };
         let sent = request
             .metadata()
             .get(VERSION_HEADER)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("none");
-        let live = self.live.read().expect("live versions lock");
-        if !live.contains(sent) {
-            return Err(Status::failed_precondition(format!(
-                "version mismatch: this store serves the running versions ({}), the request \
-                 carries {sent}",
-                live.iter().cloned().collect::<Vec<_>>().join(", ")
+        if sent != version {
+            return Err(Status::permission_denied(format!(
+                "the request carries version {}, but the caller's certificate names {who}",
+                escaped(sent)
             )));
         }
+        let live = self.live.read().expect("live versions lock");
+        let Some(buckets) = live.get(version.as_str()) else {
+            return Err(Status::failed_precondition(format!(
+                "version mismatch: this store serves the running versions ({}), the request \
+                 carries {}",
+                live.keys().cloned().collect::<Vec<_>>().join(", "),
+                escaped(version)
+            )));
+        };
+        buckets
+            .allows(group, bucket)
+            .map_err(Status::permission_denied)?;
+        drop(live);
         self.store.get().ok_or_else(|| {
             Status::failed_precondition("no running version of this deployment uses key-value")
         })
@@ -70,28 +98,28 @@ fn status(e: KvError) -> Status {
 #[tonic::async_trait]
 impl Store for StoreService {
     async fn get(&self, request: Request<KeyRequest>) -> Result<Response<GetReply>, Status> {
-        let store = self.check(&request)?;
+        let store = self.check(&request, &request.get_ref().bucket)?;
         let KeyRequest { bucket, key } = request.into_inner();
         let value = store.get(&bucket, &key).await.map_err(status)?;
         Ok(Response::new(GetReply { value }))
     }
 
     async fn set(&self, request: Request<SetRequest>) -> Result<Response<Empty>, Status> {
-        let store = self.check(&request)?;
+        let store = self.check(&request, &request.get_ref().bucket)?;
         let SetRequest { bucket, key, value } = request.into_inner();
         store.set(&bucket, &key, value).await.map_err(status)?;
         Ok(Response::new(Empty {}))
     }
 
     async fn delete(&self, request: Request<KeyRequest>) -> Result<Response<Empty>, Status> {
-        let store = self.check(&request)?;
+        let store = self.check(&request, &request.get_ref().bucket)?;
         let KeyRequest { bucket, key } = request.into_inner();
         store.delete(&bucket, &key).await.map_err(status)?;
         Ok(Response::new(Empty {}))
     }
 
     async fn exists(&self, request: Request<KeyRequest>) -> Result<Response<ExistsReply>, Status> {
-        let store = self.check(&request)?;
+        let store = self.check(&request, &request.get_ref().bucket)?;
         let KeyRequest { bucket, key } = request.into_inner();
         let exists = store.exists(&bucket, &key).await.map_err(status)?;
         Ok(Response::new(ExistsReply { exists }))
@@ -101,7 +129,7 @@ impl Store for StoreService {
         &self,
         request: Request<ListKeysRequest>,
     ) -> Result<Response<ListKeysReply>, Status> {
-        let store = self.check(&request)?;
+        let store = self.check(&request, &request.get_ref().bucket)?;
         let ListKeysRequest { bucket, cursor } = request.into_inner();
         let page = store.list_keys(&bucket, cursor).await.map_err(status)?;
         Ok(Response::new(ListKeysReply {
@@ -114,7 +142,7 @@ impl Store for StoreService {
         &self,
         request: Request<IncrementRequest>,
     ) -> Result<Response<IncrementReply>, Status> {
-        let store = self.check(&request)?;
+        let store = self.check(&request, &request.get_ref().bucket)?;
         let IncrementRequest { bucket, key, delta } = request.into_inner();
         let value = store
             .increment(&bucket, &key, delta)

@@ -46,10 +46,11 @@ pub fn set_process(group: &str, version: &str) {
     let _ = PROCESS.set((group.to_string(), version.to_string()));
 }
 
-/// Text from the network or a guest, fit for a log line: every control
-/// character (a newline, a carriage return, an escape) is written as
-/// `\u{..}`, and a backslash as `\\`, so no value can forge a line or
-/// move the terminal's cursor.
+/// Text from the network or a guest, fit for a log line or an error: every
+/// control character (a newline, a carriage return, an escape) is written
+/// as `\u{..}`, and a backslash as `\\`, so no value can forge a line or
+/// move the terminal's cursor; past [`SHOWN_CHARS`] characters the rest
+/// is cut and counted, so no value can make a line or a status huge.
 pub fn escaped(text: &str) -> Escaped<'_> {
     Escaped(text)
 }
@@ -58,14 +59,22 @@ pub fn escaped(text: &str) -> Escaped<'_> {
 #[derive(Debug, Clone, Copy)]
 pub struct Escaped<'a>(&'a str);
 
+/// How many characters of a value [`escaped`] shows.
+pub const SHOWN_CHARS: usize = 200;
+
 impl std::fmt::Display for Escaped<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for c in self.0.chars() {
+        let mut chars = self.0.chars();
+        for c in chars.by_ref().take(SHOWN_CHARS) {
             match c {
                 '\\' => f.write_str("\\\\")?,
                 c if c.is_control() => write!(f, "\\u{{{:x}}}", c as u32)?,
                 c => f.write_char(c)?,
             }
+        }
+        let rest = chars.count();
+        if rest > 0 {
+            write!(f, "…({rest} more characters)")?;
         }
         Ok(())
     }
@@ -199,6 +208,10 @@ mod tests {
             "nobody\\u{a}2026-12-04T00:00:00Z INFO admin logged in\\u{1b}[2K\\\\"
         );
         assert_eq!(escaped("greeter").to_string(), "greeter");
+        let huge = "x".repeat(1 << 20);
+        let shown = escaped(&huge).to_string();
+        assert!(shown.len() < 300, "{shown}");
+        assert!(shown.ends_with(&format!("…({} more characters)", (1 << 20) - SHOWN_CHARS)));
     }
 
     #[test]
