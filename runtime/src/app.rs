@@ -315,6 +315,7 @@ impl App {
                 address: socket.local_addr()?,
                 socket,
                 entry: Arc::new(entry),
+                limits: spec.limits(),
             });
         }
         Ok(bound)
@@ -340,6 +341,7 @@ pub struct BoundListener {
     pub address: SocketAddr,
     socket: TcpListener,
     entry: Arc<HttpEntry>,
+    limits: listener::ConnectionLimits,
 }
 
 /// Serves each of `listeners` in a task of its own, until `stopped` turns
@@ -353,9 +355,10 @@ pub fn serve_bound(
         let mut stopped = stopped.clone();
         let entry = l.entry;
         let handler = move |request| entry.clone().handle(request);
-        tasks.spawn(listener::serve(l.socket, l.name, handler, async move {
+        let shutdown = async move {
             let _ = stopped.wait_for(|s| *s).await;
-        }));
+        };
+        tasks.spawn(listener::serve(l.socket, l.name, handler, l.limits, shutdown));
     }
     tasks
 }

@@ -6,10 +6,17 @@
 //! still writing. A guest that traps or overruns its timeout costs that one
 //! request a 500; the listener keeps serving.
 //!
-//! [`serve`] takes a bound listener, a request handler and a shutdown
-//! future: on shutdown it stops accepting, lets in-flight requests finish,
-//! and returns. The handler is an [`HttpEntry`] in `weft run` and in a
-//! worker, and the manager's ingress under `weft deploy`.
+//! [`serve`] takes a bound listener, a request handler, its
+//! [`ConnectionLimits`] and a shutdown future: on shutdown it stops
+//! accepting, lets in-flight requests finish, and returns. The handler is
+//! an [`HttpEntry`] in `weft run` and in a worker, and the manager's
+//! ingress under `weft deploy`.
+//!
+//! A client cannot hold a connection for nothing: one that has not sent a
+//! whole request head within `header_timeout` of its first byte (or of
+//! connecting) is closed, and so is one that sits idle between requests
+//! for `idle_timeout`. Past `max_connections` open connections, a new one
+//! is closed at once.
 
 use crate::pool::InstancePool;
 use crate::telemetry::metrics::ListenerStats;
@@ -37,6 +44,158 @@ use wasmtime_wasi_http::p2::types::HostResponseOutparam;
 
 /// How long shutdown waits for in-flight requests.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What a listener allows one client connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// How long a request head may take to arrive, from the connection's
+    /// start or the first byte of the request.
+    pub header_timeout: Duration,
+    /// How long a kept-alive connection may sit between requests.
+    pub idle_timeout: Duration,
+    /// How many connections the listener keeps open at once.
+    pub max_connections: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> ConnectionLimits {
+        ConnectionLimits {
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 1024,
+        }
+    }
+}
+
+/// Where one connection is: between requests, reading a head, or serving.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Idle,
+    Head,
+    Busy,
+}
+
+/// One connection's stage and since when, shared by its socket (which
+/// sees bytes arrive and leave) and its service (which sees requests).
+#[derive(Clone)]
+struct Activity(Arc<std::sync::Mutex<(Stage, Instant)>>);
+
+impl Activity {
+    /// A new connection, waiting for its first request's head.
+    fn new() -> Activity {
+        Activity(Arc::new(std::sync::Mutex::new((Stage::Head, Instant::now()))))
+    }
+
+    fn set(&self, stage: Stage) {
+        *self.0.lock().expect("activity lock") = (stage, Instant::now());
+    }
+
+    /// Bytes arrived: an idle connection starts a request head.
+    fn read(&self) {
+        let mut state = self.0.lock().expect("activity lock");
+        if state.0 == Stage::Idle {
+            *state = (Stage::Head, Instant::now());
+        }
+    }
+
+    /// Bytes left: an idle connection that still sends a body is not idle.
+    fn wrote(&self) {
+        let mut state = self.0.lock().expect("activity lock");
+        if state.0 == Stage::Idle {
+            state.1 = Instant::now();
+        }
+    }
+
+    /// Resolves when the connection has broken `limits`: its head took too
+    /// long, or it sat idle too long.
+    async fn expired(&self, limits: ConnectionLimits) -> &'static str {
+        loop {
+            let (stage, since) = *self.0.lock().expect("activity lock");
+            let (limit, why) = match stage {
+                // A request in progress is bounded by its component's
+                // call timeout, not here.
+                Stage::Busy => (limits.header_timeout, ""),
+                Stage::Head => (limits.header_timeout, "its request head did not arrive in time"),
+                Stage::Idle => (limits.idle_timeout, "it sat idle for too long"),
+            };
+            let deadline = since + limit;
+            if stage != Stage::Busy && Instant::now() >= deadline {
+                return why;
+            }
+            let wake = if stage == Stage::Busy {
+                Instant::now() + limit
+            } else {
+                deadline
+            };
+            tokio::time::sleep_until(wake.into()).await;
+        }
+    }
+}
+
+/// A connection's socket, telling its [`Activity`] when bytes move.
+struct Watched<S> {
+    inner: S,
+    activity: Activity,
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Watched<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.activity.read();
+        }
+        polled
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Watched<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(polled, std::task::Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.wrote();
+        }
+        polled
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if matches!(polled, std::task::Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.wrote();
+        }
+        polled
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
 
 /// The guest's `handle` returned without answering.
 #[derive(Debug, thiserror::Error)]
@@ -219,12 +378,13 @@ pub fn text_response<E: 'static>(
         .expect("a static status and header are valid")
 }
 
-/// Serves `handler` on `listener`, the socket of listener `name`, until
-/// `shutdown` resolves, then drains.
+/// Serves `handler` on `listener`, the socket of listener `name`, within
+/// `limits`, until `shutdown` resolves, then drains.
 pub async fn serve<H, F, B>(
     listener: TcpListener,
     name: String,
     handler: H,
+    limits: ConnectionLimits,
     shutdown: impl Future<Output = ()>,
 ) where
     H: Fn(hyper::Request<hyper::body::Incoming>) -> F + Clone + Send + Sync + 'static,
@@ -233,6 +393,8 @@ pub async fn serve<H, F, B>(
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let graceful = GracefulShutdown::new();
+    let open = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let mut refused_since_warning = 0u64;
     tokio::pin!(shutdown);
     loop {
         let stream = tokio::select! {
@@ -246,6 +408,19 @@ pub async fn serve<H, F, B>(
             },
             () = &mut shutdown => break,
         };
+        let Ok(permit) = open.clone().try_acquire_owned() else {
+            // Closed at once: the client sees its connection end.
+            if refused_since_warning.is_multiple_of(100) {
+                tracing::warn!(
+                    listener = %name,
+                    "{} connections are open, the most it keeps; closing new ones",
+                    limits.max_connections
+                );
+            }
+            refused_since_warning += 1;
+            drop(stream);
+            continue;
+        };
         // A response leaves in several writes (its head, then the body as
         // the guest writes it). With Nagle's algorithm each write after the
         // first waits for the client's delayed ACK: 40 ms per request on a
@@ -254,18 +429,37 @@ pub async fn serve<H, F, B>(
             tracing::debug!(listener = %name, "cannot set TCP_NODELAY: {e}");
         }
         let handler = handler.clone();
+        let activity = Activity::new();
+        let busy = activity.clone();
         let service = hyper::service::service_fn(move |request| {
+            busy.set(Stage::Busy);
             let response = handler(request);
-            async move { Ok::<_, Infallible>(response.await) }
+            let busy = busy.clone();
+            async move {
+                let response = response.await;
+                busy.set(Stage::Idle);
+                Ok::<_, Infallible>(response)
+            }
         });
+        let socket = Watched {
+            inner: stream,
+            activity: activity.clone(),
+        };
         let conn = http1::Builder::new()
             .keep_alive(true)
-            .serve_connection(TokioIo::new(stream), service);
+            .serve_connection(TokioIo::new(socket), service);
         let conn = graceful.watch(conn);
+        let name = name.clone();
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!("connection ended with an error: {e}");
+            tokio::select! {
+                ended = conn => if let Err(e) = ended {
+                    tracing::debug!("connection ended with an error: {e}");
+                },
+                why = activity.expired(limits) => {
+                    tracing::debug!(listener = %name, "closing a connection: {why}");
+                }
             }
+            drop(permit);
         });
     }
     drop(listener);

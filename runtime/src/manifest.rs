@@ -212,12 +212,35 @@ pub struct Grants {
 
 /// One `[listeners.NAME]` table.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ListenerSpec {
     /// The component that serves it; it must export `wasi:http/incoming-handler`.
     pub component: String,
     /// Where to listen, such as `127.0.0.1:8080`.
     pub address: String,
+    /// How long a client may take to send a request's head, such as `"10s"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header_timeout: Option<Timeout>,
+    /// How long a kept-alive connection may sit idle, such as `"60s"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout: Option<Timeout>,
+    /// How many connections it keeps open at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<u32>,
+}
+
+impl ListenerSpec {
+    /// The connection limits in force for this listener.
+    pub fn limits(&self) -> crate::listener::ConnectionLimits {
+        let default = crate::listener::ConnectionLimits::default();
+        crate::listener::ConnectionLimits {
+            header_timeout: self.header_timeout.map_or(default.header_timeout, |t| t.0),
+            idle_timeout: self.idle_timeout.map_or(default.idle_timeout, |t| t.0),
+            max_connections: self
+                .max_connections
+                .map_or(default.max_connections, |n| n as usize),
+        }
+    }
 }
 
 /// A manifest together with where it was read from.
@@ -461,6 +484,23 @@ impl Manifest {
                     ),
                 ));
             };
+            for (field, timeout) in [
+                ("header-timeout", listener.header_timeout),
+                ("idle-timeout", listener.idle_timeout),
+            ] {
+                if timeout.is_some_and(|t| t.0.is_zero() || t.0 > MAX_CALL_TIMEOUT) {
+                    return Err(invalid(
+                        format!("listeners.{name}.{field}"),
+                        "must be more than zero and at most \"60m\"".into(),
+                    ));
+                }
+            }
+            if listener.max_connections == Some(0) {
+                return Err(invalid(
+                    format!("listeners.{name}.max-connections"),
+                    "must be at least 1".into(),
+                ));
+            }
             let twin = self.listeners.iter().find(|(other, l)| {
                 *other < name && address.port() != 0 && l.address.parse() == Ok(address)
             });

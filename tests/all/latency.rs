@@ -46,3 +46,81 @@ fn no_stall(mode: Mode) {
          a stall near 40 ms means a socket without TCP_NODELAY"
     );
 }
+
+/// hello, with its listener's connection limits set low.
+const LIMITED: &str = "[app]\nname = \"hello\"\n\
+     [components.frontend]\nwasm = \"{wasm:hello_frontend}\"\n\
+     [components.greeter]\nwasm = \"{wasm:hello_greeter}\"\n\
+     [listeners.web]\ncomponent = \"frontend\"\naddress = \"127.0.0.1:0\"\n\
+     header-timeout = \"1s\"\nidle-timeout = \"3s\"\nmax-connections = 3\n";
+
+/// Whether the server closed `stream` within `wait`: a read that ends
+/// (or fails) says so, one that times out says it is still open.
+fn closed_within(stream: &mut std::net::TcpStream, wait: Duration) -> bool {
+    use std::io::Read as _;
+    stream.set_read_timeout(Some(wait)).unwrap();
+    let mut buf = [0u8; 512];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                return false;
+            }
+            Err(_) => return true,
+        }
+    }
+}
+
+#[test]
+fn slow_idle_and_surplus_connections_are_closed() {
+    each_mode(connections_are_bounded);
+}
+
+fn connections_are_bounded(mode: Mode) {
+    use std::io::Write as _;
+    use std::net::TcpStream;
+    let dir = weft_tests::app_dir(LIMITED);
+    let app = Weft::start(mode, &[dir.path().to_str().unwrap()]);
+    let web = app.listeners["web"];
+    // Slower than any timeout here, so a connection still open after it
+    // was kept open.
+    let patience = Duration::from_secs(8);
+
+    // Half a request head, then nothing: closed after the header timeout.
+    let mut half = TcpStream::connect(web).unwrap();
+    half.write_all(b"GET /?name=Ada HTTP/1.1\r\nHo").unwrap();
+    // Nothing at all: closed too.
+    let mut silent = TcpStream::connect(web).unwrap();
+    assert!(closed_within(&mut half, patience), "{mode:?}: a half-sent head kept its connection");
+    assert!(closed_within(&mut silent, patience), "{mode:?}: a silent client kept its connection");
+
+    // A kept-alive connection lives past the header timeout between
+    // requests, and is closed once idle for the idle timeout.
+    let mut kept = Connection::open(web);
+    assert_eq!(kept.get("/?name=Ada").0, 200);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(kept.get("/?name=Ada").0, 200, "{mode:?}: idle is not a slow head");
+    let mut raw = kept.into_stream();
+    assert!(closed_within(&mut raw, patience), "{mode:?}: an idle connection stayed open");
+
+    // Three connections are the most it keeps: a fourth is closed at once,
+    // and the three still work.
+    let mut open: Vec<Connection> = (0..3).map(|_| Connection::open(web)).collect();
+    for c in &mut open {
+        assert_eq!(c.get("/?name=Ada").0, 200);
+    }
+    let mut surplus = TcpStream::connect(web).unwrap();
+    let _ = surplus.write_all(b"GET /?name=Ada HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(
+        closed_within(&mut surplus, Duration::from_millis(900)),
+        "{mode:?}: a connection past max-connections was served"
+    );
+    for c in &mut open {
+        assert_eq!(c.get("/?name=Ada").0, 200);
+    }
+    drop(open);
+    // Their slots come back once they close.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(Connection::open(web).get("/?name=Ada").0, 200);
+}

@@ -34,6 +34,11 @@ pub struct Connection {
 }
 
 impl Connection {
+    /// The connection's socket, for a test that reads it raw.
+    pub fn into_stream(self) -> TcpStream {
+        self.reader.into_inner()
+    }
+
     /// Connects to `address`.
     pub fn open(address: SocketAddr) -> Connection {
         let authority = address.to_string();

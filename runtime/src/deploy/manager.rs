@@ -343,10 +343,12 @@ pub async fn run(options: DeployOptions, shutdown: impl Future<Output = ()>) -> 
         let ingress = manager.ingresses[&listener].clone();
         say!("weft: listener {listener} on http://{address} (component {component})");
         let handler = move |request| ingress.clone().handle(request);
+        let limits = manifest.manifest.listeners[&listener].limits();
         let mut stopped = listeners_stopped.clone();
-        serving.spawn(listener::serve(socket, listener, handler, async move {
+        let shutdown = async move {
             let _ = stopped.wait_for(|s| *s).await;
-        }));
+        };
+        serving.spawn(listener::serve(socket, listener, handler, limits, shutdown));
     }
     say!("weft: app '{name}' is running, version {version}; press Ctrl-C to stop");
     shutdown.await;

@@ -59,6 +59,7 @@ pub async fn start(
         listener,
         "admin".to_string(),
         handler,
+        crate::listener::ConnectionLimits::default(),
         shutdown,
     )))
 }
