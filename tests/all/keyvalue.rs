@@ -130,3 +130,127 @@ fn redis_down_fails_calls_quickly_and_recovers() {
         assert!(status.success(), "{output}");
     }
 }
+
+/// A tmpfs of `megabytes` mounted on a new folder, unmounted when dropped;
+/// a full disk to order (the tests run as root).
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(megabytes: u32) -> SmallDisk {
+        let dir = tempfile::tempdir().unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={megabytes}m"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .expect("mount (util-linux) runs");
+        assert!(
+            status.success(),
+            "cannot mount a tmpfs on {}: this test needs root, as CI runs it",
+            dir.path().display()
+        );
+        SmallDisk { dir }
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// Writes a file of zeros until the disk is full.
+    fn fill(&self) {
+        use std::io::Write as _;
+        let mut filler = std::fs::File::create(self.path().join("filler")).unwrap();
+        let block = vec![0u8; 64 << 10];
+        while filler.write_all(&block).is_ok() {}
+        let _ = filler.sync_all();
+    }
+
+    fn free(&self) {
+        std::fs::remove_file(self.path().join("filler")).unwrap();
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// What `weft status --json` says of the deployment's key-value store.
+fn store_state(dir: &std::path::Path) -> serde_json::Value {
+    let (status, out, err) = weft_tests::weft_once(&["status", dir.to_str().unwrap(), "--json"]);
+    assert!(status.success(), "{err}");
+    let state: serde_json::Value = serde_json::from_str(&out).unwrap();
+    state["keyvalue"].clone()
+}
+
+#[test]
+fn the_embedded_store_fails_on_a_full_disk_and_serves_again_once_there_is_room() {
+    for mode in [Mode::Run, Mode::Split] {
+        eprintln!("--- mode {mode:?}");
+        let disk = SmallDisk::mount(6);
+        let dir = weft_tests::app_dir(
+            "[app]\nname = \"kvcounter\"\n\
+             [components.http]\nwasm = \"{wasm:kvcounter_http}\"\n\
+             [components.counter]\nwasm = \"{wasm:kvcounter_counter}\"\n\
+             [components.counter.grants]\nkeyvalue = [\"counts\"]\n\
+             [listeners.web]\ncomponent = \"http\"\naddress = \"127.0.0.1:0\"\n",
+        );
+        let data = disk.path().join("data");
+        let app = Weft::start(
+            mode,
+            &[dir.path().to_str().unwrap(), "--data-dir", data.to_str().unwrap()],
+        );
+        let mut counted = 0;
+        for _ in 0..3 {
+            assert_eq!(count(&app, "plums").0, 200);
+            counted += 1;
+        }
+
+        disk.fill();
+        let mut failed = 0;
+        for _ in 0..20 {
+            match count(&app, "plums") {
+                (200, _) => counted += 1,
+                (status, body) => {
+                    assert_eq!(status, 500, "{body}");
+                    failed += 1;
+                }
+            }
+        }
+        assert!(failed > 0, "{mode:?}: writes on a full disk did not fail");
+        if mode == Mode::Split {
+            let store = store_state(dir.path());
+            assert_eq!(store["healthy"], false, "{store}");
+            assert!(store["error"].as_str().is_some_and(|e| !e.is_empty()), "{store}");
+        }
+
+        disk.free();
+        let mut recovered = false;
+        for _ in 0..50 {
+            if count(&app, "plums").0 == 200 {
+                counted += 1;
+                recovered = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(recovered, "{mode:?}: the store stayed dead:\n{}", app.output());
+        assert_eq!(
+            http_get(&app.url("web", "/counter/plums?peek")),
+            (200, format!("{{\"counter\":\"plums\",\"value\":{counted}}}\n")),
+            "{mode:?}: every answered increment is kept, and no failed one"
+        );
+        if mode == Mode::Split {
+            let store = store_state(dir.path());
+            assert_eq!(store["healthy"], true, "{store}");
+        }
+        let (status, output) = app.stop();
+        assert!(status.success(), "{output}");
+        assert_eq!(output.matches("cannot be written (").count(), 1, "logged once:\n{output}");
+        assert_eq!(output.matches("works again").count(), 1, "{output}");
+    }
+}

@@ -35,6 +35,7 @@ impl manager_server::Manager for ManagerService {
     async fn status(&self, _: Request<StatusRequest>) -> Result<Response<StatusReply>, Status> {
         let mut state = self.manager.status();
         state.methods = self.manager.method_rates().await;
+        state.keyvalue = self.manager.store_state();
         let json = state.to_json();
         Ok(Response::new(StatusReply { json }))
     }

@@ -421,6 +421,15 @@ impl Events {
 }
 
 impl Manager {
+    /// Whether the embedded key-value store serves, once it is open.
+    pub fn store_state(&self) -> Option<crate::deploy::state::StoreState> {
+        let error = self.store.get()?.health();
+        Some(crate::deploy::state::StoreState {
+            healthy: error.is_none(),
+            error,
+        })
+    }
+
     /// The deployment's state now, with each version's counts.
     pub fn status(&self) -> DeployState {
         let mut state = self.book.snapshot();

@@ -35,6 +35,20 @@ pub struct DeployState {
     /// the manager's live answer, not in the file).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub methods: Vec<CallRate>,
+    /// The manager's embedded key-value store, when a running version uses
+    /// it (only in the manager's live answer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyvalue: Option<StoreState>,
+}
+
+/// Whether the manager's key-value store serves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreState {
+    /// Whether its last call succeeded.
+    pub healthy: bool,
+    /// Why it fails, while it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// What a version is doing.
@@ -209,6 +223,13 @@ impl DeployState {
         ));
         for (name, address) in &self.listeners {
             line(format!("listener {name} on http://{address}"));
+        }
+        match &self.keyvalue {
+            Some(StoreState { error: Some(why), .. }) => {
+                line(format!("key-value store: DOWN: {why}"));
+            }
+            Some(_) => line("key-value store: healthy".to_string()),
+            None => {}
         }
         line(String::new());
         line(format!(

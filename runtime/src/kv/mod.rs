@@ -31,6 +31,10 @@ pub enum KvError {
     /// The component may not open this bucket.
     #[error("access to bucket '{0}' is not granted")]
     AccessDenied(String),
+    /// The store cannot serve now (its disk failed, its server is down);
+    /// later calls may succeed.
+    #[error("{0}")]
+    Unavailable(String),
     /// Anything else, described.
     #[error("{0}")]
     Other(String),
@@ -61,6 +65,12 @@ pub trait KeyValueStore: Send + Sync {
     /// Atomically adds `delta` to the counter at `key` (0 when absent) and
     /// returns the new value.
     async fn increment(&self, bucket: &str, key: &str, delta: u64) -> Result<u64, KvError>;
+
+    /// Why the store cannot serve now, during an outage; `None` while it
+    /// serves.
+    fn health(&self) -> Option<String> {
+        None
+    }
 
     /// The values of `keys`, in order. Backends that can read them all at
     /// one point in time do; this default reads them one by one.

@@ -8,17 +8,32 @@
 //! handing it to another thread and back costs. A get that misses the
 //! cache reads a few pages of the file on the calling thread; for the small
 //! values guests keep, that is still shorter than the handoff.
+//!
+//! After an I/O error (a full disk, say) redb refuses every later call on
+//! the same handle, so the store lets that handle go and opens the file
+//! again on the next call, once the calls still using the old handle are
+//! done: a disk that has room again serves again without a restart. The
+//! outage is logged once when it starts and once when it ends, and
+//! [`KeyValueStore::health`] reports it meanwhile.
 
 use super::{KeyPage, KeyValueStore, KvError, LIST_PAGE, add_to_counter, parse_counter};
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableError};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// A redb file holding every bucket.
 #[derive(Clone)]
 pub struct RedbStore {
-    db: Arc<Database>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    /// The open handle; `None` after an I/O error, until it is reopened.
+    db: Mutex<Option<Arc<Database>>>,
+    /// Why the store fails, during an outage.
+    outage: Mutex<Option<String>>,
 }
 
 impl RedbStore {
@@ -36,7 +51,13 @@ impl RedbStore {
                 path.display()
             )
         })?;
-        Ok(RedbStore { db: Arc::new(db) })
+        Ok(RedbStore {
+            inner: Arc::new(Inner {
+                path: path.to_path_buf(),
+                db: Mutex::new(Some(Arc::new(db))),
+                outage: Mutex::new(None),
+            }),
+        })
     }
 
     /// The file name used inside a data directory.
@@ -44,14 +65,107 @@ impl RedbStore {
         data_dir.join("keyvalue.redb")
     }
 
+    /// The open handle, opening the file again after an I/O error. While
+    /// calls that hold the old handle run, the file cannot be opened, and
+    /// the call fails as part of the outage.
+    fn handle(&self) -> Result<Arc<Database>, KvError> {
+        let mut db = self.inner.db.lock().expect("redb handle lock");
+        if let Some(db) = &*db {
+            return Ok(db.clone());
+        }
+        match Database::create(&self.inner.path) {
+            Ok(opened) => {
+                let opened = Arc::new(opened);
+                *db = Some(opened.clone());
+                Ok(opened)
+            }
+            Err(e) => Err(self.failed(&redb::Error::from(e))),
+        }
+    }
+
+    /// Notes the end of an outage, if there was one.
+    fn served(&self) {
+        if let Some(cause) = self.inner.outage.lock().expect("outage lock").take() {
+            tracing::info!(
+                "key-value: the embedded store {} works again (after: {cause})",
+                self.inner.path.display()
+            );
+        }
+    }
+
+    /// The error of a call that failed with `e`; an I/O error starts an
+    /// outage (logged once) and lets the handle go, so the next call opens
+    /// the file again.
+    fn failed(&self, e: &redb::Error) -> KvError {
+        let io = matches!(
+            e,
+            redb::Error::Io(_) | redb::Error::PreviousIo | redb::Error::DatabaseAlreadyOpen
+        );
+        if !io {
+            return KvError::Other(format!("key-value store: {e}"));
+        }
+        *self.inner.db.lock().expect("redb handle lock") = None;
+        let mut outage = self.inner.outage.lock().expect("outage lock");
+        if outage.is_none() {
+            tracing::warn!(
+                "key-value: the embedded store {} cannot be written ({e}); key-value calls fail \
+                 until it can",
+                self.inner.path.display()
+            );
+            *outage = Some(e.to_string());
+        }
+        KvError::Unavailable(format!(
+            "the embedded key-value store {} cannot be written: {e}",
+            self.inner.path.display()
+        ))
+    }
+
+    /// Runs `work` with the handle, here, and notes how it went.
+    fn here<T>(&self, work: impl FnOnce(&Database) -> Result<T, Failure>) -> Result<T, KvError> {
+        let db = self.handle()?;
+        let result = work(&db);
+        drop(db);
+        self.outcome(result)
+    }
+
+    /// Runs `work` with the handle on the blocking pool.
     async fn blocking<T: Send + 'static>(
         &self,
-        work: impl FnOnce(&Database) -> Result<T, KvError> + Send + 'static,
+        work: impl FnOnce(&Database) -> Result<T, Failure> + Send + 'static,
     ) -> Result<T, KvError> {
-        let db = self.db.clone();
-        tokio::task::spawn_blocking(move || work(&db))
-            .await
-            .map_err(|e| KvError::Other(format!("key-value task failed: {e}")))?
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let db = store.handle()?;
+            let result = work(&db);
+            drop(db);
+            store.outcome(result)
+        })
+        .await
+        .map_err(|e| KvError::Other(format!("key-value task failed: {e}")))?
+    }
+
+    fn outcome<T>(&self, result: Result<T, Failure>) -> Result<T, KvError> {
+        match result {
+            Ok(value) => {
+                self.served();
+                Ok(value)
+            }
+            Err(Failure::Store(e)) => Err(self.failed(&e)),
+            Err(Failure::Kv(e)) => Err(e),
+        }
+    }
+}
+
+/// Why a call on the file failed: redb's error, which may start an outage,
+/// or the call's own (a counter that is not a number).
+enum Failure {
+    Store(redb::Error),
+    Kv(KvError),
+}
+
+impl From<KvError> for Failure {
+    fn from(e: KvError) -> Failure {
+        Failure::Kv(e)
     }
 }
 
@@ -59,8 +173,8 @@ fn table(bucket: &str) -> TableDefinition<'_, &'static str, &'static [u8]> {
     TableDefinition::new(bucket)
 }
 
-fn other(e: impl std::fmt::Display) -> KvError {
-    KvError::Other(format!("key-value store: {e}"))
+fn other(e: impl Into<redb::Error>) -> Failure {
+    Failure::Store(e.into())
 }
 
 /// Runs `read` on a bucket's table; a bucket never written to reads as empty.
@@ -68,8 +182,8 @@ fn read<T>(
     db: &Database,
     bucket: &str,
     empty: T,
-    read: impl FnOnce(&redb::ReadOnlyTable<&'static str, &'static [u8]>) -> Result<T, KvError>,
-) -> Result<T, KvError> {
+    read: impl FnOnce(&redb::ReadOnlyTable<&'static str, &'static [u8]>) -> Result<T, Failure>,
+) -> Result<T, Failure> {
     let txn = db.begin_read().map_err(other)?;
     match txn.open_table(table(bucket)) {
         Ok(t) => read(&t),
@@ -82,8 +196,8 @@ fn read<T>(
 fn write<T>(
     db: &Database,
     bucket: &str,
-    write: impl FnOnce(&mut redb::Table<&'static str, &'static [u8]>) -> Result<T, KvError>,
-) -> Result<T, KvError> {
+    write: impl FnOnce(&mut redb::Table<&'static str, &'static [u8]>) -> Result<T, Failure>,
+) -> Result<T, Failure> {
     let txn = db.begin_write().map_err(other)?;
     let result = {
         let mut t = txn.open_table(table(bucket)).map_err(other)?;
@@ -96,9 +210,15 @@ fn write<T>(
 #[async_trait]
 impl KeyValueStore for RedbStore {
     async fn get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, KvError> {
-        read(&self.db, bucket, None, |t| {
-            Ok(t.get(key).map_err(other)?.map(|v| v.value().to_vec()))
+        self.here(|db| {
+            read(db, bucket, None, |t| {
+                Ok(t.get(key).map_err(other)?.map(|v| v.value().to_vec()))
+            })
         })
+    }
+
+    fn health(&self) -> Option<String> {
+        self.inner.outage.lock().expect("outage lock").clone()
     }
 
     async fn set(&self, bucket: &str, key: &str, value: Vec<u8>) -> Result<(), KvError> {

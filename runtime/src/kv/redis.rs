@@ -86,10 +86,19 @@ impl RedisStore {
                 self.server
             );
         }
-        KvError::Other(format!(
+        KvError::Unavailable(format!(
             "the key-value server (Redis at {}) is unreachable: {cause}",
             self.server
         ))
+    }
+}
+
+impl RedisStore {
+    /// Why the server cannot be reached, while it cannot.
+    fn outage_state(&self) -> Option<String> {
+        self.down
+            .load(Ordering::Relaxed)
+            .then(|| format!("Redis at {} is unreachable", self.server))
     }
 }
 
@@ -162,6 +171,10 @@ impl KeyValueStore for RedisStore {
             keys,
             cursor: (next != 0).then_some(next),
         })
+    }
+
+    fn health(&self) -> Option<String> {
+        self.outage_state()
     }
 
     async fn increment(&self, bucket: &str, key: &str, delta: u64) -> Result<u64, KvError> {

@@ -91,6 +91,7 @@ impl StoreService {
 fn status(e: KvError) -> Status {
     match e {
         KvError::AccessDenied(_) => Status::permission_denied(e.to_string()),
+        KvError::Unavailable(_) => Status::unavailable(e.to_string()),
         KvError::Other(_) => Status::internal(e.to_string()),
     }
 }
