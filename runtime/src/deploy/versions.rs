@@ -16,6 +16,12 @@
 //! the user edited or rebuilt the app still finds its own version's files,
 //! and `weft rollback` can go back to a version whose files are gone.
 //! [`VersionStore::retain`] keeps the newest few.
+//!
+//! A snapshot is checked whenever it is used: a blob must hash to its name,
+//! and the snapshot's manifest and plan must be those of its version. A
+//! deploy whose files make a stored version repairs whatever of it does not
+//! match (and says so); [`VersionStore::get`], which has no files to repair
+//! from, refuses a damaged version instead of loading it.
 
 use crate::manifest::{Manifest, ManifestFile};
 use crate::version::{Version, hex};
@@ -85,7 +91,19 @@ impl VersionStore {
             digests.iter().map(|(n, d)| (n.as_str(), d.as_slice())),
         );
         let dir = self.root.join(version.as_str());
-        if !dir.join("weft.toml").exists() {
+        let whole = std::fs::read_to_string(dir.join("weft.toml"))
+            .is_ok_and(|text| text == stored.to_toml())
+            && std::fs::read_to_string(dir.join("plan.toml"))
+                .is_ok_and(|text| text == plan.to_toml());
+        if !whole && dir.exists() {
+            tracing::warn!(
+                "version {version} in {} was damaged; writing it again from the app's files",
+                self.root.display()
+            );
+            std::fs::remove_dir_all(&dir)
+                .with_context(|| format!("cannot remove the damaged {}", dir.display()))?;
+        }
+        if !whole {
             let partial = self.root.join(format!("{version}.partial"));
             let _ = std::fs::remove_dir_all(&partial);
             std::fs::create_dir_all(&partial)?;
@@ -112,8 +130,46 @@ impl VersionStore {
         let plan_file = dir.join("plan.toml");
         let text = std::fs::read_to_string(&plan_file)
             .with_context(|| format!("cannot read {}", plan_file.display()))?;
-        let components = Manifest::from_file(&manifest)?.components.into_keys();
-        let plan = Plan::from_str(&text, &plan_file.display().to_string(), components)?;
+        let stored = Manifest::from_file(&manifest)?;
+        let plan = Plan::from_str(
+            &text,
+            &plan_file.display().to_string(),
+            stored.components.keys(),
+        )?;
+        // Checked before anything loads it: no file of the app is left to
+        // repair it from.
+        let mut digests = Vec::new();
+        for (name, spec) in &stored.components {
+            let blob = dir.join(&spec.wasm);
+            let digest = blob
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .filter(|d| digest_of(&blob).as_deref() == Some(*d))
+                .with_context(|| {
+                    format!(
+                        "version {version} in {} is damaged: the binary of component '{name}' \
+                         ({}) is missing or does not match its digest; deploy the app's files \
+                         of that version again to repair it",
+                        self.root.display(),
+                        blob.display()
+                    )
+                })?;
+            let bytes = (0..digest.len() / 2)
+                .map(|i| u8::from_str_radix(&digest[2 * i..2 * i + 2], 16))
+                .collect::<Result<Vec<u8>, _>>()?;
+            digests.push((name.clone(), bytes));
+        }
+        let computed = Version::compute(
+            &stored.canonical(),
+            &plan.to_toml(),
+            digests.iter().map(|(n, d)| (n.as_str(), d.as_slice())),
+        );
+        anyhow::ensure!(
+            &computed == version,
+            "version {version} in {} is damaged: its manifest or plan now make version \
+             {computed}; deploy the app's files of that version again to repair it",
+            self.root.display()
+        );
         Ok(Some(Snapshot {
             version: version.clone(),
             manifest,
@@ -186,9 +242,23 @@ impl VersionStore {
 
 /// Writes `bytes` at `path` unless a file is there already (the name is
 /// the content's hash, so it is the same file), through a rename.
+/// The SHA-256 (hex) of the file at `path`, if it can be read.
+fn digest_of(path: &Path) -> Option<String> {
+    std::fs::read(path).ok().map(|bytes| hex(&Sha256::digest(bytes)))
+}
+
+/// Writes a blob, unless the store holds it whole already; a blob that no
+/// longer hashes to its name is written again.
 fn write_once(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     if path.exists() {
-        return Ok(());
+        let expected = hex(&Sha256::digest(bytes));
+        if digest_of(path).as_deref() == Some(expected.as_str()) {
+            return Ok(());
+        }
+        tracing::warn!(
+            "{} was damaged (it does not match its digest); writing it again",
+            path.display()
+        );
     }
     let partial = path.with_extension("partial");
     std::fs::write(&partial, bytes)
@@ -241,6 +311,31 @@ mod tests {
         );
         let again = store.get(&first.version).unwrap().unwrap();
         assert_eq!(again.plan, plan());
+    }
+
+    #[test]
+    fn a_damaged_snapshot_is_refused_and_repaired_by_its_files() {
+        let (dir, manifest) = app(b"one", b"two");
+        let store = VersionStore::new(dir.path());
+        let first = store.snapshot(&manifest, &plan()).unwrap();
+        let snap = ManifestFile::load(&first.manifest).unwrap();
+        let blob = snap.wasm_path(&snap.manifest.components["a"]);
+        std::fs::write(&blob, b"corrupted").unwrap();
+        // Without the app's files (a rollback), it is refused, named.
+        let err = store.get(&first.version).unwrap_err().to_string();
+        assert!(err.contains("is damaged"), "{err}");
+        assert!(err.contains("component 'a'"), "{err}");
+        // The files of that version repair it.
+        let again = store.snapshot(&manifest, &plan()).unwrap();
+        assert_eq!(again.version, first.version);
+        assert_eq!(std::fs::read(&blob).unwrap(), b"one");
+        assert!(store.get(&first.version).unwrap().is_some());
+        // So do they a damaged plan.
+        let plan_file = first.manifest.with_file_name("plan.toml");
+        std::fs::write(&plan_file, "[groups.x]\ncomponents = [\"a\", \"b\"]\n").unwrap();
+        assert!(store.get(&first.version).is_err());
+        store.snapshot(&manifest, &plan()).unwrap();
+        assert_eq!(store.get(&first.version).unwrap().unwrap().plan, plan());
     }
 
     #[test]
