@@ -14,7 +14,8 @@ use weft_runtime::deploy::state::DeployState;
 use weft_runtime::rpc::Dialer;
 use weft_runtime::rpc::identity::{Authority, Credentials, Identity, worker_name};
 use weft_tests::security::{
-    control_health, greet_as, greet_call, invoke, manager_status, store_get, without_certificate,
+    control_health, greet_as, greet_call, invoke, manager_status, store_get, store_set,
+    without_certificate,
 };
 use weft_tests::{HELLO_APP, Mode, Weft, app_dir, cli_dialer, http_get};
 
@@ -191,6 +192,12 @@ fn services_admit_only_their_callers_and_the_store_only_granted_buckets() {
     // A version header that the certificate does not name.
     let status = store_get(&as_counter, &manager, "0123456789abcdef", "counts").unwrap_err();
     assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
+    // A value past the limit, in the group's own bucket.
+    let huge = vec![7u8; weft_runtime::kv::MAX_VALUE + 1];
+    let status = store_set(&as_counter, &manager, &version, "counts", huge).unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    assert!(status.message().contains("larger than the limit"), "{status:?}");
+    assert!(store_set(&as_counter, &manager, &version, "counts", b"3".to_vec()).is_ok());
 
     // A worker's Control: the manager's and the CLI's, not a peer's.
     let health = control_health(&cli, &counter.address, &version);

@@ -9,7 +9,7 @@ use weft_proto::v1::control_client::ControlClient;
 use weft_proto::v1::invoke_client::InvokeClient;
 use weft_proto::v1::manager_client::ManagerClient;
 use weft_proto::v1::store_client::StoreClient;
-use weft_proto::v1::{CallRequest, HealthRequest, KeyRequest, StatusRequest};
+use weft_proto::v1::{CallRequest, HealthRequest, KeyRequest, SetRequest, StatusRequest};
 use weft_runtime::rpc::{Dialer, Peer};
 use weft_runtime::version::Version;
 
@@ -85,6 +85,34 @@ pub fn store_get(
         let channel = dialer.channel(address, Peer::Manager).expect("a channel");
         let reply = StoreClient::new(channel).get(request).await?;
         Ok(reply.into_inner().value)
+    })
+}
+
+/// `Store.Set` of `bucket`/`apples` to `value` on the manager at
+/// `address`, as a worker of `version` sends it.
+pub fn store_set(
+    dialer: &Dialer,
+    address: &str,
+    version: &str,
+    bucket: &str,
+    value: Vec<u8>,
+) -> Result<(), Status> {
+    let mut request = tonic::Request::new(SetRequest {
+        bucket: bucket.into(),
+        key: "apples".into(),
+        value,
+    });
+    request.metadata_mut().insert(
+        weft_proto::VERSION_HEADER,
+        version.parse().expect("ASCII"),
+    );
+    block_on(async move {
+        let channel = dialer.channel(address, Peer::Manager).expect("a channel");
+        StoreClient::new(channel)
+            .max_encoding_message_size(weft_runtime::rpc::MAX_MESSAGE)
+            .set(request)
+            .await?;
+        Ok(())
     })
 }
 

@@ -74,7 +74,9 @@ impl store::Host for KvView<'_> {
     fn convert_error(&mut self, err: KvError) -> wasmtime::Result<store::Error> {
         Ok(match err {
             KvError::AccessDenied(_) => store::Error::AccessDenied,
-            KvError::Other(message) | KvError::Unavailable(message) => store::Error::Other(message),
+            KvError::Other(message) | KvError::Unavailable(message) | KvError::Invalid(message) => {
+                store::Error::Other(message)
+            }
         })
     }
 }

@@ -3,10 +3,12 @@
 //! embedded store.
 //!
 //! Servers are shared: buckets on the same Redis url use one connection
-//! manager.
+//! manager. Keys and values past [`MAX_KEY`](super::MAX_KEY) and
+//! [`MAX_VALUE`](super::MAX_VALUE) are refused here, whichever backend
+//! would have taken them.
 
 use super::redis::RedisStore;
-use super::{KeyPage, KeyValueStore, KvError};
+use super::{KeyPage, KeyValueStore, KvError, check_sizes};
 use crate::manifest::{Backend, Manifest};
 use async_trait::async_trait;
 use std::collections::BTreeMap;
@@ -75,18 +77,22 @@ pub fn uses_embedded<'a>(
 #[async_trait]
 impl KeyValueStore for Buckets {
     async fn get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+        check_sizes(bucket, key, None)?;
         self.store(bucket)?.get(bucket, key).await
     }
 
     async fn set(&self, bucket: &str, key: &str, value: Vec<u8>) -> Result<(), KvError> {
+        check_sizes(bucket, key, Some(&value))?;
         self.store(bucket)?.set(bucket, key, value).await
     }
 
     async fn delete(&self, bucket: &str, key: &str) -> Result<(), KvError> {
+        check_sizes(bucket, key, None)?;
         self.store(bucket)?.delete(bucket, key).await
     }
 
     async fn exists(&self, bucket: &str, key: &str) -> Result<bool, KvError> {
+        check_sizes(bucket, key, None)?;
         self.store(bucket)?.exists(bucket, key).await
     }
 
@@ -95,6 +101,7 @@ impl KeyValueStore for Buckets {
     }
 
     async fn increment(&self, bucket: &str, key: &str, delta: u64) -> Result<u64, KvError> {
+        check_sizes(bucket, key, None)?;
         self.store(bucket)?.increment(bucket, key, delta).await
     }
 
@@ -103,14 +110,58 @@ impl KeyValueStore for Buckets {
         bucket: &str,
         keys: &[String],
     ) -> Result<Vec<Option<Vec<u8>>>, KvError> {
+        for key in keys {
+            check_sizes(bucket, key, None)?;
+        }
         self.store(bucket)?.get_many(bucket, keys).await
     }
 
     async fn set_many(&self, bucket: &str, pairs: Vec<(String, Vec<u8>)>) -> Result<(), KvError> {
+        for (key, value) in &pairs {
+            check_sizes(bucket, key, Some(value))?;
+        }
         self.store(bucket)?.set_many(bucket, pairs).await
     }
 
     async fn delete_many(&self, bucket: &str, keys: &[String]) -> Result<(), KvError> {
+        for key in keys {
+            check_sizes(bucket, key, None)?;
+        }
         self.store(bucket)?.delete_many(bucket, keys).await
+    }
+
+    fn health(&self) -> Option<String> {
+        self.embedded.as_ref().and_then(|e| e.health())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kv::{MAX_KEY, MAX_VALUE};
+
+    #[tokio::test]
+    async fn a_component_gets_a_clear_error_past_the_limits() {
+        let dir = tempfile::tempdir().unwrap();
+        let redb = crate::kv::redb::RedbStore::open(&dir.path().join("kv.redb")).unwrap();
+        let manifest = Manifest::from_str(
+            "[app]\nname = \"t\"\n[components.c]\nwasm = \"c.wasm\"\n",
+            std::path::Path::new("weft.toml"),
+        )
+        .unwrap();
+        let buckets = Buckets::new(&manifest, Some(Arc::new(redb))).unwrap();
+        let long = "k".repeat(MAX_KEY + 1);
+        for e in [
+            buckets.get("b", &long).await.unwrap_err(),
+            buckets.increment("b", &long, 1).await.unwrap_err(),
+            buckets
+                .set("b", "k", vec![0; MAX_VALUE + 1])
+                .await
+                .unwrap_err(),
+        ] {
+            assert!(matches!(e, KvError::Invalid(_)), "{e}");
+        }
+        buckets.set("b", "k", b"v".to_vec()).await.unwrap();
+        assert_eq!(buckets.get("b", "k").await.unwrap(), Some(b"v".to_vec()));
     }
 }

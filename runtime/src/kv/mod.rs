@@ -24,6 +24,28 @@ use async_trait::async_trait;
 
 /// How many keys `list_keys` returns at most per page.
 pub const LIST_PAGE: usize = 1000;
+/// The longest key, in bytes, that a component may use.
+pub const MAX_KEY: usize = 4 << 10;
+/// The largest value, in bytes, that a component may store.
+pub const MAX_VALUE: usize = 64 << 20;
+
+/// Refuses a key longer than [`MAX_KEY`] or a value larger than
+/// [`MAX_VALUE`], before any backend sees them.
+pub fn check_sizes(bucket: &str, key: &str, value: Option<&[u8]>) -> Result<(), KvError> {
+    if key.len() > MAX_KEY {
+        return Err(KvError::Invalid(format!(
+            "bucket '{bucket}': a key of {} bytes is longer than the limit of {MAX_KEY} bytes",
+            key.len()
+        )));
+    }
+    match value {
+        Some(value) if value.len() > MAX_VALUE => Err(KvError::Invalid(format!(
+            "bucket '{bucket}': a value of {} bytes is larger than the limit of {MAX_VALUE} bytes",
+            value.len()
+        ))),
+        _ => Ok(()),
+    }
+}
 
 /// Why a key-value operation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -35,6 +57,9 @@ pub enum KvError {
     /// later calls may succeed.
     #[error("{0}")]
     Unavailable(String),
+    /// The call itself is wrong: a key or value past its limit.
+    #[error("{0}")]
+    Invalid(String),
     /// Anything else, described.
     #[error("{0}")]
     Other(String),
@@ -137,5 +162,16 @@ mod tests {
         assert!(parse_counter("b", "k", Some(b"\x01\x02")).is_err());
         assert_eq!(add_to_counter("b", "k", 41, 1), Ok(42));
         assert!(add_to_counter("b", "k", u64::MAX, 1).is_err());
+    }
+
+    #[test]
+    fn keys_and_values_past_their_limits_are_refused() {
+        let long = "k".repeat(MAX_KEY + 1);
+        let err = check_sizes("b", &long, None).unwrap_err().to_string();
+        assert!(err.contains("longer than the limit of 4096 bytes"), "{err}");
+        assert!(check_sizes("b", &"k".repeat(MAX_KEY), None).is_ok());
+        let big = vec![0u8; MAX_VALUE + 1];
+        let err = check_sizes("b", "k", Some(&big)).unwrap_err().to_string();
+        assert!(err.contains("larger than the limit"), "{err}");
     }
 }

@@ -92,6 +92,7 @@ fn status(e: KvError) -> Status {
     match e {
         KvError::AccessDenied(_) => Status::permission_denied(e.to_string()),
         KvError::Unavailable(_) => Status::unavailable(e.to_string()),
+        KvError::Invalid(_) => Status::invalid_argument(e.to_string()),
         KvError::Other(_) => Status::internal(e.to_string()),
     }
 }
@@ -108,6 +109,7 @@ impl Store for StoreService {
     async fn set(&self, request: Request<SetRequest>) -> Result<Response<Empty>, Status> {
         let store = self.check(&request, &request.get_ref().bucket)?;
         let SetRequest { bucket, key, value } = request.into_inner();
+        crate::kv::check_sizes(&bucket, &key, Some(&value)).map_err(status)?;
         store.set(&bucket, &key, value).await.map_err(status)?;
         Ok(Response::new(Empty {}))
     }
