@@ -113,13 +113,49 @@ impl DeploySection {
 
 /// One `[keyvalue.BUCKET]` table.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct BucketSpec {
     /// Which backend holds the bucket.
     pub backend: Backend,
-    /// The server, for `redis`: `redis://HOST:PORT/DB` (or `rediss://` for TLS).
+    /// The server, for `redis`: `redis://HOST:PORT/DB` (or `rediss://` for
+    /// TLS). It must hold no password: the manifest goes into the version
+    /// store, the version hash and Kubernetes' ConfigMap.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// For `redis`, instead of `url`: the environment variable that holds
+    /// the url, which may hold a password (on Kubernetes, from a Secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url_env: Option<String>,
+}
+
+impl BucketSpec {
+    /// The Redis url of bucket `bucket`: `url`, or the value of `url-env`
+    /// in this process's environment.
+    pub fn redis_url(&self, bucket: &str) -> anyhow::Result<Option<String>> {
+        match (&self.url, &self.url_env) {
+            (Some(url), _) => Ok(Some(url.clone())),
+            (None, Some(var)) => match std::env::var(var) {
+                Ok(url) if !url.trim().is_empty() => Ok(Some(url.trim().to_string())),
+                _ => anyhow::bail!(
+                    "keyvalue.{bucket}.url-env: the environment variable {var} holds no Redis \
+                     url; set it (redis://[:PASSWORD@]HOST:PORT/DB) in the environment of every \
+                     process that serves the bucket (on Kubernetes, in the Secret that \
+                     `weft kube` names)"
+                ),
+            },
+            (None, None) => Ok(None),
+        }
+    }
+}
+
+/// Whether a Redis url holds a password (`redis://:PASSWORD@HOST` or
+/// `redis://USER:PASSWORD@HOST`).
+fn has_password(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?']).next().unwrap_or("");
+    authority
+        .rsplit_once('@')
+        .is_some_and(|(user_info, _)| user_info.contains(':'))
 }
 
 /// A key-value backend.
@@ -549,11 +585,44 @@ impl Manifest {
                     "a bucket's name must not be empty or hold control characters".into(),
                 ));
             }
+            if let Some(var) = &spec.url_env {
+                let valid = !var.is_empty()
+                    && var
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    && !var.starts_with(|c: char| c.is_ascii_digit());
+                if !valid {
+                    return Err(invalid(
+                        format!("{field}.url-env"),
+                        format!(
+                            "'{}' is not an environment variable's name, such as CARTS_REDIS_URL",
+                            crate::telemetry::logs::escaped(var)
+                        ),
+                    ));
+                }
+                if spec.url.is_some() || spec.backend == Backend::Redb {
+                    return Err(invalid(
+                        format!("{field}.url-env"),
+                        "give a redis bucket either url or url-env, and a redb bucket neither"
+                            .into(),
+                    ));
+                }
+            }
+            if spec.url.as_deref().is_some_and(has_password) {
+                return Err(invalid(
+                    format!("{field}.url"),
+                    "the url holds a password, which would be kept in the version store and sent \
+                     in Kubernetes' ConfigMap; put the url in an environment variable and name \
+                     it with url-env = \"NAME\" instead"
+                        .into(),
+                ));
+            }
             match (spec.backend, &spec.url) {
-                (Backend::Redis, None) => {
+                (Backend::Redis, None) if spec.url_env.is_none() => {
                     return Err(invalid(
                         format!("{field}.url"),
-                        "a redis bucket needs the server's url, such as \"redis://127.0.0.1:6379/0\""
+                        "a redis bucket needs the server's url, such as \"redis://127.0.0.1:6379/0\", \
+                         or url-env = \"NAME\", the environment variable that holds it"
                             .into(),
                     ));
                 }

@@ -254,3 +254,70 @@ fn the_embedded_store_fails_on_a_full_disk_and_serves_again_once_there_is_room()
         assert_eq!(output.matches("works again").count(), 1, "{output}");
     }
 }
+
+/// A Redis that asks for a password: its url goes in an environment
+/// variable that `url-env` names, never in the manifest, and kvcounter
+/// counts on it in every mode; the version store holds no password.
+#[test]
+fn a_redis_password_comes_from_the_environment_in_every_mode() {
+    each_mode(|mode| {
+        let redis = RedisServer::start_with_password("s3cret-pw");
+        let dir = weft_tests::app_dir(
+            "[app]\nname = \"kvcounter\"\n\
+             [components.http]\nwasm = \"{wasm:kvcounter_http}\"\n\
+             [components.counter]\nwasm = \"{wasm:kvcounter_counter}\"\n\
+             [components.counter.grants]\nkeyvalue = [\"counts\"]\n\
+             [listeners.web]\ncomponent = \"http\"\naddress = \"127.0.0.1:0\"\n\
+             [keyvalue.counts]\nbackend = \"redis\"\nurl-env = \"COUNTS_REDIS_URL\"\n",
+        );
+        let url = redis.url(0);
+        let app = Weft::start_with_env(
+            mode,
+            &[dir.path().to_str().unwrap()],
+            &[("COUNTS_REDIS_URL", &url)],
+        );
+        assert_eq!(
+            count(&app, "figs"),
+            (200, "{\"counter\":\"figs\",\"value\":1}\n".into()),
+            "{mode:?}"
+        );
+        assert_eq!(redis.command("HGET counts figs"), "$1\r\n1\r\n");
+        let stored = walk(&dir.path().join(".weft"));
+        assert!(!stored.contains("s3cret-pw"), "{mode:?}: a password in .weft");
+        assert!(!app.output().contains("s3cret-pw"), "{mode:?}: a password in the log");
+    });
+}
+
+/// Everything below `dir`, as text, for looking for a secret.
+fn walk(dir: &std::path::Path) -> String {
+    let mut text = String::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return text;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            text.push_str(&walk(&path));
+        } else if let Ok(bytes) = std::fs::read(&path) {
+            text.push_str(&String::from_utf8_lossy(&bytes));
+        }
+    }
+    text
+}
+
+#[test]
+fn a_password_in_the_manifest_is_refused() {
+    let dir = weft_tests::app_dir(
+        "[app]\nname = \"kvcounter\"\n\
+         [components.counter]\nwasm = \"{wasm:kvcounter_counter}\"\n\
+         [components.counter.grants]\nkeyvalue = [\"counts\"]\n\
+         [keyvalue.counts]\nbackend = \"redis\"\nurl = \"redis://:pw@127.0.0.1:6379/0\"\n",
+    );
+    let (status, _, stderr) = weft_tests::weft_once(&["run", dir.path().to_str().unwrap()]);
+    assert!(!status.success());
+    assert!(
+        stderr.contains("keyvalue.counts.url: the url holds a password")
+            && stderr.contains("url-env"),
+        "{stderr}"
+    );
+}

@@ -30,6 +30,7 @@ fn kvcounter_on_redis() -> Manifest {
         BucketSpec {
             backend: Backend::Redis,
             url: Some("redis://redis:6379/0".into()),
+            url_env: None,
         },
     );
     manifest

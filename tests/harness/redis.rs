@@ -16,6 +16,8 @@ pub struct RedisServer {
     dir: tempfile::TempDir,
     /// Where it listens.
     pub address: SocketAddr,
+    /// The password it asks for, if any.
+    password: Option<String>,
 }
 
 impl RedisServer {
@@ -27,12 +29,22 @@ impl RedisServer {
     /// Starts a server at `address`, which may be any local address (a
     /// bridge's, for the cluster tests).
     pub fn start_on(address: SocketAddr) -> RedisServer {
+        RedisServer::start_with(address, None)
+    }
+
+    /// Starts a server on a free loopback port that asks for `password`.
+    pub fn start_with_password(password: &str) -> RedisServer {
+        RedisServer::start_with(crate::free_address(), Some(password.to_string()))
+    }
+
+    fn start_with(address: SocketAddr, password: Option<String>) -> RedisServer {
         let dir = tempfile::tempdir().expect("temp dir");
-        let child = spawn(address, dir.path());
+        let child = spawn(address, dir.path(), password.as_deref());
         let server = RedisServer {
             child: Some(child),
             dir,
             address,
+            password,
         };
         server.wait_until_up();
         server
@@ -40,7 +52,10 @@ impl RedisServer {
 
     /// The url a manifest names it by, with database `db`.
     pub fn url(&self, db: u32) -> String {
-        format!("redis://{}/{db}", self.address)
+        match &self.password {
+            Some(password) => format!("redis://:{password}@{}/{db}", self.address),
+            None => format!("redis://{}/{db}", self.address),
+        }
     }
 
     /// The server's process id, while it runs.
@@ -59,7 +74,11 @@ impl RedisServer {
     /// Starts it again on the same port, empty.
     pub fn restart(&mut self) {
         self.stop();
-        self.child = Some(spawn(self.address, self.dir.path()));
+        self.child = Some(spawn(
+            self.address,
+            self.dir.path(),
+            self.password.as_deref(),
+        ));
         self.wait_until_up();
     }
 
@@ -69,10 +88,29 @@ impl RedisServer {
         stream
             .set_read_timeout(Some(Duration::from_secs(5)))
             .unwrap();
-        stream.write_all(format!("{line}\r\n").as_bytes()).unwrap();
+        let auth = self.auth();
+        stream
+            .write_all(format!("{auth}{line}\r\n").as_bytes())
+            .unwrap();
         let mut answer = vec![0; 64 * 1024];
-        let n = stream.read(&mut answer).unwrap_or(0);
-        String::from_utf8_lossy(&answer[..n]).into_owned()
+        let mut n = stream.read(&mut answer).unwrap_or(0);
+        if !auth.is_empty() && n == 5 {
+            // "+OK\r\n" to AUTH came alone; the answer follows.
+            n += stream.read(&mut answer[n..]).unwrap_or(0);
+        }
+        let text = String::from_utf8_lossy(&answer[..n]).into_owned();
+        match text.strip_prefix("+OK\r\n") {
+            Some(rest) if !auth.is_empty() => rest.to_string(),
+            _ => text,
+        }
+    }
+
+    /// The AUTH line to send first, if the server asks for a password.
+    fn auth(&self) -> String {
+        self.password
+            .as_ref()
+            .map(|p| format!("AUTH {p}\r\n"))
+            .unwrap_or_default()
     }
 
     fn wait_until_up(&self) {
@@ -80,10 +118,16 @@ impl RedisServer {
         while Instant::now() < deadline {
             if let Ok(mut stream) = TcpStream::connect(self.address) {
                 let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
-                let mut pong = [0u8; 7];
-                if stream.write_all(b"PING\r\n").is_ok()
+                let auth = self.auth();
+                let expected: &[u8] = if auth.is_empty() {
+                    b"+PONG\r\n"
+                } else {
+                    b"+OK\r\n+PONG\r\n"
+                };
+                let mut pong = vec![0u8; expected.len()];
+                if stream.write_all(format!("{auth}PING\r\n").as_bytes()).is_ok()
                     && stream.read_exact(&mut pong).is_ok()
-                    && &pong == b"+PONG\r\n"
+                    && pong == expected
                 {
                     return;
                 }
@@ -103,8 +147,12 @@ impl Drop for RedisServer {
     }
 }
 
-fn spawn(address: SocketAddr, dir: &Path) -> Child {
-    Command::new("redis-server")
+fn spawn(address: SocketAddr, dir: &Path, password: Option<&str>) -> Child {
+    let mut command = Command::new("redis-server");
+    if let Some(password) = password {
+        command.args(["--requirepass", password]);
+    }
+    command
         .args(["--bind", &address.ip().to_string()])
         .args(["--port", &address.port().to_string()])
         .args(["--dir", &dir.display().to_string()])

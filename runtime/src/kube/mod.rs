@@ -319,6 +319,20 @@ pub fn header(app: &AppVersion<'_>, options: &KubeOptions) -> String {
     line(&format!(
         "     weft kube {named}{plan} --secret{ns} | kubectl apply -f -"
     ));
+    let vars = url_envs(app.manifest, None);
+    if !vars.is_empty() {
+        let secret = keyvalue_secret(name);
+        line("   Once per namespace, the Redis urls (with their passwords) that url-env names, in");
+        line(&format!("   the Secret {secret}:"));
+        let literals: Vec<String> = vars
+            .iter()
+            .map(|v| format!("--from-literal={v}=redis://:PASSWORD@HOST:6379/0"))
+            .collect();
+        line(&format!(
+            "     kubectl create secret generic {secret}{ns} {}",
+            literals.join(" ")
+        ));
+    }
     line("3. Apply this file. The listener Services then select this version:");
     line("     kubectl apply -f FILE");
     line("4. Once the next version is applied and ready, delete this one (the");
@@ -383,6 +397,34 @@ fn listener_port(listener: &crate::manifest::ListenerSpec) -> u16 {
         .address
         .parse::<SocketAddr>()
         .map_or(0, |a| a.port())
+}
+
+/// The Secret that holds the Redis urls that `url-env` names: `A-keyvalue`,
+/// made by the user (it holds passwords weft never sees).
+pub fn keyvalue_secret(app: &str) -> String {
+    format!("{app}-keyvalue")
+}
+
+/// The environment variables that buckets granted to `group`'s components
+/// (every bucket, for `None`) name with `url-env`, sorted.
+pub fn url_envs(manifest: &Manifest, group: Option<&weft_placer::Group>) -> Vec<String> {
+    let granted = |bucket: &String| {
+        group.is_none_or(|g| {
+            g.components.iter().any(|c| {
+                manifest
+                    .components
+                    .get(c)
+                    .is_some_and(|spec| spec.grants.keyvalue.contains(bucket))
+            })
+        })
+    };
+    let vars: std::collections::BTreeSet<String> = manifest
+        .keyvalue
+        .iter()
+        .filter(|(bucket, _)| granted(bucket))
+        .filter_map(|(_, spec)| spec.url_env.clone())
+        .collect();
+    vars.into_iter().collect()
 }
 
 /// The TLS Secrets of the version, one per group, with the credentials

@@ -12,7 +12,8 @@ use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
     ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, EnvVarSource, GRPCAction,
     Lifecycle, LifecycleHandler, ObjectFieldSelector, PodSpec, PodTemplateSpec, Probe,
-    ResourceRequirements, Secret, SecretVolumeSource, Service, ServicePort, ServiceSpec,
+    ResourceRequirements, Secret, SecretKeySelector, SecretVolumeSource, Service, ServicePort,
+    ServiceSpec,
     SleepAction, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -120,6 +121,38 @@ pub(super) fn secret(
     })
 }
 
+/// A container's environment: its pod's name, and each Redis url that a
+/// bucket of the group names with `url-env`, from the app's key-value
+/// Secret (`A-keyvalue`), so no password is in the ConfigMap.
+fn environment(app: &AppVersion<'_>, g: &Group) -> Vec<EnvVar> {
+    let mut env = vec![EnvVar {
+        name: "WEFT_POD_NAME".into(),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                field_path: "metadata.name".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }];
+    for var in super::url_envs(app.manifest, Some(g)) {
+        env.push(EnvVar {
+            name: var.clone(),
+            value_from: Some(EnvVarSource {
+                secret_key_ref: Some(SecretKeySelector {
+                    name: super::keyvalue_secret(&app.manifest.app.name),
+                    key: var,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+    }
+    env
+}
+
 /// The Deployment of one group.
 fn deployment(app: &AppVersion<'_>, options: &KubeOptions, group: &str, g: &Group) -> Deployment {
     let names = Names::new(app);
@@ -176,17 +209,7 @@ fn deployment(app: &AppVersion<'_>, options: &KubeOptions, group: &str, g: &Grou
         image: Some(options.image.clone()),
         command: Some(vec![WEFT_BIN.into()]),
         args: Some(args.iter().map(|a| a.to_string()).collect()),
-        env: Some(vec![EnvVar {
-            name: "WEFT_POD_NAME".into(),
-            value_from: Some(EnvVarSource {
-                field_ref: Some(ObjectFieldSelector {
-                    field_path: "metadata.name".into(),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }]),
+        env: Some(environment(app, g)),
         ports: Some(ports),
         volume_mounts: Some(vec![
             VolumeMount {

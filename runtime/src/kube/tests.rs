@@ -449,3 +449,37 @@ fn port_names_follow_iana() {
     }
     assert!(check::is_dns_label("1234") && !check::is_dns_label("a_b"));
 }
+
+#[test]
+fn a_redis_url_from_the_environment_comes_from_a_secret() {
+    let text = format!(
+        "{SHOP}[components.cart.grants]\nkeyvalue = [\"carts\"]\n\
+         [keyvalue.carts]\nbackend = \"redis\"\nurl-env = \"CARTS_REDIS_URL\"\n"
+    );
+    let yaml = with_app(&text, None, |app| manifests(app, &options())).unwrap();
+    // The cart's pods read it from the app's key-value Secret; the front's
+    // pods, which keep no bucket, do not need it.
+    let cart = yaml
+        .split("\n---\n")
+        .find(|o| o.contains("kind: Deployment") && o.contains("name: shop-cart-01234567\n"))
+        .expect("the cart's Deployment");
+    assert!(cart.contains("name: CARTS_REDIS_URL"), "{cart}");
+    assert!(cart.contains("key: CARTS_REDIS_URL"), "{cart}");
+    assert!(cart.contains("name: shop-keyvalue"), "{cart}");
+    let front = yaml
+        .split("\n---\n")
+        .find(|o| o.contains("kind: Deployment") && o.contains("name: shop-front-01234567\n"))
+        .expect("the front's Deployment");
+    assert!(!front.contains("CARTS_REDIS_URL"), "{front}");
+    // The ConfigMap names the variable only; the header says how to make
+    // the Secret.
+    let config = yaml
+        .split("\n---\n")
+        .find(|o| o.contains("kind: ConfigMap"))
+        .expect("the ConfigMap");
+    assert!(!config.contains("redis://"), "{config}");
+    assert!(
+        yaml.contains("kubectl create secret generic shop-keyvalue --from-literal=CARTS_REDIS_URL="),
+        "{yaml}"
+    );
+}

@@ -30,18 +30,21 @@ impl Buckets {
         manifest: &Manifest,
         embedded: Option<Arc<dyn KeyValueStore>>,
     ) -> anyhow::Result<Buckets> {
-        let mut clients: BTreeMap<&str, Arc<dyn KeyValueStore>> = BTreeMap::new();
+        let mut clients: BTreeMap<String, Arc<dyn KeyValueStore>> = BTreeMap::new();
         let mut servers = BTreeMap::new();
         for (bucket, spec) in &manifest.keyvalue {
-            let (Backend::Redis, Some(url)) = (spec.backend, &spec.url) else {
+            if spec.backend != Backend::Redis {
+                continue;
+            }
+            let Some(url) = spec.redis_url(bucket)? else {
                 continue;
             };
-            let store = match clients.get(url.as_str()) {
+            let store = match clients.get(&url) {
                 Some(store) => store.clone(),
                 None => {
                     let store: Arc<dyn KeyValueStore> = Arc::new(
-                        RedisStore::open(url)
-                            .map_err(|e| anyhow::anyhow!("keyvalue.{bucket}.url: {e:#}"))?,
+                        RedisStore::open(&url)
+                            .map_err(|e| anyhow::anyhow!("keyvalue.{bucket}: {e:#}"))?,
                     );
                     clients.insert(url, store.clone());
                     store
