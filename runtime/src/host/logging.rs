@@ -54,11 +54,15 @@ fn level_name(level: Level) -> &'static str {
 }
 
 /// The line printed for one log call.
+/// The guest's context and message are escaped, so that a newline in them
+/// cannot forge a line of the log.
 pub fn format_line(component: &str, level: Level, context: &str, message: &str) -> String {
     let level = level_name(level);
+    let message = logs::escaped_whole(message);
     if context.is_empty() {
         format!("[{component}] {level} {message}\n")
     } else {
+        let context = logs::escaped(context);
         format!("[{component}] {level} {context}: {message}\n")
     }
 }
@@ -97,5 +101,10 @@ mod tests {
             "[greeter] INFO greet: hi\n"
         );
         assert_eq!(format_line("c", Level::Error, "", "x"), "[c] ERROR x\n");
+        assert_eq!(
+            format_line("c", Level::Info, "", "ok\n[admin] INFO granted"),
+            "[c] INFO ok\\u{a}[admin] INFO granted\n",
+            "a guest cannot forge a line"
+        );
     }
 }

@@ -80,9 +80,14 @@ impl LineWriter {
             let _ = std::io::stderr().lock().write_all(line.as_bytes());
             return;
         }
+        // The line ends at the guest's newline; a carriage return or an
+        // escape sequence inside it is written escaped, so that it cannot
+        // overwrite another line on a terminal.
+        let line = String::from_utf8_lossy(line);
+        let line = logs::escaped_whole(&line).to_string();
         let mut text = Vec::with_capacity(self.out.prefix.len() + line.len() + 1);
         text.extend_from_slice(self.out.prefix.as_bytes());
-        text.extend_from_slice(line);
+        text.extend_from_slice(line.as_bytes());
         text.push(b'\n');
         // A closed host stdout must not fail the guest's call.
         let _ = if self.out.to_stderr {

@@ -52,12 +52,18 @@ pub fn set_process(group: &str, version: &str) {
 /// move the terminal's cursor; past [`SHOWN_CHARS`] characters the rest
 /// is cut and counted, so no value can make a line or a status huge.
 pub fn escaped(text: &str) -> Escaped<'_> {
-    Escaped(text)
+    Escaped(text, SHOWN_CHARS)
 }
 
-/// [`escaped`] text, written as it is displayed.
+/// [`escaped`], but whole however long: a guest's own log line.
+pub fn escaped_whole(text: &str) -> Escaped<'_> {
+    Escaped(text, usize::MAX)
+}
+
+/// [`escaped`] text, written as it is displayed, with at most this many
+/// characters shown.
 #[derive(Debug, Clone, Copy)]
-pub struct Escaped<'a>(&'a str);
+pub struct Escaped<'a>(&'a str, usize);
 
 /// How many characters of a value [`escaped`] shows.
 pub const SHOWN_CHARS: usize = 200;
@@ -65,7 +71,7 @@ pub const SHOWN_CHARS: usize = 200;
 impl std::fmt::Display for Escaped<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut chars = self.0.chars();
-        for c in chars.by_ref().take(SHOWN_CHARS) {
+        for c in chars.by_ref().take(self.1) {
             match c {
                 '\\' => f.write_str("\\\\")?,
                 c if c.is_control() => write!(f, "\\u{{{:x}}}", c as u32)?,
