@@ -22,6 +22,13 @@
 //! [`DecodeError`] instead of panicking, looping or allocating without bound.
 //! Resources, streams, futures and error contexts belong to one instance and
 //! have no encoding; [`ValueType::of`] refuses them.
+//!
+//! [`ValueType::of`] is the one walk over wasmtime's types that the call
+//! path makes: the wire format follows its [`ValueType`]s, the typed path
+//! ([`crate::link::typed`]) is chosen from them, and so is a function's
+//! [`FuncTypes::fingerprint`], which also hashes [`CODEC_VERSION`], so that
+//! two processes whose codecs differ refuse each other's calls instead of
+//! misreading them.
 
 use std::fmt;
 use wasmtime::component::Val;
@@ -108,6 +115,10 @@ pub enum DecodeError {
     Invalid(String),
 }
 
+/// The version of this wire format, part of every fingerprint; raise it
+/// with any change to how a value is encoded.
+pub const CODEC_VERSION: u32 = 1;
+
 /// At most this many elements of a type that encodes to zero bytes (such
 /// as `tuple<>`) are accepted in one list, since no byte count bounds them.
 pub const MAX_EMPTY_ELEMENTS: u64 = 1 << 16;
@@ -165,6 +176,78 @@ impl ValueType {
             Type::Stream(_) => return Err(Unencodable("stream")),
             Type::ErrorContext => return Err(Unencodable("error-context")),
         })
+    }
+
+    /// Appends the canonical text of the type, names included, such as
+    /// `record { id: u64, text: string }`.
+    pub fn write_canonical(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        let list = |out: &mut String, name: &str, types: &[&ValueType]| {
+            out.push_str(name);
+            out.push('<');
+            for (i, t) in types.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                t.write_canonical(out);
+            }
+            out.push('>');
+        };
+        let optional = |out: &mut String, t: &Option<Box<ValueType>>| match t {
+            Some(t) => t.write_canonical(out),
+            None => out.push('_'),
+        };
+        match self {
+            ValueType::List(t) => list(out, "list", &[t]),
+            ValueType::FixedList(t, n) => {
+                list(out, "list", &[t]);
+                out.pop();
+                let _ = write!(out, ", {n}>");
+            }
+            ValueType::Map(k, v) => list(out, "map", &[k, v]),
+            ValueType::Option(t) => list(out, "option", &[t]),
+            ValueType::Tuple(types) => list(out, "tuple", &types.iter().collect::<Vec<_>>()),
+            ValueType::Result(ok, err) => {
+                out.push_str("result<");
+                optional(out, ok);
+                out.push_str(", ");
+                optional(out, err);
+                out.push('>');
+            }
+            ValueType::Record(fields) => {
+                out.push_str("record { ");
+                for (i, (name, t)) in fields.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    let _ = write!(out, "{name}: ");
+                    t.write_canonical(out);
+                }
+                out.push_str(" }");
+            }
+            ValueType::Variant(cases) => {
+                out.push_str("variant { ");
+                for (i, (name, t)) in cases.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    out.push_str(name);
+                    if let Some(t) = t {
+                        out.push('(');
+                        t.write_canonical(out);
+                        out.push(')');
+                    }
+                }
+                out.push_str(" }");
+            }
+            ValueType::Enum(names) => {
+                let _ = write!(out, "enum {{ {} }}", names.join(", "));
+            }
+            ValueType::Flags(names) => {
+                let _ = write!(out, "flags {{ {} }}", names.join(", "));
+            }
+            scalar => out.push_str(kind(scalar)),
+        }
     }
 
     /// The fewest bytes any value of this type encodes to.
@@ -453,6 +536,30 @@ impl FuncTypes {
                 .map(|t| ValueType::of(&t))
                 .collect::<Result<_, _>>()?,
         })
+    }
+}
+
+impl FuncTypes {
+    /// The fingerprint of the function's type: a hash of the codec's
+    /// version and the canonical text of its parameter and result types,
+    /// such as `func(u64, u64) -> u64`. Caller and callee compute it from
+    /// their own view of the WIT, and a call whose fingerprint is not the
+    /// callee's is refused.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut text = format!("weft codec {CODEC_VERSION}\nfunc(");
+        for (i, t) in self.params.iter().enumerate() {
+            if i > 0 {
+                text.push_str(", ");
+            }
+            t.write_canonical(&mut text);
+        }
+        text.push(')');
+        for (i, t) in self.results.iter().enumerate() {
+            text.push_str(if i == 0 { " -> " } else { ", " });
+            t.write_canonical(&mut text);
+        }
+        crate::version::hex(&Sha256::digest(text.as_bytes())[..8])
     }
 }
 

@@ -362,6 +362,7 @@ mod tests {
 
     fn func(name: &str, signature: &str) -> FuncSig {
         FuncSig {
+            fingerprint: None,
             name: name.into(),
             signature: signature.into(),
             has_handles: signature.contains("resource"),

@@ -1,4 +1,4 @@
-//! Deployment versions and function fingerprints: pure hashing.
+//! Deployment versions: pure hashing.
 //!
 //! A [`Version`] names one deployment: a hash over the manifest (its
 //! [canonical](crate::manifest::Manifest::canonical) form, without binary
@@ -7,9 +7,9 @@
 //! each worker compute it from the files they read, and a worker that finds
 //! another value refuses its assignment.
 //!
-//! A [`fingerprint`] names a function's type. Caller and callee compute it
-//! from their own view of the WIT, and a call whose fingerprint is not the
-//! callee's is refused.
+//! A function's type fingerprint is the codec's
+//! ([`FuncTypes::fingerprint`](crate::codec::FuncTypes::fingerprint)): it
+//! follows the wire format, not a text of its own.
 
 use sha2::{Digest, Sha256};
 use std::fmt;
@@ -62,12 +62,6 @@ impl fmt::Display for Version {
     }
 }
 
-/// The fingerprint of a function type, from its canonical signature text
-/// ([`FuncSig::signature`](crate::world::FuncSig::signature)).
-pub fn fingerprint(signature: &str) -> String {
-    hex(&Sha256::digest(signature.as_bytes())[..8])
-}
-
 /// Hashes a length before the bytes, so that no two inputs run together.
 fn framed(hash: &mut Sha256, bytes: &[u8]) {
     hash.update((bytes.len() as u64).to_le_bytes());
@@ -101,18 +95,5 @@ mod tests {
             version("m", "p", &[("a", b"12")]),
             version("m", "p", &[("a1", b"2")])
         );
-    }
-
-    #[test]
-    fn fingerprints_follow_the_signature() {
-        assert_eq!(
-            fingerprint("func(u64) -> u64"),
-            fingerprint("func(u64) -> u64")
-        );
-        assert_ne!(
-            fingerprint("func(u64) -> u64"),
-            fingerprint("func(u32) -> u64")
-        );
-        assert_eq!(fingerprint("func()").len(), 16);
     }
 }

@@ -47,6 +47,10 @@ pub struct FuncSig {
     /// Whether a resource, stream or future appears anywhere in its type:
     /// such values belong to one instance and cannot be copied to another.
     pub has_handles: bool,
+    /// The fingerprint that calls of it across processes carry
+    /// ([`FuncTypes::fingerprint`](crate::codec::FuncTypes::fingerprint));
+    /// none for a function whose values cannot cross.
+    pub fingerprint: Option<String>,
 }
 
 impl World {
@@ -173,6 +177,9 @@ impl FuncSig {
             name: name.to_string(),
             signature: text,
             has_handles,
+            fingerprint: crate::codec::FuncTypes::of(f)
+                .ok()
+                .map(|types| types.fingerprint()),
         }
     }
 }

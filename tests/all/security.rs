@@ -75,11 +75,12 @@ fn only_the_deployments_certificates_complete_a_handshake() {
     )
     .unwrap();
     let status = greet_as(&Dialer::new(forged), &greeter.address, &deployed.version);
-    assert!(
-        matches!(status.code(), tonic::Code::Unavailable | tonic::Code::Unknown),
-        "the connection, not the service, refused it: {status:?}"
-    );
-    assert!(format!("{status:?}").contains("alert"), "a TLS alert: {status:?}");
+    // TLS 1.3 lets the client finish first, so it learns of the refusal as
+    // an alert or as the connection closing: a transport error either way,
+    // never an answer of the service.
+    let transport = std::error::Error::source(&status)
+        .is_some_and(|e| e.downcast_ref::<tonic::transport::Error>().is_some());
+    assert!(transport, "the connection, not the service, refused it: {status:?}");
 
     // The real frontend's calls still work.
     let (code, body) = http_get(&app.url("web", "/?name=Ada"));

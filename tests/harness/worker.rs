@@ -172,7 +172,7 @@ pub fn fingerprint(
         .iter()
         .flat_map(|i| &i.functions)
         .find(|f| f.name == function)
-        .map(|f| weft_runtime::version::fingerprint(&f.signature))
+        .and_then(|f| f.fingerprint.clone())
         .unwrap_or_else(|| panic!("{component} exports no function {function}"))
 }
 

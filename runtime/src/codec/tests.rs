@@ -369,3 +369,29 @@ fn typed_bytes_are_slices_of_the_message() {
     assert_eq!((&body[..], tail), (&[7, 8, 9][..], 42));
     assert_eq!(body.as_ptr(), message[1..].as_ptr());
 }
+
+#[test]
+fn a_fingerprint_follows_the_wire_types_and_the_codec_version() {
+    use sha2::{Digest, Sha256};
+    let add = FuncTypes {
+        params: vec![ValueType::U64, ValueType::U64],
+        results: vec![ValueType::U64],
+    };
+    let text = format!("weft codec {CODEC_VERSION}\nfunc(u64, u64) -> u64");
+    let expected = crate::version::hex(&Sha256::digest(text.as_bytes())[..8]);
+    assert_eq!(add.fingerprint(), expected, "the codec's version is hashed in");
+    let narrower = FuncTypes {
+        params: vec![ValueType::U32, ValueType::U64],
+        results: vec![ValueType::U64],
+    };
+    assert_ne!(add.fingerprint(), narrower.fingerprint());
+    let record = |field: &str| FuncTypes {
+        params: vec![ValueType::Record(vec![(field.into(), ValueType::String)])],
+        results: vec![],
+    };
+    assert_ne!(record("id").fingerprint(), record("key").fingerprint());
+    let mut text = String::new();
+    ValueType::Result(Some(Box::new(ValueType::List(Box::new(ValueType::U8)))), None)
+        .write_canonical(&mut text);
+    assert_eq!(text, "result<list<u8>, _>");
+}

@@ -31,7 +31,7 @@ use crate::resolve::{Provider, Wire};
 use crate::rpc::client::{RemoteFunc, Replicas};
 use crate::telemetry::metrics::{MethodKey, MethodStats, Metrics};
 use crate::telemetry::trace::{self, CallLabels, SpanSpec};
-use crate::version::{self, Version};
+use crate::version::Version;
 use crate::world::Interface;
 use opentelemetry::context::FutureExt as _;
 use opentelemetry::trace::SpanKind;
@@ -315,27 +315,30 @@ pub fn linker_for<'c>(
                             wasmtime::format_err!("{name}: {export}#{} is not exported", func.name)
                         })?,
                 },
-                Callee::Remote { replicas, version } => Route::Remote(RemoteFunc {
-                    replicas: replicas.clone(),
-                    version: version.clone(),
-                    caller: caller.name.to_string(),
-                    target: name.clone(),
-                    interface: export.clone(),
-                    function: func.name.clone(),
-                    fingerprint: version::fingerprint(&func.signature),
-                    types: types.clone().map_err(|e| {
+                Callee::Remote { replicas, version } => {
+                    let types = types.clone().map_err(|e| {
                         wasmtime::format_err!(
                             "{}: import {}#{}: {e}; components that pass it must be in one group",
                             caller.name,
                             wire.import,
                             func.name
                         )
-                    })?,
-                }),
+                    })?;
+                    Route::Remote(RemoteFunc {
+                        replicas: replicas.clone(),
+                        version: version.clone(),
+                        caller: caller.name.to_string(),
+                        target: name.clone(),
+                        interface: export.clone(),
+                        function: func.name.clone(),
+                        fingerprint: types.fingerprint(),
+                        types,
+                    })
+                }
             };
             // A signature of known shape gets a typed forwarder; every
             // other passes `Val`s.
-            let shape = typed::shape_of(&func_type);
+            let shape = types.as_ref().ok().and_then(typed::shape_of);
             let stats = crate::telemetry::enabled().then(|| {
                 caller.metrics.method(MethodKey {
                     caller: caller.name.to_string(),

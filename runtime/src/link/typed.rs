@@ -19,7 +19,7 @@
 //! `Val` path, so either end may take either path.
 
 use super::Forwarder;
-use crate::codec::DecodeError;
+use crate::codec::{DecodeError, FuncTypes, ValueType};
 use crate::codec::typed::{Wire, WireList};
 use crate::host::HostState;
 use crate::pool::InstancePool;
@@ -29,7 +29,6 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use wasmtime::component::types::{ComponentFunc, Type};
 use wasmtime::component::{ComponentExportIndex, ComponentNamedList, Lift, LinkerInstance, Lower};
 
 /// Why a typed remote call could not be served.
@@ -113,26 +112,26 @@ pub fn use_val_path_only(on: bool) {
     VAL_PATH_ONLY.store(on, Ordering::Relaxed);
 }
 
-/// The typed shape of a function, if it has one.
-pub(crate) fn shape_of(func: &ComponentFunc) -> Option<Arc<dyn Shape>> {
+/// The typed shape of a function whose types are `types` (the codec's
+/// view of them, from the same walk that gives its wire format and its
+/// fingerprint), if it has one.
+pub(crate) fn shape_of(types: &FuncTypes) -> Option<Arc<dyn Shape>> {
     if VAL_PATH_ONLY.load(Ordering::Relaxed) {
         return None;
     }
-    let params: Vec<Type> = func.params().map(|(_, t)| t).collect();
-    let results: Vec<Type> = func.results().collect();
-    shape_for(&params, &results)
+    shape_for(&types.params, &types.results)
 }
 
 /// A Rust type that stands for one WIT type.
 trait Kind: Wire {
-    fn matches(ty: &Type) -> bool;
+    fn matches(ty: &ValueType) -> bool;
 }
 
 macro_rules! scalar_kinds {
     ($($rust:ty => $wit:ident),* $(,)?) => {$(
         impl Kind for $rust {
-            fn matches(ty: &Type) -> bool {
-                matches!(ty, Type::$wit)
+            fn matches(ty: &ValueType) -> bool {
+                matches!(ty, ValueType::$wit)
             }
         }
     )*};
@@ -140,41 +139,41 @@ macro_rules! scalar_kinds {
 
 scalar_kinds!(
     bool => Bool, u8 => U8, u16 => U16, u32 => U32, u64 => U64,
-    i8 => S8, i16 => S16, i32 => S32, i64 => S64, f32 => Float32, f64 => Float64,
+    i8 => S8, i16 => S16, i32 => S32, i64 => S64, f32 => F32, f64 => F64,
     char => Char, String => String,
 );
 
 impl Kind for Bytes {
-    fn matches(ty: &Type) -> bool {
-        matches!(ty, Type::List(list) if list.ty() == Type::U8)
+    fn matches(ty: &ValueType) -> bool {
+        matches!(ty, ValueType::List(element) if **element == ValueType::U8)
     }
 }
 
 /// A tuple of [`Kind`]s: a parameter or result list.
 trait Kinds {
-    fn matches(types: &[Type]) -> bool;
+    fn matches(types: &[ValueType]) -> bool;
 }
 
 impl Kinds for () {
-    fn matches(types: &[Type]) -> bool {
+    fn matches(types: &[ValueType]) -> bool {
         types.is_empty()
     }
 }
 
 impl<A: Kind> Kinds for (A,) {
-    fn matches(types: &[Type]) -> bool {
+    fn matches(types: &[ValueType]) -> bool {
         matches!(types, [a] if A::matches(a))
     }
 }
 
 impl<A: Kind, B: Kind> Kinds for (A, B) {
-    fn matches(types: &[Type]) -> bool {
+    fn matches(types: &[ValueType]) -> bool {
         matches!(types, [a, b] if A::matches(a) && B::matches(b))
     }
 }
 
 impl<A: Kind, B: Kind, C: Kind> Kinds for (A, B, C) {
-    fn matches(types: &[Type]) -> bool {
+    fn matches(types: &[ValueType]) -> bool {
         matches!(types, [a, b, c] if A::matches(a) && B::matches(b) && C::matches(c))
     }
 }
@@ -182,7 +181,7 @@ impl<A: Kind, B: Kind, C: Kind> Kinds for (A, B, C) {
 /// Every result list with a typed path, for one parameter list.
 macro_rules! with_results {
     ($params:ty, $results:expr) => {{
-        let results: &[Type] = $results;
+        let results: &[ValueType] = $results;
         with_results!(@each $params, results;
             (), (bool,), (u32,), (u64,), (i32,), (i64,), (f64,), (String,), (Bytes,))
     }};
@@ -200,7 +199,7 @@ macro_rules! with_results {
 /// Every parameter list with a typed path.
 macro_rules! with_params {
     ($params:expr, $results:expr; $($p:ty),* $(,)?) => {{
-        let (params, results): (&[Type], &[Type]) = ($params, $results);
+        let (params, results): (&[ValueType], &[ValueType]) = ($params, $results);
         let mut found: Option<Arc<dyn Shape>> = None;
         $(
             if found.is_none() && <$p as Kinds>::matches(params) {
@@ -212,7 +211,7 @@ macro_rules! with_params {
 }
 
 /// The typed shape of a function with `params` and `results`, if it has one.
-fn shape_for(params: &[Type], results: &[Type]) -> Option<Arc<dyn Shape>> {
+fn shape_for(params: &[ValueType], results: &[ValueType]) -> Option<Arc<dyn Shape>> {
     with_params!(params, results;
         (),
         (bool,), (u32,), (u64,), (i32,), (i64,), (f64,),

@@ -18,7 +18,7 @@ use crate::rpc::identity::{Identity, Role};
 use crate::telemetry::logs::escaped;
 use crate::pool::InstancePool;
 use crate::telemetry::trace::{self, CallLabels, SpanSpec};
-use crate::version::{self, Version};
+use crate::version::Version;
 use crate::world::World;
 use opentelemetry::Context;
 use opentelemetry::context::FutureExt as _;
@@ -98,12 +98,13 @@ impl Exports {
                         iface.name.clone(),
                         func.name.clone(),
                     );
+                    let (shape, fingerprint) = (shape_of(&types), types.fingerprint());
                     let exported = Exported {
                         pool: pool.clone(),
                         index,
                         types,
-                        shape: shape_of(&f),
-                        fingerprint: version::fingerprint(&func.signature),
+                        shape,
+                        fingerprint,
                         label: format!("{}: {}#{}", pool.name(), iface.name, func.name),
                         span_name: format!("{}/{}", iface.name, func.name),
                         calls: AtomicU64::new(0),
