@@ -466,7 +466,7 @@ fn link_all(
                 }),
                 (None, Some(p)) => match p.remote.get(callee) {
                     Some(replicas) => Ok(Callee::Remote {
-                        replicas: replicas.clone(),
+                        transport: replicas.clone(),
                         version: p.version.clone(),
                     }),
                     None => Err(wasmtime::format_err!(

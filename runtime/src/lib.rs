@@ -14,7 +14,8 @@
 //! - [`capability`] and [`resolve`]: who serves each import, and every
 //!   reason an app cannot be linked, found before anything runs (pure).
 //! - [`link`]: a `Linker` per component, with host capabilities and
-//!   forwarders that call other components' exports.
+//!   forwarders that call other components' exports; [`call`] is a call of
+//!   a component in another process, apart from how it travels.
 //! - [`pool`]: warm instances per component, with per-call deadlines.
 //! - [`heap`]: the C allocator told to keep freed buffers for reuse.
 //! - [`host`] and [`kv`]: the store data and capabilities each instance gets,
@@ -70,6 +71,7 @@ macro_rules! say {
 pub mod app;
 pub mod builder;
 pub mod cache;
+pub mod call;
 pub mod capability;
 pub mod codec;
 pub mod commands;

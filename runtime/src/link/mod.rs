@@ -6,8 +6,9 @@
 //! Where the callee is in the same group, a forwarder borrows an instance of
 //! it from its pool and calls the export with the same values, which are
 //! copied from the caller's store to the callee's. Where the callee is in
-//! another group, the forwarder is a [`RemoteFunc`] that sends the call over
-//! gRPC. Component binaries never change; only the routing does.
+//! another group, the forwarder is a [`RemoteFunc`] that sends the call
+//! through its [`Transport`] (gRPC, from [`crate::rpc`]; this module knows
+//! nothing of it). Component binaries never change; only the routing does.
 //!
 //! Each forwarded function is one [`Forwarder`], which knows its caller,
 //! its callee, the caller's group and the deployment's version: the one
@@ -28,7 +29,7 @@ use crate::codec::{self, FuncTypes};
 use crate::host::{self, HostState};
 use crate::pool::InstancePool;
 use crate::resolve::{Provider, Wire};
-use crate::rpc::client::{RemoteFunc, Replicas};
+use crate::call::{RemoteFunc, Transport};
 use crate::telemetry::metrics::{MethodKey, MethodStats, Metrics};
 use crate::telemetry::trace::{self, CallLabels, SpanSpec};
 use crate::version::Version;
@@ -56,10 +57,10 @@ pub enum Callee<'a> {
         /// Its pool, filled later.
         slot: PoolSlot,
     },
-    /// In another group, reached over gRPC.
+    /// In another group, reached through a transport.
     Remote {
-        /// The replicas of its group.
-        replicas: Arc<Replicas>,
+        /// What carries calls to the replicas of its group.
+        transport: Arc<dyn Transport>,
         /// The deployment's version, sent with every call.
         version: Version,
     },
@@ -315,7 +316,7 @@ pub fn linker_for<'c>(
                             wasmtime::format_err!("{name}: {export}#{} is not exported", func.name)
                         })?,
                 },
-                Callee::Remote { replicas, version } => {
+                Callee::Remote { transport, version } => {
                     let types = types.clone().map_err(|e| {
                         wasmtime::format_err!(
                             "{}: import {}#{}: {e}; components that pass it must be in one group",
@@ -325,7 +326,7 @@ pub fn linker_for<'c>(
                         )
                     })?;
                     Route::Remote(RemoteFunc {
-                        replicas: replicas.clone(),
+                        transport: transport.clone(),
                         version: version.clone(),
                         caller: caller.name.to_string(),
                         target: name.clone(),

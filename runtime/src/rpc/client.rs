@@ -1,9 +1,10 @@
 //! The caller's side of a cross-process call.
 //!
 //! A [`Replicas`] is the set of channels to one group's replicas; calls take
-//! them in turn. A [`RemoteFunc`] is one imported function whose callee is in
-//! another group: it encodes the arguments, sends them with the caller's
-//! remaining deadline, and decodes the results.
+//! them in turn. It is the gRPC [`Transport`] of a
+//! [`RemoteFunc`](crate::call::RemoteFunc), which encodes the arguments and
+//! decodes the results: a replica takes the encoded arguments with the
+//! caller's remaining deadline and sends back the encoded results.
 //!
 //! A call is made at most once. It is tried on another replica only when the
 //! connection was refused, or the worker answered that it is not serving
@@ -12,15 +13,13 @@
 //! [`RESTART_WAIT`] and within the caller's deadline.
 
 use super::{Channel, Dialer, Peer};
-use crate::codec::typed::WireList;
-use crate::codec::{self, FuncTypes};
+use crate::call::{RemoteFunc, Sent, Transport};
 use crate::discovery::Peers;
 use crate::telemetry::trace;
 use crate::version::Version;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use wasmtime::component::Val;
 use weft_proto::v1::CallRequest;
 use weft_proto::v1::invoke_client::InvokeClient;
 
@@ -88,77 +87,23 @@ impl Replicas {
     }
 }
 
-/// One imported function served by another group.
-pub struct RemoteFunc {
-    /// Where the callee's group runs.
-    pub replicas: Arc<Replicas>,
-    /// The deployment's version.
-    pub version: Version,
-    /// The calling component.
-    pub caller: String,
-    /// The component that exports the function.
-    pub target: String,
-    /// The exported interface's full name.
-    pub interface: String,
-    /// The function's name.
-    pub function: String,
-    /// The fingerprint of the function's type, as the caller sees it.
-    pub fingerprint: String,
-    /// Its parameter and result types.
-    pub types: FuncTypes,
+impl Transport for Replicas {
+    fn send<'a>(
+        &'a self,
+        func: &'a RemoteFunc,
+        deadline: Instant,
+        payload: bytes::Bytes,
+    ) -> Sent<'a> {
+        Box::pin(self.send_call(func, deadline, payload))
+    }
 }
 
-impl RemoteFunc {
-    /// Calls the function with `params`, writing `results`; `deadline` is
-    /// when the caller's own call must end.
-    pub async fn call(
+impl Replicas {
+    /// Sends the encoded arguments of a call of `func` to a replica: the
+    /// replica's address and the encoded results.
+    async fn send_call(
         &self,
-        deadline: Instant,
-        params: &[Val],
-        results: &mut [Val],
-    ) -> wasmtime::Result<()> {
-        let mut payload = Vec::new();
-        codec::encode_all(&self.types.params, params, &mut payload)
-            .map_err(|e| wasmtime::format_err!("call to {} failed: {e}", self.label()))?;
-        let (address, reply) = self.send(deadline, payload.into()).await?;
-        let values = codec::decode_all(&self.types.results, &reply)
-            .map_err(|e| self.undecodable(&address, e))?;
-        for (slot, value) in results.iter_mut().zip(values) {
-            *slot = value;
-        }
-        Ok(())
-    }
-
-    /// Calls the function with typed values: encoded from, and decoded
-    /// into, Rust types, in the same format as [`RemoteFunc::call`].
-    pub(crate) async fn call_typed<P: WireList, R: WireList>(
-        &self,
-        deadline: Instant,
-        params: &P,
-    ) -> wasmtime::Result<R> {
-        let (address, reply) = self.send(deadline, params.encode().into()).await?;
-        R::decode(&reply).map_err(|e| self.undecodable(&address, e))
-    }
-
-    /// "greeter: demo:hello/greeter@0.1.0#greet (in another process)".
-    fn label(&self) -> String {
-        format!(
-            "{}: {}#{} (in another process)",
-            self.target, self.interface, self.function
-        )
-    }
-
-    fn undecodable(&self, address: &str, e: codec::DecodeError) -> wasmtime::Error {
-        wasmtime::format_err!(
-            "call to {} failed: {address} answered with results that do not decode: {e}",
-            self.label()
-        )
-    }
-
-    /// Sends the encoded arguments to a replica: the replica's address and
-    /// the encoded results.
-    async fn send(
-        &self,
+        func: &RemoteFunc,
         deadline: Instant,
         payload: bytes::Bytes,
     ) -> wasmtime::Result<(String, bytes::Bytes)> {
@@ -170,7 +115,7 @@ impl RemoteFunc {
         let give_up = deadline.min(Instant::now() + RESTART_WAIT);
         let mut pause = Duration::from_millis(20);
         loop {
-            if let Some(done) = self.try_each(deadline, &payload, &mut last_refusal).await {
+            if let Some(done) = self.try_each(func, deadline, &payload, &mut last_refusal).await {
                 return done;
             }
             if Instant::now() + pause >= give_up {
@@ -182,7 +127,7 @@ impl RemoteFunc {
         Err(wasmtime::format_err!(
             "call to {} failed: no replica took it within {RESTART_WAIT:?} ({}); its \
              workers may be restarting",
-            self.label(),
+            func.label(),
             last_refusal.unwrap_or_default()
         ))
     }
@@ -191,11 +136,12 @@ impl RemoteFunc {
     /// every one refused it.
     async fn try_each(
         &self,
+        func: &RemoteFunc,
         deadline: Instant,
         payload: &bytes::Bytes,
         last_refusal: &mut Option<String>,
     ) -> Option<wasmtime::Result<(String, bytes::Bytes)>> {
-        let (replicas, start) = self.replicas.in_turn();
+        let (replicas, start) = self.in_turn();
         if replicas.is_empty() {
             *last_refusal = Some("no healthy replica is known".into());
         }
@@ -205,16 +151,16 @@ impl RemoteFunc {
             if left.is_zero() {
                 return Some(Err(wasmtime::format_err!(
                     "call to {} failed: the caller's deadline passed before it was sent",
-                    self.label()
+                    func.label()
                 )));
             }
             let mut request = tonic::Request::new(CallRequest {
-                version: self.version.to_string(),
-                caller: self.caller.clone(),
-                target: self.target.clone(),
-                interface: self.interface.clone(),
-                function: self.function.clone(),
-                fingerprint: self.fingerprint.clone(),
+                version: func.version.to_string(),
+                caller: func.caller.clone(),
+                target: func.target.clone(),
+                interface: func.interface.clone(),
+                function: func.function.clone(),
+                fingerprint: func.fingerprint.clone(),
                 payload: payload.clone(),
             });
             request.set_timeout(left);
@@ -235,7 +181,7 @@ impl RemoteFunc {
                 Err(status) => {
                     return Some(Err(wasmtime::format_err!(
                         "call to {} at {address} failed: {:?}: {}",
-                        self.label(),
+                        func.label(),
                         status.code(),
                         status.message()
                     )));

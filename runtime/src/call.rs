@@ -1,0 +1,99 @@
+//! A call of a function in another process, apart from how it travels.
+//!
+//! A [`RemoteFunc`] is one imported function whose callee is in another
+//! group: what the caller knows of it (the callee, its version, its types
+//! and their fingerprint), and how its values become bytes and back
+//! ([`crate::codec`], on the `Val` path or the typed one). A [`Transport`]
+//! carries the encoded arguments to a process that runs the callee and
+//! brings back the encoded results; `rpc` gives the gRPC one
+//! ([`Replicas`](crate::rpc::client::Replicas)). Linking needs only this
+//! module, so the in-process core does not depend on the RPC stack.
+
+use crate::codec::typed::WireList;
+use crate::codec::{self, FuncTypes};
+use crate::version::Version;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
+use wasmtime::component::Val;
+
+/// Where a call ran (for errors), and its encoded results.
+pub type Sent<'a> =
+    Pin<Box<dyn Future<Output = wasmtime::Result<(String, bytes::Bytes)>> + Send + 'a>>;
+
+/// Carries one call's encoded arguments to a process that runs its callee.
+pub trait Transport: Send + Sync {
+    /// Sends `payload`, the encoded arguments of a call of `func`, which
+    /// must end by `deadline`.
+    fn send<'a>(&'a self, func: &'a RemoteFunc, deadline: Instant, payload: bytes::Bytes)
+    -> Sent<'a>;
+}
+
+/// One imported function served by another group.
+pub struct RemoteFunc {
+    /// What carries its calls to the callee's group.
+    pub transport: Arc<dyn Transport>,
+    /// The deployment's version.
+    pub version: Version,
+    /// The calling component.
+    pub caller: String,
+    /// The component that exports the function.
+    pub target: String,
+    /// The exported interface's full name.
+    pub interface: String,
+    /// The function's name.
+    pub function: String,
+    /// The fingerprint of the function's type, as the caller sees it.
+    pub fingerprint: String,
+    /// Its parameter and result types.
+    pub types: FuncTypes,
+}
+
+impl RemoteFunc {
+    /// Calls the function with `params`, writing `results`; `deadline` is
+    /// when the caller's own call must end.
+    pub async fn call(
+        &self,
+        deadline: Instant,
+        params: &[Val],
+        results: &mut [Val],
+    ) -> wasmtime::Result<()> {
+        let mut payload = Vec::new();
+        codec::encode_all(&self.types.params, params, &mut payload)
+            .map_err(|e| wasmtime::format_err!("call to {} failed: {e}", self.label()))?;
+        let (address, reply) = self.transport.send(self, deadline, payload.into()).await?;
+        let values = codec::decode_all(&self.types.results, &reply)
+            .map_err(|e| self.undecodable(&address, e))?;
+        for (slot, value) in results.iter_mut().zip(values) {
+            *slot = value;
+        }
+        Ok(())
+    }
+
+    /// Calls the function with typed values: encoded from, and decoded
+    /// into, Rust types, in the same format as [`RemoteFunc::call`].
+    pub(crate) async fn call_typed<P: WireList, R: WireList>(
+        &self,
+        deadline: Instant,
+        params: &P,
+    ) -> wasmtime::Result<R> {
+        let (address, reply) = self.transport.send(self, deadline, params.encode().into()).await?;
+        R::decode(&reply).map_err(|e| self.undecodable(&address, e))
+    }
+
+    /// "greeter: demo:hello/greeter@0.1.0#greet (in another process)".
+    pub(crate) fn label(&self) -> String {
+        format!(
+            "{}: {}#{} (in another process)",
+            self.target, self.interface, self.function
+        )
+    }
+
+    fn undecodable(&self, address: &str, e: codec::DecodeError) -> wasmtime::Error {
+        wasmtime::format_err!(
+            "call to {} failed: {address} answered with results that do not decode: {e}",
+            self.label()
+        )
+    }
+}
