@@ -143,16 +143,45 @@ impl ServerSecurity {
 /// Who called: the identity that the client's certificate names. Only a
 /// certificate of the server's own CA passed the handshake, so this is
 /// proven; a certificate that names no weft identity is refused.
-pub fn caller<T>(request: &Request<T>) -> Result<Identity, Status> {
+pub fn caller<T>(request: &Request<T>) -> Result<Arc<Identity>, Status> {
     let certs = request.peer_certs().ok_or_else(|| {
         Status::unauthenticated("this call came without a client certificate")
     })?;
     certs
         .first()
-        .and_then(|der| super::identity::identity_of(der))
+        .and_then(|der| KNOWN.identity_of(der))
         .ok_or_else(|| {
             Status::unauthenticated("the client's certificate names no weft identity")
         })
+}
+
+/// The identities of the certificates seen so far. Every call on a
+/// connection shows its certificate again, and parsing it took a fifth of
+/// a worker's time per call; looking it up by its bytes takes a hash.
+static KNOWN: KnownCertificates = KnownCertificates(std::sync::Mutex::new(None));
+
+/// How many certificates [`KNOWN`] keeps before it starts again: far more
+/// than the processes of a deployment.
+const KNOWN_CERTIFICATES: usize = 4096;
+
+struct KnownCertificates(std::sync::Mutex<Option<std::collections::HashMap<Vec<u8>, Arc<Identity>>>>);
+
+impl KnownCertificates {
+    fn identity_of(&self, der: &[u8]) -> Option<Arc<Identity>> {
+        if let Some(known) = self.0.lock().expect("certificate cache").as_ref()
+            && let Some(identity) = known.get(der)
+        {
+            return Some(identity.clone());
+        }
+        let identity = Arc::new(super::identity::identity_of(der)?);
+        let mut known = self.0.lock().expect("certificate cache");
+        let known = known.get_or_insert_with(Default::default);
+        if known.len() >= KNOWN_CERTIFICATES {
+            known.clear();
+        }
+        known.insert(der.to_vec(), identity.clone());
+        Some(identity)
+    }
 }
 
 /// Lets through the calls of the processes one [`Allow`] names.
@@ -198,6 +227,29 @@ impl tonic::service::Interceptor for Check {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_known_certificate_names_the_same_identity_without_a_parse() {
+        use crate::rpc::identity::Authority;
+        let ca = Authority::generate("shop").unwrap();
+        let der = |identity: &Identity| {
+            let pem = ca.issue(identity).unwrap().cert_pem;
+            rustls::pki_types::pem::PemObject::from_pem_slice(pem.as_bytes())
+                .map(|c: rustls::pki_types::CertificateDer<'static>| c.to_vec())
+                .unwrap()
+        };
+        let (back, front) = (
+            Identity::worker("shop", "3f2a9c01b7d4e512", "back"),
+            Identity::worker("shop", "3f2a9c01b7d4e512", "front"),
+        );
+        let (a, b) = (der(&back), der(&front));
+        let known = KnownCertificates(std::sync::Mutex::new(None));
+        let first = known.identity_of(&a).unwrap();
+        assert_eq!(*first, back);
+        assert!(Arc::ptr_eq(&first, &known.identity_of(&a).unwrap()), "cached");
+        assert_eq!(*known.identity_of(&b).unwrap(), front);
+        assert!(known.identity_of(b"not a certificate").is_none());
+    }
 
     #[test]
     fn each_service_admits_only_its_callers() {
