@@ -185,7 +185,16 @@ pub async fn run(options: DeployOptions, shutdown: impl Future<Output = ()>) -> 
         "weft: loading app '{name}' from {}",
         manifest.path.display()
     );
-    let snapshot = check_and_store(&manifest, &plan, &cache_dir)?;
+    // Off the async threads, so that a signal stops a long compile.
+    tokio::pin!(shutdown);
+    let checking = {
+        let (manifest, plan, cache_dir) = (manifest.clone(), plan.clone(), cache_dir.clone());
+        tokio::task::spawn_blocking(move || check_and_store(&manifest, &plan, &cache_dir))
+    };
+    let snapshot = tokio::select! {
+        checked = checking => checked.context("checking the app panicked")??,
+        () = &mut shutdown => anyhow::bail!("stopped while loading the app"),
+    };
     let version = snapshot.version.clone();
     say!("weft: version {version}, plan:");
     for (group, g) in &plan.groups {
@@ -317,7 +326,6 @@ pub async fn run(options: DeployOptions, shutdown: impl Future<Output = ()>) -> 
     };
 
     // Ctrl-C while the workers load stops the deployment there.
-    tokio::pin!(shutdown);
     let started = tokio::select! {
         started = manager.start_version(&snapshot) => started,
         () = &mut shutdown => Err(anyhow::anyhow!("stopped while the workers were starting")),
