@@ -22,12 +22,12 @@ use crate::listener::{self, HttpEntry, ListenerLabels};
 use crate::manifest::{HostPattern, ManifestFile};
 use crate::pool::InstancePool;
 use crate::resolve::{self, Resolution};
+use crate::rpc::authorize::Edges;
 use crate::rpc::client::Replicas;
 use crate::rpc::server::Exports;
 use crate::telemetry::metrics::{ListenerKey, Metrics};
 use crate::version::Version;
 use crate::world::World;
-use crate::rpc::authorize::Edges;
 use anyhow::{Context as _, bail};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
@@ -358,7 +358,9 @@ pub fn serve_bound(
         let shutdown = async move {
             let _ = stopped.wait_for(|s| *s).await;
         };
-        tasks.spawn(listener::serve(l.socket, l.name, handler, l.limits, shutdown));
+        tasks.spawn(listener::serve(
+            l.socket, l.name, handler, l.limits, shutdown,
+        ));
     }
     tasks
 }

@@ -180,11 +180,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = CompileCache::new(dir.path().join("cache"));
         let (a, b) = (component("a"), component("b"));
-        let load = |wasm: &[u8]| cache.component(&engine, wasm, Path::new("x.wasm")).unwrap().1;
+        let load = |wasm: &[u8]| {
+            cache
+                .component(&engine, wasm, Path::new("x.wasm"))
+                .unwrap()
+                .1
+        };
         assert_eq!(load(&a), CacheOutcome::Compiled);
         assert_eq!(load(&a), CacheOutcome::Hit);
         assert_eq!(load(&b), CacheOutcome::Compiled);
-        let mode = std::fs::metadata(dir.path().join("cache")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.path().join("cache"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o700, "the folder is private");
 
         let entry = |wasm: &[u8]| cache.dir.join(format!("{}.cwasm", key(&engine, wasm)));

@@ -26,8 +26,12 @@ pub type Sent<'a> =
 pub trait Transport: Send + Sync {
     /// Sends `payload`, the encoded arguments of a call of `func`, which
     /// must end by `deadline`.
-    fn send<'a>(&'a self, func: &'a RemoteFunc, deadline: Instant, payload: bytes::Bytes)
-    -> Sent<'a>;
+    fn send<'a>(
+        &'a self,
+        func: &'a RemoteFunc,
+        deadline: Instant,
+        payload: bytes::Bytes,
+    ) -> Sent<'a>;
 }
 
 /// One imported function served by another group.
@@ -78,7 +82,10 @@ impl RemoteFunc {
         deadline: Instant,
         params: &P,
     ) -> wasmtime::Result<R> {
-        let (address, reply) = self.transport.send(self, deadline, params.encode().into()).await?;
+        let (address, reply) = self
+            .transport
+            .send(self, deadline, params.encode().into())
+            .await?;
         R::decode(&reply).map_err(|e| self.undecodable(&address, e))
     }
 

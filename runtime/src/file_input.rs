@@ -86,7 +86,10 @@ mod tests {
             Err(InputError::TooLarge { limit: 9 })
         ));
         let zero = read_bounded(Path::new("/dev/zero"), 1 << 20).unwrap_err();
-        assert_eq!(zero.to_string(), "it is not a regular file (it is a character device)");
+        assert_eq!(
+            zero.to_string(),
+            "it is not a regular file (it is a character device)"
+        );
         assert!(matches!(
             read_bounded(dir.path(), 10),
             Err(InputError::NotRegular("a folder"))

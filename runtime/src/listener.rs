@@ -83,7 +83,10 @@ struct Activity(Arc<std::sync::Mutex<(Stage, Instant)>>);
 impl Activity {
     /// A new connection, waiting for its first request's head.
     fn new() -> Activity {
-        Activity(Arc::new(std::sync::Mutex::new((Stage::Head, Instant::now()))))
+        Activity(Arc::new(std::sync::Mutex::new((
+            Stage::Head,
+            Instant::now(),
+        ))))
     }
 
     fn set(&self, stage: Stage) {
@@ -115,7 +118,10 @@ impl Activity {
                 // A request in progress is bounded by its component's
                 // call timeout, not here.
                 Stage::Busy => (limits.header_timeout, ""),
-                Stage::Head => (limits.header_timeout, "its request head did not arrive in time"),
+                Stage::Head => (
+                    limits.header_timeout,
+                    "its request head did not arrive in time",
+                ),
                 Stage::Idle => (limits.idle_timeout, "it sat idle for too long"),
             };
             let deadline = since + limit;

@@ -227,7 +227,8 @@ impl ComponentSpec {
 
     /// The size limit in force for this component's binary, in bytes.
     pub fn wasm_size_limit(&self) -> u64 {
-        self.wasm_size_limit.map_or(DEFAULT_WASM_SIZE_LIMIT, |m| m.0)
+        self.wasm_size_limit
+            .map_or(DEFAULT_WASM_SIZE_LIMIT, |m| m.0)
     }
 }
 
@@ -374,23 +375,19 @@ pub enum ManifestError {
 impl Manifest {
     /// Reads and parses a manifest file.
     pub fn from_file(path: &Path) -> Result<Manifest, ManifestError> {
-        let bytes =
-            crate::file_input::read_bounded(path, MANIFEST_SIZE_LIMIT).map_err(|e| {
-                let source = match e {
-                    crate::file_input::InputError::Io(e) => e,
-                    other => std::io::Error::new(std::io::ErrorKind::InvalidInput, other),
-                };
-                ManifestError::Io {
-                    path: path.to_path_buf(),
-                    source,
-                }
-            })?;
+        let bytes = crate::file_input::read_bounded(path, MANIFEST_SIZE_LIMIT).map_err(|e| {
+            let source = match e {
+                crate::file_input::InputError::Io(e) => e,
+                other => std::io::Error::new(std::io::ErrorKind::InvalidInput, other),
+            };
+            ManifestError::Io {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
         let text = String::from_utf8(bytes).map_err(|_| ManifestError::Io {
             path: path.to_path_buf(),
-            source: std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                "it is not UTF-8 text",
-            ),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, "it is not UTF-8 text"),
         })?;
         Manifest::from_str(&text, path)
     }
@@ -587,9 +584,7 @@ impl Manifest {
             }
             if let Some(var) = &spec.url_env {
                 let valid = !var.is_empty()
-                    && var
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
                     && !var.starts_with(|c: char| c.is_ascii_digit());
                 if !valid {
                     return Err(invalid(

@@ -312,7 +312,10 @@ fn a_second_version_beside_the_first_never_gets_its_calls() {
         &v2,
     );
     assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
-    assert!(status.message().contains(&format!("version {v1}")), "{status:?}");
+    assert!(
+        status.message().contains(&format!("version {v1}")),
+        "{status:?}"
+    );
     assert_eq!(
         greeted(second.path(), &v2_greeter),
         1,

@@ -143,14 +143,15 @@ fn a_binary_that_is_not_a_regular_file_is_refused_before_it_is_read() {
         "{APP}[components.pipe]\nwasm = \"{}\"\n",
         fifo.display()
     ));
-    assert!(err.contains("it is not a regular file (it is a FIFO)"), "{err}");
+    assert!(
+        err.contains("it is not a regular file (it is a FIFO)"),
+        "{err}"
+    );
 }
 
 #[test]
 fn a_binary_over_its_size_limit_is_refused() {
-    let err = refused(&format!(
-        "{APP}{GREETER}wasm-size-limit = \"1KiB\"\n"
-    ));
+    let err = refused(&format!("{APP}{GREETER}wasm-size-limit = \"1KiB\"\n"));
     assert!(
         err.contains("it is larger than 1024 bytes; if the binary is right, raise components.greeter.wasm-size-limit"),
         "{err}"

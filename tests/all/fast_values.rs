@@ -23,8 +23,8 @@ use weft_runtime::discovery::Peers;
 use weft_runtime::manifest::ManifestFile;
 use weft_runtime::pool::InstancePool;
 use weft_runtime::rpc::Dialer;
-use weft_runtime::rpc::identity::{Authority, Identity};
 use weft_runtime::rpc::client::Replicas;
+use weft_runtime::rpc::identity::{Authority, Identity};
 use weft_tests::{
     Assign, AssignedWorker, app_dir, fingerprint, shared_cache, target_dir, weft_bin,
 };
@@ -280,7 +280,10 @@ fn typed_and_val_ends_of_a_call_understand_each_other() {
         .expect("encodes");
         let tester = Identity::worker("fast-values", version.as_str(), "tester");
         let channel = Dialer::new(authority.issue(&tester).expect("a certificate"))
-            .channel(&val_caller.address, weft_runtime::rpc::Peer::Worker(&version))
+            .channel(
+                &val_caller.address,
+                weft_runtime::rpc::Peer::Worker(&version),
+            )
             .expect("a channel");
         let reply = InvokeClient::new(channel)
             .max_decoding_message_size(weft_runtime::rpc::MAX_MESSAGE)

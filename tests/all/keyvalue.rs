@@ -202,7 +202,11 @@ fn the_embedded_store_fails_on_a_full_disk_and_serves_again_once_there_is_room()
         let data = disk.path().join("data");
         let app = Weft::start(
             mode,
-            &[dir.path().to_str().unwrap(), "--data-dir", data.to_str().unwrap()],
+            &[
+                dir.path().to_str().unwrap(),
+                "--data-dir",
+                data.to_str().unwrap(),
+            ],
         );
         let mut counted = 0;
         for _ in 0..3 {
@@ -225,7 +229,10 @@ fn the_embedded_store_fails_on_a_full_disk_and_serves_again_once_there_is_room()
         if mode == Mode::Split {
             let store = store_state(dir.path());
             assert_eq!(store["healthy"], false, "{store}");
-            assert!(store["error"].as_str().is_some_and(|e| !e.is_empty()), "{store}");
+            assert!(
+                store["error"].as_str().is_some_and(|e| !e.is_empty()),
+                "{store}"
+            );
         }
 
         disk.free();
@@ -238,10 +245,17 @@ fn the_embedded_store_fails_on_a_full_disk_and_serves_again_once_there_is_room()
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        assert!(recovered, "{mode:?}: the store stayed dead:\n{}", app.output());
+        assert!(
+            recovered,
+            "{mode:?}: the store stayed dead:\n{}",
+            app.output()
+        );
         assert_eq!(
             http_get(&app.url("web", "/counter/plums?peek")),
-            (200, format!("{{\"counter\":\"plums\",\"value\":{counted}}}\n")),
+            (
+                200,
+                format!("{{\"counter\":\"plums\",\"value\":{counted}}}\n")
+            ),
             "{mode:?}: every answered increment is kept, and no failed one"
         );
         if mode == Mode::Split {
@@ -250,7 +264,11 @@ fn the_embedded_store_fails_on_a_full_disk_and_serves_again_once_there_is_room()
         }
         let (status, output) = app.stop();
         assert!(status.success(), "{output}");
-        assert_eq!(output.matches("cannot be written (").count(), 1, "logged once:\n{output}");
+        assert_eq!(
+            output.matches("cannot be written (").count(),
+            1,
+            "logged once:\n{output}"
+        );
         assert_eq!(output.matches("works again").count(), 1, "{output}");
     }
 }
@@ -283,8 +301,14 @@ fn a_redis_password_comes_from_the_environment_in_every_mode() {
         );
         assert_eq!(redis.command("HGET counts figs"), "$1\r\n1\r\n");
         let stored = walk(&dir.path().join(".weft"));
-        assert!(!stored.contains("s3cret-pw"), "{mode:?}: a password in .weft");
-        assert!(!app.output().contains("s3cret-pw"), "{mode:?}: a password in the log");
+        assert!(
+            !stored.contains("s3cret-pw"),
+            "{mode:?}: a password in .weft"
+        );
+        assert!(
+            !app.output().contains("s3cret-pw"),
+            "{mode:?}: a password in the log"
+        );
     });
 }
 

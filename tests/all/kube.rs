@@ -293,7 +293,10 @@ fn kube_command_end_to_end() {
     assert!(ok, "{said}\n{secret}");
     let v8 = &version[..8];
     for group in ["frontend", "greeter"] {
-        assert!(secret.contains(&format!("name: hello-{group}-{v8}-tls\n")), "{secret}");
+        assert!(
+            secret.contains(&format!("name: hello-{group}-{v8}-tls\n")),
+            "{secret}"
+        );
     }
     assert!(secret.contains("type: kubernetes.io/tls\n"), "{secret}");
     // One CA for every version, kept private beside the app; new leaves.
@@ -463,8 +466,11 @@ fn the_image_builds_offline_and_serves() {
     ]);
     std::fs::create_dir_all(root.join("etc/weft-tls")).unwrap();
     for file in ["ca.crt", "tls.crt", "tls.key"] {
-        std::fs::copy(tls.path().join("main").join(file), root.join("etc/weft-tls").join(file))
-            .unwrap();
+        std::fs::copy(
+            tls.path().join("main").join(file),
+            root.join("etc/weft-tls").join(file),
+        )
+        .unwrap();
     }
 
     let grpc = free().to_string();

@@ -64,7 +64,12 @@ fn closed_within(stream: &mut std::net::TcpStream, wait: Duration) -> bool {
         match stream.read(&mut buf) {
             Ok(0) => return true,
             Ok(_) => continue,
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
                 return false;
             }
             Err(_) => return true,
@@ -92,17 +97,30 @@ fn connections_are_bounded(mode: Mode) {
     half.write_all(b"GET /?name=Ada HTTP/1.1\r\nHo").unwrap();
     // Nothing at all: closed too.
     let mut silent = TcpStream::connect(web).unwrap();
-    assert!(closed_within(&mut half, patience), "{mode:?}: a half-sent head kept its connection");
-    assert!(closed_within(&mut silent, patience), "{mode:?}: a silent client kept its connection");
+    assert!(
+        closed_within(&mut half, patience),
+        "{mode:?}: a half-sent head kept its connection"
+    );
+    assert!(
+        closed_within(&mut silent, patience),
+        "{mode:?}: a silent client kept its connection"
+    );
 
     // A kept-alive connection lives past the header timeout between
     // requests, and is closed once idle for the idle timeout.
     let mut kept = Connection::open(web);
     assert_eq!(kept.get("/?name=Ada").0, 200);
     std::thread::sleep(Duration::from_millis(1500));
-    assert_eq!(kept.get("/?name=Ada").0, 200, "{mode:?}: idle is not a slow head");
+    assert_eq!(
+        kept.get("/?name=Ada").0,
+        200,
+        "{mode:?}: idle is not a slow head"
+    );
     let mut raw = kept.into_stream();
-    assert!(closed_within(&mut raw, patience), "{mode:?}: an idle connection stayed open");
+    assert!(
+        closed_within(&mut raw, patience),
+        "{mode:?}: an idle connection stayed open"
+    );
 
     // Three connections are the most it keeps: a fourth is closed at once,
     // and the three still work.

@@ -47,7 +47,11 @@ fn only_the_deployments_certificates_complete_a_handshake() {
     let dir = hello();
     let app = Weft::start(Mode::Split, &[dir.path().to_str().unwrap()]);
     let deployed = state(dir.path());
-    let greeter = deployed.workers.iter().find(|w| w.group == "greeter").unwrap();
+    let greeter = deployed
+        .workers
+        .iter()
+        .find(|w| w.group == "greeter")
+        .unwrap();
     let ca = authority(dir.path());
 
     // No TLS, and TLS without a client certificate: on a worker and on the
@@ -80,7 +84,10 @@ fn only_the_deployments_certificates_complete_a_handshake() {
     // never an answer of the service.
     let transport = std::error::Error::source(&status)
         .is_some_and(|e| e.downcast_ref::<tonic::transport::Error>().is_some());
-    assert!(transport, "the connection, not the service, refused it: {status:?}");
+    assert!(
+        transport,
+        "the connection, not the service, refused it: {status:?}"
+    );
 
     // The real frontend's calls still work.
     let (code, body) = http_get(&app.url("web", "/?name=Ada"));
@@ -98,10 +105,19 @@ fn a_call_is_allowed_only_along_an_edge_of_the_call_graph() {
     let _app = Weft::start(Mode::Split, &[dir.path().to_str().unwrap()]);
     let deployed = state(dir.path());
     let version = deployed.version.clone();
-    let greeter = deployed.workers.iter().find(|w| w.group == "greeter").unwrap();
+    let greeter = deployed
+        .workers
+        .iter()
+        .find(|w| w.group == "greeter")
+        .unwrap();
     let call = |dialer: &Dialer, caller: &str| {
-        invoke(dialer, &greeter.address, &version, greet_call(&version, caller))
-            .expect_err("a call with a made-up fingerprint never succeeds")
+        invoke(
+            dialer,
+            &greeter.address,
+            &version,
+            greet_call(&version, caller),
+        )
+        .expect_err("a call with a made-up fingerprint never succeeds")
     };
 
     // The real edge, frontend → greeter#greet, passes authorization: it is
@@ -142,10 +158,18 @@ fn a_call_is_allowed_only_along_an_edge_of_the_call_graph() {
 
     // A certificate of another version of the same app, from the same CA.
     let other = worker_dialer(dir.path(), "0123456789abcdef", "frontend");
-    let status = invoke(&other, &greeter.address, &version, greet_call(&version, "frontend"))
-        .expect_err("refused");
+    let status = invoke(
+        &other,
+        &greeter.address,
+        &version,
+        greet_call(&version, "frontend"),
+    )
+    .expect_err("refused");
     assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
-    assert!(status.message().contains("version 0123456789abcdef"), "{status:?}");
+    assert!(
+        status.message().contains("version 0123456789abcdef"),
+        "{status:?}"
+    );
 
     // None of them reached the greeter, and none wrote a line of its own.
     let served = weft_tests::served_calls(dir.path());
@@ -169,12 +193,15 @@ fn services_admit_only_their_callers_and_the_store_only_granted_buckets() {
     let _app = Weft::start(Mode::Split, &[dir.path().to_str().unwrap()]);
     let deployed = state(dir.path());
     let version = deployed.version.clone();
-    let counter = deployed.workers.iter().find(|w| w.group == "counter").unwrap();
+    let counter = deployed
+        .workers
+        .iter()
+        .find(|w| w.group == "counter")
+        .unwrap();
     let manager = deployed.control.clone();
     let ca = Authority::load(&dir.path().join(".weft").join("ca"), "kv").unwrap();
-    let as_group = |group: &str| {
-        Dialer::new(ca.issue(&Identity::worker("kv", &version, group)).unwrap())
-    };
+    let as_group =
+        |group: &str| Dialer::new(ca.issue(&Identity::worker("kv", &version, group)).unwrap());
     let (as_counter, as_http) = (as_group("counter"), as_group("http"));
     let cli = cli_dialer(dir.path());
 
@@ -183,7 +210,11 @@ fn services_admit_only_their_callers_and_the_store_only_granted_buckets() {
     assert!(matches!(own, Ok(None)), "{own:?}");
     for bucket in ["secrets", ""] {
         let status = store_get(&as_counter, &manager, &version, bucket).unwrap_err();
-        assert_eq!(status.code(), tonic::Code::PermissionDenied, "{bucket:?}: {status:?}");
+        assert_eq!(
+            status.code(),
+            tonic::Code::PermissionDenied,
+            "{bucket:?}: {status:?}"
+        );
     }
     let status = store_get(&as_http, &manager, &version, "counts").unwrap_err();
     assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
@@ -197,7 +228,10 @@ fn services_admit_only_their_callers_and_the_store_only_granted_buckets() {
     let huge = vec![7u8; weft_runtime::kv::MAX_VALUE + 1];
     let status = store_set(&as_counter, &manager, &version, "counts", huge).unwrap_err();
     assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
-    assert!(status.message().contains("larger than the limit"), "{status:?}");
+    assert!(
+        status.message().contains("larger than the limit"),
+        "{status:?}"
+    );
     assert!(store_set(&as_counter, &manager, &version, "counts", b"3".to_vec()).is_ok());
 
     // A worker's Control: the manager's and the CLI's, not a peer's.

@@ -36,9 +36,9 @@ use weft_runtime::cache::CompileCache;
 use weft_runtime::codec::{self, ValueType};
 use weft_runtime::manifest::ManifestFile;
 use weft_runtime::pool::InstancePool;
+use weft_runtime::rpc::client::Replicas;
 use weft_runtime::rpc::identity::{Authority, Identity};
 use weft_runtime::rpc::{Dialer, Peer};
-use weft_runtime::rpc::client::Replicas;
 use weft_tests::{Assign, AssignedWorker, target_dir};
 
 const MAX_MESSAGE: usize = weft_runtime::rpc::MAX_MESSAGE;
@@ -275,7 +275,12 @@ pub(crate) async fn cross_process() -> anyhow::Result<()> {
         drop(plain.connect().await?);
         cleartext.push(started.elapsed());
         let started = Instant::now();
-        drop(dialer.endpoint(&address, Peer::Worker(&version))?.connect().await?);
+        drop(
+            dialer
+                .endpoint(&address, Peer::Worker(&version))?
+                .connect()
+                .await?,
+        );
         handshakes.push(started.elapsed());
     }
     cleartext.sort();

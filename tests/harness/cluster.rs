@@ -506,7 +506,11 @@ impl Cluster {
                     .child
                     .as_mut()
                     .is_some_and(|c| matches!(c.try_wait(), Ok(None))),
-                version: p.labels.get("weft.dev/version").cloned().unwrap_or_default(),
+                version: p
+                    .labels
+                    .get("weft.dev/version")
+                    .cloned()
+                    .unwrap_or_default(),
             })
             .collect()
     }
@@ -632,7 +636,6 @@ impl Cluster {
             .unwrap_or_else(|| panic!("no Secret {name} was applied"))
             .clone()
     }
-
 
     fn bridge(&self) -> String {
         format!("wb{}", self.net)

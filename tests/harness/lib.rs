@@ -30,9 +30,9 @@ mod cluster;
 mod http;
 pub mod metrics;
 pub mod otlp;
-pub mod security;
 mod python;
 mod redis;
+pub mod security;
 mod worker;
 pub use boutique::{Shopper, boutique_app, checkout_form};
 pub use cluster::{Cluster, NODES, PodInfo};
@@ -102,8 +102,8 @@ pub fn kube_cli_dialer(dir: &Path) -> weft_runtime::rpc::Dialer {
 }
 
 fn credentials_in(dir: &Path) -> weft_runtime::rpc::Dialer {
-    let credentials = weft_runtime::rpc::identity::Credentials::read_dir(dir)
-        .unwrap_or_else(|e| panic!("{e:#}"));
+    let credentials =
+        weft_runtime::rpc::identity::Credentials::read_dir(dir).unwrap_or_else(|e| panic!("{e:#}"));
     weft_runtime::rpc::Dialer::new(credentials)
 }
 

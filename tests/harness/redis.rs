@@ -125,7 +125,9 @@ impl RedisServer {
                     b"+OK\r\n+PONG\r\n"
                 };
                 let mut pong = vec![0u8; expected.len()];
-                if stream.write_all(format!("{auth}PING\r\n").as_bytes()).is_ok()
+                if stream
+                    .write_all(format!("{auth}PING\r\n").as_bytes())
+                    .is_ok()
                     && stream.read_exact(&mut pong).is_ok()
                     && pong == expected
                 {

@@ -77,10 +77,9 @@ pub fn store_get(
         bucket: bucket.into(),
         key: "apples".into(),
     });
-    request.metadata_mut().insert(
-        weft_proto::VERSION_HEADER,
-        version.parse().expect("ASCII"),
-    );
+    request
+        .metadata_mut()
+        .insert(weft_proto::VERSION_HEADER, version.parse().expect("ASCII"));
     block_on(async move {
         let channel = dialer.channel(address, Peer::Manager).expect("a channel");
         let reply = StoreClient::new(channel).get(request).await?;
@@ -102,10 +101,9 @@ pub fn store_set(
         key: "apples".into(),
         value,
     });
-    request.metadata_mut().insert(
-        weft_proto::VERSION_HEADER,
-        version.parse().expect("ASCII"),
-    );
+    request
+        .metadata_mut()
+        .insert(weft_proto::VERSION_HEADER, version.parse().expect("ASCII"));
     block_on(async move {
         let channel = dialer.channel(address, Peer::Manager).expect("a channel");
         StoreClient::new(channel)

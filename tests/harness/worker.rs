@@ -60,8 +60,11 @@ impl AssignedWorker {
         assign: Assign<'_>,
     ) -> anyhow::Result<AssignedWorker> {
         let app = authority.app();
-        let credentials =
-            authority.issue(&Identity::worker(app, assign.version.as_str(), assign.group))?;
+        let credentials = authority.issue(&Identity::worker(
+            app,
+            assign.version.as_str(),
+            assign.group,
+        ))?;
         let manager = Dialer::new(authority.issue(&Identity::manager(app))?);
         let address = crate::free_address().to_string();
         let mut command = Command::new(bin);
@@ -184,7 +187,9 @@ pub(crate) async fn served_by(
     dialer: &Dialer,
     version: &Version,
 ) -> anyhow::Result<BTreeMap<String, ServedFunction>> {
-    let reply = ControlClient::new(dialer.channel(address, Peer::Worker(version))?).served(ServedRequest {}).await?;
+    let reply = ControlClient::new(dialer.channel(address, Peer::Worker(version))?)
+        .served(ServedRequest {})
+        .await?;
     Ok(reply
         .into_inner()
         .functions

@@ -379,7 +379,11 @@ fn a_fingerprint_follows_the_wire_types_and_the_codec_version() {
     };
     let text = format!("weft codec {CODEC_VERSION}\nfunc(u64, u64) -> u64");
     let expected = crate::version::hex(&Sha256::digest(text.as_bytes())[..8]);
-    assert_eq!(add.fingerprint(), expected, "the codec's version is hashed in");
+    assert_eq!(
+        add.fingerprint(),
+        expected,
+        "the codec's version is hashed in"
+    );
     let narrower = FuncTypes {
         params: vec![ValueType::U32, ValueType::U64],
         results: vec![ValueType::U64],
@@ -391,7 +395,10 @@ fn a_fingerprint_follows_the_wire_types_and_the_codec_version() {
     };
     assert_ne!(record("id").fingerprint(), record("key").fingerprint());
     let mut text = String::new();
-    ValueType::Result(Some(Box::new(ValueType::List(Box::new(ValueType::U8)))), None)
-        .write_canonical(&mut text);
+    ValueType::Result(
+        Some(Box::new(ValueType::List(Box::new(ValueType::U8)))),
+        None,
+    )
+    .write_canonical(&mut text);
     assert_eq!(text, "result<list<u8>, _>");
 }

@@ -30,6 +30,7 @@ use hyper_util::rt::TokioIo;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 
 /// The body of a forwarded answer.
@@ -50,7 +51,8 @@ pub struct Replica {
     /// Set by the worker set: false while the worker is down, failing its
     /// health checks, or draining.
     pub in_rotation: Arc<AtomicBool>,
-    idle: Mutex<Vec<SendRequest<Incoming>>>,
+    /// Idle connections, with when each became idle.
+    idle: Mutex<Vec<(SendRequest<Incoming>, Instant)>>,
 }
 
 impl Replica {
@@ -63,12 +65,20 @@ impl Replica {
         }
     }
 
-    /// A connection ready for a request: an idle one, or a new one.
-    async fn connection(self: &Arc<Self>) -> std::io::Result<SendRequest<Incoming>> {
+    /// A connection ready for a request: an idle one that has been idle
+    /// for less than `keep_idle`, or a new one. The worker closes a
+    /// connection idle for its listener's idle timeout, and one it is
+    /// closing must never take a request; `keep_idle` is half of that.
+    async fn connection(
+        self: &Arc<Self>,
+        keep_idle: Duration,
+    ) -> std::io::Result<SendRequest<Incoming>> {
         loop {
             let idle = self.idle.lock().expect("idle lock").pop();
             match idle {
-                Some(sender) if sender.is_ready() => return Ok(sender),
+                Some((sender, since)) if sender.is_ready() && since.elapsed() < keep_idle => {
+                    return Ok(sender);
+                }
                 Some(_) => continue,
                 None => break,
             }
@@ -94,7 +104,7 @@ impl Replica {
             if sender.ready().await.is_ok() {
                 let mut idle = replica.idle.lock().expect("idle lock");
                 if idle.len() < IDLE_PER_REPLICA {
-                    idle.push(sender);
+                    idle.push((sender, Instant::now()));
                 }
             }
         });
@@ -166,18 +176,28 @@ pub struct Ingress {
     listener: String,
     component: String,
     sticky: bool,
+    /// How long an idle connection to a worker is reused: half the
+    /// listener's idle timeout, after which the worker closes it.
+    keep_idle: Duration,
     backends: RwLock<Vec<Arc<Backend>>>,
     next: AtomicU64,
 }
 
 impl Ingress {
-    /// The ingress of `listener`, whose `component` the workers serve; with
-    /// `sticky`, clients keep the version they first got.
-    pub fn new(listener: &str, component: &str, sticky: bool) -> Ingress {
+    /// The ingress of `listener`, whose `component` the workers serve
+    /// within `limits`; with `sticky`, clients keep the version they first
+    /// got.
+    pub fn new(
+        listener: &str,
+        component: &str,
+        sticky: bool,
+        limits: crate::listener::ConnectionLimits,
+    ) -> Ingress {
         Ingress {
             listener: listener.to_string(),
             component: component.to_string(),
             sticky,
+            keep_idle: limits.idle_timeout / 2,
             backends: RwLock::new(Vec::new()),
             next: AtomicU64::new(0),
         }
@@ -230,7 +250,7 @@ impl Ingress {
         let mut connected = None;
         'versions: for backend in order {
             for replica in backend.in_turn() {
-                match replica.connection().await {
+                match replica.connection(self.keep_idle).await {
                     Ok(sender) => {
                         connected = Some((backend.clone(), replica.clone(), sender));
                         break 'versions;

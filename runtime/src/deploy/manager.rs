@@ -31,8 +31,8 @@ use crate::listener;
 use crate::manifest::{DeploySection, ManifestFile};
 use crate::rpc::Dialer;
 use crate::rpc::authorize::Buckets;
-use crate::rpc::identity::{Authority, Identity};
 use crate::rpc::connect::{Allow, ServerSecurity};
+use crate::rpc::identity::{Authority, Identity};
 use crate::rpc::store::{LiveVersions, StoreService};
 use crate::telemetry::admin::{self, Answer, Source};
 use crate::telemetry::dashboard::{GroupView, View};
@@ -241,7 +241,10 @@ pub async fn run(options: DeployOptions, shutdown: impl Future<Output = ()>) -> 
         .is_some_and(|d| d.sticky_sessions);
     let ingresses = listener_components
         .iter()
-        .map(|(l, c)| (l.clone(), Arc::new(Ingress::new(l, c, sticky))))
+        .map(|(l, c)| {
+            let limits = manifest.manifest.listeners[l].limits();
+            (l.clone(), Arc::new(Ingress::new(l, c, sticky, limits)))
+        })
         .collect();
     let book = Arc::new(StateBook::new(
         DeployState::path(&manifest.dir),

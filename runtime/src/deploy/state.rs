@@ -225,7 +225,9 @@ impl DeployState {
             line(format!("listener {name} on http://{address}"));
         }
         match &self.keyvalue {
-            Some(StoreState { error: Some(why), .. }) => {
+            Some(StoreState {
+                error: Some(why), ..
+            }) => {
                 line(format!("key-value store: DOWN: {why}"));
             }
             Some(_) => line("key-value store: healthy".to_string()),

@@ -244,7 +244,9 @@ impl VersionStore {
 /// the content's hash, so it is the same file), through a rename.
 /// The SHA-256 (hex) of the file at `path`, if it can be read.
 fn digest_of(path: &Path) -> Option<String> {
-    std::fs::read(path).ok().map(|bytes| hex(&Sha256::digest(bytes)))
+    std::fs::read(path)
+        .ok()
+        .map(|bytes| hex(&Sha256::digest(bytes)))
 }
 
 /// Writes a blob, unless the store holds it whole already; a blob that no

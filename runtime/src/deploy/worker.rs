@@ -36,10 +36,10 @@ use crate::manifest::{Backend, ManifestFile};
 use crate::resolve::Provider;
 use crate::rpc::Dialer;
 use crate::rpc::authorize::Edges;
-use crate::rpc::identity::Role;
-use crate::rpc::connect::{Allow, ServerSecurity};
 use crate::rpc::client::Replicas;
+use crate::rpc::connect::{Allow, ServerSecurity};
 use crate::rpc::health::{Health, HealthProbe};
+use crate::rpc::identity::Role;
 use crate::rpc::server::InvokeService;
 use crate::rpc::store::RemoteStore;
 use crate::telemetry::metrics::Snapshot;
@@ -238,9 +238,10 @@ impl Worker {
     fn check_identity(&self, group: &str, version: &Version) -> anyhow::Result<()> {
         let identity = self.dialer.identity();
         match &identity.role {
-            Role::Worker { version: v, group: g } if g == group && v == version.as_str() => {
-                Ok(())
-            }
+            Role::Worker {
+                version: v,
+                group: g,
+            } if g == group && v == version.as_str() => Ok(()),
             _ => anyhow::bail!(
                 "this worker's certificate names {identity}, but it was to serve group '{group}' \
                  of version {version}; give it the certificate of that group and version"

@@ -145,10 +145,8 @@ pub fn check(app: &AppVersion<'_>, namespace: Option<&str>) -> Result<(), Proble
             );
         }
         // Listeners served in this group's pods are ports of its container.
-        let mut ports: BTreeMap<u16, &str> = BTreeMap::from([
-            (WORKER_PORT, GRPC_PORT_NAME),
-            (PROBE_PORT, PROBE_PORT_NAME),
-        ]);
+        let mut ports: BTreeMap<u16, &str> =
+            BTreeMap::from([(WORKER_PORT, GRPC_PORT_NAME), (PROBE_PORT, PROBE_PORT_NAME)]);
         for (listener, l) in &app.manifest.listeners {
             if !g.components.contains(&l.component) {
                 continue;

@@ -381,7 +381,10 @@ fn each_group_of_each_version_has_its_own_tls_secret() {
         assert_eq!(names, ["shop-cart-01234567-tls", "shop-front-01234567-tls"]);
         for secret in &secrets {
             let labels = labels(secret);
-            assert_eq!(labels["weft.dev/version"], VERSION, "deleted with its version");
+            assert_eq!(
+                labels["weft.dev/version"], VERSION,
+                "deleted with its version"
+            );
             let Object::Secret(s) = secret else {
                 panic!("a Secret")
             };
@@ -394,7 +397,10 @@ fn each_group_of_each_version_has_its_own_tls_secret() {
         // plain-text probe port.
         let objects = objects(app, &options()).unwrap();
         let yaml = render("", &objects);
-        assert!(yaml.contains("secretName: shop-cart-01234567-tls"), "{yaml}");
+        assert!(
+            yaml.contains("secretName: shop-cart-01234567-tls"),
+            "{yaml}"
+        );
         assert!(yaml.contains("- --tls-dir\n"), "{yaml}");
         assert!(yaml.contains("- 0.0.0.0:7071\n"), "{yaml}");
         let text = secrets_yaml(app, &issued, Some("prod"));
@@ -479,7 +485,9 @@ fn a_redis_url_from_the_environment_comes_from_a_secret() {
         .expect("the ConfigMap");
     assert!(!config.contains("redis://"), "{config}");
     assert!(
-        yaml.contains("kubectl create secret generic shop-keyvalue --from-literal=CARTS_REDIS_URL="),
+        yaml.contains(
+            "kubectl create secret generic shop-keyvalue --from-literal=CARTS_REDIS_URL="
+        ),
         "{yaml}"
     );
 }

@@ -23,13 +23,13 @@ pub(crate) mod typed;
 
 pub use typed::{SHAPES as TYPED_SHAPES, use_val_path_only};
 
+use crate::call::{RemoteFunc, Transport};
 use crate::capability::Capability;
 use crate::codec::typed::WireList;
 use crate::codec::{self, FuncTypes};
 use crate::host::{self, HostState};
 use crate::pool::InstancePool;
 use crate::resolve::{Provider, Wire};
-use crate::call::{RemoteFunc, Transport};
 use crate::telemetry::metrics::{MethodKey, MethodStats, Metrics};
 use crate::telemetry::trace::{self, CallLabels, SpanSpec};
 use crate::version::Version;

@@ -19,8 +19,8 @@
 //! `Val` path, so either end may take either path.
 
 use super::Forwarder;
-use crate::codec::{DecodeError, FuncTypes, ValueType};
 use crate::codec::typed::{Wire, WireList};
+use crate::codec::{DecodeError, FuncTypes, ValueType};
 use crate::host::HostState;
 use crate::pool::InstancePool;
 use bytes::Bytes;

@@ -159,7 +159,9 @@ mod tests {
         assert_eq!(edges.allows(("frontend", "frontend"), greet), Ok(()));
         let own = edges.allows(("greeter", "greeter"), greet).unwrap_err();
         assert!(own.contains("no edge from group 'greeter'"), "{own}");
-        let claimed = edges.allows(("frontend", "nobody-such"), greet).unwrap_err();
+        let claimed = edges
+            .allows(("frontend", "nobody-such"), greet)
+            .unwrap_err();
         assert!(claimed.contains("'nobody-such'"), "{claimed}");
         assert!(claimed.contains("only 'frontend'"), "{claimed}");
         let forged = edges

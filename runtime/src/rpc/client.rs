@@ -69,7 +69,8 @@ impl Replicas {
                         let known = cached.1.iter().find(|(a, _)| a == address);
                         match known {
                             Some(c) => Some(c.clone()),
-                            None => match self.dialer.channel(address, Peer::Worker(&self.version)) {
+                            None => match self.dialer.channel(address, Peer::Worker(&self.version))
+                            {
                                 Ok(channel) => Some((address.clone(), channel)),
                                 Err(e) => {
                                     tracing::warn!("replica {address} is skipped: {e}");
@@ -115,7 +116,10 @@ impl Replicas {
         let give_up = deadline.min(Instant::now() + RESTART_WAIT);
         let mut pause = Duration::from_millis(20);
         loop {
-            if let Some(done) = self.try_each(func, deadline, &payload, &mut last_refusal).await {
+            if let Some(done) = self
+                .try_each(func, deadline, &payload, &mut last_refusal)
+                .await
+            {
                 return done;
             }
             if Instant::now() + pause >= give_up {

@@ -76,7 +76,10 @@ impl Dialer {
         let c = &self.credentials;
         let tls = ClientTlsConfig::new()
             .ca_certificate(Certificate::from_pem(&c.ca_pem))
-            .identity(tonic::transport::Identity::from_pem(&c.cert_pem, &c.key_pem))
+            .identity(tonic::transport::Identity::from_pem(
+                &c.cert_pem,
+                &c.key_pem,
+            ))
             .domain_name(server_name)
             .timeout(HANDSHAKE_TIMEOUT);
         let endpoint = tonic::transport::Endpoint::from_shared(format!("https://{address}"))
@@ -123,7 +126,10 @@ impl ServerSecurity {
     pub fn builder(&self) -> anyhow::Result<tonic::transport::Server> {
         let c = &self.credentials;
         let tls = ServerTlsConfig::new()
-            .identity(tonic::transport::Identity::from_pem(&c.cert_pem, &c.key_pem))
+            .identity(tonic::transport::Identity::from_pem(
+                &c.cert_pem,
+                &c.key_pem,
+            ))
             .client_ca_root(Certificate::from_pem(&c.ca_pem))
             .timeout(HANDSHAKE_TIMEOUT);
         tonic::transport::Server::builder()
@@ -144,15 +150,13 @@ impl ServerSecurity {
 /// certificate of the server's own CA passed the handshake, so this is
 /// proven; a certificate that names no weft identity is refused.
 pub fn caller<T>(request: &Request<T>) -> Result<Arc<Identity>, Status> {
-    let certs = request.peer_certs().ok_or_else(|| {
-        Status::unauthenticated("this call came without a client certificate")
-    })?;
+    let certs = request
+        .peer_certs()
+        .ok_or_else(|| Status::unauthenticated("this call came without a client certificate"))?;
     certs
         .first()
         .and_then(|der| KNOWN.identity_of(der))
-        .ok_or_else(|| {
-            Status::unauthenticated("the client's certificate names no weft identity")
-        })
+        .ok_or_else(|| Status::unauthenticated("the client's certificate names no weft identity"))
 }
 
 /// The identities of the certificates seen so far. Every call on a
@@ -164,7 +168,9 @@ static KNOWN: KnownCertificates = KnownCertificates(std::sync::Mutex::new(None))
 /// than the processes of a deployment.
 const KNOWN_CERTIFICATES: usize = 4096;
 
-struct KnownCertificates(std::sync::Mutex<Option<std::collections::HashMap<Vec<u8>, Arc<Identity>>>>);
+struct KnownCertificates(
+    std::sync::Mutex<Option<std::collections::HashMap<Vec<u8>, Arc<Identity>>>>,
+);
 
 impl KnownCertificates {
     fn identity_of(&self, der: &[u8]) -> Option<Arc<Identity>> {
@@ -246,7 +252,10 @@ mod tests {
         let known = KnownCertificates(std::sync::Mutex::new(None));
         let first = known.identity_of(&a).unwrap();
         assert_eq!(*first, back);
-        assert!(Arc::ptr_eq(&first, &known.identity_of(&a).unwrap()), "cached");
+        assert!(
+            Arc::ptr_eq(&first, &known.identity_of(&a).unwrap()),
+            "cached"
+        );
         assert_eq!(*known.identity_of(&b).unwrap(), front);
         assert!(known.identity_of(b"not a certificate").is_none());
     }

@@ -431,7 +431,11 @@ impl Credentials {
 
     /// Credentials from their PEM texts: the trusted CA certificates, the
     /// certificate and the key.
-    pub fn from_pem(ca_pem: String, cert_pem: String, key_pem: String) -> anyhow::Result<Credentials> {
+    pub fn from_pem(
+        ca_pem: String,
+        cert_pem: String,
+        key_pem: String,
+    ) -> anyhow::Result<Credentials> {
         Credentials {
             identity: no_identity(),
             ca_pem,
@@ -465,10 +469,14 @@ use rustls::pki_types::pem::PemObject as _;
 pub fn identity_of(der: &[u8]) -> Option<Identity> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
     let names = cert.subject_alternative_name().ok()??;
-    names.value.general_names.iter().find_map(|name| match name {
-        x509_parser::extensions::GeneralName::URI(uri) => Identity::from_uri(uri),
-        _ => None,
-    })
+    names
+        .value
+        .general_names
+        .iter()
+        .find_map(|name| match name {
+            x509_parser::extensions::GeneralName::URI(uri) => Identity::from_uri(uri),
+            _ => None,
+        })
 }
 
 /// Creates `dir` (and its parents) readable by its owner only.
@@ -550,7 +558,10 @@ mod tests {
         let again = Authority::load_or_create(&ca_dir, "shop").unwrap();
         assert_eq!(first.trusted_pem(), again.trusted_pem());
         for file in [CA_CERT_FILE, CA_KEY_FILE] {
-            let mode = std::fs::metadata(ca_dir.join(file)).unwrap().permissions().mode();
+            let mode = std::fs::metadata(ca_dir.join(file))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600, "{file}");
         }
         let mode = std::fs::metadata(&ca_dir).unwrap().permissions().mode();

@@ -13,10 +13,10 @@
 
 use crate::codec::{self, FuncTypes};
 use crate::link::typed::{ServeError, Shape, shape_of};
+use crate::pool::InstancePool;
 use crate::rpc::authorize::Edges;
 use crate::rpc::identity::{Identity, Role};
 use crate::telemetry::logs::escaped;
-use crate::pool::InstancePool;
 use crate::telemetry::trace::{self, CallLabels, SpanSpec};
 use crate::version::Version;
 use crate::world::World;
