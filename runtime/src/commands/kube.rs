@@ -177,8 +177,8 @@ impl KubeCommand {
             write_config(dir, &app, &snapshot.manifest)?;
             say!(
                 "weft kube: wrote version {version} of '{}' into {d}; on each machine, run \
-                 `weft worker --config {d} --components {d}/components --group GROUP` with the \
-                 token and the peers",
+                 `weft worker --config {d} --components {d}/components --group GROUP` with \
+                 --tls-dir (weft kube --secret --write-tls) and the peers",
                 app.manifest.app.name,
                 d = dir.display(),
             );

@@ -176,7 +176,7 @@ pub enum Object {
     ConfigMap(ConfigMap),
     /// A group's replicas.
     Deployment(Box<Deployment>),
-    /// The token every version shares.
+    /// A group's TLS Secret.
     Secret(Secret),
     /// A group's headless Service, or a listener's stable one.
     Service(Box<Service>),
@@ -286,7 +286,7 @@ pub fn render(header: &str, objects: &[Object]) -> String {
 }
 
 /// The comment that opens the version's YAML: what it is, and the commands
-/// that build its image, make the token, apply it and later delete it.
+/// that build its image, make its Secrets, apply it and later delete it.
 pub fn header(app: &AppVersion<'_>, options: &KubeOptions) -> String {
     let name = &app.manifest.app.name;
     let version = &app.version;

@@ -1,8 +1,10 @@
 //! `grpc.health.v1`: what a worker says of itself, and how its peers ask.
 //!
 //! Kubernetes' native gRPC probes and weft's [`discovery`](crate::discovery)
-//! speak the standard health protocol, so no token is needed to ask; the
-//! answer says nothing but whether the worker serves.
+//! speak the standard health protocol. Peers ask over the worker's mutual
+//! TLS port; the kubelet, which cannot present a certificate, asks a
+//! probe-only plain-text port that serves nothing else. The answer says
+//! nothing but whether the worker serves.
 //!
 //! - The overall status (service `""`) is the readiness: `SERVING` once the
 //!   worker serves its group, `NOT_SERVING` before and from its drain on.
