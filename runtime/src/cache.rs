@@ -12,6 +12,7 @@
 //! (edited, truncated, or another component's copied over it) is a miss: it
 //! is compiled again, overwritten, and a warning says so.
 
+use crate::file_input::private_dir;
 use sha2::{Digest, Sha256};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -129,17 +130,6 @@ impl CompileCache {
         std::fs::rename(&tmp_entry, path)?;
         Ok(())
     }
-}
-
-/// Creates the cache folder readable and writable by its owner only, and
-/// makes an existing one so.
-fn private_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
 }
 
 /// What an entry's `.digest` file holds: the SHA-256 of its key and bytes,

@@ -2,6 +2,9 @@
 //! trusting what they are: only a regular file is read, and no more than a
 //! limit. `/dev/zero` would otherwise be read until memory runs out, and a
 //! FIFO would block `open` until a writer came.
+//!
+//! And the folders weft keeps for itself (the compile cache, the CA's
+//! keys), which [`private_dir`] makes readable by their owner only.
 
 use std::io::Read as _;
 use std::path::Path;
@@ -48,6 +51,17 @@ pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, InputError> {
         return Err(InputError::TooLarge { limit });
     }
     Ok(bytes)
+}
+
+/// Creates `dir` (and its parents) readable and writable by its owner
+/// only, and makes an existing one so.
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
 }
 
 fn check_regular(metadata: &std::fs::Metadata) -> Result<(), InputError> {

@@ -10,7 +10,7 @@
 //! and linking tests cover.
 
 use std::path::Path;
-use weft_runtime::deploy::state::DeployState;
+use weft_runtime::deploy::state::{DeployState, WorkerState};
 use weft_runtime::rpc::Dialer;
 use weft_runtime::rpc::identity::{Authority, Credentials, Identity, worker_name};
 use weft_tests::security::{
@@ -30,16 +30,25 @@ fn state(dir: &Path) -> DeployState {
 
 /// The deployment's own CA, as `weft deploy` keeps it in `.weft/ca`.
 fn authority(dir: &Path) -> Authority {
-    Authority::load(&dir.join(".weft").join("ca"), "hello").expect("the deployment's CA")
+    Authority::load(&dir.join(".weft").join("ca"), &state(dir).app).expect("the deployment's CA")
 }
 
 /// A dialer with a worker certificate for `group` of `version`, issued by
 /// the deployment's CA.
 fn worker_dialer(dir: &Path, version: &str, group: &str) -> Dialer {
     let credentials = authority(dir)
-        .issue(&Identity::worker("hello", version, group))
+        .issue(&Identity::worker(&state(dir).app, version, group))
         .unwrap();
     Dialer::new(credentials)
+}
+
+/// The first worker of `group`.
+fn worker_of<'a>(deployed: &'a DeployState, group: &str) -> &'a WorkerState {
+    deployed
+        .workers
+        .iter()
+        .find(|w| w.group == group)
+        .unwrap_or_else(|| panic!("no worker of group {group}"))
 }
 
 #[test]
@@ -47,11 +56,7 @@ fn only_the_deployments_certificates_complete_a_handshake() {
     let dir = hello();
     let app = Weft::start(Mode::Split, &[dir.path().to_str().unwrap()]);
     let deployed = state(dir.path());
-    let greeter = deployed
-        .workers
-        .iter()
-        .find(|w| w.group == "greeter")
-        .unwrap();
+    let greeter = worker_of(&deployed, "greeter");
     let ca = authority(dir.path());
 
     // No TLS, and TLS without a client certificate: on a worker and on the
@@ -105,11 +110,7 @@ fn a_call_is_allowed_only_along_an_edge_of_the_call_graph() {
     let _app = Weft::start(Mode::Split, &[dir.path().to_str().unwrap()]);
     let deployed = state(dir.path());
     let version = deployed.version.clone();
-    let greeter = deployed
-        .workers
-        .iter()
-        .find(|w| w.group == "greeter")
-        .unwrap();
+    let greeter = worker_of(&deployed, "greeter");
     let call = |dialer: &Dialer, caller: &str| {
         invoke(
             dialer,
@@ -193,16 +194,10 @@ fn services_admit_only_their_callers_and_the_store_only_granted_buckets() {
     let _app = Weft::start(Mode::Split, &[dir.path().to_str().unwrap()]);
     let deployed = state(dir.path());
     let version = deployed.version.clone();
-    let counter = deployed
-        .workers
-        .iter()
-        .find(|w| w.group == "counter")
-        .unwrap();
+    let counter = worker_of(&deployed, "counter");
     let manager = deployed.control.clone();
-    let ca = Authority::load(&dir.path().join(".weft").join("ca"), "kv").unwrap();
-    let as_group =
-        |group: &str| Dialer::new(ca.issue(&Identity::worker("kv", &version, group)).unwrap());
-    let (as_counter, as_http) = (as_group("counter"), as_group("http"));
+    let as_counter = worker_dialer(dir.path(), &version, "counter");
+    let as_http = worker_dialer(dir.path(), &version, "http");
     let cli = cli_dialer(dir.path());
 
     // The store: a group's own bucket, and nothing else.

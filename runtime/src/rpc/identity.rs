@@ -480,15 +480,9 @@ pub fn identity_of(der: &[u8]) -> Option<Identity> {
 }
 
 /// Creates `dir` (and its parents) readable by its owner only.
-pub fn private_dir(dir: &Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .with_context(|| format!("cannot create {}", dir.display()))?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-        .with_context(|| format!("cannot make {} private", dir.display()))
+fn private_dir(dir: &Path) -> anyhow::Result<()> {
+    crate::file_input::private_dir(dir)
+        .with_context(|| format!("cannot create {} for its owner only", dir.display()))
 }
 
 /// Writes `text` to `path` (mode 0600), whole or not at all.
