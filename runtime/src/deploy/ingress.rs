@@ -123,6 +123,8 @@ pub struct RequestCounts {
     pub requests: AtomicU64,
     /// Of those, the ones answered with a 5xx.
     pub failed: AtomicU64,
+    /// Requests sent to the version whose answer has not been read through.
+    pub in_flight: Arc<AtomicU64>,
 }
 
 /// One version behind a listener.
@@ -130,8 +132,9 @@ pub struct RequestCounts {
 pub struct Backend {
     /// The version.
     pub version: Version,
-    /// Its replicas that serve the listener's component.
-    pub replicas: Vec<Arc<Replica>>,
+    /// Its replicas that serve the listener's component: fixed on one
+    /// machine, followed from discovery in a cluster.
+    replicas: RwLock<Arc<[Arc<Replica>]>>,
     /// Its share of new requests, in percent.
     weight: AtomicU8,
     next: AtomicU64,
@@ -144,11 +147,35 @@ impl Backend {
     pub fn new(version: Version, replicas: Vec<Arc<Replica>>) -> Backend {
         Backend {
             version,
-            replicas,
+            replicas: RwLock::new(Arc::from(replicas)),
             weight: AtomicU8::new(0),
             next: AtomicU64::new(0),
             counts: RequestCounts::default(),
         }
+    }
+
+    /// Its replicas now.
+    pub fn replicas(&self) -> Arc<[Arc<Replica>]> {
+        self.replicas.read().expect("replicas lock").clone()
+    }
+
+    /// Makes `addresses` its replicas, in rotation; a replica that stays
+    /// keeps its idle connections.
+    pub fn set_addresses(&self, addresses: &[SocketAddr]) {
+        let mut replicas = self.replicas.write().expect("replicas lock");
+        let next: Vec<Arc<Replica>> = addresses
+            .iter()
+            .map(|address| {
+                replicas
+                    .iter()
+                    .find(|r| r.address == *address)
+                    .cloned()
+                    .unwrap_or_else(|| {
+                        Arc::new(Replica::new(*address, Arc::new(AtomicBool::new(true))))
+                    })
+            })
+            .collect();
+        *replicas = Arc::from(next);
     }
 
     /// Sets its share of new requests, in percent.
@@ -162,12 +189,14 @@ impl Backend {
     }
 
     /// Its replicas in rotation, starting with the next in turn.
-    fn in_turn(&self) -> impl Iterator<Item = &Arc<Replica>> {
-        let n = self.replicas.len();
+    fn in_turn(&self) -> Vec<Arc<Replica>> {
+        let replicas = self.replicas();
+        let n = replicas.len();
         let start = self.next.fetch_add(1, Ordering::Relaxed) as usize;
         (0..n)
-            .map(move |i| &self.replicas[(start + i) % n.max(1)])
+            .map(|i| replicas[(start + i) % n.max(1)].clone())
             .filter(|r| r.in_rotation.load(Ordering::SeqCst))
+            .collect()
     }
 }
 
@@ -252,7 +281,7 @@ impl Ingress {
             for replica in backend.in_turn() {
                 match replica.connection(self.keep_idle).await {
                     Ok(sender) => {
-                        connected = Some((backend.clone(), replica.clone(), sender));
+                        connected = Some((backend.clone(), replica, sender));
                         break 'versions;
                     }
                     Err(e) => tracing::debug!(
@@ -275,6 +304,7 @@ impl Ingress {
         };
         let mut request = request;
         strip_hop_by_hop(request.headers_mut());
+        let in_flight = InFlight::start(&backend.counts.in_flight);
         let answer = sender.send_request(request).await;
         replica.give_back(sender);
         backend.counts.requests.fetch_add(1, Ordering::Relaxed);
@@ -283,7 +313,14 @@ impl Ingress {
                 // A draining worker answers `Connection: close` on its own
                 // connection; that must not close the client's.
                 strip_hop_by_hop(response.headers_mut());
-                response.map(BodyExt::boxed_unsync)
+                // In flight until the body has been read through (or dropped).
+                response.map(|body| {
+                    body.map_frame(move |frame| {
+                        let _ = &in_flight;
+                        frame
+                    })
+                    .boxed_unsync()
+                })
             }
             Err(e) => {
                 tracing::warn!(
@@ -346,6 +383,22 @@ impl Ingress {
             response.headers_mut().insert(VERSION_HEADER, v);
         }
         response
+    }
+}
+
+/// One request in flight to a version, until dropped.
+struct InFlight(Arc<AtomicU64>);
+
+impl InFlight {
+    fn start(count: &Arc<AtomicU64>) -> InFlight {
+        count.fetch_add(1, Ordering::SeqCst);
+        InFlight(count.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

@@ -19,9 +19,14 @@
 
 use crate::app::{Prepared, bind_listener, listener_addresses};
 use crate::cache::CompileCache;
+use crate::deploy::control::{Events, ManagerService};
+use crate::deploy::driver::{
+    self, Boxed, Ending, Event, Observed, Seams, Setup, SystemClock, Traffic, Watcher,
+    schedule_line, shifted_line,
+};
 use crate::deploy::ingress::{Backend, Ingress, Replica};
 use crate::deploy::lock::AppLock;
-use crate::deploy::rollout::{Counts, Decision, Gate, Rollout, Schedule};
+use crate::deploy::rollout::{Counts, Gate, Schedule};
 use crate::deploy::state::{DeployState, Phase, RolloutState, StateBook, VersionState};
 use crate::deploy::versions::{Snapshot, VersionStore};
 use crate::deploy::workers::{self, Deployment, WorkerSet};
@@ -46,18 +51,15 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
 use weft_placer::Plan;
 use weft_proto::v1::control_client::ControlClient;
 use weft_proto::v1::manager_server::ManagerServer;
 use weft_proto::v1::rollout_event::Outcome;
 use weft_proto::v1::store_server::StoreServer;
-use weft_proto::v1::{MetricsRequest, RolloutEvent, RolloutRequest, ServedRequest};
+use weft_proto::v1::{MetricsRequest, RolloutRequest, ServedRequest};
 
 /// How many versions the store keeps for `weft rollback`, by default.
 pub const KEEP_VERSIONS: usize = 3;
-/// How often a rollout looks at the counts.
-const ROLLOUT_TICK: Duration = Duration::from_millis(250);
 
 /// What `weft deploy` was asked to do.
 #[derive(Debug, Clone)]
@@ -292,8 +294,8 @@ pub async fn run(options: DeployOptions, shutdown: impl Future<Output = ()>) -> 
     ))
     .max_decoding_message_size(crate::rpc::MAX_MESSAGE)
     .max_encoding_message_size(crate::rpc::MAX_MESSAGE);
-    let manager_service = ManagerServer::new(super::control::ManagerService {
-        manager: manager.clone(),
+    let manager_service = ManagerServer::new(ManagerService {
+        deployment: manager.clone(),
     });
     let mut stopped = control_stopped.clone();
     let security = ServerSecurity::new(credentials);
@@ -411,24 +413,6 @@ fn check_and_store(
         snapshot.version
     );
     Ok(snapshot)
-}
-
-/// Where a rollout's progress goes: the `weft rollout` that asked for it,
-/// and the manager's own output.
-pub(crate) struct Events(pub(crate) mpsc::Sender<Result<RolloutEvent, tonic::Status>>);
-
-impl Events {
-    async fn say(&self, outcome: Outcome, line: String) {
-        say!("weft: {line}");
-        // The client may have gone (Ctrl-C); the rollout goes on without it.
-        let _ = self
-            .0
-            .send(Ok(RolloutEvent {
-                line,
-                outcome: outcome.into(),
-            }))
-            .await;
-    }
 }
 
 impl Manager {
@@ -594,7 +578,7 @@ impl Manager {
         }
         running.workers.stop().await;
         for backend in running.backends.values() {
-            for replica in &backend.replicas {
+            for replica in backend.replicas().iter() {
                 replica.forget_connections();
             }
         }
@@ -691,7 +675,7 @@ impl Manager {
 
     /// Runs one rollout (or rollback) as `request` asks, telling `events`
     /// how it goes.
-    pub(crate) async fn rollout(self: Arc<Self>, request: RolloutRequest, events: Events) {
+    async fn rollout(self: Arc<Self>, request: RolloutRequest, events: Events) {
         let Ok(_turn) = self.rolling.try_lock() else {
             return events
                 .say(
@@ -765,95 +749,43 @@ impl Manager {
                     .await;
             }
         };
-        let schedule = Schedule {
-            steps: if request.steps.is_empty() {
-                Schedule::DEFAULT_STEPS.to_vec()
-            } else {
-                request.steps.iter().map(|s| (*s).min(100) as u8).collect()
-            },
-            over: Duration::from_millis(request.over_ms),
-        };
         // The flags, else the manifest's [deploy] table, else the defaults.
         let table = load_absolute(&self.manifest_path)
             .ok()
             .and_then(|m| m.manifest.deploy)
             .unwrap_or_default();
-        let gate = Gate {
-            margin: Some(request.margin_points)
-                .filter(|p| *p > 0.0)
-                .or(table.rollback_failure_points)
-                .map_or(Gate::default().margin, |p| p / 100.0),
-            min_requests: Some(request.min_requests)
-                .filter(|n| *n > 0)
-                .or(table.rollback_min_requests)
-                .unwrap_or(Gate::default().min_requests),
-            ..Gate::default()
-        };
+        let setup = Setup::new(schedule_of(&request), gate_of(&request, &table));
         events
             .say(
                 Outcome::Progress,
-                if schedule.over.is_zero() {
-                    format!("version {to_v} is up; moving all new requests to it at once")
-                } else {
-                    format!(
-                        "version {to_v} is up; shifting new requests to it in steps of {} % \
-                         over {:.1} s",
-                        schedule
-                            .steps
-                            .iter()
-                            .map(u8::to_string)
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                        schedule.over.as_secs_f64()
-                    )
-                },
+                schedule_line(&setup.schedule, to_v.as_str()),
             )
             .await;
-        let steps = schedule.steps.clone();
-        let mut rollout = Rollout::new(schedule, gate, Instant::now());
-        let outcome = loop {
-            if *stopping.borrow() {
-                break Err("the deployment is stopping".to_string());
-            }
-            let (a, b) = (self.counts(&from).await, self.counts(&to).await);
-            let decision = rollout.observe(Instant::now(), a, b);
-            self.book.update(|s| {
-                s.rollout = Some(RolloutState {
-                    from: from_v.to_string(),
-                    to: to_v.to_string(),
-                    steps: steps.clone(),
-                    step: rollout.step(),
-                    percent: rollout.percent(),
-                    window: [
-                        (a.failed_requests, a.requests),
-                        (b.failed_requests, b.requests),
-                    ],
-                });
-            });
-            match decision {
-                Decision::Hold => {}
-                Decision::Shift { step, percent } => {
-                    self.set_weights(&[(&from, 100 - percent), (&to, percent)]);
-                    events
-                        .say(
-                            Outcome::Progress,
-                            format!(
-                                "step {} of {}: {percent} % of new requests go to {to_v}",
-                                step + 1,
-                                steps.len()
-                            ),
-                        )
-                        .await;
-                }
-                Decision::Done => break Ok(()),
-                Decision::RollBack(verdict) => break Err(verdict.to_string()),
-            }
-            tokio::time::sleep(ROLLOUT_TICK).await;
+        let pair = Pair {
+            manager: self.clone(),
+            from: from.clone(),
+            to: to.clone(),
         };
+        let mut watcher = Progress {
+            book: self.book.clone(),
+            events: &events,
+            from: from_v.to_string(),
+            to: to_v.to_string(),
+            steps: setup.schedule.steps.clone(),
+        };
+        let stop = async move {
+            let _ = stopping.wait_for(|s| *s).await;
+        };
+        let seams = Seams {
+            traffic: &pair,
+            observed: &pair,
+            watcher: &mut watcher,
+            clock: &SystemClock,
+        };
+        let ending = driver::drive(setup, seams, stop).await;
         self.book.update(|s| s.rollout = None);
-        match outcome {
-            Ok(()) => {
-                self.set_weights(&[(&from, 0), (&to, 100)]);
+        match ending {
+            Ending::Done => {
                 events
                     .say(
                         Outcome::Progress,
@@ -875,7 +807,18 @@ impl Manager {
                     )
                     .await;
             }
-            Err(why) => {
+            Ending::RolledBack(verdict) => {
+                self.retire(&to).await;
+                events
+                    .say(
+                        Outcome::Failed,
+                        format!("rolled back to {from_v}: {verdict}; version {to_v} is stopped"),
+                    )
+                    .await;
+            }
+            Ending::Stopped(why) => {
+                // On one machine the manager drives; it stops only as the
+                // deployment does, and then A keeps what it had.
                 self.set_weights(&[(&from, 100), (&to, 0)]);
                 self.retire(&to).await;
                 events
@@ -938,6 +881,121 @@ impl Manager {
             Plan::from_str(&request.plan, "--plan", components)?
         };
         check_and_store(&manifest, &plan, &self.cache_dir)
+    }
+}
+
+impl crate::deploy::control::Deployment for Manager {
+    fn rollout(self: Arc<Self>, request: RolloutRequest, events: Events) -> Boxed<'static, ()> {
+        Box::pin(Manager::rollout(self, request, events))
+    }
+
+    fn status_json(&self) -> Boxed<'_, String> {
+        Box::pin(async {
+            let mut state = self.status();
+            state.methods = self.method_rates().await;
+            state.keyvalue = self.store_state();
+            state.to_json()
+        })
+    }
+}
+
+/// The steps a rollout request asks for: its own, else the defaults.
+fn schedule_of(request: &RolloutRequest) -> Schedule {
+    Schedule {
+        steps: if request.steps.is_empty() {
+            Schedule::DEFAULT_STEPS.to_vec()
+        } else {
+            request.steps.iter().map(|s| (*s).min(100) as u8).collect()
+        },
+        over: Duration::from_millis(request.over_ms),
+    }
+}
+
+/// The rollback gate: the request's figures, else the manifest's
+/// `[deploy]` table's, else the defaults.
+pub fn gate_of(request: &RolloutRequest, table: &DeploySection) -> Gate {
+    Gate {
+        margin: Some(request.margin_points)
+            .filter(|p| *p > 0.0)
+            .or(table.rollback_failure_points)
+            .map_or(Gate::default().margin, |p| p / 100.0),
+        min_requests: Some(request.min_requests)
+            .filter(|n| *n > 0)
+            .or(table.rollback_min_requests)
+            .unwrap_or(Gate::default().min_requests),
+        ..Gate::default()
+    }
+}
+
+/// Two running versions, as the rollout driver sees them: the manager's
+/// ingresses are the traffic, and its ingresses and workers the counts.
+struct Pair {
+    manager: Arc<Manager>,
+    from: Arc<Running>,
+    to: Arc<Running>,
+}
+
+impl Traffic for Pair {
+    fn shift(&self, percent: u8) -> Boxed<'_, anyhow::Result<()>> {
+        self.manager
+            .set_weights(&[(&self.from, 100 - percent), (&self.to, percent)]);
+        Box::pin(async { Ok(()) })
+    }
+}
+
+impl Observed for Pair {
+    fn counts(&self) -> Boxed<'_, anyhow::Result<(Counts, Counts)>> {
+        Box::pin(async {
+            let a = self.manager.counts(&self.from).await;
+            let b = self.manager.counts(&self.to).await;
+            Ok((a, b))
+        })
+    }
+}
+
+/// Tells the `weft rollout` that asked, and the state file, how the
+/// rollout goes.
+struct Progress<'a> {
+    book: Arc<StateBook>,
+    events: &'a Events,
+    from: String,
+    to: String,
+    steps: Vec<u8>,
+}
+
+impl Watcher for Progress<'_> {
+    fn event(&mut self, event: Event) -> Boxed<'_, ()> {
+        Box::pin(async move {
+            match event {
+                Event::Shifted {
+                    step,
+                    steps,
+                    percent,
+                } => {
+                    let line = shifted_line(step, steps, percent, &self.to);
+                    self.events.say(Outcome::Progress, line).await;
+                }
+                Event::Observed {
+                    step,
+                    percent,
+                    a,
+                    b,
+                } => self.book.update(|s| {
+                    s.rollout = Some(RolloutState {
+                        from: self.from.clone(),
+                        to: self.to.clone(),
+                        steps: self.steps.clone(),
+                        step,
+                        percent,
+                        window: [
+                            (a.failed_requests, a.requests),
+                            (b.failed_requests, b.requests),
+                        ],
+                    });
+                }),
+                Event::Trouble(why) => tracing::warn!("rollout to {}: {why}", self.to),
+            }
+        })
     }
 }
 

@@ -6,7 +6,10 @@
 //!   dies; it owns the key-value store, and serves the listeners through an
 //!   [`ingress`] each.
 //! - [`rollout`]: the pure state machine that shifts traffic from one
-//!   version to the next, and rolls back a version that fails more.
+//!   version to the next, and rolls back a version that fails more; the
+//!   [`driver`] runs it between where the traffic goes and where the
+//!   counts come from, on one machine (the manager) or in a cluster
+//!   (`weft rollout --kube`).
 //! - [`worker`]: what `weft worker` runs: one replica of one group, serving
 //!   the `Invoke` and `Control` gRPC services and its group's listeners.
 //! - [`cluster`]: `cluster.toml`, how the workers of a version find each
@@ -22,6 +25,7 @@
 
 pub mod cluster;
 pub mod control;
+pub mod driver;
 pub mod ingress;
 pub mod lock;
 pub mod manager;

@@ -198,6 +198,23 @@ impl Rollout {
         }
     }
 
+    /// A rollout that an earlier driver left with B at `percent`: it goes
+    /// on from the last step at or below that share, whose time is taken
+    /// to be `now`, so the remaining steps keep their spacing. The step
+    /// reached is not given again.
+    pub fn resume(schedule: Schedule, gate: Gate, now: Instant, percent: u8) -> Rollout {
+        let reached = schedule.steps.iter().rposition(|s| *s <= percent);
+        let started = reached.map_or(now, |i| now.checked_sub(schedule.due(i)).unwrap_or(now));
+        Rollout {
+            schedule,
+            gate,
+            started,
+            step: reached,
+            samples: VecDeque::new(),
+            over: false,
+        }
+    }
+
     /// Takes both versions' counts at `now` and says what to do. After
     /// [`Decision::Done`] or [`Decision::RollBack`], it only holds.
     pub fn observe(&mut self, now: Instant, a: Counts, b: Counts) -> Decision {
@@ -243,11 +260,20 @@ impl Rollout {
         self.step.map_or(0, |s| self.schedule.steps[s])
     }
 
+    /// A's and B's counts within the gate's window, as last observed.
+    pub fn window(&self) -> (Counts, Counts) {
+        match (self.samples.front(), self.samples.back()) {
+            (Some((_, a0, b0)), Some((_, a1, b1))) => (a1.since(*a0), b1.since(*b0)),
+            _ => (Counts::default(), Counts::default()),
+        }
+    }
+
     /// Whether B is worse than A over the window, by requests or by calls.
     fn verdict(&self) -> Option<Verdict> {
-        let (_, a0, b0) = *self.samples.front()?;
-        let (_, a1, b1) = *self.samples.back()?;
-        let (a, b) = (a1.since(a0), b1.since(b0));
+        if self.samples.is_empty() {
+            return None;
+        }
+        let (a, b) = self.window();
         let rate = |failed: u64, total: u64| {
             if total == 0 {
                 0.0
@@ -434,6 +460,38 @@ mod tests {
         // 30 s on, the window holds only the clean requests since second 40.
         let d = r.observe(t + secs(75), counts(400, 0), counts(60, 10));
         assert_eq!(d, Decision::Hold);
+    }
+
+    #[test]
+    fn a_resumed_rollout_goes_on_from_the_step_it_reached() {
+        let now = Instant::now();
+        let schedule = Schedule {
+            steps: vec![10, 25, 50, 100],
+            over: secs(30),
+        };
+        let mut r = Rollout::resume(schedule.clone(), Gate::default(), now, 25);
+        let q = Counts::default();
+        assert_eq!(r.percent(), 25);
+        // 25 % was reached already: not given again; 50 % is due 10 s on.
+        assert_eq!(r.observe(now, q, q), Decision::Hold);
+        assert_eq!(r.observe(now + secs(9), q, q), Decision::Hold);
+        assert_eq!(
+            r.observe(now + secs(10), q, q),
+            Decision::Shift {
+                step: 2,
+                percent: 50
+            }
+        );
+        assert_eq!(r.observe(now + secs(20), q, q), Decision::Done);
+        // A share below the first step starts the schedule from its start.
+        let mut r = Rollout::resume(schedule, Gate::default(), now, 0);
+        assert_eq!(
+            r.observe(now, q, q),
+            Decision::Shift {
+                step: 0,
+                percent: 10
+            }
+        );
     }
 
     #[test]
