@@ -53,6 +53,11 @@ impl Peers {
     pub fn current(&self) -> Arc<[String]> {
         self.current.borrow().clone()
     }
+
+    /// Waits until the set changes; false once it never will again.
+    pub async fn changed(&mut self) -> bool {
+        self.current.changed().await.is_ok()
+    }
 }
 
 /// Where the candidate replicas of a group come from.

@@ -73,6 +73,7 @@ pub mod builder;
 pub mod cache;
 pub mod call;
 pub mod capability;
+pub mod cluster;
 pub mod codec;
 pub mod commands;
 pub mod deploy;

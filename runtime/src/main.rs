@@ -4,6 +4,7 @@ use clap::Parser;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use weft_runtime::commands::deploy::DeployCommand;
+use weft_runtime::commands::ingress::IngressCommand;
 use weft_runtime::commands::kube::KubeCommand;
 use weft_runtime::commands::rollout::{RollbackCommand, RolloutCommand};
 use weft_runtime::commands::run::RunCommand;
@@ -19,7 +20,8 @@ use weft_runtime::telemetry::logs::{self, LogFormat};
     about = "weft runs one app made of WebAssembly components: as one process (run), or split over \
              worker processes by a plan (deploy), moved between versions without downtime \
              (rollout, rollback), and watched (status); on Kubernetes, one Deployment per group \
-             and version (kube)"
+             and version (kube), with weft's ingress splitting the listeners between versions \
+             (ingress)"
 )]
 enum Weft {
     Run(RunCommand),
@@ -29,6 +31,7 @@ enum Weft {
     Status(StatusCommand),
     Kube(KubeCommand),
     Worker(WorkerCommand),
+    Ingress(IngressCommand),
 }
 
 impl Weft {
@@ -85,6 +88,7 @@ fn main() -> ExitCode {
             Weft::Status(status) => status.execute().await,
             Weft::Kube(kube) => kube.execute().await,
             Weft::Worker(worker) => worker.execute().await,
+            Weft::Ingress(ingress) => ingress.execute().await,
         }
     });
     // A worker's standard-input watcher blocks a thread in read(2), which

@@ -269,14 +269,7 @@ pub struct ListenerSpec {
 impl ListenerSpec {
     /// The connection limits in force for this listener.
     pub fn limits(&self) -> crate::listener::ConnectionLimits {
-        let default = crate::listener::ConnectionLimits::default();
-        crate::listener::ConnectionLimits {
-            header_timeout: self.header_timeout.map_or(default.header_timeout, |t| t.0),
-            idle_timeout: self.idle_timeout.map_or(default.idle_timeout, |t| t.0),
-            max_connections: self
-                .max_connections
-                .map_or(default.max_connections, |n| n as usize),
-        }
+        crate::kube::IngressListener::of(self).limits()
     }
 }
 

@@ -10,7 +10,7 @@ use weft_tests::{
 };
 
 /// A copy of the hello sample whose greeter says `greeting`.
-fn hello(greeting: &str) -> tempfile::TempDir {
+pub(crate) fn hello(greeting: &str) -> tempfile::TempDir {
     app_dir(&format!(
         "[app]\nname = \"hello\"\n\
          [components.frontend]\nwasm = \"{{wasm:hello_frontend}}\"\n\
@@ -21,7 +21,7 @@ fn hello(greeting: &str) -> tempfile::TempDir {
 }
 
 /// `weft kube ARGS...`'s output; it must succeed.
-fn kube(args: &[&str]) -> String {
+pub(crate) fn kube(args: &[&str]) -> String {
     let mut all = vec!["kube"];
     all.extend_from_slice(args);
     let (status, stdout, stderr) = weft_once(&all);
@@ -32,7 +32,12 @@ fn kube(args: &[&str]) -> String {
 /// Builds the image, applies the version's TLS Secrets and its objects, as
 /// the YAML's header tells a user to.
 /// `plan` is a built-in plan or a plan file; `None` is the manifest's own.
-fn deploy(cluster: &Cluster, dir: &std::path::Path, plan: Option<&str>, image: &str) -> String {
+pub(crate) fn deploy(
+    cluster: &Cluster,
+    dir: &std::path::Path,
+    plan: Option<&str>,
+    image: &str,
+) -> String {
     let path = dir.to_str().unwrap();
     let chosen: Vec<&str> = plan.map(|p| vec!["--plan", p]).unwrap_or_default();
     let mut args = [&[path, "--image", image][..], &chosen].concat();
@@ -44,11 +49,31 @@ fn deploy(cluster: &Cluster, dir: &std::path::Path, plan: Option<&str>, image: &
     cluster.build_image(image, &containerfile, dir);
     cluster.apply(&kube(&[&[path][..], &chosen, &["--secret"]].concat()));
     cluster.apply(&yaml);
+    // The listeners' Services select weft's ingress, which serves the
+    // version once it has read the traffic table and found its pods.
+    let version = version_of(&yaml);
+    cluster.wait_all_ready(&[("weft.dev/version", &version)]);
+    cluster.wait_ready(&[("weft.dev/role", "ingress")], 2);
+    crate::kube_rollout::wait_until_the_ingress_reaches(cluster, &version);
     yaml
 }
 
+/// Builds image `image` of the app in `dir` from its Containerfile, as a
+/// user does before `weft rollout --kube`.
+pub(crate) fn build_image(
+    cluster: &Cluster,
+    dir: &std::path::Path,
+    plan: Option<&str>,
+    image: &str,
+) {
+    let path = dir.to_str().unwrap();
+    let chosen: Vec<&str> = plan.map(|p| vec!["--plan", p]).unwrap_or_default();
+    let containerfile = kube(&[&[path][..], &chosen, &["--containerfile"]].concat());
+    cluster.build_image(image, &containerfile, dir);
+}
+
 /// Copies folder `from` (files and folders) to `to`.
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+pub(crate) fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
@@ -62,7 +87,7 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
 }
 
 /// The version a YAML stream names in its labels.
-fn version_of(yaml: &str) -> String {
+pub(crate) fn version_of(yaml: &str) -> String {
     label(yaml, "weft.dev/version")
 }
 

@@ -110,6 +110,7 @@ fn generate(app: &str, manifest: &Manifest, plan: &str) -> Result<String, kube::
         image: format!("registry.example/{app}:1"),
         namespace: None,
         replicas_from_plan: true,
+        ..KubeOptions::default()
     };
     with_version(app, manifest, plan, |version| {
         kube::manifests(version, &options)
@@ -270,9 +271,10 @@ fn kube_command_end_to_end() {
         yaml.contains(&format!("weft.dev/version: {version}\n")),
         "{yaml}"
     );
-    assert!(
-        !yaml.contains("replicas:"),
-        "the cluster owns the count:\n{yaml}"
+    assert_eq!(
+        yaml.matches("replicas:").count(),
+        1,
+        "the cluster owns each group's count; only the ingress's is written:\n{yaml}"
     );
 
     let containerfile = weft(&["--plan", "split", "--containerfile"]);

@@ -13,6 +13,7 @@ mod errors;
 mod fast_values;
 mod keyvalue;
 mod kube;
+mod kube_rollout;
 mod latency;
 mod layouts;
 mod linking;

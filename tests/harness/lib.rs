@@ -35,7 +35,7 @@ mod redis;
 pub mod security;
 mod worker;
 pub use boutique::{Shopper, boutique_app, checkout_form};
-pub use cluster::{Cluster, NODES, PodInfo};
+pub use cluster::{Cluster, NAMESPACE, NODES, PodInfo, Shared};
 pub use http::{Connection, Reply, http_get, parse_response};
 pub use python::{COMPONENTIZE_PY, KUBERNETES_VALIDATE, PYTHON_GUESTS, kubernetes_validate};
 pub use redis::{RedisServer, kvcounter_on_redis};
@@ -522,9 +522,15 @@ fn collect_lines(
 
 /// Runs `weft ARGS...` to completion and returns its exit status, stdout and stderr.
 pub fn weft_once(args: &[&str]) -> (ExitStatus, String, String) {
+    weft_once_with(args, &[])
+}
+
+/// Like [`weft_once`], with more environment variables.
+pub fn weft_once_with(args: &[&str], env: &[(String, String)]) -> (ExitStatus, String, String) {
     let out = scrubbed(Command::new(weft_bin()))
         .args(args)
         .current_dir(root())
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .env("WEFT_CACHE_DIR", shared_cache())
         .output()
         .expect("weft runs");

@@ -7,7 +7,7 @@ use crate::app::Prepared;
 use crate::cache::CompileCache;
 use crate::deploy::manager::{choose_plan, load_absolute};
 use crate::deploy::versions::VersionStore;
-use crate::kube::{self, AppVersion, EXE_IN_CONTEXT, KubeOptions, PlanOrigin};
+use crate::kube::{self, AppVersion, EXE_IN_CONTEXT, Issued, KubeOptions, PlanOrigin};
 use crate::manifest::ManifestFile;
 use crate::rpc::identity::{Authority, Credentials, Identity};
 use anyhow::Context as _;
@@ -42,6 +42,10 @@ pub struct KubeCommand {
     /// keeps that count; a new Deployment then starts with one replica.
     #[arg(long)]
     pub replicas_from_plan: bool,
+    /// How many replicas of the app's ingress run (the Deployment that
+    /// serves the listeners and splits them between versions).
+    #[arg(long, value_name = "N", default_value_t = kube::DEFAULT_INGRESS_REPLICAS)]
+    pub ingress_replicas: u32,
     /// Print the version's TLS Secrets instead: a key and a certificate
     /// per group, issued by the app's CA in .weft/kube/ca (made on first
     /// use). Also writes weft's own credentials for the cluster into
@@ -78,63 +82,25 @@ impl KubeCommand {
     /// Loads and checks the app, stores its version's binaries, and prints
     /// (or writes) what was asked for.
     pub async fn execute(self) -> anyhow::Result<()> {
-        let manifest = load_absolute(&self.path)?;
-        // The app's folder as the user wrote it, for the commands in headers.
-        let source = if self.path.is_dir() {
-            self.path.clone()
-        } else {
-            self.path
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(Path::new("."))
-                .to_path_buf()
-        };
-        let plan = choose_plan(self.plan.as_deref(), &manifest, || {
-            Plan::monolith(manifest.manifest.components.keys())
-        })?;
-        let plan_origin = match &self.plan {
-            Some(name) if Plan::builtin(name, manifest.manifest.components.keys()).is_some() => {
-                PlanOrigin::Builtin(name.clone())
-            }
-            Some(file) => PlanOrigin::File(file.into()),
-            None if manifest
-                .manifest
-                .deploy
-                .as_ref()
-                .is_some_and(|d| !d.groups.is_empty()) =>
-            {
-                PlanOrigin::Manifest
-            }
-            None => PlanOrigin::Builtin("monolith".into()),
-        };
-        let cache = CompileCache::new(
-            self.cache_dir
-                .clone()
-                .unwrap_or_else(CompileCache::default_dir),
-        );
-        let prepared = Prepared::load(manifest.clone(), &cache)?;
-        let version = prepared.version(&plan);
-        let digests: BTreeMap<String, String> = prepared
-            .compiled
-            .iter()
-            .map(|(name, c)| (name.clone(), crate::version::hex(&c.digest)))
-            .collect();
-        let app = AppVersion {
-            source: &source,
-            manifest_path: &manifest.path,
-            manifest: &manifest.manifest,
-            plan: &plan,
-            plan_origin,
-            version: version.clone(),
-            digests: &digests,
-        };
+        let loaded = LoadedApp::load(&self.path, self.plan.as_deref(), self.cache_dir.clone())?;
+        let manifest = &loaded.manifest;
+        let version = loaded.version.clone();
+        let plan = &loaded.plan;
+        let app = loaded.app();
         if self.secret {
             let ns = self.namespace.as_deref();
             kube::check(&app, ns)?;
-            let issued = issue(&manifest.dir.join(".weft").join("kube"), &app, &self)?;
+            let step = if self.rotate_ca {
+                CaStep::Rotate
+            } else if self.finish_ca_rotation {
+                CaStep::FinishRotation
+            } else {
+                CaStep::Keep
+            };
+            let issued = issue(&manifest.dir.join(".weft").join("kube"), &app, step)?;
             match &self.write_tls {
                 Some(dir) => {
-                    for (group, credentials) in &issued {
+                    for (group, credentials) in &issued.groups {
                         credentials.write_dir(&dir.join(group))?;
                     }
                     say!(
@@ -155,6 +121,7 @@ impl KubeCommand {
                     image: self.image.clone().unwrap_or_default(),
                     namespace: self.namespace.clone(),
                     replicas_from_plan: self.replicas_from_plan,
+                    ingress_replicas: self.ingress_replicas,
                 },
             )?),
             (false, Some(_)) => {
@@ -165,7 +132,7 @@ impl KubeCommand {
         };
         // The image copies the binaries from the version store, and so
         // does --write-config.
-        let snapshot = VersionStore::new(&manifest.dir).snapshot(&manifest, &plan)?;
+        let snapshot = VersionStore::new(&manifest.dir).snapshot(manifest, plan)?;
         anyhow::ensure!(
             snapshot.version == version,
             "a component binary of {} changed while weft kube read it; run it again",
@@ -190,34 +157,124 @@ impl KubeCommand {
     }
 }
 
-/// The credentials of every group of `app`'s version, issued by the app's
-/// CA in `dir/ca` (made there on first use, or rotated as `command` says);
-/// weft's own credentials for the cluster go into `dir/cli`.
-fn issue(
-    dir: &Path,
-    app: &AppVersion<'_>,
-    command: &KubeCommand,
-) -> anyhow::Result<BTreeMap<String, Credentials>> {
+/// An app loaded, checked and compiled for the cluster: what its objects
+/// are made from.
+pub(crate) struct LoadedApp {
+    /// The app's folder as the user wrote it, for the commands in headers.
+    pub(crate) source: PathBuf,
+    pub(crate) manifest: ManifestFile,
+    pub(crate) plan: Plan,
+    pub(crate) plan_origin: PlanOrigin,
+    pub(crate) version: crate::version::Version,
+    /// Each component binary's SHA-256, by component.
+    pub(crate) digests: BTreeMap<String, String>,
+}
+
+impl LoadedApp {
+    /// Loads the app at `path` with the plan `--plan` names (else the
+    /// manifest's, else the monolith), compiling it into the cache.
+    pub(crate) fn load(
+        path: &Path,
+        plan: Option<&str>,
+        cache_dir: Option<PathBuf>,
+    ) -> anyhow::Result<LoadedApp> {
+        let manifest = load_absolute(path)?;
+        let source = if path.is_dir() {
+            path.to_path_buf()
+        } else {
+            path.parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."))
+                .to_path_buf()
+        };
+        let components = manifest.manifest.components.keys();
+        let chosen = choose_plan(plan, &manifest, || Plan::monolith(components.clone()))?;
+        let plan_origin = match plan {
+            Some(name) if Plan::builtin(name, components).is_some() => {
+                PlanOrigin::Builtin(name.to_string())
+            }
+            Some(file) => PlanOrigin::File(file.into()),
+            None if manifest
+                .manifest
+                .deploy
+                .as_ref()
+                .is_some_and(|d| !d.groups.is_empty()) =>
+            {
+                PlanOrigin::Manifest
+            }
+            None => PlanOrigin::Builtin("monolith".into()),
+        };
+        let cache = CompileCache::new(cache_dir.unwrap_or_else(CompileCache::default_dir));
+        let prepared = Prepared::load(manifest.clone(), &cache)?;
+        let version = prepared.version(&chosen);
+        let digests = prepared
+            .compiled
+            .iter()
+            .map(|(name, c)| (name.clone(), crate::version::hex(&c.digest)))
+            .collect();
+        Ok(LoadedApp {
+            source,
+            manifest,
+            plan: chosen,
+            plan_origin,
+            version,
+            digests,
+        })
+    }
+
+    /// The version, as the objects are made from it.
+    pub(crate) fn app(&self) -> AppVersion<'_> {
+        AppVersion {
+            source: &self.source,
+            manifest_path: &self.manifest.path,
+            manifest: &self.manifest.manifest,
+            plan: &self.plan,
+            plan_origin: self.plan_origin.clone(),
+            version: self.version.clone(),
+            digests: &self.digests,
+        }
+    }
+}
+
+/// What `weft kube --secret` does to the app's CA before it issues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CaStep {
+    /// Use the CA (made on first use).
+    Keep,
+    /// Make a new CA, trusting both.
+    Rotate,
+    /// Stop trusting the CA that a rotation replaced.
+    FinishRotation,
+}
+
+/// The credentials of every group of `app`'s version and of the app's
+/// ingress, issued by the app's CA in `dir/ca` (made there on first use,
+/// or rotated as `step` says); weft's own credentials for the cluster go
+/// into `dir/cli`.
+pub(crate) fn issue(dir: &Path, app: &AppVersion<'_>, step: CaStep) -> anyhow::Result<Issued> {
     let name = &app.manifest.app.name;
     let ca = dir.join("ca");
-    let authority = if command.rotate_ca {
-        Authority::rotate(&ca, name)?
-    } else if command.finish_ca_rotation {
-        Authority::finish_rotation(&ca, name)?
-    } else {
-        Authority::load_or_create(&ca, name)?
+    let authority = match step {
+        CaStep::Rotate => Authority::rotate(&ca, name)?,
+        CaStep::FinishRotation => Authority::finish_rotation(&ca, name)?,
+        CaStep::Keep => Authority::load_or_create(&ca, name)?,
     };
     authority
         .issue(&Identity::cli(name))?
         .write_dir(&dir.join("cli"))?;
-    app.plan
+    let groups = app
+        .plan
         .groups
         .keys()
         .map(|group| {
             let identity = Identity::worker(name, app.version.as_str(), group);
             Ok((group.clone(), authority.issue(&identity)?))
         })
-        .collect()
+        .collect::<anyhow::Result<BTreeMap<String, Credentials>>>()?;
+    Ok(Issued {
+        groups,
+        ingress: authority.issue(&Identity::ingress(name))?,
+    })
 }
 
 /// Copies the running weft to `to`, so that the image runs the weft that

@@ -1,6 +1,7 @@
 //! The `weft` subcommands, one module each.
 
 pub mod deploy;
+pub mod ingress;
 pub mod kube;
 pub mod rollout;
 pub mod run;

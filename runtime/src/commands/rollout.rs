@@ -1,9 +1,15 @@
 //! `weft rollout` and `weft rollback`: move a running deployment to a new
 //! version, or back to a stored one, through its manager.
 
+use super::kube::{CaStep, LoadedApp, issue};
 use super::manager_client;
-use crate::deploy::manager::{load_absolute, named_plan};
+use crate::cluster::kubectl::Kubectl;
+use crate::cluster::rollout::{Ask, Cluster, NewVersion};
+use crate::deploy::driver::Setup;
+use crate::deploy::manager::{gate_of, load_absolute, named_plan, schedule_of};
 use crate::deploy::rollout::Schedule;
+use crate::kube::traffic::VersionRoute;
+use crate::kube::{self, AppVersion, Issued, KeptVersion, KubeOptions, Object};
 use crate::manifest::Timeout;
 use anyhow::Context as _;
 use std::path::PathBuf;
@@ -38,6 +44,40 @@ pub struct RolloutCommand {
     /// Run each component's `build` command first.
     #[arg(long)]
     pub build: bool,
+    /// In a Kubernetes cluster instead (--kube).
+    #[command(flatten)]
+    pub kube: KubeFlags,
+    /// With --kube: the new version's image, built from `weft kube --containerfile`.
+    #[arg(long, value_name = "IMAGE", requires = "kube")]
+    pub image: Option<String>,
+    /// With --kube: how long the new version's pods may take to be ready.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration, requires = "kube")]
+    pub ready_timeout: Duration,
+    /// With --kube: how many versions the cluster keeps (their ConfigMaps) for `weft rollback --kube`.
+    #[arg(long, value_name = "N", default_value_t = crate::deploy::manager::KEEP_VERSIONS, requires = "kube")]
+    pub keep: usize,
+}
+
+/// Where a rollout runs: in a Kubernetes cluster instead of a `weft deploy`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct KubeFlags {
+    /// Roll out in the Kubernetes cluster that kubectl reaches (the app's
+    /// first version deployed there with `weft kube`), instead of a
+    /// `weft deploy` on this machine.
+    #[arg(long)]
+    pub kube: bool,
+    /// With --kube: the namespace [default: kubectl's current one].
+    #[arg(long, value_name = "NS", requires = "kube")]
+    pub namespace: Option<String>,
+    /// With --kube: the kubectl to run [default: $WEFT_KUBECTL, else kubectl].
+    #[arg(long, value_name = "PATH", requires = "kube")]
+    pub kubectl: Option<PathBuf>,
+}
+
+impl KubeFlags {
+    fn kubectl(&self) -> Kubectl {
+        Kubectl::new(self.kubectl.clone(), self.namespace.clone())
+    }
 }
 
 /// Roll the running deployment back to the previous stored version, or to
@@ -50,6 +90,9 @@ pub struct RollbackCommand {
     /// The stored version to go back to [default: the previous one].
     #[arg(long, value_name = "VERSION")]
     pub to: Option<String>,
+    /// In a Kubernetes cluster instead (--kube).
+    #[command(flatten)]
+    pub kube: KubeFlags,
 }
 
 /// `--max-failure-points`: more than 0, at most 100.
@@ -89,14 +132,99 @@ impl RolloutCommand {
             rollback: false,
             to_version: String::new(),
         };
+        if self.kube.kube {
+            return self.in_cluster(request).await;
+        }
         follow(&manifest.dir, request).await
     }
+
+    /// `--kube`: applies the new version beside the running one and drives
+    /// the rollout from here.
+    async fn in_cluster(&self, request: RolloutRequest) -> anyhow::Result<()> {
+        let image = self
+            .image
+            .clone()
+            .filter(|i| !i.trim().is_empty())
+            .context(
+                "--kube needs --image IMAGE: the new version's image, built from `weft kube \
+                 --containerfile` and pushed where the cluster pulls from",
+            )?;
+        let loaded = LoadedApp::load(&self.path, self.plan.as_deref(), None)?;
+        let app = loaded.app();
+        let options = KubeOptions {
+            image,
+            namespace: self.kube.namespace.clone(),
+            replicas_from_plan: true,
+            ..KubeOptions::default()
+        };
+        let objects = kube::version_objects(&app, &options)?;
+        let issued = issue(
+            &loaded.manifest.dir.join(".weft").join("kube"),
+            &app,
+            CaStep::Keep,
+        )?;
+        let table = loaded.manifest.manifest.deploy.clone().unwrap_or_default();
+        let new = NewVersion {
+            version: loaded.version.to_string(),
+            yaml: version_yaml(&app, &issued, &objects, options.namespace.as_deref()),
+            route: VersionRoute::of(&app),
+        };
+        let ask = Ask {
+            setup: Setup::new(schedule_of(&request), gate_of(&request, &table)),
+            ready_timeout: self.ready_timeout,
+            drain_timeout: drain_timeout(&app),
+            keep: self.keep,
+        };
+        let cluster = Cluster::new(self.kube.kubectl(), &app.manifest.app.name).await?;
+        let last = cluster
+            .roll_out(new, ask, &mut |line| say!("weft: {line}"))
+            .await?;
+        say!("weft: {last}");
+        Ok(())
+    }
+}
+
+/// A version's group Secrets and objects, as one YAML stream to apply.
+fn version_yaml(
+    app: &AppVersion<'_>,
+    issued: &Issued,
+    objects: &[Object],
+    namespace: Option<&str>,
+) -> String {
+    // The ingress's Secret is the app's, and stays as it is.
+    let secrets: Vec<Object> = kube::secrets(app, issued, namespace)
+        .into_iter()
+        .filter(|s| {
+            s.metadata()
+                .labels
+                .as_ref()
+                .is_some_and(|l| l.contains_key("weft.dev/version"))
+        })
+        .collect();
+    let mut yaml = kube::render("", &secrets);
+    yaml.push_str(&kube::render("", objects));
+    yaml
+}
+
+/// How long the old version's requests may take to finish: the longest
+/// call timeout of the app, and 5 s more.
+fn drain_timeout(app: &AppVersion<'_>) -> Duration {
+    app.manifest
+        .components
+        .values()
+        .map(|c| c.call_timeout())
+        .max()
+        .unwrap_or_default()
+        + Duration::from_secs(5)
 }
 
 impl RollbackCommand {
     /// Asks the manager to go back, at once, and prints its steps.
     pub async fn execute(self) -> anyhow::Result<()> {
         let manifest = load_absolute(&self.path)?;
+        if self.kube.kube {
+            return self.in_cluster(&manifest).await;
+        }
         let request = RolloutRequest {
             over_ms: 0,
             steps: vec![100],
@@ -105,6 +233,53 @@ impl RollbackCommand {
             ..RolloutRequest::default()
         };
         follow(&manifest.dir, request).await
+    }
+}
+
+impl RollbackCommand {
+    /// `--kube`: ends the rollout under way, or goes back at once to a
+    /// version the cluster keeps, made again from its ConfigMap.
+    async fn in_cluster(&self, manifest: &crate::manifest::ManifestFile) -> anyhow::Result<()> {
+        let name = &manifest.manifest.app.name;
+        let cluster = Cluster::new(self.kube.kubectl(), name).await?;
+        let drain = Duration::from_secs(30);
+        if self.to.is_none()
+            && let Some(line) = cluster.end_rollout(drain).await?
+        {
+            say!("weft: {line}");
+            return Ok(());
+        }
+        let map = cluster.kept_version(self.to.as_deref()).await?;
+        let kept = KeptVersion::from_config_map(&map)?;
+        let app = kept.app();
+        let options = KubeOptions {
+            image: kept.image.clone(),
+            namespace: self.kube.namespace.clone(),
+            replicas_from_plan: true,
+            ..KubeOptions::default()
+        };
+        let objects = kube::version_objects(&app, &options)?;
+        let issued = issue(&manifest.dir.join(".weft").join("kube"), &app, CaStep::Keep)?;
+        let new = NewVersion {
+            version: kept.version.to_string(),
+            yaml: version_yaml(&app, &issued, &objects, options.namespace.as_deref()),
+            route: VersionRoute::of(&app),
+        };
+        let schedule = Schedule {
+            steps: vec![100],
+            over: Duration::ZERO,
+        };
+        let ask = Ask {
+            setup: Setup::new(schedule, crate::deploy::rollout::Gate::default()),
+            ready_timeout: Duration::from_secs(300),
+            drain_timeout: drain_timeout(&app),
+            keep: crate::deploy::manager::KEEP_VERSIONS,
+        };
+        let last = cluster
+            .roll_out(new, ask, &mut |line| say!("weft: {line}"))
+            .await?;
+        say!("weft: {last}");
+        Ok(())
     }
 }
 

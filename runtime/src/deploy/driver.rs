@@ -175,6 +175,9 @@ pub async fn drive(setup: Setup, seams: Seams<'_>, stop: impl Future<Output = ()
                     rollout.percent()
                 ));
             }
+            if rollout.percent() == 100 {
+                return Ending::Done;
+            }
             rollout
         }
         None => Rollout::new(setup.schedule.clone(), setup.gate.clone(), now()),

@@ -900,7 +900,7 @@ impl crate::deploy::control::Deployment for Manager {
 }
 
 /// The steps a rollout request asks for: its own, else the defaults.
-fn schedule_of(request: &RolloutRequest) -> Schedule {
+pub fn schedule_of(request: &RolloutRequest) -> Schedule {
     Schedule {
         steps: if request.steps.is_empty() {
             Schedule::DEFAULT_STEPS.to_vec()

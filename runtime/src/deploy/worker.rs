@@ -188,7 +188,7 @@ impl Worker {
             ControlService {
                 worker: self.clone(),
             },
-            self.security.check(Allow::ManagerOrCli),
+            self.security.check(Allow::Observers),
         );
         let worker = self.clone();
         let stop = async move {
@@ -222,16 +222,7 @@ impl Worker {
     /// probes that cannot present a certificate (Kubernetes' kubelet). It
     /// answers only whether the worker is alive and ready.
     pub fn serve_probes(&self, socket: tokio::net::TcpListener) {
-        let health = self.health.service();
-        tokio::spawn(async move {
-            let served = tonic::transport::Server::builder()
-                .add_service(health)
-                .serve_with_incoming(tonic::transport::server::TcpIncoming::from(socket))
-                .await;
-            if let Err(e) = served {
-                tracing::error!("the probe port failed: {e}");
-            }
-        });
+        drop(self.health.serve_probes(socket));
     }
 
     /// Checks that this worker's certificate names `group` of `version`.
@@ -537,6 +528,18 @@ fn called_groups(
         .collect()
 }
 
+/// The ingress reads what a worker served; only the manager and people's
+/// commands may change what it does.
+fn refuse_the_ingress<T>(request: &Request<T>) -> Result<(), Status> {
+    let who = crate::rpc::connect::caller(request)?;
+    if who.role == Role::Ingress {
+        return Err(Status::permission_denied(format!(
+            "{who} may read this worker's counts, not change what it does"
+        )));
+    }
+    Ok(())
+}
+
 /// The `Control` service of one worker.
 struct ControlService {
     worker: Arc<Worker>,
@@ -545,6 +548,7 @@ struct ControlService {
 #[tonic::async_trait]
 impl Control for ControlService {
     async fn assign(&self, request: Request<Assignment>) -> Result<Response<Assigned>, Status> {
+        refuse_the_ingress(&request)?;
         let worker = &self.worker;
         worker
             .take(worker.launch_of_assignment(request.into_inner()))
@@ -581,15 +585,17 @@ impl Control for ControlService {
         Ok(Response::new(wire::to_reply(&snapshot)))
     }
 
-    async fn drain(&self, _: Request<DrainRequest>) -> Result<Response<DrainReply>, Status> {
+    async fn drain(&self, request: Request<DrainRequest>) -> Result<Response<DrainReply>, Status> {
+        refuse_the_ingress(&request)?;
         self.worker.drain().await;
         Ok(Response::new(DrainReply {}))
     }
 
     async fn shutdown(
         &self,
-        _: Request<ShutdownRequest>,
+        request: Request<ShutdownRequest>,
     ) -> Result<Response<ShutdownReply>, Status> {
+        refuse_the_ingress(&request)?;
         self.worker.shutdown.notify_one();
         Ok(Response::new(ShutdownReply {}))
     }

@@ -180,6 +180,19 @@ pub fn check(app: &AppVersion<'_>, namespace: Option<&str>) -> Result<(), Proble
         }
     }
 
+    for (listener, l) in &app.manifest.listeners {
+        if listener_port(l) == super::edge::INGRESS_STATUS_PORT {
+            problem(
+                manifest_file(),
+                format!("listeners.{listener}.address"),
+                format!(
+                    "port {} is the status port of the app's ingress, which serves every \
+                     listener; give this listener another port",
+                    super::edge::INGRESS_STATUS_PORT
+                ),
+            );
+        }
+    }
     for listener in app.manifest.listeners.keys() {
         let field = format!("listeners.{listener}");
         if !is_port_name(listener) {

@@ -58,12 +58,16 @@
 
 mod check;
 mod containerfile;
+pub mod edge;
 mod objects;
 #[cfg(test)]
 mod tests;
+pub mod traffic;
 
 pub use check::{Problem, Problems, check};
 pub use containerfile::{EXE_IN_CONTEXT, containerfile};
+pub use objects::IMAGE_ANNOTATION;
+pub use traffic::IngressListener;
 
 use crate::deploy::cluster::{
     CLUSTER_FILE, ClusterConfig, GroupPeers, ListenerBinding, MANIFEST_FILE, PLAN_FILE, WORKER_PORT,
@@ -71,7 +75,9 @@ use crate::deploy::cluster::{
 use crate::manifest::Manifest;
 use crate::version::Version;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -166,20 +172,34 @@ pub struct KubeOptions {
     /// Whether each Deployment says how many replicas to run (the plan's
     /// count); without it the cluster owns the count.
     pub replicas_from_plan: bool,
+    /// How many replicas of weft's ingress run; 0 means the default, 2.
+    pub ingress_replicas: u32,
 }
+
+/// How many replicas of weft's ingress run unless told otherwise: two, so
+/// that one can restart while the other serves.
+pub const DEFAULT_INGRESS_REPLICAS: u32 = 2;
 
 /// One Kubernetes object (the large ones boxed).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Object {
-    /// The version's config files.
+    /// The version's config files, the ingress's, or the traffic table.
     ConfigMap(ConfigMap),
-    /// A group's replicas.
+    /// A group's replicas, or the ingress's.
     Deployment(Box<Deployment>),
-    /// A group's TLS Secret.
+    /// A group's autoscaler, for a plan that gives it a range of replicas.
+    HorizontalPodAutoscaler(Box<HorizontalPodAutoscaler>),
+    /// What the ingress may read.
+    Role(Role),
+    /// The ingress's ServiceAccount's right to read the traffic table.
+    RoleBinding(RoleBinding),
+    /// A group's TLS Secret, or the ingress's.
     Secret(Secret),
-    /// A group's headless Service, or a listener's stable one.
+    /// A group's headless Service, the ingress's, or a listener's stable one.
     Service(Box<Service>),
+    /// The ingress's identity towards the API server.
+    ServiceAccount(ServiceAccount),
 }
 
 impl Object {
@@ -189,8 +209,12 @@ impl Object {
         match self {
             Object::ConfigMap(_) => ConfigMap::KIND,
             Object::Deployment(_) => Deployment::KIND,
+            Object::HorizontalPodAutoscaler(_) => HorizontalPodAutoscaler::KIND,
+            Object::Role(_) => Role::KIND,
+            Object::RoleBinding(_) => RoleBinding::KIND,
             Object::Secret(_) => Secret::KIND,
             Object::Service(_) => Service::KIND,
+            Object::ServiceAccount(_) => ServiceAccount::KIND,
         }
     }
 
@@ -199,8 +223,12 @@ impl Object {
         match self {
             Object::ConfigMap(o) => &o.metadata,
             Object::Deployment(o) => &o.metadata,
+            Object::HorizontalPodAutoscaler(o) => &o.metadata,
+            Object::Role(o) => &o.metadata,
+            Object::RoleBinding(o) => &o.metadata,
             Object::Secret(o) => &o.metadata,
             Object::Service(o) => &o.metadata,
+            Object::ServiceAccount(o) => &o.metadata,
         }
     }
 
@@ -245,9 +273,22 @@ impl<'a> Names<'a> {
     }
 }
 
-/// Every object of the version, sorted by kind, then name; or every reason
-/// it cannot run on Kubernetes.
+/// Every object of the version, and the app's own objects (its ingress,
+/// and a traffic table that gives this version every request), sorted by
+/// kind, then name; or every reason it cannot run on Kubernetes.
 pub fn objects(app: &AppVersion<'_>, options: &KubeOptions) -> Result<Vec<Object>, Problems> {
+    let mut objects = version_objects(app, options)?;
+    objects.extend(edge::build(app, options));
+    objects.sort_by(|a, b| (a.kind(), a.name()).cmp(&(b.kind(), b.name())));
+    Ok(objects)
+}
+
+/// The objects of the version alone, sorted by kind, then name, as
+/// `weft rollout --kube` applies them beside a running version.
+pub fn version_objects(
+    app: &AppVersion<'_>,
+    options: &KubeOptions,
+) -> Result<Vec<Object>, Problems> {
     let mut problems = check(app, options.namespace.as_deref())
         .err()
         .unwrap_or_default();
@@ -295,6 +336,7 @@ pub fn header(app: &AppVersion<'_>, options: &KubeOptions) -> String {
     let named = named.display();
     let plan = app.plan_origin.flag().unwrap_or_default();
     let ns = namespace_flag(options.namespace.as_deref());
+    let weft_ns = weft_namespace_flag(options.namespace.as_deref());
     let image = &options.image;
     let mut h = String::new();
     let mut line = |text: &str| {
@@ -314,10 +356,10 @@ pub fn header(app: &AppVersion<'_>, options: &KubeOptions) -> String {
         "     podman build -f Containerfile -t {image} {source}"
     ));
     line(&format!("     podman push {image}"));
-    line("2. The keys and certificates of this version's groups, from the app's CA");
-    line("   (kept in .weft/kube/ca; every version's pods trust it):");
+    line("2. The keys and certificates of this version's groups and of the app's ingress,");
+    line("   from the app's CA (kept in .weft/kube/ca; every version's pods trust it):");
     line(&format!(
-        "     weft kube {named}{plan} --secret{ns} | kubectl apply -f -"
+        "     weft kube {named}{plan} --secret{weft_ns} | kubectl apply -f -"
     ));
     let vars = url_envs(app.manifest, None);
     if !vars.is_empty() {
@@ -333,18 +375,33 @@ pub fn header(app: &AppVersion<'_>, options: &KubeOptions) -> String {
             literals.join(" ")
         ));
     }
-    line("3. Apply this file. The listener Services then select this version:");
+    line("3. Apply this file. The app's ingress then sends every new request to this");
+    line("   version, at once:");
     line("     kubectl apply -f FILE");
-    line("4. Once the next version is applied and ready, delete this one (the");
-    line("   listener Services have no version label and stay):");
+    line("   To move a running app to this version in steps instead, rolling back by");
+    line("   itself if it fails more, let weft apply it:");
     line(&format!(
-        "     kubectl delete deployment,service,configmap,secret{ns} -l weft.dev/app={name},weft.dev/version={version}"
+        "     weft rollout --kube {named}{plan}{weft_ns} --image {image}"
+    ));
+    line("4. `weft rollout --kube` deletes the version it replaces. When a later version");
+    line("   is applied at once instead, delete this one once the later one is ready (the");
+    line("   app's own objects have no version label and stay):");
+    line(&format!(
+        "     kubectl delete deployment,service,configmap,secret,horizontalpodautoscaler{ns} -l weft.dev/app={name},weft.dev/version={version}"
     ));
     h
 }
 
+/// kubectl's namespace flag, ` -n NS`, if one is given.
 fn namespace_flag(namespace: Option<&str>) -> String {
     namespace.map(|ns| format!(" -n {ns}")).unwrap_or_default()
+}
+
+/// weft's own namespace flag, ` --namespace NS`, if one is given.
+fn weft_namespace_flag(namespace: Option<&str>) -> String {
+    namespace
+        .map(|ns| format!(" --namespace {ns}"))
+        .unwrap_or_default()
 }
 
 /// The files of a worker's config folder, by file name: the manifest whose
@@ -429,37 +486,139 @@ pub fn url_envs(manifest: &Manifest, group: Option<&weft_placer::Group>) -> Vec<
 
 /// The TLS Secrets of the version, one per group, with the credentials
 /// issued for each group (by group name), sorted by name.
-pub fn secrets(
-    app: &AppVersion<'_>,
-    issued: &BTreeMap<String, crate::rpc::identity::Credentials>,
-    namespace: Option<&str>,
-) -> Vec<Object> {
-    issued
+pub fn secrets(app: &AppVersion<'_>, issued: &Issued, namespace: Option<&str>) -> Vec<Object> {
+    let mut secrets: Vec<Object> = issued
+        .groups
         .iter()
         .map(|(group, credentials)| objects::secret(app, group, credentials, namespace))
-        .collect()
+        .collect();
+    secrets.push(edge::secret(
+        &app.manifest.app.name,
+        &issued.ingress,
+        namespace,
+    ));
+    secrets.sort_by(|a, b| a.name().cmp(b.name()));
+    secrets
+}
+
+/// The credentials of one version: each group's, and the app's ingress's.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    /// Each group's, by group.
+    pub groups: BTreeMap<String, crate::rpc::identity::Credentials>,
+    /// The ingress's, the same for every version.
+    pub ingress: crate::rpc::identity::Credentials,
 }
 
 /// The version's TLS Secrets as YAML, after a header that says what they
 /// are and how to apply them.
-pub fn secrets_yaml(
-    app: &AppVersion<'_>,
-    issued: &BTreeMap<String, crate::rpc::identity::Credentials>,
-    namespace: Option<&str>,
-) -> String {
+pub fn secrets_yaml(app: &AppVersion<'_>, issued: &Issued, namespace: Option<&str>) -> String {
     let name = &app.manifest.app.name;
     let version = &app.version;
     let named = app.named();
     let named = named.display();
     let plan = app.plan_origin.flag().unwrap_or_default();
-    let ns = namespace_flag(namespace);
+    let weft_ns = weft_namespace_flag(namespace);
     let header = format!(
         "# The keys and certificates of app '{name}', version {version}: one Secret per\n\
-         # group, issued by the app's CA (kept in .weft/kube/ca), which every version's\n\
-         # pods trust. Every call between pods is mutual TLS with them.\n\
+         # group, and the app's ingress's, issued by the app's CA (kept in .weft/kube/ca),\n\
+         # which every version's pods trust. Every call between pods is mutual TLS with them.\n\
          # Written by `weft kube --secret`. Apply them before the version's objects:\n\
-         #      weft kube {named}{plan} --secret{ns} | kubectl apply -f -\n\
+         #      weft kube {named}{plan} --secret{weft_ns} | kubectl apply -f -\n\
          # They hold private keys: keep this output out of files and logs.\n"
     );
     render(&header, &secrets(app, issued, namespace))
+}
+
+/// A version that the cluster keeps, made again from its ConfigMap (`A-v8`)
+/// for `weft rollback --kube`: the manifest, plan and `cluster.toml` in it,
+/// and the image its annotation names.
+#[derive(Debug, Clone)]
+pub struct KeptVersion {
+    /// Where it came from, for errors: `ConfigMap A-v8`.
+    pub origin: PathBuf,
+    /// The manifest, whose binaries are `<sha256>.wasm`.
+    pub manifest: Manifest,
+    /// The plan.
+    pub plan: Plan,
+    /// The version.
+    pub version: Version,
+    /// Each component's binary's SHA-256, by component.
+    pub digests: BTreeMap<String, String>,
+    /// The image its pods ran.
+    pub image: String,
+}
+
+impl KeptVersion {
+    /// The version that `map` holds.
+    pub fn from_config_map(map: &ConfigMap) -> anyhow::Result<KeptVersion> {
+        use anyhow::Context as _;
+        let name = map.metadata.name.clone().unwrap_or_default();
+        let origin = PathBuf::from(format!("ConfigMap {name}"));
+        let data = map.data.clone().unwrap_or_default();
+        let file = |file: &str| {
+            data.get(file)
+                .with_context(|| format!("{}: it has no {file}", origin.display()))
+        };
+        let manifest = Manifest::from_str(file(MANIFEST_FILE)?, &origin.join(MANIFEST_FILE))?;
+        let plan = Plan::from_str(
+            file(PLAN_FILE)?,
+            &origin.join(PLAN_FILE).display().to_string(),
+            manifest.components.keys(),
+        )?;
+        let cluster = ClusterConfig::from_str(file(CLUSTER_FILE)?, &origin.join(CLUSTER_FILE))?;
+        let version = Version::parse(&cluster.version).with_context(|| {
+            format!(
+                "{}: '{}' is not a version",
+                origin.display(),
+                cluster.version
+            )
+        })?;
+        let digests = manifest
+            .components
+            .iter()
+            .map(|(component, spec)| {
+                let digest = spec
+                    .wasm
+                    .to_string_lossy()
+                    .trim_end_matches(".wasm")
+                    .to_string();
+                (component.clone(), digest)
+            })
+            .collect();
+        let image = map
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(IMAGE_ANNOTATION))
+            .cloned()
+            .with_context(|| {
+                format!(
+                    "{}: no {IMAGE_ANNOTATION} annotation names its image; it was written by an \
+                     older weft, so roll out that version's files with weft rollout --kube instead",
+                    origin.display()
+                )
+            })?;
+        Ok(KeptVersion {
+            origin,
+            manifest,
+            plan,
+            version,
+            digests,
+            image,
+        })
+    }
+
+    /// The version, as its objects are made from it.
+    pub fn app(&self) -> AppVersion<'_> {
+        AppVersion {
+            source: Path::new("."),
+            manifest_path: &self.origin,
+            manifest: &self.manifest,
+            plan: &self.plan,
+            plan_origin: PlanOrigin::Manifest,
+            version: self.version.clone(),
+            digests: &self.digests,
+        }
+    }
 }

@@ -23,9 +23,12 @@ use weft_placer::Group;
 
 /// How long a stopping pod waits before its worker drains, so that its
 /// endpoints are gone from every Service before it stops taking calls.
-const PRE_STOP_SECONDS: i64 = 3;
+pub(super) const PRE_STOP_SECONDS: i64 = 3;
 /// Slack on top of the longest call, for the drain itself.
 const DRAIN_SLACK_SECONDS: i64 = 5;
+
+/// The annotation of a version's ConfigMap that names its image.
+pub const IMAGE_ANNOTATION: &str = "weft.dev/image";
 
 const APP: &str = "weft.dev/app";
 const VERSION: &str = "weft.dev/version";
@@ -37,8 +40,15 @@ type Labels = BTreeMap<String, String>;
 pub(super) fn build(app: &AppVersion<'_>, options: &KubeOptions) -> Vec<Object> {
     let names = Names::new(app);
     let ns = options.namespace.as_deref();
+    let mut config = meta(names.config(), ns, labels(app, None));
+    // The image the version's pods run, for `weft rollback --kube`, which
+    // makes the objects again from this ConfigMap.
+    config.annotations = Some(BTreeMap::from([(
+        IMAGE_ANNOTATION.to_string(),
+        options.image.clone(),
+    )]));
     let mut objects = vec![Object::ConfigMap(ConfigMap {
-        metadata: meta(names.config(), ns, labels(app, None)),
+        metadata: config,
         data: Some(config_files(app)),
         ..Default::default()
     })];
@@ -63,30 +73,6 @@ pub(super) fn build(app: &AppVersion<'_>, options: &KubeOptions) -> Vec<Object> 
             ..Default::default()
         })));
     }
-    for (listener, l) in &app.manifest.listeners {
-        let Some((group, _)) = app.plan.group_of(&l.component) else {
-            continue;
-        };
-        // No version label: deleting a version must never delete the
-        // stable entry; its selector is what moves between versions.
-        let mut labels = labels(app, Some(group));
-        labels.remove(VERSION);
-        objects.push(Object::Service(Box::new(Service {
-            metadata: meta(names.listener(listener), ns, labels),
-            spec: Some(ServiceSpec {
-                type_: Some("ClusterIP".into()),
-                selector: Some(selector(app, group)),
-                ports: Some(vec![ServicePort {
-                    name: Some(listener.clone()),
-                    port: listener_port(l).into(),
-                    target_port: Some(IntOrString::String(listener.clone())),
-                    ..Default::default()
-                }]),
-                ..Default::default()
-            }),
-            ..Default::default()
-        })));
-    }
     objects
 }
 
@@ -98,17 +84,29 @@ pub(super) fn secret(
     credentials: &Credentials,
     namespace: Option<&str>,
 ) -> Object {
+    tls_secret(
+        Names::new(app).secret(group),
+        labels(app, Some(group)),
+        credentials,
+        namespace,
+    )
+}
+
+/// A TLS Secret named `name`: a key, its certificate and the CA
+/// certificates it trusts.
+pub(super) fn tls_secret(
+    name: String,
+    labels: Labels,
+    credentials: &Credentials,
+    namespace: Option<&str>,
+) -> Object {
     let files = [
         (CA_FILE, &credentials.ca_pem),
         (CERT_FILE, &credentials.cert_pem),
         (KEY_FILE, &credentials.key_pem),
     ];
     Object::Secret(Secret {
-        metadata: meta(
-            Names::new(app).secret(group),
-            namespace,
-            labels(app, Some(group)),
-        ),
+        metadata: meta(name, namespace, labels),
         type_: Some("kubernetes.io/tls".into()),
         string_data: Some(
             files
@@ -157,24 +155,12 @@ fn deployment(app: &AppVersion<'_>, options: &KubeOptions, group: &str, g: &Grou
     let names = Names::new(app);
     let labels = labels(app, Some(group));
     let mut ports = vec![
-        ContainerPort {
-            name: Some(GRPC_PORT_NAME.into()),
-            container_port: WORKER_PORT.into(),
-            ..Default::default()
-        },
-        ContainerPort {
-            name: Some(PROBE_PORT_NAME.into()),
-            container_port: PROBE_PORT.into(),
-            ..Default::default()
-        },
+        port(GRPC_PORT_NAME, WORKER_PORT),
+        port(PROBE_PORT_NAME, PROBE_PORT),
     ];
     for (listener, l) in &app.manifest.listeners {
         if g.components.contains(&l.component) {
-            ports.push(ContainerPort {
-                name: Some(listener.clone()),
-                container_port: listener_port(l).into(),
-                ..Default::default()
-            });
+            ports.push(port(listener, listener_port(l)));
         }
     }
     let args = [
@@ -192,17 +178,6 @@ fn deployment(app: &AppVersion<'_>, options: &KubeOptions, group: &str, g: &Grou
         "--name",
         "$(WEFT_POD_NAME)",
     ];
-    // The kubelet cannot present a certificate: it asks the probe port,
-    // which serves grpc.health.v1 alone.
-    let probe = |service: Option<&str>, period: i32, failures: i32| Probe {
-        grpc: Some(GRPCAction {
-            port: PROBE_PORT.into(),
-            service: service.map(Into::into),
-        }),
-        period_seconds: Some(period),
-        failure_threshold: Some(failures),
-        ..Default::default()
-    };
     let container = Container {
         name: "weft".into(),
         image: Some(options.image.clone()),
@@ -228,15 +203,7 @@ fn deployment(app: &AppVersion<'_>, options: &KubeOptions, group: &str, g: &Grou
         // apart, so a worker that is draining is not restarted.
         readiness_probe: Some(probe(None, 2, 2)),
         liveness_probe: Some(probe(Some(LIVENESS_SERVICE), 10, 3)),
-        lifecycle: Some(Lifecycle {
-            pre_stop: Some(LifecycleHandler {
-                sleep: Some(SleepAction {
-                    seconds: PRE_STOP_SECONDS,
-                }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
+        lifecycle: Some(pre_stop()),
         resources: resources(g),
         ..Default::default()
     };
@@ -300,6 +267,43 @@ fn deployment(app: &AppVersion<'_>, options: &KubeOptions, group: &str, g: &Grou
     }
 }
 
+/// A container's port, by name.
+pub(super) fn port(name: &str, number: u16) -> ContainerPort {
+    ContainerPort {
+        name: Some(name.into()),
+        container_port: number.into(),
+        ..Default::default()
+    }
+}
+
+/// A probe of the pod's probe port: the kubelet cannot present a
+/// certificate, so it asks the port that serves grpc.health.v1 alone.
+pub(super) fn probe(service: Option<&str>, period: i32, failures: i32) -> Probe {
+    Probe {
+        grpc: Some(GRPCAction {
+            port: PROBE_PORT.into(),
+            service: service.map(Into::into),
+        }),
+        period_seconds: Some(period),
+        failure_threshold: Some(failures),
+        ..Default::default()
+    }
+}
+
+/// The pause before a pod's process is told to stop, so that its
+/// endpoints are gone from every Service first.
+pub(super) fn pre_stop() -> Lifecycle {
+    Lifecycle {
+        pre_stop: Some(LifecycleHandler {
+            sleep: Some(SleepAction {
+                seconds: PRE_STOP_SECONDS,
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
 /// The plan group's resources: requests of cpu and memory, and a limit of
 /// memory only (a cpu limit throttles; memory is what must not run over).
 fn resources(g: &Group) -> Option<ResourceRequirements> {
@@ -355,7 +359,7 @@ fn labels(app: &AppVersion<'_>, group: Option<&str>) -> Labels {
     labels
 }
 
-fn meta(name: String, namespace: Option<&str>, labels: Labels) -> ObjectMeta {
+pub(super) fn meta(name: String, namespace: Option<&str>, labels: Labels) -> ObjectMeta {
     ObjectMeta {
         name: Some(name),
         namespace: namespace.map(Into::into),

@@ -32,6 +32,7 @@ fn options() -> KubeOptions {
         image: "registry.example/shop:1".into(),
         namespace: None,
         replicas_from_plan: false,
+        ..KubeOptions::default()
     }
 }
 
@@ -77,11 +78,18 @@ fn objects_are_sorted_by_kind_then_name() {
         names,
         [
             ("ConfigMap", "shop-01234567"),
+            ("ConfigMap", "shop-ingress"),
+            ("ConfigMap", "shop-traffic"),
             ("Deployment", "shop-cart-01234567"),
             ("Deployment", "shop-front-01234567"),
+            ("Deployment", "shop-ingress"),
+            ("Role", "shop-ingress"),
+            ("RoleBinding", "shop-ingress"),
             ("Service", "shop-cart-01234567"),
             ("Service", "shop-front-01234567"),
+            ("Service", "shop-ingress"),
             ("Service", "shop-web"),
+            ("ServiceAccount", "shop-ingress"),
         ]
     );
 }
@@ -162,29 +170,69 @@ fn resources_come_from_the_plan() {
 }
 
 #[test]
-fn listener_services_select_a_version_without_carrying_it() {
+fn the_app_objects_outlive_versions_and_listeners_reach_the_ingress() {
     let all = with_app(SHOP, None, |app| objects(app, &options())).unwrap();
     let web = all.iter().find(|o| o.name() == "shop-web").unwrap();
     let Object::Service(service) = web else {
         panic!("{web:?}")
     };
-    let labels = labels(web);
-    assert!(!labels.contains_key("weft.dev/version"), "{labels:?}");
-    assert_eq!(labels["app.kubernetes.io/version"], VERSION);
-    assert_eq!(labels["weft.dev/app"], "shop");
     let spec = service.spec.as_ref().unwrap();
     let selector = spec.selector.clone().unwrap();
-    assert_eq!(selector["weft.dev/version"], VERSION);
-    assert_eq!(selector["weft.dev/group"], "front");
+    assert_eq!(
+        selector,
+        BTreeMap::from([
+            ("weft.dev/app".to_string(), "shop".to_string()),
+            ("weft.dev/role".to_string(), "ingress".to_string()),
+        ]),
+        "the listener's Service selects weft's ingress, never one version"
+    );
     assert_eq!(spec.ports.as_ref().unwrap()[0].port, 8080);
-    // Everything else carries the version, so one selector deletes it.
-    for o in all.iter().filter(|o| o.name() != "shop-web") {
-        assert_eq!(
-            labels_of(o, "weft.dev/version"),
-            Some(VERSION),
-            "{}",
-            o.name()
-        );
+    // The ingress's pods carry what the Service selects.
+    let ingress = all
+        .iter()
+        .find_map(|o| match o {
+            Object::Deployment(d) if o.name() == "shop-ingress" => Some(d),
+            _ => None,
+        })
+        .unwrap();
+    let template = &ingress.spec.as_ref().unwrap().template;
+    let pod_labels = template.metadata.as_ref().unwrap().labels.clone().unwrap();
+    assert!(selector.iter().all(|(k, v)| pod_labels.get(k) == Some(v)));
+    let pod = template.spec.as_ref().unwrap();
+    assert_eq!(pod.service_account_name.as_deref(), Some("shop-ingress"));
+    assert_eq!(ingress.spec.as_ref().unwrap().replicas, Some(2));
+    // The traffic table gives this version every request.
+    let Some(Object::ConfigMap(traffic)) = all.iter().find(|o| o.name() == "shop-traffic") else {
+        panic!("a traffic table")
+    };
+    let table = traffic::TrafficTable::from_str(
+        &traffic.data.as_ref().unwrap()[traffic::TRAFFIC_FILE],
+        "shop-traffic",
+    )
+    .unwrap();
+    assert_eq!(table.serving(), Some(VERSION));
+    assert_eq!(table.versions[VERSION].weight, 100);
+    assert_eq!(
+        table.versions[VERSION].listeners["web"].service,
+        "shop-front-01234567"
+    );
+    // The ingress may read that table, and nothing else.
+    let Some(Object::Role(role)) = all.iter().find(|o| o.kind() == "Role") else {
+        panic!("a Role")
+    };
+    let rules = role.rules.as_ref().unwrap();
+    assert_eq!(rules.len(), 1);
+    assert_eq!(
+        rules[0].resource_names,
+        Some(vec!["shop-traffic".to_string()])
+    );
+    assert_eq!(rules[0].verbs, ["get"]);
+    // The app's own objects carry no version, so deleting a version
+    // leaves them; everything else carries it.
+    let apps = ["shop-ingress", "shop-traffic", "shop-web"];
+    for o in &all {
+        let expected = (!apps.contains(&o.name())).then_some(VERSION);
+        assert_eq!(labels_of(o, "weft.dev/version"), expected, "{}", o.name());
     }
 }
 
@@ -311,9 +359,10 @@ fn the_header_says_how_to_build_apply_and_delete() {
     for needle in [
         "weft kube app --plan split --containerfile > Containerfile",
         "podman build -f Containerfile -t registry.example/shop:1 app",
-        "weft kube app --plan split --secret -n prod | kubectl apply -f -",
+        "weft kube app --plan split --secret --namespace prod | kubectl apply -f -",
         "kubectl apply -f FILE",
-        "kubectl delete deployment,service,configmap,secret -n prod -l weft.dev/app=shop,weft.dev/version=0123456789abcdef",
+        "weft rollout --kube app --plan split --namespace prod --image registry.example/shop:1",
+        "kubectl delete deployment,service,configmap,secret,horizontalpodautoscaler -n prod -l weft.dev/app=shop,weft.dev/version=0123456789abcdef",
     ] {
         assert!(
             header.iter().any(|l| l.contains(needle)),
@@ -322,7 +371,8 @@ fn the_header_says_how_to_build_apply_and_delete() {
     }
     // Right after the header, the objects; every one in the namespace.
     assert_eq!(text.lines().nth(header.len()), Some("---"));
-    assert_eq!(text.matches("\n  namespace: prod\n").count(), 6);
+    // 13 objects, and the ServiceAccount that the RoleBinding names.
+    assert_eq!(text.matches("\n  namespace: prod\n").count(), 14);
 }
 
 #[test]
@@ -367,7 +417,7 @@ fn each_group_of_each_version_has_its_own_tls_secret() {
     use crate::rpc::identity::{Authority, Identity};
     let ca = Authority::generate("shop").unwrap();
     with_app(SHOP, Some(Plan::split(["front", "cart"])), |app| {
-        let issued: BTreeMap<String, _> = app
+        let groups: BTreeMap<String, _> = app
             .plan
             .groups
             .keys()
@@ -376,15 +426,26 @@ fn each_group_of_each_version_has_its_own_tls_secret() {
                 (g.clone(), ca.issue(&identity).unwrap())
             })
             .collect();
+        let issued = Issued {
+            groups,
+            ingress: ca.issue(&Identity::ingress("shop")).unwrap(),
+        };
         let secrets = secrets(app, &issued, Some("prod"));
         let names: Vec<&str> = secrets.iter().map(Object::name).collect();
-        assert_eq!(names, ["shop-cart-01234567-tls", "shop-front-01234567-tls"]);
+        assert_eq!(
+            names,
+            [
+                "shop-cart-01234567-tls",
+                "shop-front-01234567-tls",
+                "shop-ingress-tls"
+            ]
+        );
         for secret in &secrets {
             let labels = labels(secret);
-            assert_eq!(
-                labels["weft.dev/version"], VERSION,
-                "deleted with its version"
-            );
+            // The groups' are deleted with their version; the ingress's stays.
+            let version = labels.get("weft.dev/version").map(String::as_str);
+            let expected = (secret.name() != "shop-ingress-tls").then_some(VERSION);
+            assert_eq!(version, expected, "{labels:?}");
             let Object::Secret(s) = secret else {
                 panic!("a Secret")
             };
@@ -405,7 +466,9 @@ fn each_group_of_each_version_has_its_own_tls_secret() {
         assert!(yaml.contains("- 0.0.0.0:7071\n"), "{yaml}");
         let text = secrets_yaml(app, &issued, Some("prod"));
         assert!(
-            text.contains("weft kube app --plan split --secret -n prod | kubectl apply -f -"),
+            text.contains(
+                "weft kube app --plan split --secret --namespace prod | kubectl apply -f -"
+            ),
             "{text}"
         );
     });

@@ -102,6 +102,10 @@ pub enum Allow {
     ManagerOrCli,
     /// People's commands only: the manager's `Manager` service.
     Cli,
+    /// The manager, people's commands and the cluster's ingress: a
+    /// worker's `Control`, whose methods that change the worker check
+    /// further that the caller is not the ingress.
+    Observers,
     /// The deployment's workers: `Invoke` and `Store`, which check the
     /// caller further against the call graph and the grants.
     Workers,
@@ -203,8 +207,13 @@ impl Check {
         who.app == self.app
             && matches!(
                 (self.allow, &who.role),
-                (Allow::Manager | Allow::ManagerOrCli, Role::Manager)
-                    | (Allow::Cli | Allow::ManagerOrCli, Role::Cli)
+                (
+                    Allow::Manager | Allow::ManagerOrCli | Allow::Observers,
+                    Role::Manager
+                ) | (
+                    Allow::Cli | Allow::ManagerOrCli | Allow::Observers,
+                    Role::Cli
+                ) | (Allow::Observers, Role::Ingress)
                     | (Allow::Workers, Role::Worker { .. })
             )
     }
@@ -221,6 +230,7 @@ impl tonic::service::Interceptor for Check {
                 Allow::ManagerOrCli => "the manager and weft's commands",
                 Allow::Cli => "weft's commands (weft status, rollout, rollback)",
                 Allow::Workers => "the deployment's workers",
+                Allow::Observers => "the manager, weft's commands and the app's ingress",
             };
             Err(Status::permission_denied(format!(
                 "{who} may not call this service; it serves {allowed} of app '{}' only",
@@ -276,5 +286,10 @@ mod tests {
         assert!(check(Allow::ManagerOrCli).admits(&Identity::cli("shop")));
         assert!(check(Allow::Cli).admits(&Identity::cli("shop")));
         assert!(!check(Allow::Workers).admits(&Identity::cli("shop")));
+        let ingress = Identity::ingress("shop");
+        assert!(check(Allow::Observers).admits(&ingress));
+        assert!(!check(Allow::ManagerOrCli).admits(&ingress));
+        assert!(!check(Allow::Workers).admits(&ingress));
+        assert!(!check(Allow::Observers).admits(&worker));
     }
 }

@@ -59,6 +59,22 @@ impl Health {
     pub fn service(&self) -> HealthServer<HealthService> {
         HealthServer::new(HealthService::from_health_reporter(self.reporter.clone()))
     }
+
+    /// Serves it alone on `socket`, in plain text, for probes that cannot
+    /// present a certificate (Kubernetes' kubelet), until the task is
+    /// dropped or aborted.
+    pub fn serve_probes(&self, socket: tokio::net::TcpListener) -> tokio::task::JoinHandle<()> {
+        let health = self.service();
+        tokio::spawn(async move {
+            let served = tonic::transport::Server::builder()
+                .add_service(health)
+                .serve_with_incoming(tonic::transport::server::TcpIncoming::from(socket))
+                .await;
+            if let Err(e) = served {
+                tracing::error!("the probe port failed: {e}");
+            }
+        })
+    }
 }
 
 /// Asks peers' `grpc.health.v1` whether they serve, over one kept channel

@@ -67,6 +67,9 @@ pub enum Role {
     Manager,
     /// People's commands: `weft status`, `weft rollout`, `weft rollback`.
     Cli,
+    /// weft's ingress in a cluster (`weft ingress`), which reads what the
+    /// workers served to judge a rollout.
+    Ingress,
 }
 
 impl Identity {
@@ -97,6 +100,14 @@ impl Identity {
         }
     }
 
+    /// weft's ingress of `app` in a cluster.
+    pub fn ingress(app: &str) -> Identity {
+        Identity {
+            app: app.to_string(),
+            role: Role::Ingress,
+        }
+    }
+
     /// The URI its certificate names it by.
     pub fn uri(&self) -> String {
         match &self.role {
@@ -105,6 +116,7 @@ impl Identity {
             }
             Role::Manager => format!("weft://{}/manager", self.app),
             Role::Cli => format!("weft://{}/cli", self.app),
+            Role::Ingress => format!("weft://{}/ingress", self.app),
         }
     }
 
@@ -115,6 +127,7 @@ impl Identity {
         let role = match parts[1..] {
             ["manager"] => Role::Manager,
             ["cli"] => Role::Cli,
+            ["ingress"] => Role::Ingress,
             [version, group] if !version.is_empty() && !group.is_empty() => Role::Worker {
                 version: version.to_string(),
                 group: unescape(group)?,
@@ -133,7 +146,7 @@ impl Identity {
         match &self.role {
             Role::Worker { version, .. } => Some(worker_name(version)),
             Role::Manager => Some(MANAGER_NAME.to_string()),
-            Role::Cli => None,
+            Role::Cli | Role::Ingress => None,
         }
     }
 }
@@ -156,6 +169,11 @@ impl fmt::Display for Identity {
             Role::Cli => write!(
                 f,
                 "a weft command of app '{}'",
+                crate::telemetry::logs::escaped(&self.app)
+            ),
+            Role::Ingress => write!(
+                f,
+                "the ingress of app '{}'",
                 crate::telemetry::logs::escaped(&self.app)
             ),
         }

@@ -42,8 +42,14 @@
 //! deleted. The tests run as root (CI does); without `ip` or root they fail
 //! and say so.
 
+mod apiserver;
+mod kubectl;
+mod proxy;
+
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Container, Secret, Service};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{ConfigMap, Container, Secret, Service, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use serde::Deserialize as _;
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -56,25 +62,68 @@ use std::time::{Duration, Instant};
 /// How many nodes a cluster has.
 pub const NODES: usize = 3;
 
+/// The one namespace of the simulated cluster.
+pub const NAMESPACE: &str = "default";
+
+/// Where the kubelet mounts a pod's ServiceAccount credentials.
+const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+/// A random number, for tokens.
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(Instant::now().elapsed().as_nanos());
+    hasher.finish()
+}
+
 /// How often the controller probes pods and rewrites the hosts files.
 const CONTROL_EVERY: Duration = Duration::from_millis(300);
 
 /// A running simulated cluster.
 pub struct Cluster {
-    /// The second octet of every address, and the suffix of every name.
-    net: u8,
-    work: tempfile::TempDir,
-    state: Arc<Mutex<State>>,
+    shared: Arc<Shared>,
+    _work: tempfile::TempDir,
     stop: Arc<AtomicBool>,
     controller: Option<std::thread::JoinHandle<()>>,
+    kubectl: Option<kubectl::Server>,
+    api: Option<apiserver::ApiServer>,
+}
+
+/// The cluster as its controller, its API server and its kubectl see it.
+pub struct Shared {
+    me: std::sync::Weak<Shared>,
+    /// The second octet of every address, and the suffix of every name.
+    net: u8,
+    work: PathBuf,
+    state: Mutex<State>,
+    /// Where pods reach the API server, and its CA certificate.
+    api: std::sync::OnceLock<(SocketAddr, String)>,
+    /// Whether each pod gets an empty compile cache of its own, as a real
+    /// pod does, instead of the tests' shared one.
+    fresh_caches: AtomicBool,
+}
+
+impl std::ops::Deref for Cluster {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.shared
+    }
 }
 
 /// What the cluster holds.
 #[derive(Default)]
 struct State {
-    config_maps: BTreeMap<String, BTreeMap<String, String>>,
-    secrets: BTreeMap<String, BTreeMap<String, String>>,
+    config_maps: BTreeMap<String, ConfigMap>,
+    secrets: BTreeMap<String, Secret>,
     services: BTreeMap<String, Service>,
+    deployments: BTreeMap<String, Deployment>,
+    service_accounts: BTreeMap<String, ServiceAccount>,
+    roles: BTreeMap<String, Role>,
+    role_bindings: BTreeMap<String, RoleBinding>,
+    autoscalers: BTreeMap<String, HorizontalPodAutoscaler>,
+    /// Each ServiceAccount's token, by token.
+    tokens: BTreeMap<String, String>,
     images: BTreeMap<String, PathBuf>,
     pods: Vec<Pod>,
     /// How many pods were ever started, for names and addresses.
@@ -84,6 +133,8 @@ struct State {
 /// One running pod.
 struct Pod {
     name: String,
+    /// The Deployment it belongs to.
+    deployment: String,
     namespace: String,
     node: usize,
     ip: Ipv4Addr,
@@ -93,6 +144,14 @@ struct Pod {
     child: Option<Child>,
     log: Arc<Mutex<String>>,
     ready: bool,
+    /// When its process started, and when its readiness probe first passed.
+    started: Instant,
+    ready_at: Option<Instant>,
+    /// Deleted: out of every Service at once, stopped after its preStop.
+    terminating: bool,
+    /// Its container's preStop pause, and its grace period after SIGTERM.
+    pre_stop: Duration,
+    grace: Duration,
 }
 
 /// A pod, as tests see it.
@@ -110,6 +169,8 @@ pub struct PodInfo {
     pub running: bool,
     /// Its `weft.dev/version` label.
     pub version: String,
+    /// Whether it is being deleted.
+    pub terminating: bool,
 }
 
 static CLUSTERS: AtomicU32 = AtomicU32::new(0);
@@ -126,12 +187,21 @@ impl Cluster {
         check_root();
         let n = CLUSTERS.fetch_add(1, Ordering::Relaxed);
         let net = 100 + ((std::process::id() + n * 7) % 150) as u8;
+        let work = tempfile::tempdir().expect("temp dir");
         let cluster = Cluster {
-            net,
-            work: tempfile::tempdir().expect("temp dir"),
-            state: Arc::default(),
+            shared: Arc::new_cyclic(|me| Shared {
+                me: me.clone(),
+                net,
+                work: work.path().to_path_buf(),
+                state: Mutex::default(),
+                api: std::sync::OnceLock::new(),
+                fresh_caches: AtomicBool::new(false),
+            }),
+            _work: work,
             stop: Arc::default(),
             controller: None,
+            kubectl: None,
+            api: None,
         };
         cluster.remove_network();
         let bridge = cluster.bridge();
@@ -196,10 +266,42 @@ impl Cluster {
             }
         }
         let mut cluster = cluster;
-        cluster.controller = Some(controller(cluster.state.clone(), cluster.stop.clone()));
+        cluster.controller = Some(controller(cluster.shared.clone(), cluster.stop.clone()));
+        let api = apiserver::ApiServer::start(cluster.shared.clone());
+        let _ = cluster.shared.api.set((api.address, api.ca_pem.clone()));
+        cluster.api = Some(api);
+        cluster.kubectl = Some(kubectl::Server::start(cluster.shared.clone()));
         cluster
     }
 
+    /// The environment that makes `weft --kubectl` [`Cluster::kubectl`]
+    /// reach this cluster.
+    pub fn kubectl_env(&self) -> Vec<(String, String)> {
+        let socket = self
+            .kubectl
+            .as_ref()
+            .expect("the kubectl server")
+            .socket
+            .clone();
+        vec![(
+            kubectl::SOCKET_VAR.to_string(),
+            socket.display().to_string(),
+        )]
+    }
+
+    /// The simulated kubectl, as a program to give `weft --kubectl`;
+    /// built on first use.
+    pub fn kubectl(&self) -> PathBuf {
+        static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+        BIN.get_or_init(|| {
+            crate::cargo(&["build", "-p", "weft-tests", "--bin", "sim-kubectl"]);
+            crate::target_dir().join("debug").join("sim-kubectl")
+        })
+        .clone()
+    }
+}
+
+impl Shared {
     /// The root namespace's address on the switch, where a test's own
     /// servers (redis-server) listen for the pods.
     pub fn host_ip(&self) -> Ipv4Addr {
@@ -209,11 +311,7 @@ impl Cluster {
     /// Builds image `name` from a Containerfile's `COPY` lines, with paths
     /// relative to `context`.
     pub fn build_image(&self, name: &str, containerfile: &str, context: &Path) {
-        let root = self
-            .work
-            .path()
-            .join("images")
-            .join(name.replace(['/', ':'], "_"));
+        let root = self.work.join("images").join(name.replace(['/', ':'], "_"));
         let mut copies = 0;
         for line in containerfile.lines().map(str::trim) {
             let Some(rest) = line.strip_prefix("COPY ") else {
@@ -261,24 +359,53 @@ impl Cluster {
                 .as_str()
                 .expect("an object with a kind")
                 .to_string();
+            let name = value["metadata"]["name"]
+                .as_str()
+                .expect("an object with a name")
+                .to_string();
+            let mut state = self.state.lock().unwrap();
             match kind.as_str() {
                 "ConfigMap" => {
-                    let map: ConfigMap = serde_norway::from_value(value).unwrap();
-                    let files = (map.metadata.name, map.data);
-                    keep_files(&mut self.state.lock().unwrap().config_maps, files);
+                    let map = serde_norway::from_value(value).unwrap();
+                    state.config_maps.insert(name, map);
                 }
                 "Secret" => {
-                    let secret: Secret = serde_norway::from_value(value).unwrap();
-                    let files = (secret.metadata.name, secret.string_data);
-                    keep_files(&mut self.state.lock().unwrap().secrets, files);
+                    let secret = serde_norway::from_value(value).unwrap();
+                    state.secrets.insert(name, secret);
                 }
                 "Service" => {
-                    let service: Service = serde_norway::from_value(value).unwrap();
-                    let name = service.metadata.name.clone().unwrap();
-                    self.state.lock().unwrap().services.insert(name, service);
+                    let service = serde_norway::from_value(value).unwrap();
+                    state.services.insert(name, service);
+                }
+                "ServiceAccount" => {
+                    let account = serde_norway::from_value(value).unwrap();
+                    state.service_accounts.insert(name, account);
+                }
+                "Role" => {
+                    let role = serde_norway::from_value(value).unwrap();
+                    state.roles.insert(name, role);
+                }
+                "RoleBinding" => {
+                    let binding = serde_norway::from_value(value).unwrap();
+                    state.role_bindings.insert(name, binding);
+                }
+                "HorizontalPodAutoscaler" => {
+                    let autoscaler = serde_norway::from_value(value).unwrap();
+                    state.autoscalers.insert(name, autoscaler);
                 }
                 "Deployment" => {
                     let deployment: Deployment = serde_norway::from_value(value).unwrap();
+                    // The same spec again changes nothing; another one
+                    // replaces the pods, as a Recreate strategy does.
+                    let old = state.deployments.get(&name).map(|d| d.spec.clone());
+                    if old.as_ref() == Some(&deployment.spec) {
+                        continue;
+                    }
+                    state.deployments.insert(name.clone(), deployment.clone());
+                    drop(state);
+                    if old.is_some() {
+                        self.delete_pods_of(&name);
+                    }
                     self.start_deployment(&deployment);
                 }
                 other => panic!("the simulated cluster cannot apply a {other}"),
@@ -288,6 +415,14 @@ impl Cluster {
 
     fn start_deployment(&self, deployment: &Deployment) {
         let name = deployment.metadata.name.clone().unwrap();
+        let replicas = deployment.spec.as_ref().unwrap().replicas.unwrap_or(1);
+        for _ in 0..replicas {
+            self.start_pod_of(&name, deployment);
+        }
+    }
+
+    /// Starts one more pod of `deployment`, named `name`.
+    fn start_pod_of(&self, name: &str, deployment: &Deployment) {
         let spec = deployment.spec.as_ref().unwrap();
         let template = &spec.template;
         let labels: BTreeMap<String, String> = template
@@ -301,9 +436,135 @@ impl Cluster {
         let [container] = &pod_spec.containers[..] else {
             panic!("{name}: the simulated cluster runs pods of one container");
         };
-        for _ in 0..spec.replicas.unwrap_or(1) {
-            self.start_pod(&name, &labels, pod_spec, container);
+        self.start_pod(name, &labels, pod_spec, container);
+    }
+
+    /// Sets Deployment `name`'s replicas to `count`, as `kubectl scale` or an
+    /// autoscaler does: new pods start, or the newest ones are deleted.
+    pub fn scale(&self, name: &str, count: usize) {
+        let deployment = {
+            let mut state = self.state.lock().unwrap();
+            let deployment = state
+                .deployments
+                .get_mut(name)
+                .unwrap_or_else(|| panic!("no Deployment {name}"));
+            deployment.spec.as_mut().unwrap().replicas = Some(count as i32);
+            deployment.clone()
+        };
+        let running: Vec<String> = self.pod_names_of(name);
+        for _ in running.len()..count {
+            self.start_pod_of(name, &deployment);
         }
+        for pod in running.iter().skip(count) {
+            self.delete_pod(pod);
+        }
+    }
+
+    /// Kills pod `name` at once and starts another of its Deployment, as
+    /// a ReplicaSet replaces a pod that died.
+    pub fn kill_and_replace(&self, name: &str) {
+        self.kill(name);
+        let (deployment, spec) = {
+            let state = self.state.lock().unwrap();
+            let pod = state.pods.iter().find(|p| p.name == name).unwrap();
+            let deployment = pod.deployment.clone();
+            let spec = state.deployments[&deployment].clone();
+            (deployment, spec)
+        };
+        self.remove_pod(name);
+        self.start_pod_of(&deployment, &spec);
+    }
+
+    /// The names of Deployment `name`'s pods that are not being deleted,
+    /// oldest first.
+    fn pod_names_of(&self, name: &str) -> Vec<String> {
+        let state = self.state.lock().unwrap();
+        state
+            .pods
+            .iter()
+            .filter(|p| p.deployment == name && !p.terminating)
+            .map(|p| p.name.clone())
+            .collect()
+    }
+
+    /// Deletes every pod of Deployment `name`.
+    fn delete_pods_of(&self, name: &str) {
+        for pod in self.pod_names_of(name) {
+            self.delete_pod(&pod);
+        }
+    }
+
+    /// Deletes Deployment `name` and its pods.
+    pub fn delete_deployment(&self, name: &str) {
+        self.state.lock().unwrap().deployments.remove(name);
+        self.delete_pods_of(name);
+    }
+
+    /// Deletes pod `name` as Kubernetes does, in the background: out of
+    /// every Service at once, then its preStop pause, then SIGTERM, then
+    /// SIGKILL after its grace period, and gone.
+    fn delete_pod(&self, name: &str) {
+        let (pid, pre_stop, grace) = {
+            let mut state = self.state.lock().unwrap();
+            let Some(pod) = state.pods.iter_mut().find(|p| p.name == name) else {
+                return;
+            };
+            pod.terminating = true;
+            pod.ready = false;
+            (pod.child.as_ref().map(|c| c.id()), pod.pre_stop, pod.grace)
+        };
+        let shared = self.me.upgrade().expect("the cluster");
+        let name = name.to_string();
+        std::thread::spawn(move || {
+            std::thread::sleep(pre_stop);
+            if let Some(pid) = pid {
+                let _ = Command::new("kill")
+                    .args(["-TERM", &pid.to_string()])
+                    .stderr(Stdio::null())
+                    .status();
+            }
+            let deadline = Instant::now() + grace;
+            loop {
+                let exited = {
+                    let mut state = shared.state.lock().unwrap();
+                    match state.pods.iter_mut().find(|p| p.name == name) {
+                        Some(pod) => pod
+                            .child
+                            .as_mut()
+                            .is_none_or(|c| !matches!(c.try_wait(), Ok(None))),
+                        None => true,
+                    }
+                };
+                if exited || Instant::now() > deadline {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            shared.remove_pod(&name);
+        });
+    }
+
+    /// Kills pod `name` if it still runs, and removes it and its network.
+    fn remove_pod(&self, name: &str) {
+        let mut state = self.state.lock().unwrap();
+        let Some(index) = state.pods.iter().position(|p| p.name == name) else {
+            return;
+        };
+        let mut pod = state.pods.remove(index);
+        drop(state);
+        if let Some(mut child) = pod.child.take() {
+            let _ = Command::new("kill")
+                .args(["-CONT", &child.id().to_string()])
+                .stderr(Stdio::null())
+                .status();
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = Command::new("ip")
+            .args(["netns", "del", &pod.namespace])
+            .stderr(Stdio::null())
+            .status();
+        let _ = std::fs::remove_dir_all(Path::new("/etc/netns").join(&pod.namespace));
     }
 
     fn start_pod(
@@ -356,7 +617,7 @@ impl Cluster {
         std::fs::write(etc.join("resolv.conf"), "nameserver 127.0.0.1\n").unwrap();
 
         // Its volumes, and where they are mounted.
-        let pod_dir = self.work.path().join("pods").join(&pod_name);
+        let pod_dir = self.work.join("pods").join(&pod_name);
         let mut mounts: Vec<(String, PathBuf)> = Vec::new();
         for mount in container.volume_mounts.iter().flatten() {
             let volume = pod_spec
@@ -370,14 +631,18 @@ impl Cluster {
                     .config_maps
                     .get(&c.name)
                     .unwrap_or_else(|| panic!("{pod_name}: no ConfigMap {}", c.name))
-                    .clone(),
+                    .data
+                    .clone()
+                    .unwrap_or_default(),
                 (_, Some(s)) => {
                     let secret = s.secret_name.clone().unwrap();
                     state
                         .secrets
                         .get(&secret)
                         .unwrap_or_else(|| panic!("{pod_name}: no Secret {secret}; apply it first"))
+                        .string_data
                         .clone()
+                        .unwrap_or_default()
                 }
                 _ => panic!(
                     "{pod_name}: volume {} is neither a ConfigMap nor a Secret",
@@ -391,6 +656,41 @@ impl Cluster {
             }
             mounts.push((mount.mount_path.clone(), dir));
         }
+        // Its ServiceAccount's credentials, where the kubelet mounts them,
+        // and the API server's address.
+        let mut api_env = BTreeMap::new();
+        if let Some(account) = &pod_spec.service_account_name
+            && pod_spec.automount_service_account_token != Some(false)
+        {
+            let (address, ca) = self.api.get().expect("the API server").clone();
+            let token = match state.tokens.iter().find(|(_, a)| *a == account) {
+                Some((token, _)) => token.clone(),
+                None => {
+                    let token = format!("{account}-{:016x}", rand_u64());
+                    state.tokens.insert(token.clone(), account.clone());
+                    token
+                }
+            };
+            let dir = pod_dir.join("serviceaccount");
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("token"), token).unwrap();
+            std::fs::write(dir.join("ca.crt"), ca).unwrap();
+            std::fs::write(dir.join("namespace"), NAMESPACE).unwrap();
+            mounts.push((SERVICE_ACCOUNT_DIR.to_string(), dir));
+            api_env.insert(
+                "KUBERNETES_SERVICE_HOST".to_string(),
+                address.ip().to_string(),
+            );
+            api_env.insert(
+                "KUBERNETES_SERVICE_PORT".to_string(),
+                address.port().to_string(),
+            );
+        }
+        let cache = if self.fresh_caches.load(Ordering::SeqCst) {
+            pod_dir.join("cache")
+        } else {
+            crate::shared_cache()
+        };
         let image = container.image.clone().unwrap();
         let root = state
             .images
@@ -453,11 +753,12 @@ impl Cluster {
             .args(&command)
             .env_clear()
             .env("PATH", "/usr/bin:/bin")
-            .env("WEFT_CACHE_DIR", crate::shared_cache())
+            .env("WEFT_CACHE_DIR", cache)
             .env(
                 "WEFT_LOG",
                 std::env::var("WEFT_POD_LOG").unwrap_or("warn,weft_runtime=info".into()),
             )
+            .envs(&api_env)
             .envs(&env)
             .current_dir(&root)
             .stdin(Stdio::null())
@@ -473,8 +774,16 @@ impl Cluster {
             .flatten()
             .filter_map(|p| Some((p.name.clone()?, p.container_port as u16)))
             .collect();
+        let pre_stop = container
+            .lifecycle
+            .as_ref()
+            .and_then(|l| l.pre_stop.as_ref())
+            .and_then(|h| h.sleep.as_ref())
+            .map_or(0, |s| s.seconds);
+        let grace = pod_spec.termination_grace_period_seconds.unwrap_or(30);
         state.pods.push(Pod {
             name: pod_name,
+            deployment: deployment.to_string(),
             namespace: ns,
             node,
             ip,
@@ -483,7 +792,61 @@ impl Cluster {
             child: Some(child),
             log,
             ready: false,
+            started: Instant::now(),
+            ready_at: None,
+            terminating: false,
+            pre_stop: Duration::from_secs(pre_stop as u64),
+            grace: Duration::from_secs(grace as u64),
         });
+    }
+
+    /// File `file` of the applied ConfigMap `name`.
+    pub fn config_map_file(&self, name: &str, file: &str) -> String {
+        let state = self.state.lock().unwrap();
+        let map = state
+            .config_maps
+            .get(name)
+            .unwrap_or_else(|| panic!("no ConfigMap {name}"));
+        map.data
+            .as_ref()
+            .and_then(|d| d.get(file))
+            .unwrap_or_else(|| panic!("ConfigMap {name} has no {file}"))
+            .clone()
+    }
+
+    /// Whether ConfigMap `name` is in the cluster.
+    pub fn has_config_map(&self, name: &str) -> bool {
+        self.state.lock().unwrap().config_maps.contains_key(name)
+    }
+
+    /// What ingress pod `pod` says of itself (`GET /traffic/local` on its
+    /// status port).
+    pub fn ingress_report(&self, pod: &PodInfo) -> serde_json::Value {
+        let (status, body) = crate::http_get(&format!("http://{}:7072/traffic/local", pod.ip));
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    /// Each pod's start time so far, from its process's start to its first
+    /// passed readiness probe, for pods whose labels include `selector`'s.
+    pub fn start_times(&self, selector: &[(&str, &str)]) -> Vec<(String, Duration)> {
+        let state = self.state.lock().unwrap();
+        state
+            .pods
+            .iter()
+            .filter(|p| {
+                selector
+                    .iter()
+                    .all(|(k, v)| p.labels.get(*k).map(String::as_str) == Some(*v))
+            })
+            .filter_map(|p| Some((p.name.clone(), p.ready_at? - p.started)))
+            .collect()
+    }
+
+    /// From now on, each new pod gets an empty compile cache of its own,
+    /// as a real pod's is, instead of the cache the tests share.
+    pub fn give_pods_fresh_caches(&self) {
+        self.fresh_caches.store(true, Ordering::SeqCst);
     }
 
     /// Every pod whose labels include all of `selector`'s.
@@ -511,6 +874,7 @@ impl Cluster {
                     .get("weft.dev/version")
                     .cloned()
                     .unwrap_or_default(),
+                terminating: p.terminating,
             })
             .collect()
     }
@@ -529,9 +893,49 @@ impl Cluster {
                     self.logs()
                 );
             }
+            if pods.iter().any(|p| !p.running && !p.terminating) {
+                panic!("a pod of {selector:?} exited: {pods:?}\n{}", self.logs());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Waits until every pod that matches `selector` (one at least) is
+    /// ready, leaving out those being deleted.
+    pub fn wait_all_ready(&self, selector: &[(&str, &str)]) -> Vec<PodInfo> {
+        let deadline = Instant::now() + Duration::from_secs(180);
+        loop {
+            let pods: Vec<PodInfo> = self
+                .pods(selector)
+                .into_iter()
+                .filter(|p| !p.terminating)
+                .collect();
+            if !pods.is_empty() && pods.iter().all(|p| p.ready) {
+                return pods;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "pods of {selector:?} were not ready in time: {pods:?}\n{}",
+                    self.logs()
+                );
+            }
             if pods.iter().any(|p| !p.running) {
                 panic!("a pod of {selector:?} exited: {pods:?}\n{}", self.logs());
             }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Waits until no pod matches `selector` (deleted pods stop after their
+    /// preStop pause and their drain).
+    pub fn wait_gone(&self, selector: &[(&str, &str)]) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !self.pods(selector).is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "pods of {selector:?} are still there: {:?}",
+                self.pods(selector)
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -594,7 +998,10 @@ impl Cluster {
         let pid = self.with_pod(name, |pod| {
             pod.child.as_ref().expect("a running pod").id().to_string()
         });
-        run(Command::new("kill").args([signal, &pid]));
+        let _ = Command::new("kill")
+            .args([signal, &pid])
+            .stderr(Stdio::null())
+            .status();
     }
 
     /// What pod `name` printed.
@@ -634,7 +1041,11 @@ impl Cluster {
             .secrets
             .get(name)
             .unwrap_or_else(|| panic!("no Secret {name} was applied"))
+            .string_data
             .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect()
     }
 
     fn bridge(&self) -> String {
@@ -699,18 +1110,6 @@ impl Drop for Cluster {
     }
 }
 
-/// Keeps a ConfigMap's or Secret's files, by its name.
-fn keep_files(
-    kept: &mut BTreeMap<String, BTreeMap<String, String>>,
-    (name, files): (
-        Option<String>,
-        Option<std::collections::BTreeMap<String, String>>,
-    ),
-) {
-    let name = name.expect("a named object");
-    kept.insert(name, files.unwrap_or_default().into_iter().collect());
-}
-
 /// The hosts file every pod sees: each headless Service's name, once for
 /// each of its ready pods.
 fn hosts_text(state: &State) -> String {
@@ -732,7 +1131,7 @@ fn hosts_text(state: &State) -> String {
 
 /// The kubelet and endpoints controller: probes readiness and publishes
 /// ready pods in the hosts files, until `stop`.
-fn controller(state: Arc<Mutex<State>>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+fn controller(shared: Arc<Shared>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -740,33 +1139,40 @@ fn controller(state: Arc<Mutex<State>>, stop: Arc<AtomicBool>) -> std::thread::J
             .unwrap();
         let mut written = String::new();
         while !stop.load(Ordering::Relaxed) {
-            let targets: Vec<(usize, SocketAddr, bool)> = {
-                let mut state = state.lock().unwrap();
+            let targets: Vec<(String, SocketAddr, bool)> = {
+                let mut state = shared.state.lock().unwrap();
                 state
                     .pods
                     .iter_mut()
-                    .enumerate()
-                    .map(|(i, p)| {
-                        let alive = p
-                            .child
-                            .as_mut()
-                            .is_some_and(|c| matches!(c.try_wait(), Ok(None)));
+                    .map(|p| {
+                        let alive = !p.terminating
+                            && p.child
+                                .as_mut()
+                                .is_some_and(|c| matches!(c.try_wait(), Ok(None)));
                         let port = p.ports.get("probe").copied().unwrap_or(7071);
-                        (i, SocketAddr::from((p.ip, port)), alive)
+                        (p.name.clone(), SocketAddr::from((p.ip, port)), alive)
                     })
                     .collect()
             };
-            let ready: Vec<(usize, bool)> = runtime.block_on(async {
+            // Every pod at once, as each pod's kubelet probes on its own.
+            let ready: Vec<(String, bool)> = runtime.block_on(async {
+                let mut probes = tokio::task::JoinSet::new();
+                for (name, address, alive) in targets {
+                    probes.spawn(async move { (name, alive && probe(address).await) });
+                }
                 let mut out = Vec::new();
-                for (i, address, alive) in targets {
-                    out.push((i, alive && probe(address).await));
+                while let Some(Ok(answer)) = probes.join_next().await {
+                    out.push(answer);
                 }
                 out
             });
-            let mut state = state.lock().unwrap();
-            for (i, ready) in ready {
-                if let Some(pod) = state.pods.get_mut(i) {
-                    pod.ready = ready;
+            let mut state = shared.state.lock().unwrap();
+            for (name, ready) in ready {
+                if let Some(pod) = state.pods.iter_mut().find(|p| p.name == name) {
+                    pod.ready = ready && !pod.terminating;
+                    if pod.ready && pod.ready_at.is_none() {
+                        pod.ready_at = Some(Instant::now());
+                    }
                 }
             }
             let hosts = hosts_text(&state);
