@@ -55,8 +55,10 @@ pub struct Compiled {
     pub component: Component,
     /// Its imports and exports.
     pub world: World,
-    /// Whether it came from the compile cache.
+    /// Where its compiled code came from.
     pub cache: CacheOutcome,
+    /// How long reading and compiling (or loading) it took.
+    pub load_time: std::time::Duration,
     /// The SHA-256 of its binary, for the version.
     pub digest: Vec<u8>,
 }
@@ -408,6 +410,7 @@ fn compile_all(
 ) -> anyhow::Result<BTreeMap<String, Compiled>> {
     let mut compiled = BTreeMap::new();
     for (name, spec) in &manifest.manifest.components {
+        let started = std::time::Instant::now();
         let path = manifest.wasm_path(spec);
         let bytes = manifest.read_wasm(name, spec)?;
         let (component, outcome) = cache
@@ -420,6 +423,7 @@ fn compile_all(
                 component,
                 world,
                 cache: outcome,
+                load_time: started.elapsed(),
                 digest: Sha256::digest(&bytes).to_vec(),
             },
         );

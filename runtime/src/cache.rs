@@ -20,25 +20,81 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
-/// Whether a component came from the cache.
+/// Where a component's compiled code came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CacheOutcome {
     /// Loaded compiled code from the cache.
     Hit,
+    /// Loaded compiled code that the image carries (`weft kube
+    /// --containerfile` put it there).
+    Image,
     /// Compiled now (and stored for next time).
     Compiled,
+    /// Compiled now, because the code the image carries is for another
+    /// engine (another weft, or another CPU).
+    CompiledOverImage,
 }
 
-/// A folder of compiled components.
+impl CacheOutcome {
+    /// How it is named in status answers: `cache`, `image`, `compiled`, or
+    /// `compiled-over-image`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheOutcome::Hit => "cache",
+            CacheOutcome::Image => "image",
+            CacheOutcome::Compiled => "compiled",
+            CacheOutcome::CompiledOverImage => "compiled-over-image",
+        }
+    }
+}
+
+/// A folder of compiled components, and perhaps a read-only one that an
+/// image carries.
 #[derive(Debug, Clone)]
 pub struct CompileCache {
     dir: PathBuf,
+    image: Option<PathBuf>,
 }
 
 impl CompileCache {
     /// A cache in `dir`, created when first written to.
     pub fn new(dir: impl Into<PathBuf>) -> CompileCache {
-        CompileCache { dir: dir.into() }
+        CompileCache {
+            dir: dir.into(),
+            image: None,
+        }
+    }
+
+    /// The same cache, first looking in `image`: a folder of entries that
+    /// [`CompileCache::export`] wrote, which is only read.
+    pub fn with_image(self, image: impl Into<PathBuf>) -> CompileCache {
+        CompileCache {
+            image: Some(image.into()),
+            ..self
+        }
+    }
+
+    /// Copies the entry of `wasm` (compiled into this cache already) and
+    /// its digest into the folder `to`, and returns the entry's file name
+    /// (the digest's is the same with `.digest`).
+    pub fn export(&self, engine: &Engine, wasm: &[u8], to: &Path) -> anyhow::Result<String> {
+        use anyhow::Context as _;
+        let key = key(engine, wasm);
+        let entry = self.dir.join(format!("{key}.cwasm"));
+        self.verified(&key, &entry).with_context(|| {
+            format!(
+                "{} is not in the compile cache; compile the app first",
+                entry.display()
+            )
+        })?;
+        std::fs::create_dir_all(to).with_context(|| format!("cannot create {}", to.display()))?;
+        for ext in ["cwasm", "digest"] {
+            let from = entry.with_extension(ext);
+            let dest = to.join(format!("{key}.{ext}"));
+            std::fs::copy(&from, &dest)
+                .with_context(|| format!("cannot copy {} to {}", from.display(), dest.display()))?;
+        }
+        Ok(format!("{key}.cwasm"))
     }
 
     /// `$WEFT_CACHE_DIR`, else `$XDG_CACHE_HOME/weft`, else `~/.cache/weft`.
@@ -63,6 +119,31 @@ impl CompileCache {
         origin: &Path,
     ) -> anyhow::Result<(Component, CacheOutcome)> {
         let key = key(engine, wasm);
+        let mut outcome = CacheOutcome::Compiled;
+        if let Some(image) = &self.image {
+            let path = image.join(format!("{key}.cwasm"));
+            if path.exists() {
+                if let Some(bytes) = self.verified(&key, &path) {
+                    // SAFETY: as below; the image's folder holds what
+                    // `export` copied from a cache that weft wrote, with the
+                    // digest it recorded, and the image is read-only.
+                    match unsafe { Component::deserialize(engine, &bytes) } {
+                        Ok(component) => return Ok((component, CacheOutcome::Image)),
+                        Err(e) => tracing::warn!(
+                            file = %path.display(),
+                            "ignoring the image's compiled code: {e}"
+                        ),
+                    }
+                }
+            } else if let Some(other) = another_engine(image, &key) {
+                tracing::warn!(
+                    component = %origin.display(),
+                    "the image carries this component's compiled code for another engine \
+                     ({other}, from another weft or for another CPU); compiling it for this one"
+                );
+                outcome = CacheOutcome::CompiledOverImage;
+            }
+        }
         let path = self.dir.join(format!("{key}.cwasm"));
         // A folder left open by an older weft is closed before it is read.
         if let Err(e) = private_dir(&self.dir) {
@@ -96,7 +177,7 @@ impl CompileCache {
         if let Err(e) = self.store(&key, &path, &component) {
             tracing::warn!(dir = %self.dir.display(), "cannot write the compile cache: {e:#}");
         }
-        Ok((component, CacheOutcome::Compiled))
+        Ok((component, outcome))
     }
 
     /// The bytes of the entry at `path`, if they are what weft wrote there.
@@ -140,6 +221,16 @@ fn digest(key: &str, bytes: &[u8]) -> String {
     hash.update([0]);
     hash.update(bytes);
     crate::version::hex(&hash.finalize())
+}
+
+/// The name of an entry in `dir` for the same binary as `key` but for
+/// another engine, if there is one.
+fn another_engine(dir: &Path, key: &str) -> Option<String> {
+    let (content, _) = key.split_once('-')?;
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .find(|name| name.starts_with(&format!("{content}-")) && name.ends_with(".cwasm"))
 }
 
 fn key(engine: &Engine, wasm: &[u8]) -> String {
@@ -206,5 +297,49 @@ mod tests {
         assert_eq!(load(&b), CacheOutcome::Hit);
         let mode = std::fs::metadata(&cache.dir).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o700);
+    }
+
+    #[test]
+    fn an_image_carries_code_for_its_engine_only() {
+        let engine = crate::engine::new_engine().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let wasm = component("a");
+        let built = CompileCache::new(dir.path().join("built"));
+        built
+            .component(&engine, &wasm, Path::new("a.wasm"))
+            .unwrap();
+        let image = dir.path().join("image");
+        let name = built.export(&engine, &wasm, &image).unwrap();
+        assert_eq!(name, format!("{}.cwasm", key(&engine, &wasm)));
+
+        // A pod with an empty cache of its own loads the image's code.
+        let pod = CompileCache::new(dir.path().join("pod")).with_image(&image);
+        let load = |cache: &CompileCache| {
+            cache
+                .component(&engine, &wasm, Path::new("a.wasm"))
+                .unwrap()
+                .1
+        };
+        assert_eq!(load(&pod), CacheOutcome::Image);
+        assert!(!dir.path().join("pod").exists(), "nothing was compiled");
+
+        // Code for another engine is not loaded: compiled, and said so.
+        let (content, _) = name.split_once('-').unwrap();
+        for ext in ["cwasm", "digest"] {
+            std::fs::rename(
+                image.join(name.replace(".cwasm", &format!(".{ext}"))),
+                image.join(format!("{content}-00000000000000ff.{ext}")),
+            )
+            .unwrap();
+        }
+        let pod = CompileCache::new(dir.path().join("pod2")).with_image(&image);
+        assert_eq!(load(&pod), CacheOutcome::CompiledOverImage);
+        // A binary the image has nothing of is simply compiled.
+        let other = component("b");
+        let outcome = pod
+            .component(&engine, &other, Path::new("b.wasm"))
+            .unwrap()
+            .1;
+        assert_eq!(outcome, CacheOutcome::Compiled);
     }
 }

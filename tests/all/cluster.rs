@@ -459,3 +459,69 @@ fn the_boutique_in_three_groups_shops_across_the_nodes() {
         assert!(served > 0, "the {group} pod served calls from other pods");
     }
 }
+
+/// Pods start from the compiled code their image carries: with an empty
+/// compile cache of their own, as real pods have, the boutique's pods load
+/// every component (the Python recommendation among them) from the image
+/// without compiling; and a pod whose image carries code for another
+/// engine compiles, and says so.
+#[test]
+fn pods_start_warm_from_the_code_their_image_carries() {
+    let cluster = Cluster::new();
+    cluster.give_pods_fresh_caches();
+    let port = weft_tests::free_address().port();
+    let redis = RedisServer::start_on((cluster.host_ip(), port).into());
+    let dir = weft_tests::boutique_app("three-groups.toml", Some(&redis.url(0)));
+    let manifest = dir.path().join("weft.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&manifest, text.replace("127.0.0.1:0", "127.0.0.1:8090")).unwrap();
+    let version = version_of(&deploy(&cluster, dir.path(), None, "boutique:1"));
+    let dialer = kube_cli_dialer(dir.path());
+    let mut seen = Vec::new();
+    for pod in cluster.pods(&[("weft.dev/version", &version)]) {
+        let loads = weft_tests::loads_at(&format!("{}:7070", pod.ip), &dialer, &version);
+        for (component, (source, _)) in &loads {
+            assert_eq!(source, "image", "{component} in {}: {loads:?}", pod.name);
+            seen.push(component.clone());
+        }
+    }
+    assert!(seen.contains(&"recommendation".to_string()), "{seen:?}");
+
+    // The same app's image, with its compiled code named for another
+    // engine, as another weft (or a build for another CPU) would make it.
+    let other = hello("Hello");
+    let plan = Some("monolith");
+    build_image(&cluster, other.path(), plan, "hello:other-engine");
+    let compiled = cluster
+        .image_root("hello:other-engine")
+        .join("opt/weft/compiled");
+    for entry in std::fs::read_dir(&compiled).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        let (content, rest) = name.split_once('-').unwrap();
+        let ext = rest.rsplit('.').next().unwrap();
+        std::fs::rename(
+            compiled.join(&name),
+            compiled.join(format!("{content}-00000000000000ff.{ext}")),
+        )
+        .unwrap();
+    }
+    let path = other.path().to_str().unwrap();
+    cluster.apply(&kube(&[path, "--plan", "monolith", "--secret"]));
+    let yaml = kube(&[path, "--plan", "monolith", "--image", "hello:other-engine"]);
+    cluster.apply(&yaml);
+    let v = version_of(&yaml);
+    let pods = cluster.wait_all_ready(&[("weft.dev/version", &v)]);
+    let loads = weft_tests::loads_at(
+        &format!("{}:7070", pods[0].ip),
+        &kube_cli_dialer(other.path()),
+        &v,
+    );
+    for (component, (source, _)) in &loads {
+        assert_eq!(source, "compiled-over-image", "{component}: {loads:?}");
+    }
+    assert!(
+        cluster.log(&pods[0].name).contains("for another engine"),
+        "the pod says why it compiles:\n{}",
+        cluster.log(&pods[0].name)
+    );
+}

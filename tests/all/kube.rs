@@ -217,7 +217,7 @@ fn kube_containerfile_copies_each_sample_blob() {
     let manifest = sample("hello");
     let digests = fake_digests(&manifest);
     let text = with_version("hello", &manifest, "split", |v| {
-        kube::containerfile(v, None)
+        kube::containerfile(v, None, &BTreeMap::new())
     });
     let copies: Vec<&str> = text.lines().filter(|l| l.starts_with("COPY ")).collect();
     let blob =

@@ -498,6 +498,35 @@ pub fn served_at(
         .collect()
 }
 
+/// How the worker at `address` (of `version`) loaded each component, by
+/// component: `image`, `cache`, `compiled` or `compiled-over-image`, with
+/// how long it took (`Control.Health`).
+pub fn loads_at(
+    address: &str,
+    dialer: &weft_runtime::rpc::Dialer,
+    version: &str,
+) -> BTreeMap<String, (String, Duration)> {
+    use weft_proto::v1::HealthRequest;
+    use weft_proto::v1::control_client::ControlClient;
+    let version = weft_runtime::version::Version::parse(version).expect("a version");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let reply = runtime
+        .block_on(async {
+            let channel = dialer.channel(address, weft_runtime::rpc::Peer::Worker(&version))?;
+            let reply = ControlClient::new(channel).health(HealthRequest {}).await?;
+            Ok::<_, anyhow::Error>(reply.into_inner())
+        })
+        .unwrap_or_else(|e| panic!("worker at {address}: Health failed: {e:#}"));
+    reply
+        .loads
+        .into_iter()
+        .map(|l| (l.component, (l.source, Duration::from_micros(l.micros))))
+        .collect()
+}
+
 /// Appends every line `from` prints to `sink` (and sends it to `lines`) on a
 /// thread of its own.
 fn collect_lines(

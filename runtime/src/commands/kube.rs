@@ -151,7 +151,11 @@ impl KubeCommand {
             );
         } else {
             copy_self(&manifest.dir.join(EXE_IN_CONTEXT))?;
-            print!("{}", kube::containerfile(&app, self.image.as_deref()));
+            let compiled = export_compiled(&loaded, self.cache_dir.clone())?;
+            print!(
+                "{}",
+                kube::containerfile(&app, self.image.as_deref(), &compiled)
+            );
         }
         Ok(())
     }
@@ -275,6 +279,26 @@ pub(crate) fn issue(dir: &Path, app: &AppVersion<'_>, step: CaStep) -> anyhow::R
         groups,
         ingress: authority.issue(&Identity::ingress(name))?,
     })
+}
+
+/// Copies each component's compiled code from the compile cache into the
+/// build context, for the image; returns each one's entry, by component.
+fn export_compiled(
+    loaded: &LoadedApp,
+    cache_dir: Option<PathBuf>,
+) -> anyhow::Result<BTreeMap<String, String>> {
+    let cache = CompileCache::new(cache_dir.unwrap_or_else(CompileCache::default_dir));
+    let engine = crate::engine::new_engine().map_err(anyhow::Error::from)?;
+    let to = loaded.manifest.dir.join(kube::COMPILED_IN_CONTEXT);
+    // Only this version's code goes in; what an earlier build left goes.
+    let _ = std::fs::remove_dir_all(&to);
+    let mut entries = BTreeMap::new();
+    for (name, spec) in &loaded.manifest.manifest.components {
+        let bytes = loaded.manifest.read_wasm(name, spec)?;
+        let entry = cache.export(&engine, &bytes, &to)?;
+        entries.insert(name.clone(), entry);
+    }
+    Ok(entries)
 }
 
 /// Copies the running weft to `to`, so that the image runs the weft that

@@ -75,7 +75,8 @@ impl RunCommand {
         for (component, outcome) in &app.compiled {
             let how = match outcome {
                 CacheOutcome::Hit => "from the compile cache",
-                CacheOutcome::Compiled => "compiled",
+                CacheOutcome::Image => "from the image",
+                CacheOutcome::Compiled | CacheOutcome::CompiledOverImage => "compiled",
             };
             say!("weft: component {component} ready ({how})");
         }

@@ -66,6 +66,11 @@ pub struct WorkerCommand {
     /// Where compiled components are cached.
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
+    /// With --config: the compiled code the image carries (`weft kube
+    /// --containerfile` puts it in /opt/weft/compiled), loaded instead of
+    /// compiling when it is for this weft's engine.
+    #[arg(long, value_name = "DIR", requires = "config")]
+    pub compiled: Option<PathBuf>,
 }
 
 impl WorkerCommand {
@@ -95,6 +100,7 @@ impl WorkerCommand {
                         .cache_dir
                         .clone()
                         .unwrap_or_else(CompileCache::default_dir),
+                    compiled: self.compiled.clone(),
                 };
                 (credentials, listen, self.probe_listen, Some(launch))
             }

@@ -59,8 +59,8 @@ use weft_proto::v1::control_server::{Control, ControlServer};
 use weft_proto::v1::health_reply::State;
 use weft_proto::v1::invoke_server::InvokeServer;
 use weft_proto::v1::{
-    Assigned, Assignment, DrainReply, DrainRequest, HealthReply, HealthRequest, MetricsReply,
-    MetricsRequest, ServedReply, ServedRequest, ShutdownReply, ShutdownRequest,
+    Assigned, Assignment, ComponentLoad, DrainReply, DrainRequest, HealthReply, HealthRequest,
+    MetricsReply, MetricsRequest, ServedReply, ServedRequest, ShutdownReply, ShutdownRequest,
 };
 
 /// What a worker is doing.
@@ -86,6 +86,8 @@ struct Serving {
     listeners: Option<JoinSet<()>>,
     /// The discovery of the groups it calls, for as long as it serves.
     _watches: Vec<Watch>,
+    /// How each component was loaded.
+    loads: Vec<ComponentLoad>,
 }
 
 /// A group to serve, however the worker learned of it.
@@ -117,6 +119,8 @@ pub struct ConfigLaunch {
     pub peers: BTreeMap<String, Vec<String>>,
     /// The compile cache.
     pub cache_dir: PathBuf,
+    /// The compiled code the image carries, looked at before the cache.
+    pub compiled: Option<PathBuf>,
 }
 
 /// The worker's state, shared by its `Control` service and its main loop.
@@ -351,7 +355,11 @@ impl Worker {
         let cluster = &launch.cluster;
         let mut manifest = ManifestFile::load(&dir.manifest())?;
         manifest.dir = launch.components.clone();
-        let prepared = load(manifest, CompileCache::new(launch.cache_dir.clone())).await?;
+        let mut cache = CompileCache::new(launch.cache_dir.clone());
+        if let Some(compiled) = &launch.compiled {
+            cache = cache.with_image(compiled);
+        }
+        let prepared = load(manifest, cache).await?;
         let plan_file = launch.config.join(super::cluster::PLAN_FILE);
         let plan = Plan::from_str(
             &dir.plan_text()?,
@@ -452,6 +460,15 @@ impl Worker {
         } = launch;
         let version = placement.version.clone();
         let group = placement.group.clone();
+        let loads = prepared
+            .compiled
+            .iter()
+            .map(|(component, c)| ComponentLoad {
+                component: component.clone(),
+                source: c.cache.as_str().to_string(),
+                micros: u64::try_from(c.load_time.as_micros()).unwrap_or(u64::MAX),
+            })
+            .collect();
         let app = Arc::new(App::start(&prepared, Some(&placement), embedded).await?);
         crate::telemetry::logs::set_process(&app.group, app.version.as_str());
         // Runs as long as the worker's runtime does.
@@ -481,6 +498,7 @@ impl Worker {
             stop_listeners,
             listeners: Some(listener_tasks),
             _watches: watches,
+            loads,
         })
     }
 }
@@ -568,6 +586,7 @@ impl Control for ControlService {
             version: serving.map(|s| s.version.clone()).unwrap_or_default(),
             group: serving.map(|s| s.group.clone()).unwrap_or_default(),
             replica: serving.map_or(0, |s| s.replica),
+            loads: serving.map(|s| s.loads.clone()).unwrap_or_default(),
         };
         Ok(Response::new(reply))
     }

@@ -65,7 +65,7 @@ mod tests;
 pub mod traffic;
 
 pub use check::{Problem, Problems, check};
-pub use containerfile::{EXE_IN_CONTEXT, containerfile};
+pub use containerfile::{COMPILED_IN_CONTEXT, EXE_IN_CONTEXT, containerfile};
 pub use objects::IMAGE_ANNOTATION;
 pub use traffic::IngressListener;
 
@@ -92,6 +92,9 @@ pub const CONFIG_DIR: &str = "/etc/weft";
 pub const TLS_DIR: &str = "/etc/weft-tls";
 /// Where the image keeps the component binaries, as `<sha256>.wasm`.
 pub const COMPONENTS_DIR: &str = "/opt/weft/components";
+/// Where the image keeps each component's compiled code, for the engine
+/// of the `weft` it carries.
+pub const COMPILED_DIR: &str = "/opt/weft/compiled";
 /// Where the image keeps the `weft` executable.
 pub const WEFT_BIN: &str = "/usr/local/bin/weft";
 /// The `grpc.health.v1` service name that the liveness probe asks; the

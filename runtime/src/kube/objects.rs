@@ -3,8 +3,8 @@
 
 use super::check::{GRPC_PORT_NAME, PROBE_PORT_NAME};
 use super::{
-    AppVersion, COMPONENTS_DIR, CONFIG_DIR, KubeOptions, LIVENESS_SERVICE, Names, Object, TLS_DIR,
-    WEFT_BIN, config_files, listener_port,
+    AppVersion, COMPILED_DIR, COMPONENTS_DIR, CONFIG_DIR, KubeOptions, LIVENESS_SERVICE, Names,
+    Object, TLS_DIR, WEFT_BIN, config_files, listener_port,
 };
 use crate::deploy::cluster::{PROBE_PORT, WORKER_PORT};
 use crate::rpc::identity::{CA_FILE, CERT_FILE, Credentials, KEY_FILE};
@@ -171,6 +171,8 @@ fn deployment(app: &AppVersion<'_>, options: &KubeOptions, group: &str, g: &Grou
         group,
         "--components",
         COMPONENTS_DIR,
+        "--compiled",
+        COMPILED_DIR,
         "--tls-dir",
         TLS_DIR,
         "--probe-listen",

@@ -393,10 +393,16 @@ fn the_config_map_holds_what_a_worker_reads() {
 }
 
 #[test]
-fn the_containerfile_copies_weft_and_every_blob() {
-    let text = with_app(SHOP, None, |app| containerfile(app, Some("r/shop:1")));
+fn the_containerfile_copies_weft_every_blob_and_its_compiled_code() {
     let zeros = "0".repeat(64);
     let ones = "1".repeat(64);
+    let compiled = BTreeMap::from([(
+        "cart".to_string(),
+        format!("{zeros}-00000000000000aa.cwasm"),
+    )]);
+    let text = with_app(SHOP, None, |app| {
+        containerfile(app, Some("r/shop:1"), &compiled)
+    });
     let instructions: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
     assert_eq!(
         instructions,
@@ -405,6 +411,14 @@ fn the_containerfile_copies_weft_and_every_blob() {
             "FROM ${BASE}",
             "COPY .weft/kube/weft /usr/local/bin/weft",
             &format!("COPY .weft/versions/blobs/{zeros}.wasm /opt/weft/components/{zeros}.wasm"),
+            &format!(
+                "COPY .weft/kube/compiled/{zeros}-00000000000000aa.cwasm \
+                 /opt/weft/compiled/{zeros}-00000000000000aa.cwasm"
+            ),
+            &format!(
+                "COPY .weft/kube/compiled/{zeros}-00000000000000aa.digest \
+                 /opt/weft/compiled/{zeros}-00000000000000aa.digest"
+            ),
             &format!("COPY .weft/versions/blobs/{ones}.wasm /opt/weft/components/{ones}.wasm"),
             "ENTRYPOINT [\"/usr/local/bin/weft\"]",
         ]

@@ -348,6 +348,11 @@ impl Shared {
             .insert(name.to_string(), root);
     }
 
+    /// The folder of image `name`, as [`Shared::build_image`] made it.
+    pub fn image_root(&self, name: &str) -> PathBuf {
+        self.state.lock().unwrap().images[name].clone()
+    }
+
     /// Applies a YAML stream of objects.
     pub fn apply(&self, yaml: &str) {
         for document in serde_norway::Deserializer::from_str(yaml) {
