@@ -426,18 +426,25 @@ fn workers_on_plain_machines_find_each_other_through_peers() {
     assert_eq!(greeted, 3);
 }
 
-/// The boutique in its three groups, one pod each, with its carts on a
-/// Redis on the host: a shopper's whole visit, through
-/// the listener's Service, and every group's pod served calls from others.
-#[test]
-fn the_boutique_in_three_groups_shops_across_the_nodes() {
-    let cluster = Cluster::new();
+/// A copy of the boutique in three groups, listening on port 8090, with
+/// its carts on a redis-server on the cluster's host.
+pub(crate) fn boutique_on(cluster: &Cluster) -> (tempfile::TempDir, RedisServer) {
     let port = weft_tests::free_address().port();
     let redis = RedisServer::start_on((cluster.host_ip(), port).into());
     let dir = weft_tests::boutique_app("three-groups.toml", Some(&redis.url(0)));
     let manifest = dir.path().join("weft.toml");
     let text = std::fs::read_to_string(&manifest).unwrap();
     std::fs::write(&manifest, text.replace("127.0.0.1:0", "127.0.0.1:8090")).unwrap();
+    (dir, redis)
+}
+
+/// The boutique in its three groups, one pod each, with its carts on a
+/// Redis on the host: a shopper's whole visit, through
+/// the listener's Service, and every group's pod served calls from others.
+#[test]
+fn the_boutique_in_three_groups_shops_across_the_nodes() {
+    let cluster = Cluster::new();
+    let (dir, redis) = boutique_on(&cluster);
     deploy(&cluster, dir.path(), None, "boutique:1");
     let pods = cluster.wait_ready(&[("weft.dev/app", "boutique")], 3);
     let web = cluster.service_address("boutique-web");
@@ -469,12 +476,7 @@ fn the_boutique_in_three_groups_shops_across_the_nodes() {
 fn pods_start_warm_from_the_code_their_image_carries() {
     let cluster = Cluster::new();
     cluster.give_pods_fresh_caches();
-    let port = weft_tests::free_address().port();
-    let redis = RedisServer::start_on((cluster.host_ip(), port).into());
-    let dir = weft_tests::boutique_app("three-groups.toml", Some(&redis.url(0)));
-    let manifest = dir.path().join("weft.toml");
-    let text = std::fs::read_to_string(&manifest).unwrap();
-    std::fs::write(&manifest, text.replace("127.0.0.1:0", "127.0.0.1:8090")).unwrap();
+    let (dir, _redis) = boutique_on(&cluster);
     let version = version_of(&deploy(&cluster, dir.path(), None, "boutique:1"));
     let dialer = kube_cli_dialer(dir.path());
     let mut seen = Vec::new();

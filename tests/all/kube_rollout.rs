@@ -347,3 +347,52 @@ fn an_ingress_replica_that_dies_mid_shift_comes_back_with_the_weights() {
     let after = table(&cluster, "hello");
     assert_ne!(after.serving(), Some(v1.as_str()));
 }
+
+/// A new rate for the dollar, rolled out across the three nodes under
+/// load: every home page in euros comes wholly from one version (its prices
+/// all at the old rate, or all at the new), and none fails.
+#[test]
+fn the_boutique_rolls_out_a_new_rate_across_the_nodes_and_mixes_no_page() {
+    let cluster = Cluster::new();
+    let (dir, _redis) = crate::cluster::boutique_on(&cluster);
+    let a = version_of(&deploy(&cluster, dir.path(), None, "boutique:1"));
+    let web = cluster.service_proxy("boutique-web");
+    let load = Load::start_with(web, "/", &[("Cookie", "shop_currency=EUR")], 2);
+    std::thread::sleep(Duration::from_millis(500));
+
+    // USD 1.25 to the euro instead of 1.1305: $19.99 is then €15.99.
+    let manifest = dir.path().join("weft.toml");
+    let mut text = std::fs::read_to_string(&manifest).unwrap();
+    text.push_str("\n[components.currency.config]\nrates = \"USD=1.25\"\n");
+    std::fs::write(&manifest, text).unwrap();
+    build_image(&cluster, dir.path(), None, "boutique:2");
+    let (ok, output) = weft_kube(
+        &cluster,
+        "rollout",
+        dir.path(),
+        &["--image", "boutique:2", "--over", "8s"],
+    );
+    assert!(ok, "{output}\n{}", cluster.logs());
+    std::thread::sleep(Duration::from_millis(500));
+    let b = table(&cluster, "boutique").serving().unwrap().to_string();
+    assert_ne!(a, b);
+
+    for replies in load.stop() {
+        for reply in &replies {
+            assert_eq!(reply.status, 200, "no request fails: {reply:?}");
+            let (old, new) = ("€17.68", "€15.99");
+            let (shows, never) = match reply.header("weft-version") {
+                Some(v) if v == a => (old, new),
+                Some(v) if v == b => (new, old),
+                other => panic!("an answer from version {other:?}"),
+            };
+            assert!(
+                reply.body.contains(shows) && !reply.body.contains(never),
+                "{}",
+                reply.body
+            );
+        }
+        assert_shifted(&replies, &a, &b);
+    }
+    cluster.wait_gone(&[("weft.dev/version", &a)]);
+}
