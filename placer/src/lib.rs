@@ -14,6 +14,8 @@
 //! replicas = 2
 //! [groups.back]
 //! components = ["greeter", "counter"]
+//! replicas = "2..6"   # a range: Kubernetes scales it on CPU
+//! resources = { cpu = "250m" }
 //! ```
 //!
 //! [`Plan::check`] is what every plan, built-in or hand-written, must pass.
@@ -51,13 +53,108 @@ pub struct Plan {
 pub struct Group {
     /// The components, by name.
     pub components: Vec<String>,
-    /// How many processes run this group.
-    #[serde(default = "one")]
-    pub replicas: u32,
+    /// How many processes run this group: a count, or a range that an
+    /// autoscaler moves within (on one machine, its least).
+    #[serde(default)]
+    pub replicas: Replicas,
     /// What one replica asks of its machine; `weft kube` writes it into
     /// the group's pods.
     #[serde(default, skip_serializing_if = "Resources::is_empty")]
     pub resources: Resources,
+}
+
+/// How many replicas of a group run: a fixed count (`replicas = 3`), or a
+/// range (`replicas = "2..6"`) that Kubernetes' autoscaler moves within.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Replicas {
+    /// The fewest.
+    pub min: u32,
+    /// The most; `min` for a fixed count.
+    pub max: u32,
+}
+
+impl Replicas {
+    /// Exactly `n`.
+    pub const fn fixed(n: u32) -> Replicas {
+        Replicas { min: n, max: n }
+    }
+
+    /// How many run where nothing scales them (`weft deploy`, and a
+    /// Deployment's first count): the least.
+    pub fn count(self) -> u32 {
+        self.min
+    }
+
+    /// Whether an autoscaler moves it.
+    pub fn is_range(self) -> bool {
+        self.max > self.min
+    }
+}
+
+impl Default for Replicas {
+    fn default() -> Replicas {
+        Replicas::fixed(1)
+    }
+}
+
+impl fmt::Display for Replicas {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_range() {
+            write!(f, "\"{}..{}\"", self.min, self.max)
+        } else {
+            write!(f, "{}", self.min)
+        }
+    }
+}
+
+impl Serialize for Replicas {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        // A fixed count stays a number, so plans written before ranges
+        // keep their text, and their version.
+        if self.is_range() {
+            serializer.serialize_str(&format!("{}..{}", self.min, self.max))
+        } else {
+            serializer.serialize_u32(self.min)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Replicas {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Replicas, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Replicas;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a count such as 3, or a range such as \"2..6\"")
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Replicas, E> {
+                u32::try_from(n)
+                    .map(Replicas::fixed)
+                    .map_err(|_| E::custom(format!("replicas = {n} is not a count from 1 up")))
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Replicas, E> {
+                self.visit_i64(i64::try_from(n).unwrap_or(i64::MAX))
+            }
+
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Replicas, E> {
+                let parsed = text.split_once("..").and_then(|(min, max)| {
+                    Some(Replicas {
+                        min: min.trim().parse().ok()?,
+                        max: max.trim().parse().ok()?,
+                    })
+                });
+                parsed.ok_or_else(|| {
+                    E::custom(format!(
+                        "replicas = \"{text}\" is neither a count nor a range such as \"2..6\""
+                    ))
+                })
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 /// What one replica of a group asks of its machine, as Kubernetes
@@ -125,6 +222,12 @@ pub enum PlanError {
     /// A group has more replicas than weft runs.
     #[error("group '{0}' has replicas = {1}; at most {MAX_REPLICAS} replicas of a group are run")]
     TooManyReplicas(String, u32),
+    /// A range of replicas that goes down.
+    #[error(
+        "group '{0}' has replicas = {1}, a range that goes down; write the fewest first, such \
+         as \"2..6\""
+    )]
+    BackwardRange(String, Replicas),
     /// A resource is not a quantity.
     #[error(
         "group '{group}': resources.{resource} = \"{value}\" is not a quantity; write it as \
@@ -140,10 +243,6 @@ pub enum PlanError {
         /// What it could say.
         example: &'static str,
     },
-}
-
-fn one() -> u32 {
-    1
 }
 
 /// Why a plan file cannot be used: the file, and what is wrong with it.
@@ -200,7 +299,7 @@ impl Plan {
 
     /// How many processes the plan runs in all.
     pub fn processes(&self) -> u32 {
-        self.groups.values().map(|g| g.replicas).sum()
+        self.groups.values().map(|g| g.replicas.count()).sum()
     }
 
     /// Each component in a group of its own, named after it, with one replica.
@@ -211,7 +310,7 @@ impl Plan {
                 let c = c.into();
                 let group = Group {
                     components: vec![c.clone()],
-                    replicas: 1,
+                    replicas: Replicas::fixed(1),
                     resources: Resources::default(),
                 };
                 (c, group)
@@ -236,7 +335,7 @@ impl Plan {
     pub fn monolith<S: Into<String>>(components: impl IntoIterator<Item = S>) -> Plan {
         let group = Group {
             components: components.into_iter().map(Into::into).collect(),
-            replicas: 1,
+            replicas: Replicas::fixed(1),
             resources: Resources::default(),
         };
         Plan {
@@ -264,11 +363,14 @@ impl Plan {
             .collect();
         let mut placed: BTreeMap<&str, &str> = BTreeMap::new();
         for (group, g) in &self.groups {
-            if g.replicas == 0 {
+            if g.replicas.min == 0 {
                 return Err(PlanError::NoReplicas(group.clone()));
             }
-            if g.replicas > MAX_REPLICAS {
-                return Err(PlanError::TooManyReplicas(group.clone(), g.replicas));
+            if g.replicas.max < g.replicas.min {
+                return Err(PlanError::BackwardRange(group.clone(), g.replicas));
+            }
+            if g.replicas.max > MAX_REPLICAS {
+                return Err(PlanError::TooManyReplicas(group.clone(), g.replicas.max));
             }
             let quantities = [
                 ("cpu", &g.resources.cpu, &["m"][..], "\"500m\" or \"2\""),
@@ -323,7 +425,7 @@ mod tests {
                 .map(|(name, cs, replicas)| {
                     let group = Group {
                         components: cs.iter().map(|c| c.to_string()).collect(),
-                        replicas: *replicas,
+                        replicas: Replicas::fixed(*replicas),
                         resources: Resources::default(),
                     };
                     (name.to_string(), group)
@@ -338,8 +440,8 @@ mod tests {
                     [groups.back]\ncomponents = [\"greeter\", \"counter\"]\n";
         let app = ["frontend", "greeter", "counter"];
         let p = Plan::from_str(text, "plan.toml", app).unwrap();
-        assert_eq!(p.groups["front"].replicas, 2);
-        assert_eq!(p.groups["back"].replicas, 1);
+        assert_eq!(p.groups["front"].replicas.count(), 2);
+        assert_eq!(p.groups["back"].replicas, Replicas::fixed(1));
         assert_eq!(p.group_of("counter").map(|g| g.0), Some("back"));
 
         let err = Plan::from_str(text, "plan.toml", ["frontend", "greeter"]).unwrap_err();
@@ -376,6 +478,38 @@ mod tests {
     }
 
     #[test]
+    fn replicas_may_be_a_range_that_an_autoscaler_moves_within() {
+        let app = ["a"];
+        let text = "[groups.x]\ncomponents = [\"a\"]\nreplicas = \"2..6\"\n";
+        let p = Plan::from_str(text, "plan.toml", app).unwrap();
+        let replicas = p.groups["x"].replicas;
+        assert_eq!(replicas, Replicas { min: 2, max: 6 });
+        assert!(replicas.is_range());
+        assert_eq!(replicas.count(), 2, "one machine runs the least");
+        assert_eq!(
+            p.to_toml(),
+            "[groups.x]\ncomponents = [\"a\"]\nreplicas = \"2..6\"\n"
+        );
+        assert_eq!(Plan::from_str(&p.to_toml(), "again", app).unwrap(), p);
+        // A range of one count is that count, written as a number.
+        let one = Plan::from_str(&text.replace("2..6", "3..3"), "p", app).unwrap();
+        assert!(one.to_toml().contains("replicas = 3\n"));
+        for (bad, says) in [
+            ("\"6..2\"", "a range that goes down"),
+            ("\"0..3\"", "needs at least 1"),
+            ("\"2..20000\"", "at most 10000"),
+            ("\"two\"", "neither a count nor a range"),
+            ("-1", "not a count"),
+        ] {
+            let text = format!("[groups.x]\ncomponents = [\"a\"]\nreplicas = {bad}\n");
+            let err = Plan::from_str(&text, "plan.toml", app)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
+    }
+
+    #[test]
     fn resources_are_kubernetes_quantities() {
         let app = ["a"];
         let good = "[groups.x]\ncomponents = [\"a\"]\n[groups.x.resources]\ncpu = \"500m\"\nmemory = \"1.5Gi\"\n";
@@ -409,7 +543,7 @@ mod tests {
     fn monolith_places_everything_once() {
         let p = Plan::monolith(["a", "b"]);
         assert_eq!(p.check(["a", "b"]), Ok(()));
-        assert_eq!(p.groups[MONOLITH_GROUP].replicas, 1);
+        assert_eq!(p.groups[MONOLITH_GROUP].replicas.count(), 1);
     }
 
     #[test]

@@ -527,3 +527,65 @@ fn pods_start_warm_from_the_code_their_image_carries() {
         cluster.log(&pods[0].name)
     );
 }
+
+/// A group whose plan gives a range of replicas has an autoscaler; its
+/// pods scale as that autoscaler would scale them, under load: new pods of
+/// the version join their callers' discovery and serve, pods taken away
+/// leave it first, and no request fails throughout.
+#[test]
+fn pods_of_a_version_scale_up_and_down_under_load_without_a_failed_request() {
+    let cluster = Cluster::new();
+    let dir = hello("Hello");
+    let plan = dir.path().join("plan.toml");
+    std::fs::write(
+        &plan,
+        "[groups.frontend]\ncomponents = [\"frontend\"]\n\
+         [groups.greeter]\ncomponents = [\"greeter\"]\nreplicas = \"1..3\"\n\
+         [groups.greeter.resources]\ncpu = \"100m\"\n",
+    )
+    .unwrap();
+    let yaml = deploy(&cluster, dir.path(), plan.to_str(), "hello:1");
+    assert!(yaml.contains("kind: HorizontalPodAutoscaler"), "{yaml}");
+    let v = version_of(&yaml);
+    let greeters = || cluster.pods(&[("weft.dev/group", "greeter"), ("weft.dev/version", &v)]);
+    assert_eq!(greeters().len(), 1, "it starts at the least");
+    let web = cluster.service_proxy("hello-web");
+    let load = weft_tests::Load::start(web, "/?name=Ada", 2);
+
+    let deployment = format!("hello-greeter-{}", &v[..8]);
+    cluster.scale(&deployment, 3);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let pods = greeters();
+        let serving = pods
+            .iter()
+            .filter(|p| p.ready && greeted(dir.path(), p) > 0)
+            .count();
+        if serving == 3 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the new greeters never served: {pods:?}\n{}",
+            cluster.logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    cluster.scale(&deployment, 1);
+    let kept = greeters().into_iter().filter(|p| !p.terminating).count();
+    assert_eq!(kept, 1);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while greeters().len() > 1 {
+        assert!(Instant::now() < deadline, "{:?}", greeters());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let replies: Vec<weft_tests::Reply> = load.stop().into_iter().flatten().collect();
+    assert!(replies.len() > 100, "{}", replies.len());
+    for r in &replies {
+        assert_eq!(
+            r.status, 200,
+            "no request fails while pods come and go: {r:?}"
+        );
+    }
+}

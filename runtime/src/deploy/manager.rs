@@ -202,7 +202,7 @@ pub async fn run(options: DeployOptions, shutdown: impl Future<Output = ()>) -> 
     for (group, g) in &plan.groups {
         say!(
             "weft:   group {group} ×{}: {}",
-            g.replicas,
+            g.replicas.count(),
             g.components.join(", ")
         );
     }

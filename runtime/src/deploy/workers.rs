@@ -95,7 +95,7 @@ pub fn layout(
 ) -> std::io::Result<Vec<ReplicaSpec>> {
     let mut replicas = Vec::new();
     for (group, g) in &plan.groups {
-        for replica in 0..g.replicas {
+        for replica in 0..g.replicas.count() {
             let mut served = BTreeMap::new();
             for (name, component) in listeners {
                 if g.components.contains(component) {

@@ -228,6 +228,26 @@ pub fn check(app: &AppVersion<'_>, namespace: Option<&str>) -> Result<(), Proble
         }
     }
 
+    // An autoscaler on CPU measures use against the pods' CPU request.
+    for (group, g) in &app.plan.groups {
+        if g.replicas.is_range() && g.resources.cpu.is_none() {
+            let (file, field) = match &app.plan_origin {
+                PlanOrigin::File(path) => (Some(path.clone()), format!("groups.{group}")),
+                _ => (manifest_file(), format!("deploy.groups.{group}")),
+            };
+            problem(
+                file,
+                format!("{field}.resources.cpu"),
+                format!(
+                    "group '{group}' has replicas = {}, which weft kube makes an autoscaler on \
+                     CPU, and that measures use against the pods' CPU request; give the group \
+                     resources.cpu, such as \"250m\"",
+                    g.replicas
+                ),
+            );
+        }
+    }
+
     // The embedded store is a file inside one process. On Kubernetes each
     // replica is a pod of its own, and a rollout runs the next version in
     // other pods beside this one's, so any redb bucket would be split.

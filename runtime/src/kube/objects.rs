@@ -9,6 +9,10 @@ use super::{
 use crate::deploy::cluster::{PROBE_PORT, WORKER_PORT};
 use crate::rpc::identity::{CA_FILE, CERT_FILE, Credentials, KEY_FILE};
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::autoscaling::v2::{
+    CrossVersionObjectReference, HorizontalPodAutoscaler, HorizontalPodAutoscalerSpec, MetricSpec,
+    MetricTarget, ResourceMetricSource,
+};
 use k8s_openapi::api::core::v1::{
     ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, EnvVarSource, GRPCAction,
     Lifecycle, LifecycleHandler, ObjectFieldSelector, PodSpec, PodTemplateSpec, Probe,
@@ -56,6 +60,11 @@ pub(super) fn build(app: &AppVersion<'_>, options: &KubeOptions) -> Vec<Object> 
         objects.push(Object::Deployment(Box::new(deployment(
             app, options, group, g,
         ))));
+        if g.replicas.is_range() {
+            objects.push(Object::HorizontalPodAutoscaler(Box::new(autoscaler(
+                app, options, group, g,
+            ))));
+        }
         objects.push(Object::Service(Box::new(Service {
             metadata: meta(names.group(group), ns, labels(app, Some(group))),
             spec: Some(ServiceSpec {
@@ -229,7 +238,7 @@ fn deployment(app: &AppVersion<'_>, options: &KubeOptions, group: &str, g: &Grou
         spec: Some(DeploymentSpec {
             replicas: options
                 .replicas_from_plan
-                .then(|| i32::try_from(g.replicas).unwrap_or(i32::MAX)),
+                .then(|| i32::try_from(g.replicas.count()).unwrap_or(i32::MAX)),
             selector: LabelSelector {
                 match_labels: Some(selector(app, group)),
                 ..Default::default()
@@ -300,6 +309,53 @@ pub(super) fn pre_stop() -> Lifecycle {
             sleep: Some(SleepAction {
                 seconds: PRE_STOP_SECONDS,
             }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The share of its CPU request that a group's pods use on average, above
+/// which the autoscaler adds a pod (and below which it takes one away).
+const TARGET_CPU_PERCENT: i32 = 70;
+
+/// The autoscaler of a group whose plan gives a range of replicas: on CPU,
+/// between the range's ends. It scales the group's Deployment of this
+/// version only; each version's pods scale on their own.
+fn autoscaler(
+    app: &AppVersion<'_>,
+    options: &KubeOptions,
+    group: &str,
+    g: &Group,
+) -> HorizontalPodAutoscaler {
+    let name = Names::new(app).group(group);
+    let count = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
+    HorizontalPodAutoscaler {
+        metadata: meta(
+            name.clone(),
+            options.namespace.as_deref(),
+            labels(app, Some(group)),
+        ),
+        spec: Some(HorizontalPodAutoscalerSpec {
+            scale_target_ref: CrossVersionObjectReference {
+                api_version: Some("apps/v1".into()),
+                kind: "Deployment".into(),
+                name,
+            },
+            min_replicas: Some(count(g.replicas.min)),
+            max_replicas: count(g.replicas.max),
+            metrics: Some(vec![MetricSpec {
+                type_: "Resource".into(),
+                resource: Some(ResourceMetricSource {
+                    name: "cpu".into(),
+                    target: MetricTarget {
+                        type_: "Utilization".into(),
+                        average_utilization: Some(TARGET_CPU_PERCENT),
+                        ..Default::default()
+                    },
+                }),
+                ..Default::default()
+            }]),
             ..Default::default()
         }),
         ..Default::default()

@@ -45,7 +45,7 @@ const SHOP: &str = "[app]\nname = \"shop\"\n\
 fn one_group(name: &str, replicas: u32) -> Plan {
     let mut plan = Plan::monolith(["front", "cart"]);
     let mut group = plan.groups.remove("main").unwrap();
-    group.replicas = replicas;
+    group.replicas = weft_placer::Replicas::fixed(replicas);
     plan.groups.insert(name.to_string(), group);
     plan
 }
@@ -337,6 +337,49 @@ fn redb_buckets_are_refused_with_the_redis_advice() {
     let redis =
         format!("{text}[keyvalue.carts]\nbackend = \"redis\"\nurl = \"redis://r:6379/0\"\n");
     assert!(with_app(&redis, None, |app| objects(app, &options())).is_ok());
+}
+
+#[test]
+fn a_range_of_replicas_is_an_autoscaler_on_cpu() {
+    let mut plan = one_group("all", 1);
+    let group = plan.groups.get_mut("all").unwrap();
+    group.replicas = weft_placer::Replicas { min: 2, max: 5 };
+    let refused = problems(SHOP, Some(plan.clone()));
+    assert!(
+        refused.contains("deploy.groups.all.resources.cpu") && refused.contains("\"2..5\""),
+        "{refused}"
+    );
+    plan.groups.get_mut("all").unwrap().resources.cpu = Some("250m".into());
+    let replicas = KubeOptions {
+        replicas_from_plan: true,
+        ..options()
+    };
+    let all = with_app(SHOP, Some(plan), |app| objects(app, &replicas)).unwrap();
+    let Some(Object::HorizontalPodAutoscaler(hpa)) =
+        all.iter().find(|o| o.kind() == "HorizontalPodAutoscaler")
+    else {
+        panic!("an autoscaler")
+    };
+    assert_eq!(hpa.metadata.name.as_deref(), Some("shop-all-01234567"));
+    let spec = hpa.spec.as_ref().unwrap();
+    assert_eq!(spec.scale_target_ref.kind, "Deployment");
+    assert_eq!(spec.scale_target_ref.name, "shop-all-01234567");
+    assert_eq!((spec.min_replicas, spec.max_replicas), (Some(2), 5));
+    let metric = &spec.metrics.as_ref().unwrap()[0];
+    let resource = metric.resource.as_ref().unwrap();
+    assert_eq!(resource.name, "cpu");
+    assert_eq!(resource.target.average_utilization, Some(70));
+    // It is the version's: deleted with it, as each version scales alone.
+    assert_eq!(labels_of(&all[0], "weft.dev/version"), Some(VERSION));
+    assert_eq!(
+        hpa.metadata.labels.as_ref().unwrap()["weft.dev/version"],
+        VERSION
+    );
+    // The Deployment starts at the least.
+    assert_eq!(
+        first_deployment(&all).spec.as_ref().unwrap().replicas,
+        Some(2)
+    );
 }
 
 #[test]
