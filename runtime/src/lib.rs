@@ -32,9 +32,12 @@
 //! - [`rpc`]: the gRPC client and server of cross-process calls, and the
 //!   manager's key-value store served to workers.
 //! - [`deploy`]: the manager, which spawns and supervises workers and
-//!   proxies the listeners, and the worker, which hosts one group.
-//! - [`kube`]: the Kubernetes objects of one version (pure), for `weft
-//!   kube`.
+//!   proxies the listeners, the worker, which hosts one group, and the
+//!   rollout driver that both machines and clusters use.
+//! - [`kube`]: the Kubernetes objects of one version and of the app's
+//!   ingress, and the traffic table (pure), for `weft kube`.
+//! - [`cluster`]: weft in a cluster: the ingress that splits listeners
+//!   between versions (`weft ingress`), and `weft rollout --kube`.
 //!
 //! - [`telemetry`]: per-method and per-listener metrics, and the admin
 //!   address that serves them.

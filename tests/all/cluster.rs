@@ -74,16 +74,7 @@ pub(crate) fn build_image(
 
 /// Copies folder `from` (files and folders) to `to`.
 pub(crate) fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
+    weft_tests::copy_tree(from, to).unwrap();
 }
 
 /// The version a YAML stream names in its labels.

@@ -14,8 +14,8 @@ use weft_runtime::deploy::state::{DeployState, WorkerState};
 use weft_runtime::rpc::Dialer;
 use weft_runtime::rpc::identity::{Authority, Credentials, Identity, worker_name};
 use weft_tests::security::{
-    control_health, greet_as, greet_call, invoke, manager_status, store_get, store_set,
-    without_certificate,
+    control_drain, control_health, greet_as, greet_call, invoke, manager_status, store_get,
+    store_set, without_certificate,
 };
 use weft_tests::{HELLO_APP, Mode, Weft, app_dir, cli_dialer, http_get};
 
@@ -234,6 +234,18 @@ fn services_admit_only_their_callers_and_the_store_only_granted_buckets() {
     assert!(health.is_ok(), "{health:?}");
     let status = control_health(&as_http, &counter.address, &version).unwrap_err();
     assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
+    // The app's ingress (on Kubernetes) reads a worker's counts, but may
+    // not change what it does.
+    let ingress = Dialer::new(
+        authority(dir.path())
+            .issue(&Identity::ingress(&deployed.app))
+            .unwrap(),
+    );
+    let health = control_health(&ingress, &counter.address, &version);
+    assert!(health.is_ok(), "{health:?}");
+    let status = control_drain(&ingress, &counter.address, &version).unwrap_err();
+    assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
+    assert!(status.message().contains("the ingress"), "{status:?}");
 
     // The manager's own service: weft's commands only.
     let json = manager_status(&cli, &manager).expect("weft status's call");

@@ -18,11 +18,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use weft_tests::{Connection, Weft, target_dir};
 
-const CLIENTS: usize = 8;
+pub(crate) const CLIENTS: usize = 8;
 
 /// Answers and their latencies from `CLIENTS` clients over `during`,
 /// while `meanwhile` runs.
-fn under_load<T>(
+pub(crate) fn under_load<T>(
     address: SocketAddr,
     during: Duration,
     meanwhile: impl FnOnce() -> T,
@@ -60,15 +60,15 @@ fn under_load<T>(
     (times, failed, result)
 }
 
-fn p99(sorted: &[Duration]) -> Duration {
+pub(crate) fn p99(sorted: &[Duration]) -> Duration {
     sorted[((sorted.len() - 1) as f64 * 0.99).round() as usize]
 }
 
-fn ms(d: Duration) -> f64 {
+pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-fn hello_copy(greeting: &str, dir: &Path) -> anyhow::Result<()> {
+pub(crate) fn hello_copy(greeting: &str, dir: &Path) -> anyhow::Result<()> {
     let release = target_dir().join("wasm32-wasip2/release");
     for stem in ["hello_frontend", "hello_greeter"] {
         std::fs::copy(

@@ -25,7 +25,10 @@
 //! - (g) one in-process call with telemetry on versus off;
 //! - (h) the HotOS paper's Table 2: `samples/boutique` under a bounded
 //!   load, colocated, in three groups and split (throughput, p50, p99, CPU
-//!   per 1000 requests), with split over colocated next to the paper's.
+//!   per 1000 requests), with split over colocated next to the paper's;
+//! - (i) on the simulated three-node cluster (as root): throughput and p99
+//!   during a `weft rollout --kube` against steady state, and the
+//!   boutique's pods' start time cold against warm.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -39,6 +42,7 @@ use weft_tests::{cargo, http_get, root, target_dir};
 
 mod boutique;
 mod http;
+mod kube;
 mod rollout;
 mod rpc;
 mod telemetry;
@@ -104,6 +108,9 @@ fn main() -> anyhow::Result<()> {
     }
     if runs("h") {
         boutique::table2()?;
+    }
+    if runs("i") {
+        kube::on_the_cluster()?;
     }
     Ok(())
 }

@@ -107,6 +107,21 @@ fn credentials_in(dir: &Path) -> weft_runtime::rpc::Dialer {
     weft_runtime::rpc::Dialer::new(credentials)
 }
 
+/// Copies folder `from` (files and folders) to `to`.
+pub fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
+}
+
 /// A loopback address with a port that is free now.
 pub fn free_address() -> SocketAddr {
     std::net::TcpListener::bind("127.0.0.1:0")

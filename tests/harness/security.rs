@@ -126,6 +126,20 @@ pub fn control_health(dialer: &Dialer, address: &str, version: &str) -> Result<(
     })
 }
 
+/// `Control.Drain` of the worker at `address` (of `version`).
+pub fn control_drain(dialer: &Dialer, address: &str, version: &str) -> Result<(), Status> {
+    let version = Version::parse(version).expect("a version");
+    block_on(async move {
+        let channel = dialer
+            .channel(address, Peer::Worker(&version))
+            .expect("a channel");
+        ControlClient::new(channel)
+            .drain(weft_proto::v1::DrainRequest {})
+            .await?;
+        Ok(())
+    })
+}
+
 /// `Manager.Status` of the manager at `address`.
 pub fn manager_status(dialer: &Dialer, address: &str) -> Result<String, Status> {
     block_on(async move {

@@ -59,6 +59,8 @@ pub struct Ask {
     pub drain_timeout: Duration,
     /// How many versions' ConfigMaps are kept for `weft rollback --kube`.
     pub keep: usize,
+    /// Whether this goes back to a kept version (`weft rollback --kube`).
+    pub rollback: bool,
 }
 
 /// One app in one cluster, as kubectl reaches it.
@@ -292,8 +294,13 @@ impl Cluster {
                 if from == to {
                     return Ok(format!("version {to} is already running; nothing to do"));
                 }
+                let verb = if ask.rollback {
+                    "rolling back to"
+                } else {
+                    "rolling out"
+                };
                 say(format!(
-                    "rolling out version {to} (from {from}): starting its workers"
+                    "{verb} version {to} (from {from}): starting its workers"
                 ));
                 // Recorded first, so that a run stopped from here on can be
                 // resumed, or ended by `weft rollback --kube`.

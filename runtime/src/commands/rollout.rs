@@ -61,9 +61,9 @@ pub struct RolloutCommand {
 /// Where a rollout runs: in a Kubernetes cluster instead of a `weft deploy`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct KubeFlags {
-    /// Roll out in the Kubernetes cluster that kubectl reaches (the app's
-    /// first version deployed there with `weft kube`), instead of a
-    /// `weft deploy` on this machine.
+    /// In the Kubernetes cluster that kubectl reaches (the app's first
+    /// version deployed there with `weft kube`), instead of a `weft deploy`
+    /// on this machine.
     #[arg(long)]
     pub kube: bool,
     /// With --kube: the namespace [default: kubectl's current one].
@@ -174,6 +174,7 @@ impl RolloutCommand {
             ready_timeout: self.ready_timeout,
             drain_timeout: drain_timeout(&app),
             keep: self.keep,
+            rollback: false,
         };
         let cluster = Cluster::new(self.kube.kubectl(), &app.manifest.app.name).await?;
         let last = cluster
@@ -274,6 +275,7 @@ impl RollbackCommand {
             ready_timeout: Duration::from_secs(300),
             drain_timeout: drain_timeout(&app),
             keep: crate::deploy::manager::KEEP_VERSIONS,
+            rollback: true,
         };
         let last = cluster
             .roll_out(new, ask, &mut |line| say!("weft: {line}"))
