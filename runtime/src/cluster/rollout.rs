@@ -210,6 +210,38 @@ impl Cluster {
         }
     }
 
+    /// Says so when the new version has a listener that the ingress, as
+    /// `weft kube` last configured it, does not serve.
+    async fn warn_of_unserved_listeners(
+        &self,
+        new: &NewVersion,
+        say: &mut (dyn FnMut(String) + Send),
+    ) {
+        let name = self.names().ingress();
+        let Ok(Some(map)) = self.kubectl.get::<ConfigMap>("configmap", &name).await else {
+            return;
+        };
+        let Some(Ok(config)) = map
+            .data
+            .as_ref()
+            .and_then(|d| d.get(crate::kube::traffic::INGRESS_FILE))
+            .map(|text| crate::kube::traffic::IngressConfig::from_str(text, &name))
+        else {
+            return;
+        };
+        for listener in new.route.listeners.keys() {
+            if !config.listeners.contains_key(listener) {
+                say(format!(
+                    "warning: version {} has listener '{listener}', which the ingress does not \
+                     serve; to add it, apply the ConfigMap {name} (and the listener's Service) \
+                     from the output of `weft kube --image IMAGE`, then `kubectl rollout \
+                     restart deployment {name}`",
+                    new.version
+                ));
+            }
+        }
+    }
+
     /// Waits until every ingress replica reaches a pod of `version` for
     /// every listener, so that its first share is served.
     async fn wait_reached(&self, version: &str, timeout: Duration) -> anyhow::Result<()> {
@@ -316,6 +348,7 @@ impl Cluster {
                 from
             }
         };
+        self.warn_of_unserved_listeners(&new, say).await;
         self.kubectl.apply(&new.yaml).await?;
         let started = async {
             self.wait_ready(&to, ask.ready_timeout).await?;
