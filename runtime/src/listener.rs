@@ -457,14 +457,18 @@ pub async fn serve<H, F, B>(
         let conn = graceful.watch(conn);
         let name = name.clone();
         tokio::spawn(async move {
+            tokio::pin!(conn);
             tokio::select! {
-                ended = conn => if let Err(e) = ended {
+                ended = &mut conn => if let Err(e) = ended {
                     tracing::debug!("connection ended with an error: {e}");
                 },
                 why = activity.expired(limits) => {
                     tracing::debug!(listener = %name, "closing a connection: {why}");
                 }
             }
+            // The slot is free before the socket closes (when `conn` goes,
+            // at the end of this task), so a client that sees its
+            // connection end and opens another finds the slot free.
             drop(permit);
         });
     }

@@ -303,6 +303,34 @@ fn a_rollout_command_killed_half_way_leaves_both_serving_and_a_second_run_finish
 }
 
 #[test]
+fn a_rollback_ends_a_rollout_that_a_killed_command_left() {
+    let cluster = Cluster::new();
+    let (first, v1) = hello_serving(&cluster);
+    let web = cluster.service_proxy("hello-web");
+    let second = next_version(&cluster, first.path(), "Howdy", "hello:2");
+    let log = second.path().join("rollout.log");
+    let mut rollout = rollout_until(&cluster, second.path(), "60s", 10, &log);
+    rollout.kill().unwrap();
+    rollout.wait().unwrap();
+    let v2 = table(&cluster, "hello").rollout.unwrap().to;
+
+    let (ok, output) = weft_kube(&cluster, "rollback", first.path(), &[]);
+    assert!(ok, "{output}");
+    let after = table(&cluster, "hello");
+    assert!(after.rollout.is_none(), "{after:?}");
+    assert_eq!(after.serving(), Some(v1.as_str()));
+    assert_eq!(after.versions.len(), 1, "{after:?}");
+    for _ in 0..20 {
+        assert_eq!(
+            weft_tests::http_get(&format!("http://{web}/?name=Ada")),
+            (200, "en: Hello, Ada!\n".into())
+        );
+    }
+    cluster.wait_gone(&[("weft.dev/version", &v2)]);
+    assert!(!cluster.has_config_map(&format!("hello-{}", &v2[..8])));
+}
+
+#[test]
 fn an_ingress_replica_that_dies_mid_shift_comes_back_with_the_weights() {
     let cluster = Cluster::new();
     let (first, v1) = hello_serving(&cluster);
