@@ -57,6 +57,23 @@ pub struct ConnectionLimits {
     pub max_connections: usize,
 }
 
+impl ConnectionLimits {
+    /// The limits that a listener's fields set, the defaults for those it
+    /// leaves out.
+    pub fn of(
+        header_timeout: Option<Duration>,
+        idle_timeout: Option<Duration>,
+        max_connections: Option<u32>,
+    ) -> ConnectionLimits {
+        let default = ConnectionLimits::default();
+        ConnectionLimits {
+            header_timeout: header_timeout.unwrap_or(default.header_timeout),
+            idle_timeout: idle_timeout.unwrap_or(default.idle_timeout),
+            max_connections: max_connections.map_or(default.max_connections, |n| n as usize),
+        }
+    }
+}
+
 impl Default for ConnectionLimits {
     fn default() -> ConnectionLimits {
         ConnectionLimits {

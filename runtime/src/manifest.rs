@@ -269,7 +269,11 @@ pub struct ListenerSpec {
 impl ListenerSpec {
     /// The connection limits in force for this listener.
     pub fn limits(&self) -> crate::listener::ConnectionLimits {
-        crate::kube::IngressListener::of(self).limits()
+        crate::listener::ConnectionLimits::of(
+            self.header_timeout.map(|t| t.0),
+            self.idle_timeout.map(|t| t.0),
+            self.max_connections,
+        )
     }
 }
 

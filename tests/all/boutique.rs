@@ -439,22 +439,29 @@ fn a_rollout_of_a_new_rate_under_load_loses_nothing_and_mixes_nothing() {
                 reply.status, 200,
                 "no request fails during the rollout: {reply:?}"
             );
-            let (old, new) = ("€17.68", "€15.99");
-            let (shows, never) = match reply.header("weft-version") {
-                Some(v) if v == a => (old, new),
-                Some(v) if v == b => (new, old),
-                other => panic!("an answer from version {other:?}"),
-            };
-            assert!(
-                reply.body.contains(shows) && !reply.body.contains(never),
-                "{}",
-                reply.body
-            );
+            assert_priced_by_its_version(reply, &a, &b);
         }
         assert_shifted(&replies, &a, &b);
     }
     let (status, output) = app.stop();
     assert!(status.success(), "{output}");
+}
+
+/// A home page in euros comes wholly from the version that answered it:
+/// version `a` prices at the dollar's first rate, `b` at USD 1.25 (so
+/// $19.99 is €17.68 in one and €15.99 in the other), and never both.
+pub(crate) fn assert_priced_by_its_version(reply: &Reply, a: &str, b: &str) {
+    let (old, new) = ("€17.68", "€15.99");
+    let (shows, never) = match reply.header("weft-version") {
+        Some(v) if v == a => (old, new),
+        Some(v) if v == b => (new, old),
+        other => panic!("an answer from version {other:?}"),
+    };
+    assert!(
+        reply.body.contains(shows) && !reply.body.contains(never),
+        "{}",
+        reply.body
+    );
 }
 
 /// The shop in a real browser, in every mode: headless Chromium keeps the

@@ -408,17 +408,7 @@ fn the_boutique_rolls_out_a_new_rate_across_the_nodes_and_mixes_no_page() {
     for replies in load.stop() {
         for reply in &replies {
             assert_eq!(reply.status, 200, "no request fails: {reply:?}");
-            let (old, new) = ("€17.68", "€15.99");
-            let (shows, never) = match reply.header("weft-version") {
-                Some(v) if v == a => (old, new),
-                Some(v) if v == b => (new, old),
-                other => panic!("an answer from version {other:?}"),
-            };
-            assert!(
-                reply.body.contains(shows) && !reply.body.contains(never),
-                "{}",
-                reply.body
-            );
+            crate::boutique::assert_priced_by_its_version(reply, &a, &b);
         }
         assert_shifted(&replies, &a, &b);
     }

@@ -46,15 +46,6 @@ impl std::fmt::Debug for InCluster {
     }
 }
 
-/// What a GET found.
-#[derive(Debug)]
-pub enum Found<T> {
-    /// The object.
-    Object(T),
-    /// No such object.
-    Missing,
-}
-
 impl InCluster {
     /// The client of the pod that has `dir` as its ServiceAccount folder,
     /// and the API server's address in its environment.
@@ -111,13 +102,13 @@ impl InCluster {
         })
     }
 
-    /// The ConfigMap `name` of the pod's namespace.
-    pub async fn config_map(&self, name: &str) -> anyhow::Result<Found<ConfigMap>> {
+    /// The ConfigMap `name` of the pod's namespace, if there is one.
+    pub async fn config_map(&self, name: &str) -> anyhow::Result<Option<ConfigMap>> {
         let path = format!("/api/v1/namespaces/{}/configmaps/{name}", self.namespace);
         match tokio::time::timeout(REQUEST_TIMEOUT, self.get(&path)).await {
-            Ok(Ok((404, _))) => Ok(Found::Missing),
+            Ok(Ok((404, _))) => Ok(None),
             Ok(Ok((200, body))) => serde_json::from_slice(&body)
-                .map(Found::Object)
+                .map(Some)
                 .with_context(|| format!("the API server's answer to GET {path} is no ConfigMap")),
             Ok(Ok((status, body))) => anyhow::bail!(
                 "the API server answered GET {path} with {status}: {}",

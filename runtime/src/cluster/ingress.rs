@@ -24,11 +24,11 @@
 //! Sticky sessions work as on one machine: the cookie names the version,
 //! and every replica honours it while that version has weight.
 
-use crate::cluster::api::{Found, InCluster};
+use crate::cluster::api::InCluster;
 use crate::deploy::ingress::{Backend, Ingress};
 use crate::discovery::{self, Peers, Probe, Source, Watch};
 use crate::kube::traffic::{
-    IngressConfig, ReplicaReport, TRAFFIC_FILE, TrafficReport, TrafficTable, VersionCounts,
+    IngressConfig, ReplicaReport, TrafficReport, TrafficTable, VersionCounts,
 };
 use crate::rpc::health::Health;
 use crate::rpc::{Dialer, Peer};
@@ -203,20 +203,14 @@ impl ClusterIngress {
 
     async fn read_table(&self) -> anyhow::Result<TrafficTable> {
         let name = &self.config.traffic;
-        let map = match self.api.config_map(name).await? {
-            Found::Object(map) => map,
-            Found::Missing => anyhow::bail!(
+        let map = self.api.config_map(name).await?.with_context(|| {
+            format!(
                 "there is no ConfigMap {name} in namespace {}; apply the output of `weft kube` \
                  for the app's first version",
                 self.api.namespace
-            ),
-        };
-        let text = map
-            .data
-            .as_ref()
-            .and_then(|d| d.get(TRAFFIC_FILE))
-            .with_context(|| format!("ConfigMap {name} has no {TRAFFIC_FILE}"))?;
-        TrafficTable::from_str(text, &format!("ConfigMap {name}, {TRAFFIC_FILE}"))
+            )
+        })?;
+        TrafficTable::from_config_map(&map)
     }
 
     /// Follows `table`'s versions and gives them its weights.
@@ -233,7 +227,11 @@ impl ClusterIngress {
             if known {
                 continue;
             }
-            for (listener, to) in &route.listeners {
+            let served = route
+                .listeners
+                .iter()
+                .filter(|(listener, _)| self.ingresses.contains_key(*listener));
+            for (listener, to) in served {
                 let addresses = resolve(&to.service, to.port).await;
                 found.insert((version.clone(), listener.clone()), addresses);
             }

@@ -22,10 +22,8 @@ use crate::deploy::driver::{
     schedule_line, shifted_line,
 };
 use crate::deploy::rollout::Counts;
-use crate::kube::edge::{EdgeNames, INGRESS_STATUS_PORT, STATUS_PORT_NAME};
-use crate::kube::traffic::{
-    RolloutRecord, TRAFFIC_FILE, TrafficReport, TrafficTable, VersionRoute,
-};
+use crate::kube::edge::{EdgeNames, STATUS_PORT_NAME};
+use crate::kube::traffic::{RolloutRecord, TrafficReport, TrafficTable, VersionRoute};
 use anyhow::Context as _;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -100,12 +98,7 @@ impl Cluster {
                     self.app, self.namespace
                 )
             })?;
-        let text = map
-            .data
-            .as_ref()
-            .and_then(|d| d.get(TRAFFIC_FILE))
-            .with_context(|| format!("ConfigMap {name} has no {TRAFFIC_FILE}"))?;
-        TrafficTable::from_str(text, &format!("ConfigMap {name}"))
+        TrafficTable::from_config_map(&map)
     }
 
     /// Writes `table` as the traffic table.
@@ -125,7 +118,6 @@ impl Cluster {
             self.namespace,
             self.names().ingress()
         );
-        let _ = INGRESS_STATUS_PORT;
         let text = self.kubectl.raw(&path).await.with_context(|| {
             format!(
                 "cannot ask the ingress of app '{}' for its counts; is its Deployment {} ready?",
@@ -221,12 +213,7 @@ impl Cluster {
         let Ok(Some(map)) = self.kubectl.get::<ConfigMap>("configmap", &name).await else {
             return;
         };
-        let Some(Ok(config)) = map
-            .data
-            .as_ref()
-            .and_then(|d| d.get(crate::kube::traffic::INGRESS_FILE))
-            .map(|text| crate::kube::traffic::IngressConfig::from_str(text, &name))
-        else {
+        let Ok(config) = crate::kube::traffic::IngressConfig::from_config_map(&map) else {
             return;
         };
         for listener in new.route.listeners.keys() {

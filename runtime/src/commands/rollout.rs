@@ -193,16 +193,7 @@ fn version_yaml(
     namespace: Option<&str>,
 ) -> String {
     // The ingress's Secret is the app's, and stays as it is.
-    let secrets: Vec<Object> = kube::secrets(app, issued, namespace)
-        .into_iter()
-        .filter(|s| {
-            s.metadata()
-                .labels
-                .as_ref()
-                .is_some_and(|l| l.contains_key("weft.dev/version"))
-        })
-        .collect();
-    let mut yaml = kube::render("", &secrets);
+    let mut yaml = kube::render("", &kube::group_secrets(app, issued, namespace));
     yaml.push_str(&kube::render("", objects));
     yaml
 }

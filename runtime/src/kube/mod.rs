@@ -67,7 +67,6 @@ pub mod traffic;
 pub use check::{Problem, Problems, check};
 pub use containerfile::{COMPILED_IN_CONTEXT, EXE_IN_CONTEXT, containerfile};
 pub use objects::IMAGE_ANNOTATION;
-pub use traffic::IngressListener;
 
 use crate::deploy::cluster::{
     CLUSTER_FILE, ClusterConfig, GroupPeers, ListenerBinding, MANIFEST_FILE, PLAN_FILE, WORKER_PORT,
@@ -490,11 +489,7 @@ pub fn url_envs(manifest: &Manifest, group: Option<&weft_placer::Group>) -> Vec<
 /// The TLS Secrets of the version, one per group, with the credentials
 /// issued for each group (by group name), sorted by name.
 pub fn secrets(app: &AppVersion<'_>, issued: &Issued, namespace: Option<&str>) -> Vec<Object> {
-    let mut secrets: Vec<Object> = issued
-        .groups
-        .iter()
-        .map(|(group, credentials)| objects::secret(app, group, credentials, namespace))
-        .collect();
+    let mut secrets = group_secrets(app, issued, namespace);
     secrets.push(edge::secret(
         &app.manifest.app.name,
         &issued.ingress,
@@ -502,6 +497,20 @@ pub fn secrets(app: &AppVersion<'_>, issued: &Issued, namespace: Option<&str>) -
     ));
     secrets.sort_by(|a, b| a.name().cmp(b.name()));
     secrets
+}
+
+/// The version's own TLS Secrets, one per group, without the ingress's
+/// (which outlives versions), sorted by name.
+pub fn group_secrets(
+    app: &AppVersion<'_>,
+    issued: &Issued,
+    namespace: Option<&str>,
+) -> Vec<Object> {
+    issued
+        .groups
+        .iter()
+        .map(|(group, credentials)| objects::secret(app, group, credentials, namespace))
+        .collect()
 }
 
 /// The credentials of one version: each group's, and the app's ingress's.

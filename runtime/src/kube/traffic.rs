@@ -31,6 +31,7 @@
 
 use super::{AppVersion, Names, listener_port};
 use crate::deploy::cluster::WORKER_PORT;
+use k8s_openapi::api::core::v1::ConfigMap;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -153,6 +154,12 @@ impl TrafficTable {
         toml::to_string(self).expect("a traffic table serializes")
     }
 
+    /// The table that ConfigMap `map` (`A-traffic`) holds.
+    pub fn from_config_map(map: &ConfigMap) -> anyhow::Result<TrafficTable> {
+        let (text, origin) = file_of(map, TRAFFIC_FILE)?;
+        TrafficTable::from_str(text, &origin)
+    }
+
     /// The version with the largest share: the one that serves, outside a
     /// rollout.
     pub fn serving(&self) -> Option<&str> {
@@ -200,6 +207,17 @@ pub struct IngressConfig {
     pub listeners: BTreeMap<String, IngressListener>,
 }
 
+/// File `file` of ConfigMap `map`, and how errors name it.
+fn file_of<'a>(map: &'a ConfigMap, file: &str) -> anyhow::Result<(&'a str, String)> {
+    let name = map.metadata.name.as_deref().unwrap_or_default();
+    let text = map.data.as_ref().and_then(|d| d.get(file)).ok_or_else(|| {
+        anyhow::anyhow!(
+            "ConfigMap {name} has no {file}; apply it again from the output of `weft kube`"
+        )
+    })?;
+    Ok((text, format!("ConfigMap {name}, {file}")))
+}
+
 /// One listener of the ingress.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -234,6 +252,12 @@ impl IngressConfig {
     pub fn to_toml(&self) -> String {
         toml::to_string(self).expect("an ingress config serializes")
     }
+
+    /// The config that ConfigMap `map` (`A-ingress`) holds.
+    pub fn from_config_map(map: &ConfigMap) -> anyhow::Result<IngressConfig> {
+        let (text, origin) = file_of(map, INGRESS_FILE)?;
+        IngressConfig::from_str(text, &origin)
+    }
 }
 
 impl IngressListener {
@@ -250,14 +274,11 @@ impl IngressListener {
 
     /// The connection limits in force.
     pub fn limits(&self) -> crate::listener::ConnectionLimits {
-        let default = crate::listener::ConnectionLimits::default();
-        crate::listener::ConnectionLimits {
-            header_timeout: self.header_timeout.map_or(default.header_timeout, |t| t.0),
-            idle_timeout: self.idle_timeout.map_or(default.idle_timeout, |t| t.0),
-            max_connections: self
-                .max_connections
-                .map_or(default.max_connections, |n| n as usize),
-        }
+        crate::listener::ConnectionLimits::of(
+            self.header_timeout.map(|t| t.0),
+            self.idle_timeout.map(|t| t.0),
+            self.max_connections,
+        )
     }
 }
 
