@@ -13,13 +13,14 @@
 //! others' replicas (a worker does that).
 
 use crate::cache::{CacheOutcome, CompileCache};
-use crate::capability::Capability;
+use crate::capability::{
+    self, CapabilityRef, ComponentContext, EmbeddedStores, Parts, Process, Shared,
+};
 use crate::host::Sandbox;
 use crate::kv::redb::RedbStore;
-use crate::kv::{self, KeyValueStore};
 use crate::link::{self, Callee, Caller, PoolSlot};
 use crate::listener::{self, HttpEntry, ListenerLabels};
-use crate::manifest::{HostPattern, ManifestFile};
+use crate::manifest::ManifestFile;
 use crate::pool::InstancePool;
 use crate::resolve::{self, Resolution};
 use crate::rpc::authorize::Edges;
@@ -94,24 +95,33 @@ impl Prepared {
         })
     }
 
-    /// Whether any component is granted key-value and imports it.
-    pub fn uses_keyvalue(&self) -> bool {
+    /// The capabilities that some component links.
+    pub fn capabilities(&self) -> BTreeSet<CapabilityRef> {
         self.resolution
             .wires
             .values()
             .flatten()
-            .any(|w| w.provider == resolve::Provider::Capability(Capability::KeyValue))
+            .filter_map(|w| match w.provider {
+                resolve::Provider::Capability(cap) => Some(cap),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Whether any component that uses key-value keeps a bucket in the
     /// embedded store (rather than on a server named by `[keyvalue]`).
     pub fn uses_embedded_keyvalue(&self) -> bool {
         let manifest = &self.manifest.manifest;
-        self.uses_keyvalue()
+        let uses_keyvalue = self
+            .capabilities()
+            .iter()
+            .any(crate::host::keyvalue::is_keyvalue);
+        uses_keyvalue
             && manifest
                 .components
                 .values()
-                .any(|c| kv::buckets::uses_embedded(manifest, &c.grants.keyvalue))
+                .flat_map(|c| &c.grants.keyvalue)
+                .any(|b| manifest.bucket_backend(b).is_embedded())
     }
 
     /// The version of this app deployed with `plan`.
@@ -197,36 +207,41 @@ impl App {
                 .unwrap_or_else(|| prepared.manifest.dir.join(".weft").join("data"));
             RedbStore::file_in(&dir)
         });
-        let keyvalue: Option<Arc<dyn KeyValueStore>> = match &data_file {
-            Some(file) => Some(Arc::new(RedbStore::open(file)?)),
-            None => None,
+        let embedded = EmbeddedStores {
+            keyvalue: match &data_file {
+                Some(file) => Some(Arc::new(RedbStore::open(file)?)),
+                None => None,
+            },
         };
-        let mut app = App::start(&prepared, None, keyvalue).await?;
+        let mut app = App::start(&prepared, None, &embedded).await?;
         app.data_file = data_file;
         Ok(app)
     }
 
     /// Links and warms the components `placement` puts here (all of them
-    /// when it is `None`). Their key-value buckets go to the servers that
-    /// `[keyvalue]` names, and the others to `embedded`.
+    /// when it is `None`). Their stores go to the servers that the manifest
+    /// names, and the others to `embedded`.
     pub async fn start(
         prepared: &Prepared,
         placement: Option<&Placement>,
-        embedded: Option<Arc<dyn KeyValueStore>>,
+        embedded: &EmbeddedStores,
     ) -> anyhow::Result<App> {
-        let keyvalue: Option<Arc<dyn KeyValueStore>> = if prepared.uses_keyvalue() {
-            let buckets = kv::buckets::Buckets::new(&prepared.manifest.manifest, embedded)
-                .with_context(|| format!("{}", prepared.manifest.path.display()))?;
-            Some(Arc::new(buckets))
-        } else {
-            None
+        let process = Process {
+            manifest: &prepared.manifest,
+            embedded,
         };
+        let mut shared = BTreeMap::new();
+        for cap in prepared.capabilities() {
+            if let Some(state) = cap.open(&process)? {
+                shared.insert(cap, state);
+            }
+        }
         let version = match placement {
             Some(p) => p.version.clone(),
             None => prepared.version(&Plan::monolith(prepared.compiled.keys().cloned())),
         };
         let metrics = Arc::new(Metrics::default());
-        let pools = link_all(prepared, placement, keyvalue, &version, &metrics)?;
+        let pools = link_all(prepared, placement, &shared, &version, &metrics)?;
         for pool in pools.values() {
             pool.warm_up()
                 .await
@@ -434,7 +449,7 @@ fn compile_all(
 fn link_all(
     prepared: &Prepared,
     placement: Option<&Placement>,
-    keyvalue: Option<Arc<dyn KeyValueStore>>,
+    shared: &BTreeMap<CapabilityRef, Shared>,
     version: &Version,
     metrics: &Metrics,
 ) -> anyhow::Result<BTreeMap<String, Arc<InstancePool>>> {
@@ -500,29 +515,26 @@ fn link_all(
                     manifest.path.display()
                 )
             })?;
+        let mut parts = Parts::default();
+        for cap in capability::ALL {
+            let component = ComponentContext {
+                name,
+                spec,
+                shared: shared.get(&CapabilityRef(*cap)),
+            };
+            cap.sandbox(&component, &mut parts);
+        }
         let sandbox = Sandbox {
             name: name.clone(),
             group: caller.group.to_string(),
             version: version.clone(),
-            buckets: spec.grants.keyvalue.clone(),
-            keyvalue: keyvalue.clone(),
-            outgoing: spec
-                .grants
-                .outgoing_http
-                .iter()
-                .map(|h| HostPattern::parse(h).expect("checked by the manifest"))
-                .collect(),
             env: spec
                 .grants
                 .env
                 .iter()
                 .filter_map(|k| std::env::var(k).ok().map(|v| (k.clone(), v)))
                 .collect(),
-            config: spec
-                .config
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
+            parts,
             call_timeout: spec.call_timeout(),
             memory_limit: spec.memory_limit(),
         };

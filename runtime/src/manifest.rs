@@ -115,8 +115,8 @@ impl DeploySection {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct BucketSpec {
-    /// Which backend holds the bucket.
-    pub backend: Backend,
+    /// Which backend holds the bucket: a name in [`crate::kv::BACKENDS`].
+    pub backend: String,
     /// The server, for `redis`: `redis://HOST:PORT/DB` (or `rediss://` for
     /// TLS). It must hold no password: the manifest goes into the version
     /// store, the version hash and Kubernetes' ConfigMap.
@@ -129,9 +129,9 @@ pub struct BucketSpec {
 }
 
 impl BucketSpec {
-    /// The Redis url of bucket `bucket`: `url`, or the value of `url-env`
+    /// The server url of bucket `bucket`: `url`, or the value of `url-env`
     /// in this process's environment.
-    pub fn redis_url(&self, bucket: &str) -> anyhow::Result<Option<String>> {
+    pub fn server_url(&self, bucket: &str) -> anyhow::Result<Option<String>> {
         match (&self.url, &self.url_env) {
             (Some(url), _) => Ok(Some(url.clone())),
             (None, Some(var)) => match std::env::var(var) {
@@ -148,6 +148,84 @@ impl BucketSpec {
     }
 }
 
+/// Checks the `url` and `url-env` of store `field` (a bucket) against what
+/// its backend `kind` takes: a server backend needs one of them, an
+/// embedded one neither, and no url may hold a password.
+fn check_store_url(
+    field: &str,
+    what: &str,
+    kind: &crate::kv::BackendKind,
+    spec: &BucketSpec,
+) -> Result<(), (String, String)> {
+    let invalid = |field: String, message: String| (field, message);
+    use crate::kv::Location;
+    let name = kind.name;
+    if let Some(var) = &spec.url_env {
+        let valid = !var.is_empty()
+            && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !var.starts_with(|c: char| c.is_ascii_digit());
+        if !valid {
+            return Err(invalid(
+                format!("{field}.url-env"),
+                format!(
+                    "'{}' is not an environment variable's name, such as CARTS_REDIS_URL",
+                    crate::telemetry::logs::escaped(var)
+                ),
+            ));
+        }
+        if spec.url.is_some() || kind.is_embedded() {
+            return Err(invalid(
+                format!("{field}.url-env"),
+                format!(
+                    "give a server {what} either url or url-env, and an embedded {what} neither"
+                ),
+            ));
+        }
+    }
+    if spec.url.as_deref().is_some_and(has_password) {
+        return Err(invalid(
+            format!("{field}.url"),
+            "the url holds a password, which would be kept in the version store and sent \
+             in Kubernetes' ConfigMap; put the url in an environment variable and name \
+             it with url-env = \"NAME\" instead"
+                .into(),
+        ));
+    }
+    match (&kind.location, &spec.url) {
+        (Location::Server { example, .. }, None) if spec.url_env.is_none() => Err(invalid(
+            format!("{field}.url"),
+            format!(
+                "a {name} {what} needs the server's url, such as \"{example}\", or url-env = \
+                 \"NAME\", the environment variable that holds it"
+            ),
+        )),
+        (
+            Location::Server {
+                schemes, example, ..
+            },
+            Some(url),
+        ) if !schemes.iter().any(|s| url.starts_with(s)) => Err(invalid(
+            format!("{field}.url"),
+            format!(
+                "'{url}' is not a {name} url; write it as {example} (schemes: {})",
+                schemes.join(", ")
+            ),
+        )),
+        (Location::Embedded, Some(_)) => Err(invalid(
+            format!("{field}.url"),
+            format!(
+                "a {name} {what} lives in weft's data directory and takes no url; remove \
+                 it, or set backend = \"{}\"",
+                crate::kv::BACKENDS
+                    .iter()
+                    .find(|b| !b.is_embedded())
+                    .map_or("", |b| b.name)
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Whether a Redis url holds a password (`redis://:PASSWORD@HOST` or
 /// `redis://USER:PASSWORD@HOST`).
 fn has_password(url: &str) -> bool {
@@ -158,25 +236,14 @@ fn has_password(url: &str) -> bool {
         .is_some_and(|(user_info, _)| user_info.contains(':'))
 }
 
-/// A key-value backend.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Backend {
-    /// The embedded default: a redb file under the data directory, in the
-    /// process that serves the app's state (`weft run`, or the manager of
-    /// `weft deploy`).
-    Redb,
-    /// A Redis server, which every process talks to directly.
-    Redis,
-}
-
 impl Manifest {
-    /// The backend that holds `bucket`: redb unless `[keyvalue.BUCKET]` says
-    /// otherwise.
-    pub fn bucket_backend(&self, bucket: &str) -> Backend {
+    /// The backend that holds `bucket`: the default (redb) unless
+    /// `[keyvalue.BUCKET]` names another.
+    pub fn bucket_backend(&self, bucket: &str) -> &'static crate::kv::BackendKind {
         self.keyvalue
             .get(bucket)
-            .map_or(Backend::Redb, |b| b.backend)
+            .and_then(|b| crate::kv::backend(&b.backend))
+            .unwrap_or_else(crate::kv::default_backend)
     }
 }
 
@@ -579,65 +646,17 @@ impl Manifest {
                     "a bucket's name must not be empty or hold control characters".into(),
                 ));
             }
-            if let Some(var) = &spec.url_env {
-                let valid = !var.is_empty()
-                    && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                    && !var.starts_with(|c: char| c.is_ascii_digit());
-                if !valid {
-                    return Err(invalid(
-                        format!("{field}.url-env"),
-                        format!(
-                            "'{}' is not an environment variable's name, such as CARTS_REDIS_URL",
-                            crate::telemetry::logs::escaped(var)
-                        ),
-                    ));
-                }
-                if spec.url.is_some() || spec.backend == Backend::Redb {
-                    return Err(invalid(
-                        format!("{field}.url-env"),
-                        "give a redis bucket either url or url-env, and a redb bucket neither"
-                            .into(),
-                    ));
-                }
-            }
-            if spec.url.as_deref().is_some_and(has_password) {
+            let Some(kind) = crate::kv::backend(&spec.backend) else {
                 return Err(invalid(
-                    format!("{field}.url"),
-                    "the url holds a password, which would be kept in the version store and sent \
-                     in Kubernetes' ConfigMap; put the url in an environment variable and name \
-                     it with url-env = \"NAME\" instead"
-                        .into(),
+                    format!("{field}.backend"),
+                    format!(
+                        "weft has no key-value backend '{}'; use one of: {}",
+                        crate::telemetry::logs::escaped(&spec.backend),
+                        crate::kv::backend_names()
+                    ),
                 ));
-            }
-            match (spec.backend, &spec.url) {
-                (Backend::Redis, None) if spec.url_env.is_none() => {
-                    return Err(invalid(
-                        format!("{field}.url"),
-                        "a redis bucket needs the server's url, such as \"redis://127.0.0.1:6379/0\", \
-                         or url-env = \"NAME\", the environment variable that holds it"
-                            .into(),
-                    ));
-                }
-                (Backend::Redis, Some(url))
-                    if !(url.starts_with("redis://") || url.starts_with("rediss://")) =>
-                {
-                    return Err(invalid(
-                        format!("{field}.url"),
-                        format!(
-                            "'{url}' is not a Redis url; write redis://HOST:PORT/DB, or rediss:// for TLS"
-                        ),
-                    ));
-                }
-                (Backend::Redb, Some(_)) => {
-                    return Err(invalid(
-                        format!("{field}.url"),
-                        "a redb bucket lives in weft's data directory and takes no url; remove \
-                         it, or set backend = \"redis\""
-                            .into(),
-                    ));
-                }
-                _ => {}
-            }
+            };
+            check_store_url(&field, "bucket", kind, spec).map_err(|(f, m)| invalid(f, m))?;
         }
         if let Some(plan) = self.deploy.as_ref().and_then(DeploySection::plan) {
             plan.check(self.components.keys())

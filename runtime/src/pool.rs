@@ -141,17 +141,33 @@ impl InstancePool {
         &self,
         body: impl AsyncFnOnce(&mut Warm) -> wasmtime::Result<R>,
     ) -> wasmtime::Result<R> {
-        let mut warm = match self.take() {
-            Some(warm) => warm,
-            None => self.fresh_instance().await?,
-        };
+        let mut warm = self.borrow_instance().await?;
+        let value = self.run_on(&mut warm, body).await?;
+        self.give_back(warm);
+        Ok(value)
+    }
+
+    /// An instance taken out of the pool (an idle one, or a new one), for
+    /// [`InstancePool::run_on`]; it goes back with
+    /// [`InstancePool::give_back`], or is dropped.
+    pub async fn borrow_instance(&self) -> wasmtime::Result<Warm> {
+        match self.take() {
+            Some(warm) => Ok(warm),
+            None => self.fresh_instance().await,
+        }
+    }
+
+    /// Runs one call of `body` on `warm`, with the component's deadline. A
+    /// call stopped at that deadline says so.
+    pub async fn run_on<R>(
+        &self,
+        warm: &mut Warm,
+        body: impl AsyncFnOnce(&mut Warm) -> wasmtime::Result<R>,
+    ) -> wasmtime::Result<R> {
         warm.store.data_mut().begin_call();
         warm.store.set_epoch_deadline(1);
-        match body(&mut warm).await {
-            Ok(value) => {
-                self.give_back(warm);
-                Ok(value)
-            }
+        match body(warm).await {
+            Ok(value) => Ok(value),
             // Only this call's own deadline: an interrupt deeper in the
             // error chain belongs to a callee that ran out of time.
             Err(e)
@@ -206,7 +222,8 @@ impl InstancePool {
         self.idle.lock().expect("pool lock").pop()
     }
 
-    fn give_back(&self, warm: Warm) {
+    /// Puts an instance that served well back among the idle ones.
+    pub fn give_back(&self, warm: Warm) {
         let mut idle = self.idle.lock().expect("pool lock");
         if idle.len() < MAX_IDLE {
             idle.push(warm);

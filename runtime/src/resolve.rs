@@ -12,7 +12,7 @@
 //! pools at call time, so A may call B while B calls A (each call borrows its
 //! own instance).
 
-use crate::capability::Capability;
+use crate::capability::{self, CapabilityRef};
 use crate::manifest::{Manifest, names_interface, unversioned};
 use crate::world::{Interface, World, compatibility};
 use std::collections::BTreeMap;
@@ -26,7 +26,7 @@ pub const HTTP_HANDLER: &str = "wasi:http/incoming-handler";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Provider {
     /// A host capability.
-    Capability(Capability),
+    Capability(CapabilityRef),
     /// Nothing: the interface holds only plain types, which need no code
     /// behind them, so it is linked as an empty instance.
     TypesOnly,
@@ -157,7 +157,7 @@ pub fn resolve(
                     error(at.clone(), why);
                     continue;
                 }
-            } else if let Some(cap) = Capability::for_interface(&import.name) {
+            } else if let Some(cap) = capability::for_interface(&import.name) {
                 if cap.is_granted(grants) {
                     wires.push(Wire {
                         import: import.name.clone(),
@@ -285,7 +285,7 @@ fn unserved(import: &Interface, same_name: &[(&str, &Interface)]) -> String {
     if import.name.starts_with("wasi:") {
         return format!(
             "no component exports it and weft provides no such capability (weft provides {})",
-            Capability::PROVIDED
+            capability::PROVIDED
         );
     }
     if let Some(resources) = resource_list(import) {
@@ -423,7 +423,9 @@ mod tests {
             vec![
                 Wire {
                     import: "wasi:cli/stdout@0.2.0".into(),
-                    provider: Provider::Capability(Capability::Wasi)
+                    provider: Provider::Capability(
+                        capability::for_interface("wasi:cli/environment").unwrap()
+                    )
                 },
                 Wire {
                     import: GREET.into(),
@@ -684,7 +686,7 @@ mod tests {
         let r = run(&granted, vec![("c", world)]).unwrap();
         assert_eq!(
             provider_of(&r, "c", "wasi:cli/environment@0.2.0"),
-            Provider::Capability(Capability::Wasi)
+            Provider::Capability(capability::for_interface("wasi:cli/environment").unwrap())
         );
     }
 

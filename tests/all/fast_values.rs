@@ -166,7 +166,9 @@ fn a_callee_returning_invalid_values_fails_only_that_call() {
     let runtime = runtime();
     runtime.block_on(async {
         // In one process: the typed forwarder lifts the lie.
-        let app = App::start(&prepared, None, None).await.expect("starts");
+        let app = App::start(&prepared, None, &Default::default())
+            .await
+            .expect("starts");
         lies_fail_one_call(&app.pools["caller"], false).await;
 
         // Split: the callee's worker lifts it, and answers with an error.
@@ -189,7 +191,7 @@ fn a_callee_returning_invalid_values_fails_only_that_call() {
         .await
         .expect("the callee's worker starts");
         let placement = placed(&prepared, &plan, &worker.address, &authority);
-        let app = App::start(&prepared, Some(&placement), None)
+        let app = App::start(&prepared, Some(&placement), &Default::default())
             .await
             .expect("starts");
         lies_fail_one_call(&app.pools["caller"], true).await;
@@ -232,7 +234,7 @@ fn typed_and_val_ends_of_a_call_understand_each_other() {
         let typed = val_callee.typed().await.expect("Served");
         assert!(typed.is_empty(), "{typed:?}");
         let placement = placed(&prepared, &plan, &val_callee.address, &authority);
-        let app = App::start(&prepared, Some(&placement), None)
+        let app = App::start(&prepared, Some(&placement), &Default::default())
             .await
             .expect("starts");
         let caller = &app.pools["caller"];

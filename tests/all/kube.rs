@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use weft_placer::Plan;
 use weft_runtime::kube::{self, AppVersion, KubeOptions, PlanOrigin};
-use weft_runtime::manifest::{Backend, BucketSpec, Manifest, ManifestFile};
+use weft_runtime::manifest::{BucketSpec, Manifest, ManifestFile};
 use weft_runtime::version::Version;
 
 /// The sample's manifest, as `weft kube` reads it.
@@ -28,7 +28,7 @@ fn kvcounter_on_redis() -> Manifest {
     manifest.keyvalue.insert(
         "counts".into(),
         BucketSpec {
-            backend: Backend::Redis,
+            backend: "redis".into(),
             url: Some("redis://redis:6379/0".into()),
             url_env: None,
         },

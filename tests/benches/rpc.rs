@@ -244,9 +244,9 @@ pub(crate) async fn cross_process() -> anyhow::Result<()> {
         )]),
         version: version.clone(),
     };
-    let split = App::start(&prepared, Some(&placement), None).await?;
+    let split = App::start(&prepared, Some(&placement), &Default::default()).await?;
     let remote_caller = split.pools["caller"].clone();
-    let monolith = App::start(&prepared, None, None).await?;
+    let monolith = App::start(&prepared, None, &Default::default()).await?;
     let local_caller = monolith.pools["caller"].clone();
 
     // The baseline's server and client.

@@ -30,9 +30,10 @@
 use super::cluster::{ClusterConfig, ConfigDir};
 use crate::app::{App, Placement, Prepared};
 use crate::cache::CompileCache;
+use crate::capability::EmbeddedStores;
 use crate::discovery::{self, Peers, Source, Watch};
 use crate::kv::KeyValueStore;
-use crate::manifest::{Backend, ManifestFile};
+use crate::manifest::ManifestFile;
 use crate::resolve::Provider;
 use crate::rpc::Dialer;
 use crate::rpc::authorize::Edges;
@@ -95,8 +96,8 @@ struct Launch {
     prepared: Prepared,
     replica: u32,
     placement: Placement,
-    /// Where buckets on the embedded backend live (the manager's store).
-    embedded: Option<Arc<dyn KeyValueStore>>,
+    /// Where stores on embedded backends live (the manager's).
+    embedded: EmbeddedStores,
     /// The listeners it serves, with their addresses.
     listeners: BTreeMap<String, SocketAddr>,
     watches: Vec<Watch>,
@@ -319,10 +320,11 @@ impl Worker {
                 Arc::new(Replicas::new(peers, &self.dialer, &version)),
             );
         }
-        let embedded: Option<Arc<dyn KeyValueStore>> = match a.store.as_str() {
+        let keyvalue: Option<Arc<dyn KeyValueStore>> = match a.store.as_str() {
             "" => None,
             address => Some(Arc::new(RemoteStore::new(address, &version, &self.dialer)?)),
         };
+        let embedded = EmbeddedStores { keyvalue };
         let mut listeners = BTreeMap::new();
         for l in &a.listeners {
             let address: SocketAddr = l.address.parse().with_context(|| {
@@ -380,15 +382,13 @@ impl Worker {
         }
         let manifest = &prepared.manifest.manifest;
         for component in &group.components {
-            let buckets = &manifest.components[component].grants.keyvalue;
-            if let Some(bucket) = buckets
-                .iter()
-                .find(|b| manifest.bucket_backend(b) == Backend::Redb)
-            {
+            let spec = &manifest.components[component];
+            if let Some(store) = crate::capability::embedded_stores(manifest, spec).first() {
                 anyhow::bail!(
-                    "component '{component}' keeps bucket '{bucket}' in the embedded store, which \
-                     only `weft run` and `weft deploy` serve; add [keyvalue.{bucket}] with \
-                     backend = \"redis\" and a url to weft.toml"
+                    "component '{component}' keeps {} in an embedded store, which only `weft \
+                     run` and `weft deploy` serve; {} to weft.toml",
+                    store.what,
+                    store.fix
                 );
             }
         }
@@ -439,7 +439,7 @@ impl Worker {
                 version,
             },
             replica: 0,
-            embedded: None,
+            embedded: EmbeddedStores::default(),
             listeners,
             watches,
             edges: Edges::of(&prepared.resolution, &plan),
@@ -469,7 +469,7 @@ impl Worker {
                 micros: u64::try_from(c.load_time.as_micros()).unwrap_or(u64::MAX),
             })
             .collect();
-        let app = Arc::new(App::start(&prepared, Some(&placement), embedded).await?);
+        let app = Arc::new(App::start(&prepared, Some(&placement), &embedded).await?);
         crate::telemetry::logs::set_process(&app.group, app.version.as_str());
         // Runs as long as the worker's runtime does.
         let _ = crate::telemetry::otlp_metrics::spawn(&app.metrics);

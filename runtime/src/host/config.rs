@@ -2,7 +2,41 @@
 
 use super::bindings::wasi::config::store;
 use super::{HostState, Sandbox};
+use crate::capability::{Capability, ComponentContext, Parts};
 use wasmtime::component::{HasData, Linker};
+
+/// `wasi:config/store`: the component's `[config]` table.
+pub struct Config;
+
+/// The component's `[config]` values.
+struct Values(Vec<(String, String)>);
+
+impl Capability for Config {
+    fn name(&self) -> &'static str {
+        "config"
+    }
+
+    fn serves(&self, interface: &str) -> bool {
+        interface.starts_with("wasi:config/")
+    }
+
+    fn link(&self, linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+        add_to_linker(linker)
+    }
+
+    fn sandbox(&self, component: &ComponentContext<'_>, parts: &mut Parts) {
+        let values = component.spec.config.iter();
+        parts.insert(Values(
+            values.map(|(k, v)| (k.clone(), v.clone())).collect(),
+        ));
+    }
+}
+
+impl Sandbox {
+    fn config(&self) -> &[(String, String)] {
+        self.parts.get::<Values>().map_or(&[], |v| &v.0)
+    }
+}
 
 struct ConfigData;
 
@@ -18,13 +52,13 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
 impl store::Host for &Sandbox {
     fn get(&mut self, key: String) -> Result<Option<String>, store::Error> {
         Ok(self
-            .config
+            .config()
             .iter()
             .find(|(k, _)| *k == key)
             .map(|(_, v)| v.clone()))
     }
 
     fn get_all(&mut self) -> Result<Vec<(String, String)>, store::Error> {
-        Ok(self.config.clone())
+        Ok(self.config().to_vec())
     }
 }

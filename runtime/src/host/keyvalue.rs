@@ -3,8 +3,93 @@
 
 use super::bindings::wasi::keyvalue::{atomics, batch, store};
 use super::{HostState, Sandbox};
+use crate::capability::{self, Capability, ComponentContext, Embedded, Parts, Process, Shared};
+use crate::kv::buckets::Buckets;
 use crate::kv::{KeyValueStore, KvError};
+use crate::manifest::{ComponentSpec, Grants, Manifest};
+use anyhow::Context as _;
+use std::sync::Arc;
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
+
+/// `wasi:keyvalue`: the granted buckets only.
+pub struct KeyValue;
+
+/// What one component may open, and where its buckets are.
+struct Granted {
+    buckets: Vec<String>,
+    store: Arc<dyn KeyValueStore>,
+}
+
+impl Capability for KeyValue {
+    fn name(&self) -> &'static str {
+        "keyvalue"
+    }
+
+    fn serves(&self, interface: &str) -> bool {
+        interface.starts_with("wasi:keyvalue/")
+    }
+
+    fn is_granted(&self, grants: &Grants) -> bool {
+        !grants.keyvalue.is_empty()
+    }
+
+    fn grant_example(&self) -> Option<&'static str> {
+        Some("keyvalue = [\"BUCKET\"]")
+    }
+
+    fn link(&self, linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+        add_to_linker(linker)
+    }
+
+    fn open(&self, process: &Process<'_>) -> anyhow::Result<Option<Shared>> {
+        let buckets = Buckets::new(
+            &process.manifest.manifest,
+            process.embedded.keyvalue.clone(),
+        )
+        .with_context(|| format!("{}", process.manifest.path.display()))?;
+        Ok(Some(Arc::new(buckets)))
+    }
+
+    fn sandbox(&self, component: &ComponentContext<'_>, parts: &mut Parts) {
+        let Some(store) = component
+            .shared
+            .and_then(|s| s.clone().downcast::<Buckets>().ok())
+        else {
+            return;
+        };
+        parts.insert(Granted {
+            buckets: component.spec.grants.keyvalue.clone(),
+            store,
+        });
+    }
+
+    fn embedded_stores(&self, manifest: &Manifest, component: &ComponentSpec) -> Vec<Embedded> {
+        let server = crate::kv::BACKENDS
+            .iter()
+            .find(|b| !b.is_embedded())
+            .map_or("", |b| b.name);
+        component
+            .grants
+            .keyvalue
+            .iter()
+            .filter(|b| manifest.bucket_backend(b).is_embedded())
+            .map(|bucket| Embedded {
+                field: format!("keyvalue.{bucket}"),
+                what: format!("bucket '{bucket}'"),
+                kind: "bucket",
+                backend: manifest.bucket_backend(bucket).name,
+                fix: format!(
+                    "add [keyvalue.{bucket}] with backend = \"{server}\" and url = \"redis://HOST:6379/0\""
+                ),
+            })
+            .collect()
+    }
+}
+
+/// Whether `capability` is key-value.
+pub fn is_keyvalue(capability: &capability::CapabilityRef) -> bool {
+    capability.name() == KeyValue.name()
+}
 
 /// An open bucket: only its name; the data lives in the backend.
 pub struct Bucket {
@@ -38,6 +123,12 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
 }
 
 impl KvView<'_> {
+    fn granted(&self) -> Result<&Granted, KvError> {
+        self.sandbox.parts.get::<Granted>().ok_or_else(|| {
+            KvError::Other("no key-value store is configured for this component".into())
+        })
+    }
+
     /// The bucket's name and the backend that holds it.
     fn open_bucket(
         &self,
@@ -49,16 +140,15 @@ impl KvView<'_> {
             .map_err(|e| KvError::Other(e.to_string()))?
             .name
             .clone();
-        let backend = self.sandbox.keyvalue.as_deref().ok_or_else(|| {
-            KvError::Other("no key-value store is configured for this component".into())
-        })?;
-        Ok((name, backend))
+        let granted = self.granted()?;
+        Ok((name, granted.store.as_ref()))
     }
 }
 
 impl store::Host for KvView<'_> {
     async fn open(&mut self, identifier: String) -> Result<Resource<Bucket>, KvError> {
-        if !self.sandbox.buckets.contains(&identifier) {
+        let granted = self.granted().map(|g| g.buckets.contains(&identifier));
+        if !granted.unwrap_or(false) {
             tracing::warn!(
                 component = %self.sandbox.name,
                 bucket = %identifier,

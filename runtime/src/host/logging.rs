@@ -6,10 +6,28 @@
 
 use super::bindings::wasi::logging::logging::{self, Level};
 use super::{HostState, Sandbox};
+use crate::capability::Capability;
 use crate::telemetry::logs::{self, GuestLabels};
 use std::io::Write;
 use std::sync::OnceLock;
 use wasmtime::component::{HasData, Linker};
+
+/// `wasi:logging`: log lines prefixed with the component's name.
+pub struct Logging;
+
+impl Capability for Logging {
+    fn name(&self) -> &'static str {
+        "logging"
+    }
+
+    fn serves(&self, interface: &str) -> bool {
+        interface.starts_with("wasi:logging/")
+    }
+
+    fn link(&self, linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+        add_to_linker(linker)
+    }
+}
 
 struct LoggingData;
 

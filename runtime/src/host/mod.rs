@@ -2,10 +2,14 @@
 //! capabilities behind its imports.
 //!
 //! Every component has one [`Sandbox`], built from its manifest entry: its
-//! name, granted buckets, hosts and environment variables, its config values,
-//! and its limits. Every instance of the component has its own [`HostState`]
-//! (the `T` of its `Store<T>`), made from that sandbox.
+//! name, environment variables and limits, and what each capability keeps
+//! for it ([`Parts`]: its granted buckets, hosts, config values). Every
+//! instance of the component has its own [`HostState`] (the `T` of its
+//! `Store<T>`), made from that sandbox.
 //!
+//! Each capability is a [`Capability`](crate::capability::Capability)
+//! implemented here:
+//! - [`Wasi`] and [`HttpTypes`]: wasmtime-wasi's interfaces, granting nothing.
 //! - [`stdio`]: guest stdout and stderr, prefixed with the component's name.
 //! - [`outgoing`]: `wasi:http` hooks that allow only the granted hosts.
 //! - [`keyvalue`], [`config`], [`logging`]: weft's own capability bindings,
@@ -17,8 +21,7 @@ pub mod logging;
 pub mod outgoing;
 pub mod stdio;
 
-use crate::kv::KeyValueStore;
-use crate::manifest::HostPattern;
+use crate::capability::{Capability, CapabilityRef, Parts};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::component::{Linker, ResourceTable};
@@ -50,16 +53,10 @@ pub struct Sandbox {
     pub group: String,
     /// The deployment's version (under `weft run`, the app's own).
     pub version: String,
-    /// Key-value buckets it may open.
-    pub buckets: Vec<String>,
-    /// The store behind its buckets, when it has any.
-    pub keyvalue: Option<Arc<dyn KeyValueStore>>,
-    /// Hosts it may send HTTP requests to.
-    pub outgoing: Arc<[HostPattern]>,
     /// Environment variables passed in (only the granted ones that are set).
     pub env: Vec<(String, String)>,
-    /// Its `[config]` values.
-    pub config: Vec<(String, String)>,
+    /// What each capability keeps for it.
+    pub parts: Parts,
     /// How long one call into it may run.
     pub call_timeout: Duration,
     /// How far one instance's memory may grow, in bytes.
@@ -130,31 +127,63 @@ impl WasiHttpView for HostState {
 /// Adds the capabilities in `caps` to a component's linker. Interfaces of
 /// capabilities that are not in `caps` stay unlinked, so a component can
 /// never reach them, whatever its imports say.
-pub fn add_capabilities(
+pub fn add_capabilities<'a>(
     linker: &mut Linker<HostState>,
-    caps: &std::collections::BTreeSet<crate::capability::Capability>,
+    caps: impl IntoIterator<Item = &'a CapabilityRef>,
 ) -> wasmtime::Result<()> {
-    use crate::capability::Capability;
-    use wasmtime_wasi_http::p2::bindings::http;
     // wasi:cli and friends are linked for everyone: ordinary toolchains import
     // them, and the WasiCtx above grants nothing through them.
     wasmtime_wasi::p2::add_to_linker_async(linker)?;
     for cap in caps {
-        match cap {
-            Capability::Wasi => {}
-            Capability::HttpTypes => http::types::add_to_linker::<_, wasmtime_wasi_http::WasiHttp>(
-                linker,
-                &Default::default(),
-                HostState::http,
-            )?,
-            Capability::OutgoingHttp => http::outgoing_handler::add_to_linker::<
-                _,
-                wasmtime_wasi_http::WasiHttp,
-            >(linker, HostState::http)?,
-            Capability::KeyValue => keyvalue::add_to_linker(linker)?,
-            Capability::Config => config::add_to_linker(linker)?,
-            Capability::Logging => logging::add_to_linker(linker)?,
-        }
+        cap.link(linker)?;
     }
     Ok(())
+}
+
+/// `wasi:cli`, `wasi:io`, `wasi:clocks`, `wasi:random`, `wasi:filesystem`
+/// and `wasi:sockets`: linked for every component (see
+/// [`add_capabilities`]), and empty but for what the sandbox grants.
+pub struct Wasi;
+
+impl Capability for Wasi {
+    fn name(&self) -> &'static str {
+        "wasi"
+    }
+
+    fn serves(&self, interface: &str) -> bool {
+        let package = interface.rsplit_once('/').map_or(interface, |(p, _)| p);
+        matches!(
+            package,
+            "wasi:cli"
+                | "wasi:io"
+                | "wasi:clocks"
+                | "wasi:random"
+                | "wasi:filesystem"
+                | "wasi:sockets"
+        )
+    }
+
+    fn link(&self, _linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+        Ok(())
+    }
+}
+
+/// `wasi:http/types`, used by every HTTP handler.
+pub struct HttpTypes;
+
+impl Capability for HttpTypes {
+    fn name(&self) -> &'static str {
+        "http"
+    }
+
+    fn serves(&self, interface: &str) -> bool {
+        interface == "wasi:http/types"
+    }
+
+    fn link(&self, linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+        wasmtime_wasi_http::p2::bindings::http::types::add_to_linker::<
+            _,
+            wasmtime_wasi_http::WasiHttp,
+        >(linker, &Default::default(), HostState::http)
+    }
 }

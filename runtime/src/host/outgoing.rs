@@ -3,10 +3,53 @@
 
 mod send;
 
-use super::Sandbox;
-use crate::manifest::HostPattern;
+use super::{HostState, Sandbox};
+use crate::capability::{Capability, ComponentContext, Parts};
+use crate::manifest::{Grants, HostPattern};
 use std::sync::Arc;
+use wasmtime::component::Linker;
+use wasmtime_wasi_http::WasiHttpView as _;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
+
+/// `wasi:http/outgoing-handler`: requests to the granted hosts only.
+pub struct OutgoingHttp;
+
+/// The hosts one component may send requests to.
+struct Allowed(Arc<[HostPattern]>);
+
+impl Capability for OutgoingHttp {
+    fn name(&self) -> &'static str {
+        "outgoing-http"
+    }
+
+    fn serves(&self, interface: &str) -> bool {
+        interface == "wasi:http/outgoing-handler"
+    }
+
+    fn is_granted(&self, grants: &Grants) -> bool {
+        !grants.outgoing_http.is_empty()
+    }
+
+    fn grant_example(&self) -> Option<&'static str> {
+        Some("outgoing-http = [\"example.com:443\"]")
+    }
+
+    fn link(&self, linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+        wasmtime_wasi_http::p2::bindings::http::outgoing_handler::add_to_linker::<
+            _,
+            wasmtime_wasi_http::WasiHttp,
+        >(linker, HostState::http)
+    }
+
+    fn sandbox(&self, component: &ComponentContext<'_>, parts: &mut Parts) {
+        let hosts = component.spec.grants.outgoing_http.iter();
+        parts.insert(Allowed(
+            hosts
+                .map(|h| HostPattern::parse(h).expect("checked by the manifest"))
+                .collect(),
+        ));
+    }
+}
 
 /// The `wasi:http` hooks of one instance: every request is checked against
 /// the component's granted hosts before it leaves.
@@ -20,7 +63,10 @@ impl OutgoingPolicy {
     pub fn new(sandbox: &Sandbox) -> OutgoingPolicy {
         OutgoingPolicy {
             component: sandbox.name.clone(),
-            allowed: sandbox.outgoing.clone(),
+            allowed: sandbox
+                .parts
+                .get::<Allowed>()
+                .map_or_else(|| Arc::from([]), |a| a.0.clone()),
         }
     }
 

@@ -3,7 +3,6 @@
 
 use super::{AppVersion, Names, PlanOrigin, listener_port};
 use crate::deploy::cluster::{PROBE_PORT, WORKER_PORT};
-use crate::manifest::Backend;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
@@ -251,25 +250,29 @@ pub fn check(app: &AppVersion<'_>, namespace: Option<&str>) -> Result<(), Proble
     // The embedded store is a file inside one process. On Kubernetes each
     // replica is a pod of its own, and a rollout runs the next version in
     // other pods beside this one's, so any redb bucket would be split.
-    let mut redb: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    let mut embedded: BTreeMap<String, (crate::capability::Embedded, Vec<&str>)> = BTreeMap::new();
     for (component, spec) in &app.manifest.components {
-        for bucket in &spec.grants.keyvalue {
-            if app.manifest.bucket_backend(bucket) == Backend::Redb {
-                redb.entry(bucket).or_default().push(component);
-            }
+        for store in crate::capability::embedded_stores(app.manifest, spec) {
+            embedded
+                .entry(store.field.clone())
+                .or_insert_with(|| (store, Vec::new()))
+                .1
+                .push(component);
         }
     }
-    for (bucket, components) in redb {
+    for (field, (store, components)) in embedded {
         problem(
             manifest_file(),
-            format!("keyvalue.{bucket}"),
+            field,
             format!(
-                "bucket '{bucket}' (granted to {}) is in the embedded redb store, a file that \
-                 only one process can hold; on Kubernetes every replica, and the next version \
-                 during a rollout, run in pods of their own and would each see another bucket. \
-                 Add [keyvalue.{bucket}] with backend = \"redis\" and url = \
-                 \"redis://HOST:6379/0\"",
-                components.join(", ")
+                "{} (granted to {}) is in the embedded {} store, a file that only one process \
+                 can hold; on Kubernetes every replica, and the next version during a rollout, \
+                 run in pods of their own and would each see another {}. {}",
+                store.what,
+                components.join(", "),
+                store.backend,
+                store.kind,
+                upper_first(&store.fix)
             ),
         );
     }
@@ -339,4 +342,13 @@ fn suggestion(name: &str) -> String {
     } else {
         String::new()
     }
+}
+
+/// `text` with its first letter in upper case, to start a sentence.
+fn upper_first(text: &str) -> String {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
 }

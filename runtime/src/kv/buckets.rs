@@ -7,9 +7,8 @@
 //! [`MAX_VALUE`](super::MAX_VALUE) are refused here, whichever backend
 //! would have taken them.
 
-use super::redis::RedisStore;
-use super::{KeyPage, KeyValueStore, KvError, check_sizes};
-use crate::manifest::{Backend, Manifest};
+use super::{KeyPage, KeyValueStore, KvError, Location, check_sizes};
+use crate::manifest::Manifest;
 use async_trait::async_trait;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -24,8 +23,8 @@ pub struct Buckets {
 }
 
 impl Buckets {
-    /// The buckets of `manifest`: those on Redis get a client each (one per
-    /// url), the rest go to `embedded`. Nothing connects yet.
+    /// The buckets of `manifest`: those on a server get a client each (one
+    /// per url), the rest go to `embedded`. Nothing connects yet.
     pub fn new(
         manifest: &Manifest,
         embedded: Option<Arc<dyn KeyValueStore>>,
@@ -33,19 +32,17 @@ impl Buckets {
         let mut clients: BTreeMap<String, Arc<dyn KeyValueStore>> = BTreeMap::new();
         let mut servers = BTreeMap::new();
         for (bucket, spec) in &manifest.keyvalue {
-            if spec.backend != Backend::Redis {
+            let Location::Server { open, .. } = manifest.bucket_backend(bucket).location else {
                 continue;
-            }
-            let Some(url) = spec.redis_url(bucket)? else {
+            };
+            let Some(url) = spec.server_url(bucket)? else {
                 continue;
             };
             let store = match clients.get(&url) {
                 Some(store) => store.clone(),
                 None => {
-                    let store: Arc<dyn KeyValueStore> = Arc::new(
-                        RedisStore::open(&url)
-                            .map_err(|e| anyhow::anyhow!("keyvalue.{bucket}: {e:#}"))?,
-                    );
+                    let store =
+                        open(&url).map_err(|e| anyhow::anyhow!("keyvalue.{bucket}: {e:#}"))?;
                     clients.insert(url, store.clone());
                     store
                 }
@@ -64,17 +61,6 @@ impl Buckets {
             ))),
         }
     }
-}
-
-/// Whether a component granted `buckets` keeps any of them in the embedded
-/// store.
-pub fn uses_embedded<'a>(
-    manifest: &Manifest,
-    buckets: impl IntoIterator<Item = &'a String>,
-) -> bool {
-    buckets
-        .into_iter()
-        .any(|b| manifest.bucket_backend(b) == Backend::Redb)
 }
 
 #[async_trait]

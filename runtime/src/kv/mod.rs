@@ -14,6 +14,13 @@
 //!
 //! Counters written by `increment` are stored as decimal ASCII, the way Redis
 //! stores them, so a value reads the same whichever backend holds it.
+//!
+//! Backends are registered by kind in [`BACKENDS`]: a [`BackendKind`] names
+//! the backend as `[keyvalue.BUCKET] backend` spells it and says where its
+//! buckets live ([`Location`]). The manifest's checks, the choice of a
+//! store per bucket, and every "may this run here" check (a worker, a
+//! Kubernetes pod) read that table, so a new backend is its module plus one
+//! line there.
 
 pub mod buckets;
 pub mod conformance;
@@ -21,6 +28,62 @@ pub mod redb;
 pub mod redis;
 
 use async_trait::async_trait;
+use std::sync::Arc;
+
+/// A kind of key-value backend.
+pub struct BackendKind {
+    /// Its name in `[keyvalue.BUCKET] backend`.
+    pub name: &'static str,
+    /// Where its buckets live.
+    pub location: Location,
+}
+
+/// Where a backend keeps its buckets, which decides where a component that
+/// uses them may run.
+pub enum Location {
+    /// In a file under the data directory of the one process that serves
+    /// the app's state (`weft run`, or the manager of `weft deploy`); other
+    /// processes reach it through that one.
+    Embedded,
+    /// On a server that every process reaches itself, at a url.
+    Server {
+        /// The url schemes it takes, such as `redis://`.
+        schemes: &'static [&'static str],
+        /// An example url, for errors.
+        example: &'static str,
+        /// Connects (lazily) to the server at a url.
+        open: fn(&str) -> anyhow::Result<Arc<dyn KeyValueStore>>,
+    },
+}
+
+impl BackendKind {
+    /// Whether its buckets live in one process's data directory.
+    pub fn is_embedded(&self) -> bool {
+        matches!(self.location, Location::Embedded)
+    }
+}
+
+/// Every key-value backend weft has; the first is the default.
+pub const BACKENDS: &[&BackendKind] = &[&redb::BACKEND, &redis::BACKEND];
+
+/// The backend of buckets that `[keyvalue]` does not name.
+pub fn default_backend() -> &'static BackendKind {
+    BACKENDS[0]
+}
+
+/// The backend called `name`, if weft has one.
+pub fn backend(name: &str) -> Option<&'static BackendKind> {
+    BACKENDS.iter().copied().find(|b| b.name == name)
+}
+
+/// The names of every backend, for errors: "redb, redis".
+pub fn backend_names() -> String {
+    BACKENDS
+        .iter()
+        .map(|b| b.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 /// How many keys `list_keys` returns at most per page.
 pub const LIST_PAGE: usize = 1000;

@@ -22,6 +22,12 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableErro
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+/// The `redb` backend, weft's embedded default.
+pub const BACKEND: super::BackendKind = super::BackendKind {
+    name: "redb",
+    location: super::Location::Embedded,
+};
+
 /// A redb file holding every bucket.
 #[derive(Clone)]
 pub struct RedbStore {

@@ -18,6 +18,16 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+/// The `redis` backend.
+pub const BACKEND: super::BackendKind = super::BackendKind {
+    name: "redis",
+    location: super::Location::Server {
+        schemes: &["redis://", "rediss://"],
+        example: "redis://127.0.0.1:6379/0",
+        open: |url| Ok(std::sync::Arc::new(RedisStore::open(url)?)),
+    },
+};
+
 /// The longest one key-value operation on Redis may take, connecting
 /// included.
 pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(2);

@@ -24,7 +24,7 @@ pub(crate) mod typed;
 pub use typed::{SHAPES as TYPED_SHAPES, use_val_path_only};
 
 use crate::call::{RemoteFunc, Transport};
-use crate::capability::Capability;
+use crate::capability::CapabilityRef;
 use crate::codec::typed::WireList;
 use crate::codec::{self, FuncTypes};
 use crate::host::{self, HostState};
@@ -269,7 +269,7 @@ pub fn linker_for<'c>(
     callee: impl Fn(&str) -> wasmtime::Result<Callee<'c>>,
 ) -> wasmtime::Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
-    let caps: BTreeSet<Capability> = wires
+    let caps: BTreeSet<CapabilityRef> = wires
         .iter()
         .filter_map(|w| match w.provider {
             Provider::Capability(cap) => Some(cap),
