@@ -187,6 +187,8 @@ pub struct App {
     pub group: String,
     /// Its calls and requests, counted.
     pub metrics: Arc<Metrics>,
+    /// The handles its components hold to each other's resources.
+    pub handles: Arc<crate::link::handles::Handles>,
 }
 
 impl App {
@@ -241,7 +243,13 @@ impl App {
             None => prepared.version(&Plan::monolith(prepared.compiled.keys().cloned())),
         };
         let metrics = Arc::new(Metrics::default());
-        let pools = link_all(prepared, placement, &shared, &version, &metrics)?;
+        let group = placement.map_or(weft_placer::MONOLITH_GROUP, |p| p.group.as_str());
+        let handles = Arc::new(crate::link::handles::Handles::new(
+            metrics.clone(),
+            group,
+            version.as_str(),
+        ));
+        let pools = link_all(prepared, placement, &shared, &version, &metrics, &handles)?;
         for pool in pools.values() {
             pool.warm_up()
                 .await
@@ -269,6 +277,7 @@ impl App {
                 .map_or(weft_placer::MONOLITH_GROUP, |p| p.group.as_str())
                 .to_string(),
             metrics,
+            handles,
         })
     }
 
@@ -452,6 +461,7 @@ fn link_all(
     shared: &BTreeMap<CapabilityRef, Shared>,
     version: &Version,
     metrics: &Metrics,
+    handles: &Arc<crate::link::handles::Handles>,
 ) -> anyhow::Result<BTreeMap<String, Arc<InstancePool>>> {
     let version = version.to_string();
     let Prepared {
@@ -478,6 +488,7 @@ fn link_all(
             app: &manifest.manifest.app.name,
             version: &version,
             metrics,
+            handles,
         };
         let linker = link::linker_for(engine, &caller, &resolution.wires[name], |callee| {
             match (slots.get(callee), placement) {

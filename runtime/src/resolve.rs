@@ -290,9 +290,8 @@ fn unserved(import: &Interface, same_name: &[(&str, &Interface)]) -> String {
     }
     if let Some(resources) = resource_list(import) {
         return format!(
-            "it declares {resources} and no component exports it; weft passes no resources \
-             between components, so keep {resources} inside one component (export this \
-             interface from the component that uses it), or pass plain values"
+            "it declares {resources} and no component exports it; a resource lives in the \
+             component that implements it, so export this interface from that component"
         );
     }
     "no component exports it; add the component that implements it to [components]".into()
@@ -326,13 +325,6 @@ fn resource_list(interface: &Interface) -> Option<String> {
 
 /// Why `import` cannot be served by `export` of component `provider`.
 fn mismatches(import: &Interface, export: &Interface, provider: &str) -> Vec<String> {
-    if let Some(resources) = resource_list(import) {
-        return vec![format!(
-            "it passes {resources}, which cannot be shared between components: a resource \
-             lives in the instance that made it; keep the code that uses it in '{provider}', \
-             or pass plain values"
-        )];
-    }
     let mut problems = Vec::new();
     for f in &import.functions {
         match export.function(&f.name) {
@@ -343,11 +335,6 @@ fn mismatches(import: &Interface, export: &Interface, provider: &str) -> Vec<Str
             Some(e) if e.signature != f.signature => problems.push(format!(
                 "function '{}' has type {} here but {} in '{provider}'; rebuild both components against the same WIT",
                 f.name, f.signature, e.signature
-            )),
-            Some(_) if f.has_handles => problems.push(format!(
-                "function '{}' passes a resource, stream or future ({}), which cannot be copied \
-                 between components; pass plain values instead",
-                f.name, f.signature
             )),
             Some(_) => {}
         }
@@ -470,7 +457,7 @@ mod tests {
     }
 
     #[test]
-    fn type_mismatch_and_resources_are_refused() {
+    fn type_mismatch_is_refused_and_resources_are_linked() {
         let m = manifest("", &["front", "greeter"]);
         let mut other = exporter();
         other.exports[0].functions[0].signature = "func(u32) -> string".into();
@@ -486,8 +473,10 @@ mod tests {
         front.imports[1].functions[0] = func("greet", "func(borrow<resource>)");
         let mut back = exporter();
         back.exports[0].functions[0] = func("greet", "func(borrow<resource>)");
-        let err = run(&m, vec![("front", front), ("greeter", back)]).unwrap_err();
-        assert!(err.contains("passes a resource"), "{err}");
+        let r = run(&m, vec![("front", front), ("greeter", back)]).unwrap();
+        assert!(
+            matches!(&r.wires["front"][1].provider, Provider::Component { name, .. } if name == "greeter")
+        );
     }
 
     #[test]
@@ -705,22 +694,25 @@ mod tests {
             "{err}"
         );
         assert!(
-            err.contains("weft passes no resources between components"),
+            err.contains("export this interface from that component"),
             "{err}"
         );
     }
 
     #[test]
-    fn a_resource_is_not_shared_between_components() {
+    fn a_resource_goes_to_the_component_that_exports_it() {
         let m = manifest("", &["front", "greeter"]);
         let mut front = importer();
         front.imports[1].resources = vec!["session".into()];
         let mut back = exporter();
         back.exports[0].resources = vec!["session".into()];
-        let err = run(&m, vec![("front", front), ("greeter", back)]).unwrap_err();
-        assert!(
-            err.contains("it passes resource 'session', which cannot be shared between components"),
-            "{err}"
+        let r = run(&m, vec![("front", front), ("greeter", back)]).unwrap();
+        assert_eq!(
+            r.wires["front"][1].provider,
+            Provider::Component {
+                name: "greeter".into(),
+                export: GREET.into()
+            }
         );
     }
 

@@ -33,7 +33,8 @@ pub struct Interface {
     pub name: String,
     /// Its functions, including resource methods (`[method]bucket.get`).
     pub functions: Vec<FuncSig>,
-    /// The resource types it declares, such as `bucket`.
+    /// The resource types it declares, such as `bucket`; not those it
+    /// `use`s from another interface.
     pub resources: Vec<String>,
 }
 
@@ -57,10 +58,13 @@ impl World {
     /// Reads the imports and exports of a compiled component.
     pub fn reflect(engine: &Engine, ty: &types::Component) -> World {
         let mut world = World::default();
+        // Resource types met so far: a later interface that `use`s one
+        // names the same type again.
+        let mut seen = Vec::new();
         for (name, item) in ty.imports(engine) {
             match item.ty {
                 ComponentItem::ComponentInstance(inst) => {
-                    world.imports.push(Interface::reflect(engine, name, &inst));
+                    (world.imports).push(Interface::reflect(engine, name, &inst, &mut seen));
                 }
                 // Types and resources come along with the interfaces that use them.
                 ComponentItem::Type(_) | ComponentItem::Resource(_) => {}
@@ -69,7 +73,7 @@ impl World {
         }
         for (name, item) in ty.exports(engine) {
             if let ComponentItem::ComponentInstance(inst) = item.ty {
-                world.exports.push(Interface::reflect(engine, name, &inst));
+                (world.exports).push(Interface::reflect(engine, name, &inst, &mut seen));
             }
         }
         world
@@ -85,7 +89,12 @@ impl World {
 }
 
 impl Interface {
-    fn reflect(engine: &Engine, name: &str, inst: &types::ComponentInstance) -> Interface {
+    fn reflect(
+        engine: &Engine,
+        name: &str,
+        inst: &types::ComponentInstance,
+        seen: &mut Vec<types::ResourceType>,
+    ) -> Interface {
         let mut interface = Interface {
             name: name.to_string(),
             ..Interface::default()
@@ -95,7 +104,10 @@ impl Interface {
                 ComponentItem::ComponentFunc(f) => {
                     interface.functions.push(FuncSig::of(item_name, &f));
                 }
-                ComponentItem::Resource(_) => interface.resources.push(item_name.to_string()),
+                ComponentItem::Resource(ty) if !seen.contains(&ty) => {
+                    seen.push(ty);
+                    interface.resources.push(item_name.to_string());
+                }
                 _ => {}
             }
         }

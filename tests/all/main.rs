@@ -18,6 +18,7 @@ mod latency;
 mod layouts;
 mod linking;
 mod manifests;
+mod resources;
 mod rollout;
 mod samples;
 mod sandbox;

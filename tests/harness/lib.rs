@@ -61,6 +61,8 @@ pub const GUESTS: &[&str] = &[
     "fixture-refused-clerk",
     "fixture-refused-streamer",
     "fixture-bad-greeter",
+    "fixture-counters-keeper",
+    "fixture-counters-front",
     "boutique-frontend",
     "boutique-productcatalog",
     "boutique-currency",
@@ -84,6 +86,13 @@ pub const HELLO_APP: &str = "[app]\nname = \"hello\"\n\
 pub const VALUES_APP: &str = "[app]\nname = \"values\"\n\
      [components.front]\nwasm = \"{wasm:fixture_values_caller}\"\n\
      [components.values]\nwasm = \"{wasm:fixture_values_callee}\"\n\
+     [listeners.web]\ncomponent = \"front\"\naddress = \"127.0.0.1:0\"\n";
+
+/// The resource fixtures: a front that drives `counters` through handles
+/// to the `counter` resource that `keeper` exports.
+pub const COUNTERS_APP: &str = "[app]\nname = \"counters\"\n\
+     [components.front]\nwasm = \"{wasm:fixture_counters_front}\"\n\
+     [components.keeper]\nwasm = \"{wasm:fixture_counters_keeper}\"\n\
      [listeners.web]\ncomponent = \"front\"\naddress = \"127.0.0.1:0\"\n";
 
 /// How long an app may take to come up (a cold compile included).

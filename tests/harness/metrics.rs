@@ -1,7 +1,8 @@
 //! Reading an app's `/metrics` (at its `--admin` address) with a real
 //! Prometheus text parser.
 
-use prometheus_parse::{Sample, Scrape, Value};
+use prometheus_parse::Scrape;
+pub use prometheus_parse::{Sample, Value};
 
 /// Every sample the admin address at `admin` serves.
 pub fn scrape(admin: &str) -> Vec<Sample> {

@@ -73,6 +73,8 @@ pub struct HostState {
     pub(crate) limits: StoreLimits,
     /// When the call in progress must end; checked on every epoch tick.
     pub(crate) deadline: Instant,
+    /// Handles it holds to other components' resources.
+    pub(crate) held: crate::link::handles::Held,
 }
 
 impl HostState {
@@ -95,6 +97,7 @@ impl HostState {
             http: WasiHttpCtx::new(),
             limits,
             deadline: Instant::now() + sandbox.call_timeout,
+            held: Default::default(),
             sandbox,
         }
     }

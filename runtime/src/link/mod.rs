@@ -18,7 +18,12 @@
 //! Forwarders find their callee's pool through a [`PoolSlot`], filled once
 //! every pool exists, which is what lets components import from each other
 //! in a cycle.
+//!
+//! A resource that the callee exports is, in the caller, a host resource of
+//! a type of its own; functions that pass its handles go through
+//! [`handles`], which keeps the callee's instance that owns them.
 
+pub mod handles;
 pub(crate) mod typed;
 
 pub use typed::{SHAPES as TYPED_SHAPES, use_val_path_only};
@@ -34,15 +39,17 @@ use crate::telemetry::metrics::{MethodKey, MethodStats, Metrics};
 use crate::telemetry::trace::{self, CallLabels, SpanSpec};
 use crate::version::Version;
 use crate::world::Interface;
+use handles::{Handles, Inbound, Outbound, ResourceKey, ResourceTypes};
 use opentelemetry::context::FutureExt as _;
 use opentelemetry::trace::SpanKind;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use wasmtime::Engine;
 use wasmtime::component::types::{ComponentFunc, ComponentItem};
 use wasmtime::component::{
-    Component, ComponentExportIndex, ComponentNamedList, Lift, Linker, Lower, Val,
+    Component, ComponentExportIndex, ComponentNamedList, Lift, Linker, LinkerInstance, Lower,
+    ResourceType, Val,
 };
 
 /// Where a component's pool will be, once it exists.
@@ -82,6 +89,8 @@ pub struct Caller<'a> {
     pub version: &'a str,
     /// Where its forwarders count their calls.
     pub metrics: &'a Metrics,
+    /// The handles this process's components hold to each other's resources.
+    pub handles: &'a Arc<Handles>,
 }
 
 /// One forwarded function: a caller's import served by a callee's export,
@@ -219,6 +228,45 @@ impl Forwarder {
         }
     }
 
+    /// Calls the callee with `params` that pass handles (`inbound`, already
+    /// swapped for the callee's), on the instance that owns them; returns
+    /// the handles that come back in `results`.
+    async fn call_with_handles(
+        &self,
+        handles: &Arc<Handles>,
+        inbound: Inbound,
+        deadline: Instant,
+        types: &[(ComponentExportIndex, u32)],
+        params: &[Val],
+        results: &mut [Val],
+    ) -> wasmtime::Result<Vec<Outbound>> {
+        let label = &self.label;
+        let Route::Local { slot, export } = &self.route else {
+            return Err(wasmtime::format_err!(
+                "{label} passes resource handles, which weft passes only within one process"
+            ));
+        };
+        let pool = slot.get().ok_or_else(|| {
+            wasmtime::format_err!("{label} was called before the app finished loading")
+        })?;
+        let work = handles.call(
+            pool,
+            inbound,
+            deadline,
+            types,
+            results,
+            async |warm, results| {
+                let func = warm.func(*export, label)?;
+                func.call_async(&mut warm.store, params, results).await
+            },
+        );
+        let (outcome, elapsed) = self.observe(work).await;
+        if let (Some(stats), Some(elapsed)) = (&self.stats, elapsed) {
+            stats.record(elapsed, outcome.is_err(), 0, 0);
+        }
+        outcome.map_err(|e| e.context(format!("call to {label} failed")))
+    }
+
     /// Calls the callee with typed values: no `Val` on the way, here or
     /// on the wire.
     async fn call_typed<P, R>(&self, deadline: Instant, params: P) -> wasmtime::Result<R>
@@ -277,6 +325,7 @@ pub fn linker_for<'c>(
         })
         .collect();
     host::add_capabilities(&mut linker, &caps)?;
+    let resource_types = resource_types(caller, wires, &callee)?;
 
     for wire in wires {
         let (name, export) = match &wire.provider {
@@ -294,6 +343,19 @@ pub fn linker_for<'c>(
             .find(|i| i.name == wire.import)
             .expect("every wire comes from an import");
         let mut instance = linker.instance(&wire.import)?;
+        for resource in &interface.resources {
+            let key = ResourceKey {
+                component: name.clone(),
+                interface: export.clone(),
+                resource: resource.clone(),
+            };
+            define_resource(
+                &mut instance,
+                resource,
+                caller.handles.payload(key),
+                caller.handles,
+            )?;
+        }
         let callee = callee(name)?;
         let iface_index = match &callee {
             Callee::Local { component, .. } => {
@@ -369,6 +431,14 @@ pub fn linker_for<'c>(
                 shape.forward(&mut instance, &func.name, forwarder)?;
                 continue;
             }
+            if func.has_handles {
+                let types = resource_types
+                    .get(name.as_str())
+                    .cloned()
+                    .unwrap_or_default();
+                forward_handles(&mut instance, &func.name, forwarder, caller.handles, types)?;
+                continue;
+            }
             instance.func_new_async(&func.name, move |store, _ty, params, results| {
                 let forwarder = forwarder.clone();
                 let deadline = store.data().deadline;
@@ -377,6 +447,108 @@ pub fn linker_for<'c>(
         }
     }
     Ok(linker)
+}
+
+/// For each component in this process that the caller imports resources
+/// from, those resources' export indices in it and their payloads: how a
+/// handle that one of its calls returns is told apart.
+fn resource_types<'c>(
+    caller: &Caller<'_>,
+    wires: &[Wire],
+    callee: &impl Fn(&str) -> wasmtime::Result<Callee<'c>>,
+) -> wasmtime::Result<BTreeMap<String, ResourceTypes>> {
+    let mut types: BTreeMap<String, Vec<(ComponentExportIndex, u32)>> = BTreeMap::new();
+    for wire in wires {
+        let Provider::Component { name, export } = &wire.provider else {
+            continue;
+        };
+        let interface = caller.imports.iter().find(|i| i.name == wire.import);
+        let resources = interface.map_or(&[][..], |i| &i.resources[..]);
+        let Some(first) = resources.first() else {
+            continue;
+        };
+        let component = match callee(name)? {
+            Callee::Local { component, .. } => component,
+            Callee::Remote { .. } => {
+                return Err(wasmtime::format_err!(
+                    "{}: import {}: its resource '{first}' lives in '{name}', which runs in \
+                     another group; handles do not cross processes yet, so place both \
+                     components in one group",
+                    caller.name,
+                    wire.import
+                ));
+            }
+        };
+        let iface = component
+            .get_export_index(None, export)
+            .ok_or_else(|| wasmtime::format_err!("component '{name}' has no export {export}"))?;
+        for resource in resources {
+            let index = component
+                .get_export_index(Some(&iface), resource)
+                .ok_or_else(|| {
+                    wasmtime::format_err!("{name}: {export} does not export resource '{resource}'")
+                })?;
+            let payload = caller.handles.payload(ResourceKey {
+                component: name.clone(),
+                interface: export.clone(),
+                resource: resource.clone(),
+            });
+            types
+                .entry(name.clone())
+                .or_default()
+                .push((index, payload));
+        }
+    }
+    Ok(types.into_iter().map(|(k, v)| (k, v.into())).collect())
+}
+
+/// Defines resource `name` in an imported instance as a host resource of
+/// type `payload`: dropping a handle drops the callee's resource.
+fn define_resource(
+    instance: &mut LinkerInstance<'_, HostState>,
+    name: &str,
+    payload: u32,
+    handles: &Arc<Handles>,
+) -> wasmtime::Result<()> {
+    let handles = handles.clone();
+    instance.resource_async(
+        name,
+        ResourceType::host_dynamic(payload),
+        move |mut store, rep| {
+            let handles = handles.clone();
+            Box::new(async move {
+                store.data_mut().held.forget(rep);
+                handles.drop_handle(rep).await
+            })
+        },
+    )
+}
+
+/// Registers `forwarder` as function `name`, whose values hold handles:
+/// the caller's handles are swapped for the callee's on the way in, and
+/// the callee's for new ones of the caller's on the way out.
+fn forward_handles(
+    instance: &mut LinkerInstance<'_, HostState>,
+    name: &str,
+    forwarder: Arc<Forwarder>,
+    handles: &Arc<Handles>,
+    types: ResourceTypes,
+) -> wasmtime::Result<()> {
+    let handles = handles.clone();
+    instance.func_new_async(name, move |mut store, _ty, params, results| {
+        let forwarder = forwarder.clone();
+        let handles = handles.clone();
+        let types = types.clone();
+        Box::new(async move {
+            let deadline = store.data().deadline;
+            let mut params = params.to_vec();
+            let inbound = handles.take_in(&mut store, &forwarder.callee, &mut params)?;
+            let outbound = forwarder
+                .call_with_handles(&handles, inbound, deadline, &types, &params, results)
+                .await?;
+            handles.bring_out(&mut store, results, outbound)
+        })
+    })
 }
 
 /// The type of function `func` of the caller's import `interface`.

@@ -238,11 +238,41 @@ impl ListenerCounts {
     }
 }
 
+/// The labels of a component's resource gauges.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ResourceKey {
+    /// The component that keeps the resources.
+    pub component: String,
+    /// Its group.
+    pub group: String,
+    /// The deployment's version.
+    pub version: String,
+}
+
+/// The resources one component keeps for others, now.
+#[derive(Default)]
+pub struct ResourceGauges {
+    /// Its instances pinned by handles.
+    pub pinned: AtomicU64,
+    /// Handles to its resources, held by callers.
+    pub handles: AtomicU64,
+}
+
+/// A component's resource gauges at one moment.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ResourceCounts {
+    /// Instances pinned by handles.
+    pub pinned: u64,
+    /// Handles held by callers.
+    pub handles: u64,
+}
+
 /// A process's registry of metrics.
 #[derive(Default)]
 pub struct Metrics {
     methods: Mutex<BTreeMap<MethodKey, Arc<MethodStats>>>,
     listeners: Mutex<BTreeMap<ListenerKey, Arc<ListenerStats>>>,
+    resources: Mutex<BTreeMap<ResourceKey, Arc<ResourceGauges>>>,
 }
 
 impl Metrics {
@@ -259,11 +289,28 @@ impl Metrics {
         listeners.entry(key).or_default().clone()
     }
 
+    /// The resource gauges of the component `key`.
+    pub fn resources(&self, key: ResourceKey) -> Arc<ResourceGauges> {
+        let mut resources = self.resources.lock().expect("metrics lock");
+        resources.entry(key).or_default().clone()
+    }
+
     /// Every count, now.
     pub fn snapshot(&self) -> Snapshot {
         let methods = self.methods.lock().expect("metrics lock");
         let listeners = self.listeners.lock().expect("metrics lock");
+        let resources = self.resources.lock().expect("metrics lock");
         Snapshot {
+            resources: resources
+                .iter()
+                .map(|(k, g)| {
+                    let counts = ResourceCounts {
+                        pinned: g.pinned.load(Ordering::Relaxed),
+                        handles: g.handles.load(Ordering::Relaxed),
+                    };
+                    (k.clone(), counts)
+                })
+                .collect(),
             methods: methods
                 .iter()
                 .map(|(k, s)| (k.clone(), s.snapshot()))
@@ -283,6 +330,8 @@ pub struct Snapshot {
     pub methods: BTreeMap<MethodKey, MethodCounts>,
     /// Per listener and version.
     pub listeners: BTreeMap<ListenerKey, ListenerCounts>,
+    /// Per component that keeps resources for others.
+    pub resources: BTreeMap<ResourceKey, ResourceCounts>,
 }
 
 impl Snapshot {
@@ -296,6 +345,11 @@ impl Snapshot {
             }
             for (key, counts) in &snapshot.listeners {
                 total.listeners.entry(key.clone()).or_default().add(counts);
+            }
+            for (key, counts) in &snapshot.resources {
+                let total = total.resources.entry(key.clone()).or_default();
+                total.pinned += counts.pinned;
+                total.handles += counts.handles;
             }
         }
         total
@@ -330,6 +384,13 @@ pub(crate) mod examples {
         metrics
             .listener(web())
             .record(200, Duration::from_millis(2));
+        let kept = metrics.resources(super::ResourceKey {
+            component: "greeter".into(),
+            group: "greeter".into(),
+            version: "abc".into(),
+        });
+        kept.pinned.store(2, std::sync::atomic::Ordering::Relaxed);
+        kept.handles.store(3, std::sync::atomic::Ordering::Relaxed);
         metrics
     }
 

@@ -12,7 +12,8 @@
 //! | `weft_http_request_duration_seconds` | histogram | listener, version |
 
 use super::metrics::{
-    HistogramCounts, LATENCY_BOUNDS_NS, ListenerKey, MethodCounts, MethodKey, Snapshot,
+    HistogramCounts, LATENCY_BOUNDS_NS, ListenerKey, MethodCounts, MethodKey, ResourceCounts,
+    Snapshot,
 };
 use std::fmt::Write as _;
 
@@ -100,11 +101,37 @@ pub fn render(snapshot: &Snapshot) -> String {
             &counts.latency,
         );
     }
+    let gauges: [(&str, &str, Gauge); 2] = [
+        (
+            "weft_pinned_instances",
+            "Instances kept out of their pool because callers hold handles to their resources.",
+            |c| c.pinned,
+        ),
+        (
+            "weft_resource_handles",
+            "Handles that callers hold to a component's resources.",
+            |c| c.handles,
+        ),
+    ];
+    for (name, help, value) in gauges {
+        header(&mut out, name, help, "gauge");
+        for (key, counts) in &snapshot.resources {
+            let labels = labels(&[
+                ("component", &key.component),
+                ("group", &key.group),
+                ("version", &key.version),
+            ]);
+            let _ = writeln!(out, "{name}{{{labels}}} {}", value(counts));
+        }
+    }
     out
 }
 
 /// One counter of a method's counts.
 type Count = fn(&MethodCounts) -> u64;
+
+/// One gauge of a component's resources.
+type Gauge = fn(&ResourceCounts) -> u64;
 
 fn header(out: &mut String, name: &str, help: &str, kind: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");

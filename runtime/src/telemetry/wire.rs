@@ -2,9 +2,12 @@
 //! worker's counts reach the manager, which adds them up.
 
 use super::metrics::{
-    HistogramCounts, ListenerCounts, ListenerKey, MethodCounts, MethodKey, Snapshot,
+    HistogramCounts, ListenerCounts, ListenerKey, MethodCounts, MethodKey, ResourceCounts,
+    ResourceKey, Snapshot,
 };
-use weft_proto::v1::{LatencyHistogram, ListenerMetrics, MethodMetrics, MetricsReply};
+use weft_proto::v1::{
+    LatencyHistogram, ListenerMetrics, MethodMetrics, MetricsReply, ResourceMetrics,
+};
 
 /// `snapshot` as a reply.
 pub fn to_reply(snapshot: &Snapshot) -> MetricsReply {
@@ -39,6 +42,17 @@ pub fn to_reply(snapshot: &Snapshot) -> MetricsReply {
                 version: k.version.clone(),
                 by_class: c.by_class.clone(),
                 latency: Some(histogram(&c.latency)),
+            })
+            .collect(),
+        resources: snapshot
+            .resources
+            .iter()
+            .map(|(k, c)| ResourceMetrics {
+                component: k.component.clone(),
+                group: k.group.clone(),
+                version: k.version.clone(),
+                pinned: c.pinned,
+                handles: c.handles,
             })
             .collect(),
     }
@@ -88,6 +102,22 @@ pub fn from_reply(reply: MetricsReply) -> Snapshot {
                 let counts = ListenerCounts {
                     by_class: l.by_class,
                     latency: histogram(l.latency),
+                };
+                (key, counts)
+            })
+            .collect(),
+        resources: reply
+            .resources
+            .into_iter()
+            .map(|r| {
+                let key = ResourceKey {
+                    component: r.component,
+                    group: r.group,
+                    version: r.version,
+                };
+                let counts = ResourceCounts {
+                    pinned: r.pinned,
+                    handles: r.handles,
                 };
                 (key, counts)
             })

@@ -1,0 +1,176 @@
+//! Resources between components: a handle to a `counter` that `keeper`
+//! exports, used by `front`, in one process and across processes.
+
+use std::time::{Duration, Instant};
+use weft_tests::metrics::{Sample, scrape, value};
+use weft_tests::{COUNTERS_APP, Mode, Weft, app_dir, free_address, http_get};
+
+/// The modes handles work in so far: one process.
+fn each_mode(mut body: impl FnMut(Mode)) {
+    for mode in [Mode::Run, Mode::Monolith] {
+        eprintln!("--- mode {mode:?}");
+        body(mode);
+    }
+}
+
+/// What `/scenario` answers: every shape a handle takes.
+const SCENARIO: &str = "new=40\nadd=42\nname=a\nopen=8\n\
+    open-error=counter 'c' cannot start at u64::MAX\nabsorb=50\nabsorbed-left=8\n\
+    merge=a+b 58\nsplit=a+b/left 29 a+b/right 29\nconsume=51\nsame-keeper=true\n";
+
+/// The group `keeper` runs in, and whether front's calls to it cross a
+/// process.
+fn placed(mode: Mode) -> (&'static str, &'static str) {
+    match mode {
+        Mode::Run | Mode::Monolith => ("main", "false"),
+        Mode::Split => ("keeper", "true"),
+    }
+}
+
+/// A gauge of `keeper`'s resources, summed over its replicas.
+fn gauge(samples: &[Sample], name: &str) -> Option<f64> {
+    let kept: Vec<f64> = samples
+        .iter()
+        .filter(|s| s.metric == name && s.labels.get("component") == Some("keeper"))
+        .map(|s| match s.value {
+            weft_tests::metrics::Value::Gauge(v) => v,
+            _ => panic!("{name} is not a gauge"),
+        })
+        .collect();
+    (!kept.is_empty()).then(|| kept.iter().sum())
+}
+
+/// Waits up to 10 s for `keeper`'s gauge `name` to read `expected`.
+fn wait_for_gauge(admin: &str, name: &str, expected: f64) {
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = gauge(&scrape(admin), name);
+        if now == Some(expected) {
+            return;
+        }
+        assert!(
+            Instant::now() < until,
+            "{name} stayed at {now:?}, not {expected}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn start(mode: Mode, dir: &tempfile::TempDir, admin: &str) -> Weft {
+    Weft::start(mode, &[dir.path().to_str().unwrap(), "--admin", admin])
+}
+
+#[test]
+fn a_handle_works_in_every_shape_and_its_calls_reach_the_owner() {
+    let dir = app_dir(COUNTERS_APP);
+    each_mode(|mode| {
+        let admin = free_address().to_string();
+        let app = start(mode, &dir, &admin);
+        const N: usize = 3;
+        for _ in 0..N {
+            assert_eq!(
+                http_get(&app.url("web", "/scenario")),
+                (200, SCENARIO.into()),
+                "{mode:?}"
+            );
+        }
+        let (group, remote) = placed(mode);
+        let samples = scrape(&admin);
+        // `add` is called once per scenario, on the handle `a`.
+        let add = [
+            ("caller", "front"),
+            ("component", "keeper"),
+            ("method", "[method]counter.add"),
+            ("remote", remote),
+        ];
+        assert_eq!(
+            value(&samples, "weft_calls_total", &add),
+            Some(N as f64),
+            "{mode:?}"
+        );
+        for method in [
+            "[constructor]counter",
+            "[static]counter.merge",
+            "split",
+            "open",
+        ] {
+            let labels = [
+                ("method", method),
+                ("remote", remote),
+                ("component", "keeper"),
+            ];
+            assert_eq!(
+                value(&samples, "weft_call_errors_total", &labels),
+                Some(0.0),
+                "{mode:?}: {method}"
+            );
+        }
+        // Every handle was dropped, and with them the pins.
+        wait_for_gauge(&admin, "weft_resource_handles", 0.0);
+        wait_for_gauge(&admin, "weft_pinned_instances", 0.0);
+        let kept = samples
+            .iter()
+            .find(|s| s.metric == "weft_pinned_instances")
+            .expect("keeper's gauges");
+        assert_eq!(kept.labels.get("group"), Some(group), "{mode:?}");
+    });
+}
+
+#[test]
+fn handles_held_at_once_pin_instances_until_they_are_dropped() {
+    let dir = app_dir(COUNTERS_APP);
+    each_mode(|mode| {
+        let admin = free_address().to_string();
+        let app = start(mode, &dir, &admin);
+        const HELD: usize = 6;
+        let url = app.url("web", "/hold?ms=3000");
+        let holders: Vec<_> = (0..HELD)
+            .map(|_| {
+                let url = url.clone();
+                std::thread::spawn(move || http_get(&url))
+            })
+            .collect();
+        // Each request holds one handle, made by an instance of its own.
+        wait_for_gauge(&admin, "weft_pinned_instances", HELD as f64);
+        assert_eq!(
+            gauge(&scrape(&admin), "weft_resource_handles"),
+            Some(HELD as f64)
+        );
+        for holder in holders {
+            let (status, body) = holder.join().unwrap();
+            assert_eq!(
+                (status, body.as_str()),
+                (200, "kept=true\nvalue=1\n"),
+                "{mode:?}"
+            );
+        }
+        wait_for_gauge(&admin, "weft_pinned_instances", 0.0);
+        wait_for_gauge(&admin, "weft_resource_handles", 0.0);
+    });
+}
+
+#[test]
+fn a_trap_in_the_owner_fails_the_call_and_retires_its_instance() {
+    let dir = app_dir(COUNTERS_APP);
+    each_mode(|mode| {
+        let admin = free_address().to_string();
+        let app = start(mode, &dir, &admin);
+        let (status, _) = http_get(&app.url("web", "/crash"));
+        assert_eq!(status, 500, "{mode:?}");
+        let crash = [("method", "[method]counter.crash"), ("component", "keeper")];
+        assert_eq!(
+            value(&scrape(&admin), "weft_call_errors_total", &crash),
+            Some(1.0),
+            "{mode:?}"
+        );
+        // The caller's instance went with its request, and its handle with
+        // it: nothing stays pinned.
+        wait_for_gauge(&admin, "weft_pinned_instances", 0.0);
+        wait_for_gauge(&admin, "weft_resource_handles", 0.0);
+        assert_eq!(
+            http_get(&app.url("web", "/scenario")),
+            (200, SCENARIO.into()),
+            "{mode:?}"
+        );
+    });
+}
