@@ -152,6 +152,7 @@ impl Prepared {
             (app_name, &app.group, version),
             &components,
             edges,
+            app.handles.clone(),
         )
     }
 }
@@ -248,6 +249,9 @@ impl App {
             metrics.clone(),
             group,
             version.as_str(),
+            crate::manifest::DeploySection::handle_lease(
+                prepared.manifest.manifest.deploy.as_ref(),
+            ),
         ));
         let pools = link_all(prepared, placement, &shared, &version, &metrics, &handles)?;
         for pool in pools.values() {

@@ -18,20 +18,57 @@ use std::sync::Arc;
 use std::time::Instant;
 use wasmtime::component::Val;
 
-/// Where a call ran (for errors), and its encoded results.
-pub type Sent<'a> =
-    Pin<Box<dyn Future<Output = wasmtime::Result<(String, bytes::Bytes)>> + Send + 'a>>;
+/// What a call brought back.
+#[derive(Debug, Default)]
+pub struct Reply {
+    /// The replica that ran it (for errors, and the handles it returned).
+    pub address: String,
+    /// Its encoded results.
+    pub payload: bytes::Bytes,
+    /// The pinned instance that keeps the resources of the handles in the
+    /// results (0 when there are none).
+    pub session: u64,
+    /// The resource type of each handle in the results, in order: its
+    /// interface and name.
+    pub handles: Vec<(String, String)>,
+}
+
+/// A call's outcome, once sent.
+pub type Sent<'a> = Pin<Box<dyn Future<Output = wasmtime::Result<Reply>> + Send + 'a>>;
+
+/// Where a call must run, when it passes handles: the replica and the
+/// pinned instance that keep their resources.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Target<'a> {
+    /// The replica, or `None` for whichever takes the call.
+    pub address: Option<&'a str>,
+    /// The pinned instance there (0: any).
+    pub session: u64,
+    /// The calling process, which renews the handles the call returns.
+    pub holder: u64,
+}
+
+/// What a transport's bookkeeping calls return.
+pub type Done<'a, T> = Pin<Box<dyn Future<Output = wasmtime::Result<T>> + Send + 'a>>;
 
 /// Carries one call's encoded arguments to a process that runs its callee.
 pub trait Transport: Send + Sync {
     /// Sends `payload`, the encoded arguments of a call of `func`, which
-    /// must end by `deadline`.
+    /// must end by `deadline`, to `target`.
     fn send<'a>(
         &'a self,
         func: &'a RemoteFunc,
         deadline: Instant,
         payload: bytes::Bytes,
+        target: Target<'a>,
     ) -> Sent<'a>;
+
+    /// Tells the replica at `address` that `holder` still holds its
+    /// handles there; returns how many it keeps.
+    fn renew<'a>(&'a self, address: &'a str, holder: u64) -> Done<'a, u64>;
+
+    /// Drops `handles`, which `holder` held at the replica at `address`.
+    fn release<'a>(&'a self, address: &'a str, holder: u64, handles: Vec<u64>) -> Done<'a, ()>;
 }
 
 /// One imported function served by another group.
@@ -63,16 +100,33 @@ impl RemoteFunc {
         params: &[Val],
         results: &mut [Val],
     ) -> wasmtime::Result<()> {
+        self.call_at(deadline, params, results, Target::default())
+            .await
+            .map(|_| ())
+    }
+
+    /// Like [`RemoteFunc::call`], at `target`; returns the reply, with its
+    /// payload decoded into `results` (a handle there is its number).
+    pub async fn call_at(
+        &self,
+        deadline: Instant,
+        params: &[Val],
+        results: &mut [Val],
+        target: Target<'_>,
+    ) -> wasmtime::Result<Reply> {
         let mut payload = Vec::new();
         codec::encode_all(&self.types.params, params, &mut payload)
             .map_err(|e| wasmtime::format_err!("call to {} failed: {e}", self.label()))?;
-        let (address, reply) = self.transport.send(self, deadline, payload.into()).await?;
-        let values = codec::decode_all(&self.types.results, &reply)
-            .map_err(|e| self.undecodable(&address, e))?;
+        let reply = self
+            .transport
+            .send(self, deadline, payload.into(), target)
+            .await?;
+        let values = codec::decode_all(&self.types.results, &reply.payload)
+            .map_err(|e| self.undecodable(&reply.address, e))?;
         for (slot, value) in results.iter_mut().zip(values) {
             *slot = value;
         }
-        Ok(())
+        Ok(reply)
     }
 
     /// Calls the function with typed values: encoded from, and decoded
@@ -82,11 +136,11 @@ impl RemoteFunc {
         deadline: Instant,
         params: &P,
     ) -> wasmtime::Result<R> {
-        let (address, reply) = self
+        let reply = self
             .transport
-            .send(self, deadline, params.encode().into())
+            .send(self, deadline, params.encode().into(), Target::default())
             .await?;
-        R::decode(&reply).map_err(|e| self.undecodable(&address, e))
+        R::decode(&reply.payload).map_err(|e| self.undecodable(&reply.address, e))
     }
 
     /// "greeter: demo:hello/greeter@0.1.0#greet (in another process)".

@@ -20,8 +20,13 @@
 //! [`decode`] never trusts the bytes: every length is checked against what
 //! remains before anything is allocated, so hostile input fails with a
 //! [`DecodeError`] instead of panicking, looping or allocating without bound.
-//! Resources, streams, futures and error contexts belong to one instance and
-//! have no encoding; [`ValueType::of`] refuses them.
+//! | `own<T>`, `borrow<T>` | varint: the handle's number at the resource's keeper |
+//!
+//! Streams, futures and error contexts belong to one instance and have no
+//! encoding; [`ValueType::of`] refuses them. A handle travels as the number
+//! its keeper gave it: the values hold that number as a `u64` where the
+//! type says `own` or `borrow`, and [`crate::link::handles`] swaps handles
+//! for numbers before encoding and back after decoding.
 //!
 //! [`ValueType::of`] is the one walk over wasmtime's types that the call
 //! path makes: the wire format follows its [`ValueType`]s, the typed path
@@ -84,6 +89,12 @@ pub enum ValueType {
     Result(Option<Box<ValueType>>, Option<Box<ValueType>>),
     /// `flags { .. }`
     Flags(Vec<String>),
+    /// `own<T>`: a handle that hands its resource over. On the wire it is
+    /// the number that the resource's keeper gave it, as a varint; the
+    /// value is that number as a `u64` (see [`crate::link::handles`]).
+    Own,
+    /// `borrow<T>`: a handle lent for one call, encoded as [`ValueType::Own`].
+    Borrow,
 }
 
 /// A type that has no encoding because it belongs to one instance.
@@ -171,7 +182,8 @@ impl ValueType {
                 r.err().as_ref().map(boxed).transpose()?,
             ),
             Type::Flags(f) => ValueType::Flags(f.names().map(str::to_string).collect()),
-            Type::Own(_) | Type::Borrow(_) => return Err(Unencodable("resource")),
+            Type::Own(_) => ValueType::Own,
+            Type::Borrow(_) => ValueType::Borrow,
             Type::Future(_) => return Err(Unencodable("future")),
             Type::Stream(_) => return Err(Unencodable("stream")),
             Type::ErrorContext => return Err(Unencodable("error-context")),
@@ -295,6 +307,8 @@ fn kind(ty: &ValueType) -> &'static str {
         ValueType::Option(_) => "option",
         ValueType::Result(..) => "result",
         ValueType::Flags(_) => "flags",
+        ValueType::Own => "own",
+        ValueType::Borrow => "borrow",
     }
 }
 
@@ -384,7 +398,7 @@ pub fn encode(ty: &ValueType, value: &Val, out: &mut impl Out) -> Result<(), Enc
         (ValueType::S32, Val::S32(n)) => put_signed(out, i64::from(*n)),
         (ValueType::U32, Val::U32(n)) => put_varint(out, u64::from(*n)),
         (ValueType::S64, Val::S64(n)) => put_signed(out, *n),
-        (ValueType::U64, Val::U64(n)) => put_varint(out, *n),
+        (ValueType::U64 | ValueType::Own | ValueType::Borrow, Val::U64(n)) => put_varint(out, *n),
         (ValueType::F32, Val::Float32(x)) => out.extend_from_slice(&x.to_le_bytes()),
         (ValueType::F64, Val::Float64(x)) => out.extend_from_slice(&x.to_le_bytes()),
         (ValueType::Char, Val::Char(c)) => put_varint(out, u64::from(*c)),
@@ -725,7 +739,7 @@ impl Reader<'_> {
             ValueType::S32 => Val::S32(self.narrow_signed("s32")?),
             ValueType::U32 => Val::U32(self.narrow("u32")?),
             ValueType::S64 => Val::S64(self.signed()?),
-            ValueType::U64 => Val::U64(self.varint()?),
+            ValueType::U64 | ValueType::Own | ValueType::Borrow => Val::U64(self.varint()?),
             ValueType::F32 => Val::Float32(f32::from_le_bytes(
                 self.take(4)?.try_into().expect("4 bytes"),
             )),

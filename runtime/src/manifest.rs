@@ -100,9 +100,21 @@ pub struct DeploySection {
     /// ... over at least this many of the new version's requests or calls.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback_min_requests: Option<u64>,
+    /// How long a replica keeps the resources that a caller process holds
+    /// handles to, once that process stops renewing them (it died, or was
+    /// cut off); 30 s unless given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handle_lease: Option<Timeout>,
 }
 
 impl DeploySection {
+    /// How long lent handles live without a renewal.
+    pub fn handle_lease(section: Option<&DeploySection>) -> Duration {
+        section
+            .and_then(|d| d.handle_lease)
+            .map_or(crate::link::handles::LEASE, |t| t.0)
+    }
+
     /// The plan its groups make, if it names any.
     pub fn plan(&self) -> Option<weft_placer::Plan> {
         (!self.groups.is_empty()).then(|| weft_placer::Plan {
@@ -661,6 +673,17 @@ impl Manifest {
         if let Some(plan) = self.deploy.as_ref().and_then(DeploySection::plan) {
             plan.check(self.components.keys())
                 .map_err(|e| invalid("deploy".into(), e.to_string()))?;
+        }
+        if let Some(lease) = self.deploy.as_ref().and_then(|d| d.handle_lease)
+            && !(Duration::from_millis(300)..=MAX_CALL_TIMEOUT).contains(&lease.0)
+        {
+            return Err(invalid(
+                "deploy.handle-lease".into(),
+                format!(
+                    "{:?} is out of range; give at least \"300ms\" and at most \"60m\", such as \"30s\"",
+                    lease.0
+                ),
+            ));
         }
         if let Some(points) = self.deploy.as_ref().and_then(|d| d.rollback_failure_points)
             && !(points > 0.0 && points <= 100.0)

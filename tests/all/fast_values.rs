@@ -297,6 +297,7 @@ fn typed_and_val_ends_of_a_call_understand_each_other() {
                 function: "bytes-loop".into(),
                 fingerprint,
                 payload: payload.into(),
+                ..CallRequest::default()
             })
             .await
             .unwrap_or_else(|e| panic!("{e}\n{}", val_caller.output()));

@@ -2,16 +2,9 @@
 //! exports, used by `front`, in one process and across processes.
 
 use std::time::{Duration, Instant};
+use weft_runtime::deploy::state::DeployState;
 use weft_tests::metrics::{Sample, scrape, value};
-use weft_tests::{COUNTERS_APP, Mode, Weft, app_dir, free_address, http_get};
-
-/// The modes handles work in so far: one process.
-fn each_mode(mut body: impl FnMut(Mode)) {
-    for mode in [Mode::Run, Mode::Monolith] {
-        eprintln!("--- mode {mode:?}");
-        body(mode);
-    }
-}
+use weft_tests::{COUNTERS_APP, Mode, Weft, app_dir, each_mode, free_address, http_get};
 
 /// What `/scenario` answers: every shape a handle takes.
 const SCENARIO: &str = "new=40\nadd=42\nname=a\nopen=8\n\
@@ -173,4 +166,93 @@ fn a_trap_in_the_owner_fails_the_call_and_retires_its_instance() {
             "{mode:?}"
         );
     });
+}
+
+/// The pid of worker `name` of the deployment in `dir`.
+fn worker_pid(dir: &tempfile::TempDir, name: &str) -> u32 {
+    let state = DeployState::read(&DeployState::path(dir.path())).expect("the state file");
+    let worker = state.workers.iter().find(|w| w.name == name);
+    worker
+        .and_then(|w| w.pid)
+        .expect("a running worker has a pid")
+}
+
+fn kill(pid: u32) {
+    let status = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Split, the keeper's replica dies while the front holds a handle: the
+/// next call on it fails at once and says why, and a new handle works once
+/// the replica is back.
+#[test]
+fn a_handle_whose_keeper_died_fails_clearly_and_a_new_one_works() {
+    let dir = app_dir(COUNTERS_APP);
+    let admin = free_address().to_string();
+    let app = start(Mode::Split, &dir, &admin);
+    let url = app.url("web", "/hold?ms=2000");
+    let holder = std::thread::spawn(move || {
+        let (status, body) = http_get(&url);
+        (status, body, Instant::now())
+    });
+    wait_for_gauge(&admin, "weft_resource_handles", 1.0);
+    kill(worker_pid(&dir, "keeper/0"));
+    let (status, _, answered) = holder.join().unwrap();
+    assert_eq!(status, 500, "a call on the dead keeper's handle fails");
+    // It failed when the hold ended, not at some later timeout.
+    let late = answered.elapsed();
+    assert!(late < Duration::from_secs(5), "{late:?}");
+    // The replica is gone, or already back without the resource: either
+    // way the error says what to do.
+    let output = app.wait_for_output("[method]counter.add (in another process)");
+    assert!(
+        output.contains("drop them and make new ones") || output.contains("make a new one"),
+        "{output}"
+    );
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        match http_get(&app.url("web", "/scenario")) {
+            (200, body) => {
+                assert_eq!(body, SCENARIO);
+                break;
+            }
+            (status, body) => {
+                assert!(Instant::now() < until, "not back: {status} {body}");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}
+
+/// Split, the front's replica dies while it holds a handle: the keeper
+/// keeps the resource for one lease (`[deploy] handle-lease`), then drops
+/// it and gives its instance back.
+#[test]
+fn a_dead_callers_handles_are_dropped_after_the_lease() {
+    let lease = "[deploy]\nhandle-lease = \"3s\"\n";
+    let dir = app_dir(&format!("{COUNTERS_APP}{lease}"));
+    let admin = free_address().to_string();
+    let app = start(Mode::Split, &dir, &admin);
+    let url = app.url("web", "/hold?ms=60000");
+    std::thread::spawn(move || http_get(&url));
+    wait_for_gauge(&admin, "weft_resource_handles", 1.0);
+    kill(worker_pid(&dir, "front/0"));
+    let killed = Instant::now();
+    // Within the lease, the keeper still keeps it: the caller might only
+    // be cut off for a moment.
+    let held = gauge(&scrape(&admin), "weft_resource_handles");
+    if killed.elapsed() < Duration::from_secs(2) {
+        assert_eq!(held, Some(1.0), "kept within the lease");
+    }
+    wait_for_gauge(&admin, "weft_resource_handles", 0.0);
+    wait_for_gauge(&admin, "weft_pinned_instances", 0.0);
+    let dropped = killed.elapsed();
+    assert!(
+        dropped >= Duration::from_secs(2),
+        "dropped after {dropped:?}"
+    );
+    drop(app);
 }

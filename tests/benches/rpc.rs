@@ -30,7 +30,9 @@ use wasmtime::component::Val;
 use weft_placer::Plan;
 use weft_proto::v1::invoke_client::InvokeClient;
 use weft_proto::v1::invoke_server::{Invoke, InvokeServer};
-use weft_proto::v1::{CallReply, CallRequest};
+use weft_proto::v1::{
+    CallReply, CallRequest, ReleaseReply, ReleaseRequest, RenewReply, RenewRequest,
+};
 use weft_runtime::app::{App, Placement, Prepared};
 use weft_runtime::cache::CompileCache;
 use weft_runtime::codec::{self, ValueType};
@@ -57,7 +59,18 @@ struct Echo;
 impl Invoke for Echo {
     async fn call(&self, request: Request<CallRequest>) -> Result<Response<CallReply>, Status> {
         let payload = request.into_inner().payload;
-        Ok(Response::new(CallReply { payload }))
+        Ok(Response::new(CallReply {
+            payload,
+            ..CallReply::default()
+        }))
+    }
+
+    async fn renew(&self, _: Request<RenewRequest>) -> Result<Response<RenewReply>, Status> {
+        Err(Status::unimplemented("the echo server lends no handles"))
+    }
+
+    async fn release(&self, _: Request<ReleaseRequest>) -> Result<Response<ReleaseReply>, Status> {
+        Err(Status::unimplemented("the echo server lends no handles"))
     }
 }
 
@@ -312,6 +325,7 @@ pub(crate) async fn cross_process() -> anyhow::Result<()> {
             function: "echo-bytes".into(),
             fingerprint: fingerprint.clone(),
             payload: payload.into(),
+            ..CallRequest::default()
         };
 
         // Warm both paths (connections, instances).

@@ -54,7 +54,7 @@ pub fn greet_call(version: &str, caller: &str) -> CallRequest {
         interface: "demo:hello/greeter@0.1.0".into(),
         function: "greet".into(),
         fingerprint: "not-a-fingerprint".into(),
-        payload: Default::default(),
+        ..CallRequest::default()
     }
 }
 

@@ -28,7 +28,12 @@ impl Rng {
 fn random_type(rng: &mut Rng, depth: u32) -> ValueType {
     let leaf = depth == 0 || rng.below(3) == 0;
     let pick = if leaf {
-        rng.below(13)
+        // Handles are leaves too: 13 and 14 stand for them.
+        match rng.below(15) {
+            13 => 100,
+            14 => 101,
+            scalar => scalar,
+        }
     } else {
         13 + rng.below(10)
     };
@@ -69,6 +74,8 @@ fn random_type(rng: &mut Rng, depth: u32) -> ValueType {
         ),
         20 => ValueType::Flags(rng.names("flag", 20)),
         21 => ValueType::FixedList(inner(rng), rng.below(4) as u32),
+        100 => ValueType::Own,
+        101 => ValueType::Borrow,
         _ => ValueType::Map(inner(rng), inner(rng)),
     }
 }
@@ -83,7 +90,10 @@ fn random_value(rng: &mut Rng, ty: &ValueType) -> Val {
         ValueType::S32 => Val::S32(rng.next() as i32),
         ValueType::U32 => Val::U32(rng.next() as u32),
         ValueType::S64 => Val::S64(rng.next() as i64),
-        ValueType::U64 => Val::U64(rng.next() >> rng.below(64)),
+        // A handle travels as its number.
+        ValueType::U64 | ValueType::Own | ValueType::Borrow => {
+            Val::U64(rng.next() >> rng.below(64))
+        }
         ValueType::F32 => Val::Float32(f32::from_bits(rng.next() as u32)),
         ValueType::F64 => Val::Float64(f64::from_bits(rng.next())),
         ValueType::Char => {

@@ -39,7 +39,7 @@ use crate::telemetry::metrics::{MethodKey, MethodStats, Metrics};
 use crate::telemetry::trace::{self, CallLabels, SpanSpec};
 use crate::version::Version;
 use crate::world::Interface;
-use handles::{Handles, Inbound, Outbound, ResourceKey, ResourceTypes};
+use handles::{Handles, Inbound, ResourceKey, ResourceTypes, Returned};
 use opentelemetry::context::FutureExt as _;
 use opentelemetry::trace::SpanKind;
 use std::collections::{BTreeMap, BTreeSet};
@@ -228,23 +228,21 @@ impl Forwarder {
         }
     }
 
-    /// Calls the callee with `params` that pass handles (`inbound`, already
-    /// swapped for the callee's), on the instance that owns them; returns
-    /// the handles that come back in `results`.
-    async fn call_with_handles(
+    /// Calls the callee in this process with `params` that pass handles
+    /// (`inbound`, already swapped for the callee's), on the instance that
+    /// keeps them; returns the handles that come back in `results`.
+    async fn call_here(
         &self,
-        handles: &Arc<Handles>,
+        handles: &Handles,
         inbound: Inbound,
         deadline: Instant,
         types: &[(ComponentExportIndex, u32)],
         params: &[Val],
         results: &mut [Val],
-    ) -> wasmtime::Result<Vec<Outbound>> {
+    ) -> wasmtime::Result<Returned> {
         let label = &self.label;
         let Route::Local { slot, export } = &self.route else {
-            return Err(wasmtime::format_err!(
-                "{label} passes resource handles, which weft passes only within one process"
-            ));
+            unreachable!("call_here is only called for a local route");
         };
         let pool = slot.get().ok_or_else(|| {
             wasmtime::format_err!("{label} was called before the app finished loading")
@@ -265,6 +263,28 @@ impl Forwarder {
             stats.record(elapsed, outcome.is_err(), 0, 0);
         }
         outcome.map_err(|e| e.context(format!("call to {label} failed")))
+    }
+
+    /// Calls the callee in another process with `params` that pass handles
+    /// (already swapped for their numbers), at `owner`, the replica and
+    /// instance that keep them, if any.
+    async fn call_there(
+        &self,
+        handles: &Handles,
+        remote: &RemoteFunc,
+        owner: Option<&handles::Remote>,
+        deadline: Instant,
+        params: &[Val],
+        results: &mut [Val],
+    ) -> wasmtime::Result<crate::call::Reply> {
+        let work = handles.call_remote(remote, owner, deadline, params, results);
+        let (outcome, elapsed) = self.observe(work).await;
+        if let (Some(stats), Some(elapsed)) = (&self.stats, elapsed) {
+            let sent = codec::encoded_len(&remote.types.params, params).unwrap_or(0);
+            let received = outcome.as_ref().map_or(0, |r| r.payload.len() as u64);
+            stats.record(elapsed, outcome.is_err(), sent, received);
+        }
+        outcome
     }
 
     /// Calls the callee with typed values: no `Val` on the way, here or
@@ -464,20 +484,13 @@ fn resource_types<'c>(
         };
         let interface = caller.imports.iter().find(|i| i.name == wire.import);
         let resources = interface.map_or(&[][..], |i| &i.resources[..]);
-        let Some(first) = resources.first() else {
+        if resources.is_empty() {
             continue;
-        };
+        }
         let component = match callee(name)? {
             Callee::Local { component, .. } => component,
-            Callee::Remote { .. } => {
-                return Err(wasmtime::format_err!(
-                    "{}: import {}: its resource '{first}' lives in '{name}', which runs in \
-                     another group; handles do not cross processes yet, so place both \
-                     components in one group",
-                    caller.name,
-                    wire.import
-                ));
-            }
+            // The replica that keeps them names their types in its reply.
+            Callee::Remote { .. } => continue,
         };
         let iface = component
             .get_export_index(None, export)
@@ -525,8 +538,8 @@ fn define_resource(
 }
 
 /// Registers `forwarder` as function `name`, whose values hold handles:
-/// the caller's handles are swapped for the callee's on the way in, and
-/// the callee's for new ones of the caller's on the way out.
+/// the caller's handles are swapped for the callee's (in this process) or
+/// for their numbers (in another) on the way in, and back on the way out.
 fn forward_handles(
     instance: &mut LinkerInstance<'_, HostState>,
     name: &str,
@@ -542,11 +555,33 @@ fn forward_handles(
         Box::new(async move {
             let deadline = store.data().deadline;
             let mut params = params.to_vec();
-            let inbound = handles.take_in(&mut store, &forwarder.callee, &mut params)?;
-            let outbound = forwarder
-                .call_with_handles(&handles, inbound, deadline, &types, &params, results)
-                .await?;
-            handles.bring_out(&mut store, results, outbound)
+            let callee = &forwarder.callee;
+            match &forwarder.route {
+                Route::Local { .. } => {
+                    let inbound = handles.take_in(&mut store, callee, &mut params)?;
+                    let returned = forwarder
+                        .call_here(&handles, inbound, deadline, &types, &params, results)
+                        .await?;
+                    let outbound = handles.keep(returned);
+                    handles.bring_out(&mut store, results, outbound)
+                }
+                Route::Remote(remote) => {
+                    let func_types = &remote.types;
+                    let owner =
+                        handles.take_out(&mut store, callee, &func_types.params, &mut params)?;
+                    let reply = forwarder
+                        .call_there(
+                            &handles,
+                            remote,
+                            owner.as_deref(),
+                            deadline,
+                            &params,
+                            results,
+                        )
+                        .await?;
+                    handles.bring_in(&mut store, remote, &func_types.results, results, reply)
+                }
+            }
         })
     })
 }

@@ -6,6 +6,10 @@
 //! decodes the results: a replica takes the encoded arguments with the
 //! caller's remaining deadline and sends back the encoded results.
 //!
+//! A call that passes handles goes to the replica that keeps their
+//! resources, and nowhere else: if that replica is gone, the call fails and
+//! says so (its resources went with it).
+//!
 //! A call is made at most once. It is tried on another replica only when the
 //! connection was refused, or the worker answered that it is not serving
 //! yet, because then it surely never reached a callee; when every replica
@@ -13,15 +17,15 @@
 //! [`RESTART_WAIT`] and within the caller's deadline.
 
 use super::{Channel, Dialer, Peer};
-use crate::call::{RemoteFunc, Sent, Transport};
+use crate::call::{Done, RemoteFunc, Reply, Sent, Target, Transport};
 use crate::discovery::Peers;
 use crate::telemetry::trace;
 use crate::version::Version;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use weft_proto::v1::CallRequest;
 use weft_proto::v1::invoke_client::InvokeClient;
+use weft_proto::v1::{CallRequest, ReleaseRequest, RenewRequest};
 
 /// How long a call waits for a replica of its callee's group to take it
 /// while all of them refuse (they are restarting).
@@ -94,12 +98,126 @@ impl Transport for Replicas {
         func: &'a RemoteFunc,
         deadline: Instant,
         payload: bytes::Bytes,
+        target: Target<'a>,
     ) -> Sent<'a> {
-        Box::pin(self.send_call(func, deadline, payload))
+        match target.address {
+            Some(address) => Box::pin(self.send_to(address, func, deadline, payload, target)),
+            None => Box::pin(self.send_call(func, deadline, payload, target)),
+        }
+    }
+
+    fn renew<'a>(&'a self, address: &'a str, holder: u64) -> Done<'a, u64> {
+        Box::pin(async move {
+            let mut client = self.client(address)?;
+            let request = RenewRequest {
+                version: self.version.to_string(),
+                holder,
+            };
+            let reply = client.renew(request).await.map_err(|status| {
+                wasmtime::format_err!("renewing handles at {address}: {}", status.message())
+            })?;
+            Ok(reply.into_inner().kept)
+        })
+    }
+
+    fn release<'a>(&'a self, address: &'a str, holder: u64, handles: Vec<u64>) -> Done<'a, ()> {
+        Box::pin(async move {
+            let mut client = self.client(address)?;
+            let request = ReleaseRequest {
+                version: self.version.to_string(),
+                holder,
+                handles,
+            };
+            client.release(request).await.map_err(|status| {
+                wasmtime::format_err!("dropping handles at {address}: {}", status.message())
+            })?;
+            Ok(())
+        })
     }
 }
 
 impl Replicas {
+    /// A client of the replica at `address`, while it is one of the group's.
+    fn client(&self, address: &str) -> wasmtime::Result<InvokeClient<Channel>> {
+        let (replicas, _) = self.in_turn();
+        let (_, channel) = replicas.iter().find(|(a, _)| a == address).ok_or_else(|| {
+            wasmtime::format_err!(
+                "the replica at {address} is no longer one of its group's (it stopped or was \
+                 replaced)"
+            )
+        })?;
+        Ok(InvokeClient::new(channel.clone())
+            .max_decoding_message_size(super::MAX_MESSAGE)
+            .max_encoding_message_size(super::MAX_MESSAGE))
+    }
+
+    /// Sends a call of `func` to the replica at `address` only: the one
+    /// that keeps the resources of its handles.
+    async fn send_to(
+        &self,
+        address: &str,
+        func: &RemoteFunc,
+        deadline: Instant,
+        payload: bytes::Bytes,
+        target: Target<'_>,
+    ) -> wasmtime::Result<Reply> {
+        let gone = |why: String| {
+            wasmtime::format_err!(
+                "call to {} failed: the replica at {address} that keeps the resources of its \
+                 handles is gone ({why}); those handles are no longer usable: drop them and \
+                 make new ones",
+                func.label()
+            )
+        };
+        let mut client = self.client(address).map_err(|e| gone(format!("{e}")))?;
+        let request = self.request(func, deadline, payload, target)?;
+        match client.call(request).await {
+            Ok(reply) => Ok(reply_of(address, reply.into_inner())),
+            Err(status) if super::never_reached(&status) => Err(gone(status.message().into())),
+            Err(status) => Err(wasmtime::format_err!(
+                "call to {} at {address} failed: {:?}: {}",
+                func.label(),
+                status.code(),
+                status.message()
+            )),
+        }
+    }
+
+    /// The request of one call of `func`, with the time left to `deadline`.
+    fn request(
+        &self,
+        func: &RemoteFunc,
+        deadline: Instant,
+        payload: bytes::Bytes,
+        target: Target<'_>,
+    ) -> wasmtime::Result<tonic::Request<CallRequest>> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(wasmtime::format_err!(
+                "call to {} failed: the caller's deadline passed before it was sent",
+                func.label()
+            ));
+        }
+        let mut request = tonic::Request::new(CallRequest {
+            version: func.version.to_string(),
+            caller: func.caller.clone(),
+            target: func.target.clone(),
+            interface: func.interface.clone(),
+            function: func.function.clone(),
+            fingerprint: func.fingerprint.clone(),
+            payload,
+            session: target.session,
+            holder: target.holder,
+        });
+        request.set_timeout(left);
+        // The caller's span (or the request's trace, untraced) goes along.
+        trace::inject(
+            &opentelemetry::Context::current(),
+            &mut trace::Metadata(request.metadata_mut()),
+        );
+        Ok(request)
+    }
+
     /// Sends the encoded arguments of a call of `func` to a replica: the
     /// replica's address and the encoded results.
     async fn send_call(
@@ -107,7 +225,8 @@ impl Replicas {
         func: &RemoteFunc,
         deadline: Instant,
         payload: bytes::Bytes,
-    ) -> wasmtime::Result<(String, bytes::Bytes)> {
+        target: Target<'_>,
+    ) -> wasmtime::Result<Reply> {
         let mut last_refusal = None;
         // While there is no healthy replica, or every replica refuses (their
         // workers are restarting), the call waits for one, up to
@@ -117,7 +236,7 @@ impl Replicas {
         let mut pause = Duration::from_millis(20);
         loop {
             if let Some(done) = self
-                .try_each(func, deadline, &payload, &mut last_refusal)
+                .try_each(func, deadline, &payload, target, &mut last_refusal)
                 .await
             {
                 return done;
@@ -143,41 +262,24 @@ impl Replicas {
         func: &RemoteFunc,
         deadline: Instant,
         payload: &bytes::Bytes,
+        target: Target<'_>,
         last_refusal: &mut Option<String>,
-    ) -> Option<wasmtime::Result<(String, bytes::Bytes)>> {
+    ) -> Option<wasmtime::Result<Reply>> {
         let (replicas, start) = self.in_turn();
         if replicas.is_empty() {
             *last_refusal = Some("no healthy replica is known".into());
         }
         for i in 0..replicas.len() {
             let (address, channel) = &replicas[(start + i) % replicas.len()];
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Some(Err(wasmtime::format_err!(
-                    "call to {} failed: the caller's deadline passed before it was sent",
-                    func.label()
-                )));
-            }
-            let mut request = tonic::Request::new(CallRequest {
-                version: func.version.to_string(),
-                caller: func.caller.clone(),
-                target: func.target.clone(),
-                interface: func.interface.clone(),
-                function: func.function.clone(),
-                fingerprint: func.fingerprint.clone(),
-                payload: payload.clone(),
-            });
-            request.set_timeout(left);
-            // The caller's span (or the request's trace, untraced) goes along.
-            trace::inject(
-                &opentelemetry::Context::current(),
-                &mut trace::Metadata(request.metadata_mut()),
-            );
+            let request = match self.request(func, deadline, payload.clone(), target) {
+                Ok(request) => request,
+                Err(e) => return Some(Err(e)),
+            };
             let mut client = InvokeClient::new(channel.clone())
                 .max_decoding_message_size(super::MAX_MESSAGE)
                 .max_encoding_message_size(super::MAX_MESSAGE);
             match client.call(request).await {
-                Ok(reply) => return Some(Ok((address.clone(), reply.into_inner().payload))),
+                Ok(reply) => return Some(Ok(reply_of(address, reply.into_inner()))),
                 Err(status) if super::never_reached(&status) => {
                     tracing::debug!("{address} did not take the call; trying the next replica");
                     *last_refusal = Some(format!("last tried {address}"));
@@ -193,5 +295,19 @@ impl Replicas {
             }
         }
         None
+    }
+}
+
+/// What a call's reply from `address` says.
+fn reply_of(address: &str, reply: weft_proto::v1::CallReply) -> Reply {
+    Reply {
+        address: address.to_string(),
+        payload: reply.payload,
+        session: reply.session,
+        handles: reply
+            .handles
+            .into_iter()
+            .map(|h| (h.interface, h.resource))
+            .collect(),
     }
 }

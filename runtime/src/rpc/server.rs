@@ -12,6 +12,7 @@
 //! expected, and escape whatever the call carried.
 
 use crate::codec::{self, FuncTypes};
+use crate::link::handles::Handles;
 use crate::link::typed::{ServeError, Shape, shape_of};
 use crate::pool::InstancePool;
 use crate::rpc::authorize::Edges;
@@ -30,7 +31,10 @@ use tonic::{Request, Response, Status};
 use wasmtime::Engine;
 use wasmtime::component::{Component, ComponentExportIndex, Val};
 use weft_proto::v1::invoke_server::Invoke;
-use weft_proto::v1::{CallReply, CallRequest, ServedFunction};
+use weft_proto::v1::{
+    CallReply, CallRequest, HandleType, ReleaseReply, ReleaseRequest, RenewReply, RenewRequest,
+    ServedFunction,
+};
 
 /// One exported function that remote callers may call.
 struct Exported {
@@ -43,10 +47,42 @@ struct Exported {
     label: String,
     /// "INTERFACE/METHOD", its server spans' name.
     span_name: String,
+    /// For a function whose values hold handles, its component's
+    /// resource types.
+    resources: Option<Arc<Resources>>,
     /// Calls that reached the callee.
     calls: AtomicU64,
     /// Of those, the ones that failed.
     errors: AtomicU64,
+}
+
+/// The resources one component exports: each one's export index, tagged
+/// with its place in `names` (its interface and name).
+struct Resources {
+    types: Vec<(ComponentExportIndex, u32)>,
+    names: Vec<(String, String)>,
+}
+
+impl Resources {
+    fn of(component: &Component, world: &World) -> Resources {
+        let mut resources = Resources {
+            types: Vec::new(),
+            names: Vec::new(),
+        };
+        for iface in &world.exports {
+            let Some(iface_index) = component.get_export_index(None, &iface.name) else {
+                continue;
+            };
+            for resource in &iface.resources {
+                if let Some(index) = component.get_export_index(Some(&iface_index), resource) {
+                    let tag = resources.names.len() as u32;
+                    resources.types.push((index, tag));
+                    resources.names.push((iface.name.clone(), resource.clone()));
+                }
+            }
+        }
+        resources
+    }
 }
 
 /// Every function a worker serves, by (component, interface, function).
@@ -57,21 +93,26 @@ pub struct Exports {
     functions: HashMap<(String, String, String), Exported>,
     /// Which callers may call which of them.
     edges: Edges,
+    /// The handles this worker lends to callers in other processes.
+    handles: Arc<Handles>,
 }
 
 impl Exports {
-    /// The exports of the components in `pools`, all of version `version`.
-    /// Functions whose types cannot cross a process (resources, streams)
-    /// are left out; resolution already refused any import of them.
+    /// The exports of the components in `pools`, all of version `version`,
+    /// lending handles from `handles`. Functions whose types cannot cross a
+    /// process (streams, futures) are left out; resolution already refused
+    /// any import of them.
     pub fn of(
         engine: &Engine,
         (app, group, version): (&str, &str, Version),
         components: &[(&Component, &World, Arc<InstancePool>)],
         edges: Edges,
+        handles: Arc<Handles>,
     ) -> Exports {
         let mut functions = HashMap::new();
         for (component, world, pool) in components {
             let ty = component.component_type();
+            let resources = Arc::new(Resources::of(component, world));
             for iface in &world.exports {
                 let Some(iface_index) = component.get_export_index(None, &iface.name) else {
                     continue;
@@ -105,6 +146,7 @@ impl Exports {
                         types,
                         shape,
                         fingerprint,
+                        resources: func.has_handles.then(|| resources.clone()),
                         label: format!("{}: {}#{}", pool.name(), iface.name, func.name),
                         span_name: format!("{}/{}", iface.name, func.name),
                         calls: AtomicU64::new(0),
@@ -120,6 +162,7 @@ impl Exports {
             version,
             functions,
             edges,
+            handles,
         }
     }
 
@@ -203,10 +246,23 @@ impl Exports {
             attributes: &attributes,
         };
         let cx = trace::child(&parent, &spec).unwrap_or(parent);
-        let served = self
-            .serve(f, &call.caller, &call.payload)
-            .with_context(cx.clone())
-            .await;
+        let served = match &f.resources {
+            Some(resources) => {
+                let from = Holder {
+                    caller: &call.caller,
+                    holder: call.holder,
+                    session: call.session,
+                };
+                self.serve_handles(f, resources, from, &call.payload)
+                    .with_context(cx.clone())
+                    .await
+            }
+            None => {
+                self.serve(f, &call.caller, &call.payload)
+                    .with_context(cx.clone())
+                    .await
+            }
+        };
         trace::end(
             &cx,
             served.as_ref().err().map(|e| e as &dyn std::fmt::Display),
@@ -259,8 +315,100 @@ impl Exports {
         };
         Ok(CallReply {
             payload: payload.into(),
+            ..CallReply::default()
         })
     }
+
+    /// Runs function `f`, whose values hold handles, for `from`: the
+    /// handles it passes are numbers this worker lent, and those it
+    /// returns are lent to `from`'s process.
+    async fn serve_handles(
+        &self,
+        f: &Exported,
+        resources: &Resources,
+        from: Holder<'_>,
+        payload: &bytes::Bytes,
+    ) -> Result<CallReply, Status> {
+        let mut params = codec::decode_all(&f.types.params, payload).map_err(|e| {
+            Status::invalid_argument(format!("the arguments for {} do not decode: {e}", f.label))
+        })?;
+        let inbound = self
+            .handles
+            .take_lent(
+                f.pool.name(),
+                from.holder,
+                from.session,
+                &f.types.params,
+                &mut params,
+            )
+            .map_err(|e| Status::failed_precondition(format!("{}: {e}", f.label)))?;
+        f.calls.fetch_add(1, Ordering::Relaxed);
+        let mut results = vec![Val::Bool(false); f.types.results.len()];
+        let deadline = std::time::Instant::now() + f.pool.host_wait_limit();
+        let (index, label) = (f.index, &f.label);
+        let returned = self
+            .handles
+            .call(
+                &f.pool,
+                inbound,
+                deadline,
+                &resources.types,
+                &mut results,
+                async |warm, results| {
+                    let func = warm.func(index, label)?;
+                    func.call_async(&mut warm.store, &params, results).await
+                },
+            )
+            .await
+            .map_err(|e| {
+                f.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(caller = %escaped(from.caller), "{e:#}");
+                Status::internal(format!("{e:#}"))
+            })?;
+        let (session, tags) = self.handles.lend(returned, from.holder, &mut results);
+        let mut payload = Vec::new();
+        codec::encode_all(&f.types.results, &results, &mut payload)
+            .map_err(|e| Status::internal(format!("the results of {}: {e}", f.label)))?;
+        Ok(CallReply {
+            payload: payload.into(),
+            session,
+            handles: tags
+                .into_iter()
+                .map(|t| {
+                    let (interface, resource) = resources.names[t as usize].clone();
+                    HandleType {
+                        interface,
+                        resource,
+                    }
+                })
+                .collect(),
+        })
+    }
+
+    /// Whether `who` may keep or drop handles of `version`: a worker of
+    /// this app and version.
+    fn authorize_holder(&self, who: &Identity, version: &str) -> Result<(), Status> {
+        match &who.role {
+            Role::Worker { version: v, .. }
+                if who.app == self.app && v == self.version.as_str() && version == v =>
+            {
+                Ok(())
+            }
+            _ => Err(Status::permission_denied(format!(
+                "{who} may not keep or drop handles here; only workers of version {} of app \
+                 '{}' hold them",
+                self.version, self.app
+            ))),
+        }
+    }
+}
+
+/// Who makes a call that passes handles: the calling component, its
+/// process (which holds the handles) and the pinned instance it names.
+struct Holder<'a> {
+    caller: &'a str,
+    holder: u64,
+    session: u64,
 }
 
 impl Exports {
@@ -310,18 +458,49 @@ impl InvokeService {
     }
 }
 
-#[tonic::async_trait]
-impl Invoke for InvokeService {
-    async fn call(&self, request: Request<CallRequest>) -> Result<Response<CallReply>, Status> {
-        let Some(exports) = self.exports.get() else {
+impl InvokeService {
+    /// The exports, or a refusal that callers try elsewhere.
+    fn exports(&self) -> Result<&Exports, Status> {
+        self.exports.get().ok_or_else(|| {
             let mut status = Status::unavailable(
                 "this worker has no assignment yet; try again once it is serving",
             );
             status
                 .metadata_mut()
                 .insert(weft_proto::NOT_SERVING_HEADER, "1".parse().expect("ASCII"));
-            return Err(status);
-        };
+            status
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl Invoke for InvokeService {
+    async fn renew(&self, request: Request<RenewRequest>) -> Result<Response<RenewReply>, Status> {
+        let exports = self.exports()?;
+        let who = crate::rpc::connect::caller(&request)?;
+        let renew = request.into_inner();
+        exports.authorize_holder(&who, &renew.version)?;
+        let kept = exports.handles.renew(renew.holder);
+        Ok(Response::new(RenewReply { kept }))
+    }
+
+    async fn release(
+        &self,
+        request: Request<ReleaseRequest>,
+    ) -> Result<Response<ReleaseReply>, Status> {
+        let exports = self.exports()?;
+        let who = crate::rpc::connect::caller(&request)?;
+        let release = request.into_inner();
+        exports.authorize_holder(&who, &release.version)?;
+        exports
+            .handles
+            .release(release.holder, &release.handles)
+            .await;
+        Ok(Response::new(ReleaseReply {}))
+    }
+
+    async fn call(&self, request: Request<CallRequest>) -> Result<Response<CallReply>, Status> {
+        let exports = self.exports()?;
         let who = crate::rpc::connect::caller(&request)?;
         let parent = trace::extract(&trace::MetadataReader(request.metadata()));
         exports
