@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use weft_runtime::commands::deploy::DeployCommand;
 use weft_runtime::commands::ingress::IngressCommand;
 use weft_runtime::commands::kube::KubeCommand;
+use weft_runtime::commands::links::LinksCommand;
 use weft_runtime::commands::rollout::{RollbackCommand, RolloutCommand};
 use weft_runtime::commands::run::RunCommand;
 use weft_runtime::commands::status::StatusCommand;
@@ -19,7 +20,7 @@ use weft_runtime::telemetry::logs::{self, LogFormat};
     version,
     about = "weft runs one app made of WebAssembly components: as one process (run), or split over \
              worker processes by a plan (deploy), moved between versions without downtime \
-             (rollout, rollback), and watched (status); on Kubernetes, one Deployment per group \
+             (rollout, rollback), and watched (status); who serves each import (links); on Kubernetes, one Deployment per group \
              and version (kube), with weft's ingress splitting the listeners between versions \
              (ingress)"
 )]
@@ -29,6 +30,7 @@ enum Weft {
     Rollout(RolloutCommand),
     Rollback(RollbackCommand),
     Status(StatusCommand),
+    Links(LinksCommand),
     Kube(KubeCommand),
     Worker(WorkerCommand),
     Ingress(IngressCommand),
@@ -86,6 +88,7 @@ fn main() -> ExitCode {
             Weft::Rollout(rollout) => rollout.execute().await,
             Weft::Rollback(rollback) => rollback.execute().await,
             Weft::Status(status) => status.execute().await,
+            Weft::Links(links) => links.execute().await,
             Weft::Kube(kube) => kube.execute().await,
             Weft::Worker(worker) => worker.execute().await,
             Weft::Ingress(ingress) => ingress.execute().await,

@@ -717,9 +717,17 @@ impl Manifest {
 }
 
 /// Whether `written` (from a manifest, with or without a version) names the
-/// interface `full` (as a component spells it, usually with a version).
+/// interface `full` (as a component spells it, usually with a version). A
+/// package without an interface (`wasi:keyvalue`) names every interface in
+/// it, so that one `[links]` line gives a whole WASI API to a component.
 pub fn names_interface(written: &str, full: &str) -> bool {
-    written == full || written == unversioned(full)
+    let name = unversioned(full);
+    written == full
+        || written == name
+        || (!written.contains('/')
+            && name
+                .strip_prefix(written)
+                .is_some_and(|rest| rest.starts_with('/')))
 }
 
 /// `wasi:http/types@0.2.4` without its `@0.2.4`.

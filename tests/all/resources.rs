@@ -256,3 +256,76 @@ fn a_dead_callers_handles_are_dropped_after_the_lease() {
     );
     drop(app);
 }
+
+/// The kvcounter's counter, unmodified, with `wasi:keyvalue` served by a
+/// component (`kvstore`) instead of the host: the counter needs no grant,
+/// and `weft links` shows where its imports go.
+const PROVIDED_KV: &str = "[app]\nname = \"kvprovided\"\n\
+     [components.http]\nwasm = \"{wasm:kvcounter_http}\"\n\
+     [components.counter]\nwasm = \"{wasm:kvcounter_counter}\"\n\
+     [components.kvstore]\nwasm = \"{wasm:fixture_kvstore}\"\n\
+     [components.kvstore.grants]\nkeyvalue = [\"store\"]\n\
+     [links]\n\"counter/wasi:keyvalue\" = \"kvstore\"\n\
+     [listeners.web]\ncomponent = \"http\"\naddress = \"127.0.0.1:0\"\n";
+
+#[test]
+fn a_keyvalue_provider_component_serves_an_unmodified_consumer() {
+    let dir = app_dir(PROVIDED_KV);
+    let path = dir.path().to_str().unwrap();
+    let (status, out, err) = weft_tests::weft_once(&["links", path, "--json"]);
+    assert!(status.success(), "{err}");
+    let links: Vec<serde_json::Value> = serde_json::from_str(&out).expect("JSON");
+    for import in [
+        "wasi:keyvalue/store@0.2.0-draft",
+        "wasi:keyvalue/atomics@0.2.0-draft",
+    ] {
+        let link = links
+            .iter()
+            .find(|l| l["component"] == "counter" && l["import"] == import)
+            .unwrap_or_else(|| panic!("no {import} in {out}"));
+        assert_eq!(link["provider"], "component", "{link}");
+        assert_eq!(link["from"], "kvstore", "{link}");
+    }
+    let store = links
+        .iter()
+        .find(|l| l["component"] == "kvstore" && l["import"] == "wasi:keyvalue/store@0.2.0-draft")
+        .expect("kvstore's own store");
+    assert_eq!(store["capability"], "keyvalue", "{store}");
+    each_mode(|mode| {
+        let data = tempfile::tempdir().unwrap();
+        let admin = free_address().to_string();
+        let args = [
+            path,
+            "--admin",
+            &admin,
+            "--data-dir",
+            data.path().to_str().unwrap(),
+        ];
+        let app = Weft::start(mode, &args);
+        for expected in 1..=3 {
+            let body = format!("{{\"counter\":\"apples\",\"value\":{expected}}}\n");
+            assert_eq!(
+                http_get(&app.url("web", "/counter/apples")),
+                (200, body),
+                "{mode:?}"
+            );
+        }
+        assert_eq!(
+            http_get(&app.url("web", "/counter/apples?peek")),
+            (200, "{\"counter\":\"apples\",\"value\":3}\n".into())
+        );
+        let (_, remote) = placed(mode);
+        let increment = [
+            ("caller", "counter"),
+            ("component", "kvstore"),
+            ("interface", "wasi:keyvalue/atomics@0.2.0-draft"),
+            ("method", "increment"),
+            ("remote", remote),
+        ];
+        assert_eq!(
+            value(&scrape(&admin), "weft_calls_total", &increment),
+            Some(3.0),
+            "{mode:?}"
+        );
+    });
+}

@@ -63,6 +63,7 @@ pub const GUESTS: &[&str] = &[
     "fixture-bad-greeter",
     "fixture-counters-keeper",
     "fixture-counters-front",
+    "fixture-kvstore",
     "boutique-frontend",
     "boutique-productcatalog",
     "boutique-currency",

@@ -3,6 +3,7 @@
 pub mod deploy;
 pub mod ingress;
 pub mod kube;
+pub mod links;
 pub mod rollout;
 pub mod run;
 pub mod status;
