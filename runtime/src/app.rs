@@ -108,6 +108,11 @@ impl Prepared {
             .collect()
     }
 
+    /// Whether any component links `wasi:blobstore`.
+    pub fn uses_blobstore(&self) -> bool {
+        self.capabilities().iter().any(|c| c.name() == "blobstore")
+    }
+
     /// Whether any component that uses key-value keeps a bucket in the
     /// embedded store (rather than on a server named by `[keyvalue]`).
     pub fn uses_embedded_keyvalue(&self) -> bool {
@@ -210,11 +215,18 @@ impl App {
                 .unwrap_or_else(|| prepared.manifest.dir.join(".weft").join("data"));
             RedbStore::file_in(&dir)
         });
+        let data_dir = options
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| prepared.manifest.dir.join(".weft").join("data"));
         let embedded = EmbeddedStores {
             keyvalue: match &data_file {
                 Some(file) => Some(Arc::new(RedbStore::open(file)?)),
                 None => None,
             },
+            blobs: prepared
+                .uses_blobstore()
+                .then(|| crate::blob::fs::FsBlobs::root_in(&data_dir)),
         };
         let mut app = App::start(&prepared, None, &embedded).await?;
         app.data_file = data_file;

@@ -76,6 +76,7 @@ pub const ALL: &[&dyn Capability] = &[
     &host::HttpTypes,
     &host::outgoing::OutgoingHttp,
     &host::keyvalue::KeyValue,
+    &host::blobstore::Blobstore,
     &host::config::Config,
     &host::logging::Logging,
 ];
@@ -90,7 +91,8 @@ pub fn for_interface(interface: &str) -> Option<CapabilityRef> {
 
 /// The interface packages weft provides, for error messages.
 pub const PROVIDED: &str = "wasi:cli, wasi:io, wasi:clocks, wasi:random, \
-    wasi:filesystem, wasi:sockets, wasi:http, wasi:keyvalue, wasi:config, wasi:logging";
+    wasi:filesystem, wasi:sockets, wasi:http, wasi:keyvalue, wasi:blobstore, wasi:config, \
+    wasi:logging";
 
 /// A capability, compared and ordered by name, so that resolution's wires
 /// can hold one.
@@ -154,6 +156,9 @@ pub struct Process<'a> {
 pub struct EmbeddedStores {
     /// Key-value buckets on the embedded backend.
     pub keyvalue: Option<Arc<dyn KeyValueStore>>,
+    /// The folder of blob containers on the embedded backend
+    /// (`DATA_DIR/blobs`), which every process of the machine opens itself.
+    pub blobs: Option<std::path::PathBuf>,
 }
 
 /// One component, as [`Capability::sandbox`] sees it.
@@ -225,7 +230,7 @@ mod tests {
             ("wasi:config/store@0.2.0-rc.1", Some("config")),
             ("wasi:logging/logging", Some("logging")),
             ("wasi:http/incoming-handler@0.2.4", None),
-            ("wasi:blobstore/container", None),
+            ("wasi:blobstore/container", Some("blobstore")),
             ("demo:hello/greeter", None),
         ];
         for (interface, expected) in cases {
@@ -238,14 +243,14 @@ mod tests {
     }
 
     #[test]
-    fn only_keyvalue_and_outgoing_http_need_grants() {
+    fn only_stores_and_outgoing_http_need_grants() {
         let none = Grants::default();
         let needs: Vec<&str> = ALL
             .iter()
             .filter(|c| !c.is_granted(&none))
             .map(|c| c.name())
             .collect();
-        assert_eq!(needs, ["outgoing-http", "keyvalue"]);
+        assert_eq!(needs, ["outgoing-http", "keyvalue", "blobstore"]);
         for c in ALL {
             assert_eq!(
                 c.grant_example().is_some(),

@@ -18,8 +18,9 @@
 //!   a component in another process, apart from how it travels.
 //! - [`pool`]: warm instances per component, with per-call deadlines.
 //! - [`heap`]: the C allocator told to keep freed buffers for reuse.
-//! - [`host`] and [`kv`]: the store data and capabilities each instance gets,
-//!   and the key-value backends.
+//! - [`capability`], [`host`], [`kv`] and [`blob`]: the capabilities as
+//!   plug-ins, the store data each instance gets, and the key-value and
+//!   blob backends.
 //! - [`listener`]: HTTP into a component's `wasi:http/incoming-handler`.
 //! - [`app`]: all of the above, from a manifest to a serving app.
 //!
@@ -72,6 +73,7 @@ macro_rules! say {
 }
 
 pub mod app;
+pub mod blob;
 pub mod builder;
 pub mod cache;
 pub mod call;

@@ -75,6 +75,10 @@ pub struct Manifest {
     /// in the embedded default.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub keyvalue: BTreeMap<String, BucketSpec>,
+    /// The `[blobstore.CONTAINER]` tables: which backend keeps a
+    /// container, when not the embedded default.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub blobstore: BTreeMap<String, ContainerSpec>,
     /// The `[deploy]` table: the default plan of `weft deploy` and `weft
     /// rollout`, and how the deployment behaves.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -248,7 +252,24 @@ fn has_password(url: &str) -> bool {
         .is_some_and(|(user_info, _)| user_info.contains(':'))
 }
 
+/// One `[blobstore.CONTAINER]` table.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ContainerSpec {
+    /// Which backend keeps the container: a name in [`crate::blob::BACKENDS`].
+    pub backend: String,
+}
+
 impl Manifest {
+    /// The backend that keeps blob container `container`: the default (fs)
+    /// unless `[blobstore.CONTAINER]` names another.
+    pub fn container_backend(&self, container: &str) -> &'static crate::blob::BackendKind {
+        self.blobstore
+            .get(container)
+            .and_then(|c| crate::blob::backend(&c.backend))
+            .unwrap_or(crate::blob::BACKENDS[0])
+    }
+
     /// The backend that holds `bucket`: the default (redb) unless
     /// `[keyvalue.BUCKET]` names another.
     pub fn bucket_backend(&self, bucket: &str) -> &'static crate::kv::BackendKind {
@@ -318,6 +339,9 @@ pub struct Grants {
     /// Key-value buckets the component may open.
     #[serde(default)]
     pub keyvalue: Vec<String>,
+    /// Blob containers it may use (`wasi:blobstore`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blobstore: Vec<String>,
     /// `host:port` (or `host`, meaning ports 80 and 443) it may send HTTP requests to.
     #[serde(default)]
     pub outgoing_http: Vec<String>,
@@ -669,6 +693,21 @@ impl Manifest {
                 ));
             };
             check_store_url(&field, "bucket", kind, spec).map_err(|(f, m)| invalid(f, m))?;
+        }
+        for (container, spec) in &self.blobstore {
+            if let Err(e) = crate::blob::check_name("a container", container) {
+                return Err(invalid(format!("blobstore.{container:?}"), e));
+            }
+            if crate::blob::backend(&spec.backend).is_none() {
+                return Err(invalid(
+                    format!("blobstore.{container}.backend"),
+                    format!(
+                        "weft has no blob backend '{}'; use one of: {}",
+                        crate::telemetry::logs::escaped(&spec.backend),
+                        crate::blob::backend_names()
+                    ),
+                ));
+            }
         }
         if let Some(plan) = self.deploy.as_ref().and_then(DeploySection::plan) {
             plan.check(self.components.keys())

@@ -820,10 +820,10 @@ mod tests {
     fn a_wasi_interface_weft_does_not_provide_says_so_before_its_resources() {
         let m = manifest("", &["c"]);
         let mut blobs = iface(
-            "wasi:blobstore/types@0.2.0-draft",
-            &[("[method]container.name", "func(borrow<resource>) -> string")],
+            "wasi:messaging/types@0.2.0-draft",
+            &[("[method]client.name", "func(borrow<resource>) -> string")],
         );
-        blobs.resources = vec!["container".into()];
+        blobs.resources = vec!["client".into()];
         let world = World {
             imports: vec![blobs],
             ..World::default()

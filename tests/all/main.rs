@@ -6,6 +6,7 @@
 //! manifest golden files, and `weft kube`'s Kubernetes objects (golden YAML
 //! checked against the Kubernetes schemas).
 
+mod blobstore;
 mod boutique;
 mod cluster;
 mod deploy;

@@ -28,7 +28,9 @@
 //!   per 1000 requests), with split over colocated next to the paper's;
 //! - (i) on the simulated three-node cluster (as root): throughput and p99
 //!   during a `weft rollout --kube` against steady state, and the
-//!   boutique's pods' start time cold against warm.
+//!   boutique's pods' start time cold against warm;
+//! - (j) a method call on a resource handle against a plain call of the
+//!   same shape, in one process and split.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -43,6 +45,7 @@ use weft_tests::{cargo, http_get, root, target_dir};
 mod boutique;
 mod http;
 mod kube;
+mod resources;
 mod rollout;
 mod rpc;
 mod telemetry;
@@ -85,6 +88,10 @@ fn main() -> anyhow::Result<()> {
         "hello-frontend",
         "-p",
         "hello-greeter",
+        "-p",
+        "fixture-counters-front",
+        "-p",
+        "fixture-counters-keeper",
     ]);
     let runtime = tokio::runtime::Runtime::new()?;
     if runs("a") || runs("b") {
@@ -111,6 +118,9 @@ fn main() -> anyhow::Result<()> {
     }
     if runs("i") {
         kube::on_the_cluster()?;
+    }
+    if runs("j") {
+        resources::handle_calls()?;
     }
     Ok(())
 }

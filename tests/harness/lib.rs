@@ -64,6 +64,7 @@ pub const GUESTS: &[&str] = &[
     "fixture-counters-keeper",
     "fixture-counters-front",
     "fixture-kvstore",
+    "fixture-blobs",
     "boutique-frontend",
     "boutique-productcatalog",
     "boutique-currency",

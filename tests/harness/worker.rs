@@ -122,6 +122,7 @@ impl AssignedWorker {
                     })
                     .collect(),
                 store: String::new(),
+                blobs: String::new(),
                 listeners: vec![],
                 cache_dir: assign.cache.display().to_string(),
             })

@@ -450,6 +450,10 @@ impl Manager {
             self.open_store()?;
         }
         let buckets = Buckets::of(&prepared.manifest.manifest, &snapshot.plan);
+        // Every worker of this machine opens the blob folder itself.
+        let blobs = prepared
+            .uses_blobstore()
+            .then(|| crate::blob::fs::FsBlobs::root_in(&self.data_dir));
         drop(prepared);
         let replicas = workers::layout_on_free_ports(&snapshot.plan, &self.listener_components)
             .context("cannot find free loopback ports for the workers")?;
@@ -461,6 +465,7 @@ impl Manager {
             cache_dir: self.cache_dir.clone(),
             control: self.control,
             serves_store: self.store.get().is_some(),
+            blobs,
             authority: self.authority.clone(),
             dialer: self.dialer.clone(),
         };

@@ -324,7 +324,10 @@ impl Worker {
             "" => None,
             address => Some(Arc::new(RemoteStore::new(address, &version, &self.dialer)?)),
         };
-        let embedded = EmbeddedStores { keyvalue };
+        let embedded = EmbeddedStores {
+            keyvalue,
+            blobs: (!a.blobs.is_empty()).then(|| PathBuf::from(&a.blobs)),
+        };
         let mut listeners = BTreeMap::new();
         for l in &a.listeners {
             let address: SocketAddr = l.address.parse().with_context(|| {

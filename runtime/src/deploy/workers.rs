@@ -145,6 +145,8 @@ pub struct Deployment {
     pub control: SocketAddr,
     /// Whether the manager serves its key-value store there.
     pub serves_store: bool,
+    /// The folder of blob containers, when the app uses wasi:blobstore.
+    pub blobs: Option<PathBuf>,
     /// The deployment's CA, which issues each worker its certificate.
     pub authority: Arc<Authority>,
     /// Makes the manager's channels to the workers.
@@ -416,6 +418,11 @@ impl WorkerSet {
                 })
                 .collect(),
             cache_dir: d.cache_dir.display().to_string(),
+            blobs: d
+                .blobs
+                .as_ref()
+                .map(|b| b.display().to_string())
+                .unwrap_or_default(),
         }
     }
 

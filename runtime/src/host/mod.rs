@@ -12,9 +12,10 @@
 //! - [`Wasi`] and [`HttpTypes`]: wasmtime-wasi's interfaces, granting nothing.
 //! - [`stdio`]: guest stdout and stderr, prefixed with the component's name.
 //! - [`outgoing`]: `wasi:http` hooks that allow only the granted hosts.
-//! - [`keyvalue`], [`config`], [`logging`]: weft's own capability bindings,
-//!   generated from `wit/host.wit`.
+//! - [`keyvalue`], [`blobstore`], [`config`], [`logging`]: weft's own
+//!   capability bindings, generated from `wit/host.wit`.
 
+pub mod blobstore;
 pub mod config;
 pub mod keyvalue;
 pub mod logging;
@@ -35,9 +36,15 @@ mod bindings {
         world: "weft:host/capabilities",
         imports: {
             "wasi:keyvalue": async | trappable,
+            "wasi:blobstore": async | trappable,
         },
         with: {
             "wasi:keyvalue/store.bucket": super::keyvalue::Bucket,
+            "wasi:blobstore/container.container": super::blobstore::Container,
+            "wasi:blobstore/container.stream-object-names": super::blobstore::ObjectNames,
+            "wasi:blobstore/types.incoming-value": super::blobstore::IncomingValue,
+            "wasi:blobstore/types.outgoing-value": super::blobstore::OutgoingValue,
+            "wasi:io": wasmtime_wasi::p2::bindings::io,
         },
         trappable_error_type: {
             "wasi:keyvalue/store.error" => crate::kv::KvError,

@@ -938,6 +938,11 @@ impl Pinned {
         &self,
         deadline: Instant,
     ) -> wasmtime::Result<tokio::sync::MutexGuard<'_, State>> {
+        // Uncontended, as calls on one instance's handles mostly are: no
+        // timer to set.
+        if let Ok(state) = self.state.try_lock() {
+            return Ok(state);
+        }
         tokio::time::timeout_at(deadline.into(), self.state.lock())
             .await
             .map_err(|_| {
