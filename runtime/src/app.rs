@@ -186,6 +186,8 @@ pub struct App {
     /// Where embedded key-value data lives, if any component keeps a
     /// bucket there.
     pub data_file: Option<PathBuf>,
+    /// Where embedded blob containers live, if any component uses them.
+    pub blob_dir: Option<PathBuf>,
     /// The version its metrics carry: the deployment's, or under `weft
     /// run` that of the app as one group.
     pub version: Version,
@@ -230,6 +232,7 @@ impl App {
         };
         let mut app = App::start(&prepared, None, &embedded).await?;
         app.data_file = data_file;
+        app.blob_dir = embedded.blobs;
         Ok(app)
     }
 
@@ -288,6 +291,7 @@ impl App {
             manifest: prepared.manifest.clone(),
             pools,
             data_file: None,
+            blob_dir: None,
             version,
             group: placement
                 .map_or(weft_placer::MONOLITH_GROUP, |p| p.group.as_str())

@@ -14,8 +14,10 @@
 //! - [`capability`] and [`resolve`]: who serves each import, and every
 //!   reason an app cannot be linked, found before anything runs (pure).
 //! - [`link`]: a `Linker` per component, with host capabilities and
-//!   forwarders that call other components' exports; [`call`] is a call of
-//!   a component in another process, apart from how it travels.
+//!   forwarders that call other components' exports; `link::handles`
+//!   keeps the resource handles that pass between components, here and
+//!   across processes; [`call`] is a call of a component in another
+//!   process, apart from how it travels.
 //! - [`pool`]: warm instances per component, with per-call deadlines.
 //! - [`heap`]: the C allocator told to keep freed buffers for reuse.
 //! - [`capability`], [`host`], [`kv`] and [`blob`]: the capabilities as

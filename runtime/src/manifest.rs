@@ -986,4 +986,37 @@ mod tests {
         assert_eq!(m.link_for("c", "demo:x/z"), None);
         assert_eq!(m.link_for("d", "demo:x/y"), None);
     }
+
+    #[test]
+    fn a_package_link_names_each_of_its_interfaces() {
+        assert!(names_interface(
+            "wasi:keyvalue",
+            "wasi:keyvalue/store@0.2.0-draft"
+        ));
+        assert!(names_interface("wasi:keyvalue", "wasi:keyvalue/atomics"));
+        assert!(!names_interface("wasi:keyvalue", "wasi:keyvaluex/store"));
+        assert!(!names_interface("wasi:key", "wasi:keyvalue/store"));
+        assert!(!names_interface(
+            "wasi:keyvalue/store",
+            "wasi:keyvalue/atomics"
+        ));
+    }
+
+    #[test]
+    fn blob_containers_are_embedded_stores_with_their_grant() {
+        let m = parse(&format!(
+            "{MINIMAL}[components.d]\nwasm = \"d.wasm\"\n[components.d.grants]\n\
+             blobstore = [\"photos\"]\n[blobstore.photos]\nbackend = \"fs\"\n"
+        ))
+        .unwrap();
+        let stores = crate::capability::embedded_stores(&m, &m.components["d"]);
+        let fields: Vec<&str> = stores.iter().map(|s| s.field.as_str()).collect();
+        assert_eq!(fields, ["blobstore.photos"]);
+        let bad = parse(&format!("{MINIMAL}[blobstore.photos]\nbackend = \"s3\"\n"));
+        let err = bad.unwrap_err().to_string();
+        assert!(
+            err.contains("blobstore.photos.backend: weft has no blob backend 's3'"),
+            "{err}"
+        );
+    }
 }

@@ -30,7 +30,9 @@
 //!   during a `weft rollout --kube` against steady state, and the
 //!   boutique's pods' start time cold against warm;
 //! - (j) a method call on a resource handle against a plain call of the
-//!   same shape, in one process and split.
+//!   same shape, in one process and split;
+//! - (k) `wasi:blobstore` write and read throughput of a 256 MiB object
+//!   against `cp` of the same size on the same disk.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -42,6 +44,7 @@ use weft_runtime::cache::CompileCache;
 use weft_runtime::manifest::ManifestFile;
 use weft_tests::{cargo, http_get, root, target_dir};
 
+mod blobs;
 mod boutique;
 mod http;
 mod kube;
@@ -92,6 +95,8 @@ fn main() -> anyhow::Result<()> {
         "fixture-counters-front",
         "-p",
         "fixture-counters-keeper",
+        "-p",
+        "fixture-blobs",
     ]);
     let runtime = tokio::runtime::Runtime::new()?;
     if runs("a") || runs("b") {
@@ -121,6 +126,9 @@ fn main() -> anyhow::Result<()> {
     }
     if runs("j") {
         resources::handle_calls()?;
+    }
+    if runs("k") {
+        blobs::blob_throughput()?;
     }
     Ok(())
 }

@@ -83,6 +83,9 @@ impl RunCommand {
         if let Some(file) = &app.data_file {
             say!("weft: key-value data in {}", file.display());
         }
+        if let Some(dir) = &app.blob_dir {
+            say!("weft: blobs in {}", dir.display());
+        }
         let overrides = listen_overrides(self.listen)?;
         let listeners = app.bind(&overrides).await?;
         for l in &listeners {

@@ -454,6 +454,9 @@ impl Manager {
         let blobs = prepared
             .uses_blobstore()
             .then(|| crate::blob::fs::FsBlobs::root_in(&self.data_dir));
+        if let Some(dir) = &blobs {
+            say!("weft: blobs in {} (each worker opens it)", dir.display());
+        }
         drop(prepared);
         let replicas = workers::layout_on_free_ports(&snapshot.plan, &self.listener_components)
             .context("cannot find free loopback ports for the workers")?;

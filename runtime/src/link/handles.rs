@@ -357,6 +357,24 @@ impl Handles {
         Ok((taken, handle.owned()))
     }
 
+    /// The keeper of the caller's borrowed handle `mine` to a resource of
+    /// `callee` in this process, and the keeper's own handle: for a method
+    /// on the typed path.
+    pub fn borrowed_here(
+        &self,
+        store: &mut StoreContextMut<'_, HostState>,
+        callee: &str,
+        mine: ResourceAny,
+    ) -> wasmtime::Result<(Arc<Pinned>, ResourceAny)> {
+        let mut owner = None;
+        match self.take_one(store, callee, mine, &mut owner)? {
+            (Keeper::Here(pinned, theirs), false) => Ok((pinned, theirs)),
+            _ => Err(wasmtime::format_err!(
+                "a method on a handle to a resource of '{callee}' got a handle it cannot borrow"
+            )),
+        }
+    }
+
     /// Calls `body` (one call of the callee's export) on the instance that
     /// `inbound` names, or else on one from `pool` that stays pinned if the
     /// call returns handles. `types` tells the callee's resource types
@@ -919,6 +937,30 @@ fn returned(
 }
 
 impl Pinned {
+    /// Calls `body` on this instance, for a method on the typed path; a
+    /// failure retires the instance, as in [`Handles::call`].
+    pub async fn call_on<R>(
+        &self,
+        deadline: Instant,
+        body: impl AsyncFnOnce(&mut Warm) -> wasmtime::Result<R>,
+    ) -> wasmtime::Result<R> {
+        let mut state = self.lock(deadline).await?;
+        let warm = match &mut *state {
+            State::Ready(warm) => warm,
+            State::Gone(why) => return Err(wasmtime::format_err!("{why}")),
+        };
+        let outcome = self.pool.run_on(warm, body).await;
+        if let Err(e) = &outcome {
+            self.failed.store(true, Ordering::SeqCst);
+            *state = State::Gone(format!(
+                "the instance of '{}' that kept this resource failed ({e:#}); its handles are \
+                 no longer usable: drop them and make new ones",
+                self.pool.name()
+            ));
+        }
+        outcome
+    }
+
     fn new(pool: Arc<InstancePool>, gauges: Arc<ResourceGauges>, warm: Warm) -> Arc<Pinned> {
         gauges.pinned.fetch_add(1, Ordering::Relaxed);
         Arc::new(Pinned {

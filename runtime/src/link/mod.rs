@@ -287,6 +287,33 @@ impl Forwarder {
         outcome
     }
 
+    /// Calls a method on the typed path on `owner`, the pinned instance
+    /// that keeps its handle, with `params` (the callee's handle first).
+    async fn call_method<P, R>(
+        &self,
+        owner: Arc<handles::Pinned>,
+        deadline: Instant,
+        params: P,
+    ) -> wasmtime::Result<R>
+    where
+        P: ComponentNamedList + Lower + Send + Sync + 'static,
+        R: ComponentNamedList + Lift + Send + Sync + 'static,
+    {
+        let label = &self.label;
+        let Route::Local { export, .. } = &self.route else {
+            unreachable!("methods on the typed path are only linked to local callees");
+        };
+        let work = owner.call_on(deadline, async |warm| {
+            let func = warm.typed_func::<P, R>(*export, label)?;
+            func.call_async(&mut warm.store, params).await
+        });
+        let (outcome, elapsed) = self.observe(work).await;
+        if let (Some(stats), Some(elapsed)) = (&self.stats, elapsed) {
+            stats.record(elapsed, outcome.is_err(), 0, 0);
+        }
+        outcome.map_err(|e| e.context(format!("call to {label} failed")))
+    }
+
     /// Calls the callee with typed values: no `Val` on the way, here or
     /// on the wire.
     async fn call_typed<P, R>(&self, deadline: Instant, params: P) -> wasmtime::Result<R>
@@ -452,6 +479,14 @@ pub fn linker_for<'c>(
                 continue;
             }
             if func.has_handles {
+                let method = match (&forwarder.route, &forwarder.types) {
+                    (Route::Local { .. }, Some(types)) => typed::method_of(types),
+                    _ => None,
+                };
+                if let Some(method) = method {
+                    method.forward(&mut instance, &func.name, forwarder, caller.handles.clone())?;
+                    continue;
+                }
                 let types = resource_types
                     .get(name.as_str())
                     .cloned()

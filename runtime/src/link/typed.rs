@@ -29,7 +29,9 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use wasmtime::component::{ComponentExportIndex, ComponentNamedList, Lift, LinkerInstance, Lower};
+use wasmtime::component::{
+    ComponentExportIndex, ComponentNamedList, Lift, LinkerInstance, Lower, ResourceAny,
+};
 
 /// Why a typed remote call could not be served.
 pub(crate) enum ServeError {
@@ -224,3 +226,124 @@ fn shape_for(params: &[ValueType], results: &[ValueType]) -> Option<Arc<dyn Shap
 
 /// How many shapes have a typed path: parameter lists times result lists.
 pub const SHAPES: usize = 24 * 9;
+
+/// A method on a borrowed handle whose other parameters and results have a
+/// typed path, `(borrow<T>, A) -> R` or `(borrow<T>) -> R`, called in this
+/// process: the handle is swapped for the callee's own and the call goes to
+/// the pinned instance that keeps it through a `TypedFunc`, with no `Val`.
+pub(crate) trait Method: Send + Sync {
+    /// Registers `forwarder` as the typed host function `name`.
+    fn forward(
+        &self,
+        instance: &mut LinkerInstance<'_, HostState>,
+        name: &str,
+        forwarder: Arc<Forwarder>,
+        handles: Arc<super::Handles>,
+    ) -> wasmtime::Result<()>;
+}
+
+/// A parameter list after a method's handle, and the whole list with it.
+pub(crate) trait AfterHandle: Send + Sync + Sized + 'static {
+    /// The parameters with the handle first.
+    type With: ComponentNamedList + Lift + Lower + Send + Sync + 'static;
+    /// The handle and the rest.
+    fn split(all: Self::With) -> (ResourceAny, Self);
+    /// The list with `handle` first.
+    fn join(handle: ResourceAny, rest: Self) -> Self::With;
+}
+
+impl AfterHandle for () {
+    type With = (ResourceAny,);
+    fn split((handle,): Self::With) -> (ResourceAny, Self) {
+        (handle, ())
+    }
+    fn join(handle: ResourceAny, (): Self) -> Self::With {
+        (handle,)
+    }
+}
+
+impl<A> AfterHandle for (A,)
+where
+    A: wasmtime::component::ComponentType + Lift + Lower + Send + Sync + 'static,
+{
+    type With = (ResourceAny, A);
+    fn split((handle, a): Self::With) -> (ResourceAny, Self) {
+        (handle, (a,))
+    }
+    fn join(handle: ResourceAny, (a,): Self) -> Self::With {
+        (handle, a)
+    }
+}
+
+/// The method shape whose other parameters are `P` and results `R`.
+struct TypedMethod<P, R>(PhantomData<fn(P) -> R>);
+
+impl<P, R> Method for TypedMethod<P, R>
+where
+    P: AfterHandle,
+    R: ComponentNamedList + Lift + Lower + Send + Sync + 'static,
+{
+    fn forward(
+        &self,
+        instance: &mut LinkerInstance<'_, HostState>,
+        name: &str,
+        forwarder: Arc<Forwarder>,
+        handles: Arc<super::Handles>,
+    ) -> wasmtime::Result<()> {
+        instance.func_wrap_async(name, move |mut store, all: P::With| {
+            let forwarder = forwarder.clone();
+            let deadline = store.data().deadline;
+            let (mine, rest) = P::split(all);
+            let found = handles.borrowed_here(&mut store, &forwarder.callee, mine);
+            Box::new(async move {
+                let (owner, theirs) = found?;
+                forwarder
+                    .call_method::<P::With, R>(owner, deadline, P::join(theirs, rest))
+                    .await
+            })
+        })
+    }
+}
+
+/// Every result list of a method with a typed path, for one parameter list.
+macro_rules! method_results {
+    ($params:ty, $results:expr; $($r:ty),*) => {{
+        let results: &[ValueType] = $results;
+        let mut found: Option<Arc<dyn Method>> = None;
+        $(
+            if found.is_none() && <$r as Kinds>::matches(results) {
+                found = Some(Arc::new(TypedMethod::<$params, $r>(PhantomData)));
+            }
+        )*
+        found
+    }};
+}
+
+/// Every method shape: a borrowed handle, then none or one typed
+/// parameter, and a typed result list.
+macro_rules! methods {
+    ($rest:expr, $results:expr; $($p:ty),*) => {{
+        let (rest, results): (&[ValueType], &[ValueType]) = ($rest, $results);
+        let mut found: Option<Arc<dyn Method>> = None;
+        $(
+            if found.is_none() && <$p as Kinds>::matches(rest) {
+                found = method_results!($p, results;
+                    (), (bool,), (u32,), (u64,), (i64,), (f64,), (String,), (Bytes,));
+            }
+        )*
+        found
+    }};
+}
+
+/// The typed method shape of a function whose types are `types`, if it is
+/// a method on a borrowed handle with a typed path for the rest.
+pub(crate) fn method_of(types: &FuncTypes) -> Option<Arc<dyn Method>> {
+    if VAL_PATH_ONLY.load(Ordering::Relaxed) {
+        return None;
+    }
+    let (ValueType::Borrow, rest) = types.params.split_first()? else {
+        return None;
+    };
+    methods!(rest, &types.results;
+        (), (bool,), (u32,), (u64,), (i64,), (f64,), (String,), (Bytes,))
+}
