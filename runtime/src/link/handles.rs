@@ -357,20 +357,30 @@ impl Handles {
         Ok((taken, handle.owned()))
     }
 
-    /// The keeper of the caller's borrowed handle `mine` to a resource of
+    /// The keeper of the caller's borrowed handle `handle` to a resource of
     /// `callee` in this process, and the keeper's own handle: for a method
     /// on the typed path.
     pub fn borrowed_here(
         &self,
-        store: &mut StoreContextMut<'_, HostState>,
         callee: &str,
-        mine: ResourceAny,
+        handle: &ResourceDynamic,
     ) -> wasmtime::Result<(Arc<Pinned>, ResourceAny)> {
-        let mut owner = None;
-        match self.take_one(store, callee, mine, &mut owner)? {
-            (Keeper::Here(pinned, theirs), false) => Ok((pinned, theirs)),
-            _ => Err(wasmtime::format_err!(
-                "a method on a handle to a resource of '{callee}' got a handle it cannot borrow"
+        // The hot path of a method call: one lookup, one clone.
+        let inner = self.lock();
+        match inner.entries.get(&handle.rep()) {
+            Some(Entry {
+                payload,
+                keeper: Keeper::Here(pinned, theirs),
+            }) if *payload == handle.ty() && pinned.pool.name() == callee => {
+                Ok((pinned.clone(), *theirs))
+            }
+            Some(_) => Err(wasmtime::format_err!(
+                "a handle to another component's resource was passed to '{callee}'; a handle \
+                 goes only to the component that made its resource"
+            )),
+            None => Err(wasmtime::format_err!(
+                "handle {} refers to no resource; it was dropped",
+                handle.rep()
             )),
         }
     }

@@ -31,6 +31,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use wasmtime::component::{
     ComponentExportIndex, ComponentNamedList, Lift, LinkerInstance, Lower, ResourceAny,
+    ResourceDynamic,
 };
 
 /// Why a typed remote call could not be served.
@@ -242,19 +243,24 @@ pub(crate) trait Method: Send + Sync {
     ) -> wasmtime::Result<()>;
 }
 
-/// A parameter list after a method's handle, and the whole list with it.
+/// A parameter list after a method's handle, and the whole list with it:
+/// as the caller passes it (its own handle, lifted as its number, with no
+/// table entry) and as the callee takes it (the callee's own handle).
 pub(crate) trait AfterHandle: Send + Sync + Sized + 'static {
-    /// The parameters with the handle first.
+    /// The caller's parameters, its handle first.
+    type Mine: ComponentNamedList + Lift + Send + Sync + 'static;
+    /// The callee's parameters, its handle first.
     type With: ComponentNamedList + Lift + Lower + Send + Sync + 'static;
-    /// The handle and the rest.
-    fn split(all: Self::With) -> (ResourceAny, Self);
-    /// The list with `handle` first.
+    /// The caller's handle and the rest.
+    fn split(all: Self::Mine) -> (ResourceDynamic, Self);
+    /// The callee's list, with `handle` first.
     fn join(handle: ResourceAny, rest: Self) -> Self::With;
 }
 
 impl AfterHandle for () {
+    type Mine = (ResourceDynamic,);
     type With = (ResourceAny,);
-    fn split((handle,): Self::With) -> (ResourceAny, Self) {
+    fn split((handle,): Self::Mine) -> (ResourceDynamic, Self) {
         (handle, ())
     }
     fn join(handle: ResourceAny, (): Self) -> Self::With {
@@ -266,8 +272,9 @@ impl<A> AfterHandle for (A,)
 where
     A: wasmtime::component::ComponentType + Lift + Lower + Send + Sync + 'static,
 {
+    type Mine = (ResourceDynamic, A);
     type With = (ResourceAny, A);
-    fn split((handle, a): Self::With) -> (ResourceAny, Self) {
+    fn split((handle, a): Self::Mine) -> (ResourceDynamic, Self) {
         (handle, (a,))
     }
     fn join(handle: ResourceAny, (a,): Self) -> Self::With {
@@ -290,11 +297,11 @@ where
         forwarder: Arc<Forwarder>,
         handles: Arc<super::Handles>,
     ) -> wasmtime::Result<()> {
-        instance.func_wrap_async(name, move |mut store, all: P::With| {
+        instance.func_wrap_async(name, move |store, all: P::Mine| {
             let forwarder = forwarder.clone();
             let deadline = store.data().deadline;
             let (mine, rest) = P::split(all);
-            let found = handles.borrowed_here(&mut store, &forwarder.callee, mine);
+            let found = handles.borrowed_here(&forwarder.callee, &mine);
             Box::new(async move {
                 let (owner, theirs) = found?;
                 forwarder
