@@ -205,12 +205,15 @@ fn a_handle_whose_keeper_died_fails_clearly_and_a_new_one_works() {
     // It failed when the hold ended, not at some later timeout.
     let late = answered.elapsed();
     assert!(late < Duration::from_secs(5), "{late:?}");
-    // The replica is gone, or already back without the resource: either
-    // way the error says what to do.
-    let output = app.wait_for_output("[method]counter.add (in another process)");
-    assert!(
-        output.contains("drop them and make new ones") || output.contains("make a new one"),
-        "{output}"
+    // The call on the dead keeper's handle is the one that failed.
+    let add = [
+        ("caller", "front"),
+        ("method", "[method]counter.add"),
+        ("remote", "true"),
+    ];
+    assert_eq!(
+        value(&scrape(&admin), "weft_call_errors_total", &add),
+        Some(1.0)
     );
     let until = Instant::now() + Duration::from_secs(20);
     loop {

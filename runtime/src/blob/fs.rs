@@ -41,7 +41,10 @@ pub fn file_name(name: &str) -> String {
     if encoded.len() <= LONGEST_ENCODED {
         encoded
     } else {
-        format!("h-{}", hex(&Sha256::digest(name.as_bytes())))
+        format!(
+            "h-{}",
+            crate::version::hex(&Sha256::digest(name.as_bytes()))
+        )
     }
 }
 
@@ -61,10 +64,6 @@ pub fn name_of(file: &str) -> Option<String> {
         }
     }
     String::from_utf8(bytes).ok()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The blob root of one data directory.

@@ -137,7 +137,6 @@ pub struct ObjectNames {
 /// the object is replaced or deleted meanwhile.
 pub struct IncomingValue {
     file: File,
-    start: u64,
     len: u64,
 }
 
@@ -287,7 +286,7 @@ impl container::HostContainer for BlobView<'_> {
         if let Err(e) = file.seek(SeekFrom::Start(start.min(size))) {
             return Ok(Err(format!("reading object '{name}': {e}")));
         }
-        Ok(Ok(self.table.push(IncomingValue { file, start, len })?))
+        Ok(Ok(self.table.push(IncomingValue { file, len })?))
     }
 
     async fn write_data(
@@ -492,9 +491,7 @@ impl types::HostIncomingValue for BlobView<'_> {
     }
 
     async fn size(&mut self, this: Resource<IncomingValue>) -> wasmtime::Result<u64> {
-        let value = self.table.get(&this)?;
-        let _ = value.start;
-        Ok(value.len)
+        Ok(self.table.get(&this)?.len)
     }
 
     async fn drop(&mut self, this: Resource<IncomingValue>) -> wasmtime::Result<()> {
