@@ -10,6 +10,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .bytes(".weft.v1.CallRequest.payload")
         .bytes(".weft.v1.CallReply.payload")
+        .bytes(".weft.v1.Frame.data")
         .compile_protos(&["weft.proto"], &["."])?;
     println!("cargo:rerun-if-changed=weft.proto");
     Ok(())

@@ -16,6 +16,7 @@ use crate::cache::{CacheOutcome, CompileCache};
 use crate::capability::{
     self, CapabilityRef, ComponentContext, EmbeddedStores, Parts, Process, Shared,
 };
+use crate::engine::{Concurrency, Engines};
 use crate::host::Sandbox;
 use crate::kv::redb::RedbStore;
 use crate::link::{self, Callee, Caller, PoolSlot};
@@ -36,7 +37,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::net::TcpListener;
-use wasmtime::Engine;
 use wasmtime::component::Component;
 use weft_placer::Plan;
 
@@ -62,6 +62,9 @@ pub struct Compiled {
     pub load_time: std::time::Duration,
     /// The SHA-256 of its binary, for the version.
     pub digest: Vec<u8>,
+    /// Whether it runs on the concurrent engine (it uses the component
+    /// model's async).
+    pub concurrency: Concurrency,
 }
 
 /// An app compiled and resolved, not yet linked: what both `weft run` and
@@ -73,15 +76,14 @@ pub struct Prepared {
     pub compiled: BTreeMap<String, Compiled>,
     /// Who serves each import.
     pub resolution: Resolution,
-    engine: Engine,
 }
 
 impl Prepared {
     /// Reads and compiles every component of `manifest` and resolves every
     /// import, failing with every problem at once.
     pub fn load(manifest: ManifestFile, cache: &CompileCache) -> anyhow::Result<Prepared> {
-        let engine = crate::engine::new_engine().map_err(anyhow::Error::from)?;
-        let compiled = compile_all(&engine, &manifest, cache)?;
+        let engines = Engines::new().map_err(anyhow::Error::from)?;
+        let compiled = compile_all(&engines, &manifest, cache)?;
         let worlds: BTreeMap<String, World> = compiled
             .iter()
             .map(|(name, c)| (name.clone(), c.world.clone()))
@@ -91,7 +93,6 @@ impl Prepared {
             manifest,
             compiled,
             resolution,
-            engine,
         })
     }
 
@@ -153,7 +154,6 @@ impl Prepared {
             .collect();
         let app_name = &self.manifest.manifest.app.name;
         Exports::of(
-            &self.engine,
             (app_name, &app.group, version),
             &components,
             edges,
@@ -448,7 +448,7 @@ pub async fn bind_listener(name: &str, address: SocketAddr) -> anyhow::Result<Tc
 }
 
 fn compile_all(
-    engine: &Engine,
+    engines: &Engines,
     manifest: &ManifestFile,
     cache: &CompileCache,
 ) -> anyhow::Result<BTreeMap<String, Compiled>> {
@@ -457,10 +457,10 @@ fn compile_all(
         let started = std::time::Instant::now();
         let path = manifest.wasm_path(spec);
         let bytes = manifest.read_wasm(name, spec)?;
-        let (component, outcome) = cache
-            .component(engine, &bytes, &path)
+        let (component, outcome, concurrency) = cache
+            .component(engines, &bytes, &path)
             .with_context(|| format!("{}: component '{name}'", manifest.path.display()))?;
-        let world = World::reflect(engine, &component.component_type());
+        let world = World::reflect(component.engine(), &component.component_type());
         compiled.insert(
             name.clone(),
             Compiled {
@@ -469,6 +469,7 @@ fn compile_all(
                 cache: outcome,
                 load_time: started.elapsed(),
                 digest: Sha256::digest(&bytes).to_vec(),
+                concurrency,
             },
         );
     }
@@ -488,7 +489,6 @@ fn link_all(
         manifest,
         compiled,
         resolution,
-        engine,
         ..
     } = prepared;
     let is_local = |name: &str| placement.is_none_or(|p| p.local.contains(name));
@@ -509,8 +509,9 @@ fn link_all(
             version: &version,
             metrics,
             handles,
+            concurrency: c.concurrency,
         };
-        let linker = link::linker_for(engine, &caller, &resolution.wires[name], |callee| {
+        let linker = link::linker_for(&caller, &resolution.wires[name], |callee| {
             match (slots.get(callee), placement) {
                 (Some(slot), _) => Ok(Callee::Local {
                     component: &compiled[callee].component,
@@ -569,7 +570,7 @@ fn link_all(
             call_timeout: spec.call_timeout(),
             memory_limit: spec.memory_limit(),
         };
-        let pool = Arc::new(InstancePool::new(Arc::new(sandbox), pre));
+        let pool = Arc::new(InstancePool::new(Arc::new(sandbox), pre, c.concurrency));
         slots[name.as_str()]
             .set(pool.clone())
             .map_err(|_| anyhow::anyhow!("component '{name}' was linked twice"))?;

@@ -12,6 +12,7 @@
 //! (edited, truncated, or another component's copied over it) is a miss: it
 //! is compiled again, overwritten, and a warning says so.
 
+use crate::engine::{Concurrency, Engines};
 use crate::file_input::private_dir;
 use sha2::{Digest, Sha256};
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -77,9 +78,13 @@ impl CompileCache {
     /// Copies the entry of `wasm` (compiled into this cache already) and
     /// its digest into the folder `to`, and returns the entry's file name
     /// (the digest's is the same with `.digest`).
-    pub fn export(&self, engine: &Engine, wasm: &[u8], to: &Path) -> anyhow::Result<String> {
+    pub fn export(&self, engines: &Engines, wasm: &[u8], to: &Path) -> anyhow::Result<String> {
         use anyhow::Context as _;
-        let key = key(engine, wasm);
+        let mut key = key(engines.plain(), wasm);
+        if !self.dir.join(format!("{key}.cwasm")).exists() && self.entry_of_content(wasm).is_some()
+        {
+            key = self::key(engines.concurrent()?, wasm);
+        }
         let entry = self.dir.join(format!("{key}.cwasm"));
         self.verified(&key, &entry).with_context(|| {
             format!(
@@ -111,37 +116,87 @@ impl CompileCache {
         }
     }
 
-    /// Compiles `wasm` (the bytes of the file at `origin`), or loads it from the cache.
+    /// Compiles `wasm` (the bytes of the file at `origin`) on the engine it
+    /// needs, or loads it from the cache: the plain engine, unless it uses
+    /// the component model's async (then the concurrent one).
     pub fn component(
         &self,
-        engine: &Engine,
+        engines: &Engines,
         wasm: &[u8],
         origin: &Path,
-    ) -> anyhow::Result<(Component, CacheOutcome)> {
+    ) -> anyhow::Result<(Component, CacheOutcome, Concurrency)> {
+        let plain = engines.plain();
+        if crate::engine::concurrent_everywhere() {
+            let engine = engines.concurrent()?;
+            if let Some((component, outcome)) = self.cached(engine, &key(engine, wasm)) {
+                return Ok((component, outcome, Concurrency::On));
+            }
+            let component = self.compile(engine, wasm).map_err(|e| invalid(origin, e))?;
+            return Ok((component, CacheOutcome::Compiled, Concurrency::On));
+        }
+        if let Some((component, outcome)) = self.cached(plain, &key(plain, wasm)) {
+            return Ok((component, outcome, Concurrency::Off));
+        }
+        // Seen before, but not for the plain engine: perhaps it is async.
+        let seen = self.entry_of_content(wasm);
+        if seen.is_some() {
+            let engine = engines.concurrent()?;
+            if let Some((component, outcome)) = self.cached(engine, &key(engine, wasm)) {
+                return Ok((component, outcome, Concurrency::On));
+            }
+        }
+        if let (Some(other), Some(_)) = (&seen, &self.image) {
+            tracing::warn!(
+                component = %origin.display(),
+                "the image carries this component's compiled code for another engine \
+                 ({other}, from another weft or for another CPU); compiling it for this one"
+            );
+        }
+        let outcome = match (&seen, &self.image) {
+            (Some(_), Some(_)) => CacheOutcome::CompiledOverImage,
+            _ => CacheOutcome::Compiled,
+        };
+        let (component, concurrency) = match self.compile(plain, wasm) {
+            Ok(component) => (component, Concurrency::Off),
+            Err(e) if needs_concurrency(&e) => {
+                let component = self
+                    .compile(engines.concurrent()?, wasm)
+                    .map_err(|e| invalid(origin, e))?;
+                (component, Concurrency::On)
+            }
+            Err(e) => return Err(invalid(origin, e)),
+        };
+        Ok((component, outcome, concurrency))
+    }
+
+    /// Compiles `wasm` for `engine` and stores the code for next time.
+    fn compile(&self, engine: &Engine, wasm: &[u8]) -> wasmtime::Result<Component> {
+        let component = Component::new(engine, wasm)?;
         let key = key(engine, wasm);
-        let mut outcome = CacheOutcome::Compiled;
+        if let Err(e) = self.store(&key, &self.dir.join(format!("{key}.cwasm")), &component) {
+            tracing::warn!(dir = %self.dir.display(), "cannot write the compile cache: {e:#}");
+        }
+        Ok(component)
+    }
+
+    /// The entry `key` of `engine`, from the image or the cache, if there
+    /// is a good one.
+    fn cached(&self, engine: &Engine, key: &str) -> Option<(Component, CacheOutcome)> {
         if let Some(image) = &self.image {
             let path = image.join(format!("{key}.cwasm"));
-            if path.exists() {
-                if let Some(bytes) = self.verified(&key, &path) {
-                    // SAFETY: as below; the image's folder holds what
-                    // `export` copied from a cache that weft wrote, with the
-                    // digest it recorded, and the image is read-only.
-                    match unsafe { Component::deserialize(engine, &bytes) } {
-                        Ok(component) => return Ok((component, CacheOutcome::Image)),
-                        Err(e) => tracing::warn!(
-                            file = %path.display(),
-                            "ignoring the image's compiled code: {e}"
-                        ),
-                    }
+            if path.exists()
+                && let Some(bytes) = self.verified(key, &path)
+            {
+                // SAFETY: as below; the image's folder holds what `export`
+                // copied from a cache that weft wrote, with the digest it
+                // recorded, and the image is read-only.
+                match unsafe { Component::deserialize(engine, &bytes) } {
+                    Ok(component) => return Some((component, CacheOutcome::Image)),
+                    Err(e) => tracing::warn!(
+                        file = %path.display(),
+                        "ignoring the image's compiled code: {e}"
+                    ),
                 }
-            } else if let Some(other) = another_engine(image, &key) {
-                tracing::warn!(
-                    component = %origin.display(),
-                    "the image carries this component's compiled code for another engine \
-                     ({other}, from another weft or for another CPU); compiling it for this one"
-                );
-                outcome = CacheOutcome::CompiledOverImage;
             }
         }
         let path = self.dir.join(format!("{key}.cwasm"));
@@ -149,35 +204,31 @@ impl CompileCache {
         if let Err(e) = private_dir(&self.dir) {
             tracing::warn!(dir = %self.dir.display(), "cannot make the compile cache private: {e}");
         }
-        if let Some(bytes) = self.verified(&key, &path) {
-            // SAFETY: the bytes are those that `Component::serialize` of an
-            // engine with the same compatibility hash (it is in the name)
-            // wrote, as the digest recorded beside them proves, in a folder
-            // that only its owner can write to.
-            match unsafe { Component::deserialize(engine, &bytes) } {
-                Ok(component) => return Ok((component, CacheOutcome::Hit)),
-                Err(e) => tracing::warn!(
+        let bytes = self.verified(key, &path)?;
+        // SAFETY: the bytes are those that `Component::serialize` of an
+        // engine with the same compatibility hash (it is in the name) wrote,
+        // as the digest recorded beside them proves, in a folder that only
+        // its owner can write to.
+        match unsafe { Component::deserialize(engine, &bytes) } {
+            Ok(component) => Some((component, CacheOutcome::Hit)),
+            Err(e) => {
+                tracing::warn!(
                     file = %path.display(),
                     "ignoring an unreadable compile-cache entry: {e}"
-                ),
+                );
+                None
             }
         }
-        let component = Component::new(engine, wasm).map_err(|e| {
-            let e = anyhow::Error::from(e);
-            let why = if format!("{e:#}").contains("requires the component model async feature") {
-                "uses the component model's async features (a `stream`, a `future` or an async \
-                 function, as WASI 0.3 does), which weft does not run; build it against WASI 0.2, \
-                 with plain values in its interfaces"
-            } else {
-                "is not a valid WebAssembly component; build it for wasm32-wasip2 (or wrap a core \
-                 module with `wasm-tools component new`)"
-            };
-            e.context(format!("{} {why}", origin.display()))
-        })?;
-        if let Err(e) = self.store(&key, &path, &component) {
-            tracing::warn!(dir = %self.dir.display(), "cannot write the compile cache: {e:#}");
-        }
-        Ok((component, outcome))
+    }
+
+    /// The name of an entry for `wasm`, for any engine, in the image or
+    /// the cache.
+    fn entry_of_content(&self, wasm: &[u8]) -> Option<String> {
+        let content = content_hash(wasm);
+        self.image
+            .iter()
+            .chain([&self.dir])
+            .find_map(|dir| entry_for(dir, &content))
     }
 
     /// The bytes of the entry at `path`, if they are what weft wrote there.
@@ -223,21 +274,46 @@ fn digest(key: &str, bytes: &[u8]) -> String {
     crate::version::hex(&hash.finalize())
 }
 
-/// The name of an entry in `dir` for the same binary as `key` but for
-/// another engine, if there is one.
-fn another_engine(dir: &Path, key: &str) -> Option<String> {
-    let (content, _) = key.split_once('-')?;
+/// The name of an entry in `dir` for the binary whose hash is `content`,
+/// for any engine.
+fn entry_for(dir: &Path, content: &str) -> Option<String> {
     std::fs::read_dir(dir)
         .ok()?
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
         .find(|name| name.starts_with(&format!("{content}-")) && name.ends_with(".cwasm"))
 }
 
-fn key(engine: &Engine, wasm: &[u8]) -> String {
-    let content: String = Sha256::digest(wasm)
+/// What a component is invalid for, and what to do.
+fn invalid(origin: &Path, e: wasmtime::Error) -> anyhow::Error {
+    anyhow::Error::from(e).context(format!(
+        "{} is not a valid WebAssembly component; build it for wasm32-wasip2 (or wrap a core \
+         module with `wasm-tools component new`)",
+        origin.display()
+    ))
+}
+
+/// Whether a component failed to compile on the plain engine because it
+/// uses the component model's async (what wasmparser's validator says).
+fn needs_concurrency(e: &wasmtime::Error) -> bool {
+    let text = format!("{e:#}");
+    [
+        "the component model async",
+        "the component model more async builtins",
+        "the component model error-context",
+    ]
+    .iter()
+    .any(|feature| text.contains(feature))
+}
+
+fn content_hash(wasm: &[u8]) -> String {
+    Sha256::digest(wasm)
         .iter()
         .map(|b| format!("{b:02x}"))
-        .collect();
+        .collect()
+}
+
+fn key(engine: &Engine, wasm: &[u8]) -> String {
+    let content = content_hash(wasm);
     let mut hasher = DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut hasher);
     format!("{content}-{:016x}", hasher.finish())
@@ -257,13 +333,14 @@ mod tests {
     #[test]
     fn only_entries_weft_wrote_are_loaded() {
         use std::os::unix::fs::PermissionsExt as _;
-        let engine = crate::engine::new_engine().unwrap();
+        let engines = Engines::new().unwrap();
+        let engine = engines.plain();
         let dir = tempfile::tempdir().unwrap();
         let cache = CompileCache::new(dir.path().join("cache"));
         let (a, b) = (component("a"), component("b"));
         let load = |wasm: &[u8]| {
             cache
-                .component(&engine, wasm, Path::new("x.wasm"))
+                .component(&engines, wasm, Path::new("x.wasm"))
                 .unwrap()
                 .1
         };
@@ -276,7 +353,7 @@ mod tests {
             .mode();
         assert_eq!(mode & 0o777, 0o700, "the folder is private");
 
-        let entry = |wasm: &[u8]| cache.dir.join(format!("{}.cwasm", key(&engine, wasm)));
+        let entry = |wasm: &[u8]| cache.dir.join(format!("{}.cwasm", key(engine, wasm)));
         // Code changed in place: a miss, compiled and written again.
         let mut bytes = std::fs::read(entry(&a)).unwrap();
         let middle = bytes.len() / 2;
@@ -301,22 +378,23 @@ mod tests {
 
     #[test]
     fn an_image_carries_code_for_its_engine_only() {
-        let engine = crate::engine::new_engine().unwrap();
+        let engines = Engines::new().unwrap();
+        let engine = engines.plain();
         let dir = tempfile::tempdir().unwrap();
         let wasm = component("a");
         let built = CompileCache::new(dir.path().join("built"));
         built
-            .component(&engine, &wasm, Path::new("a.wasm"))
+            .component(&engines, &wasm, Path::new("a.wasm"))
             .unwrap();
         let image = dir.path().join("image");
-        let name = built.export(&engine, &wasm, &image).unwrap();
-        assert_eq!(name, format!("{}.cwasm", key(&engine, &wasm)));
+        let name = built.export(&engines, &wasm, &image).unwrap();
+        assert_eq!(name, format!("{}.cwasm", key(engine, &wasm)));
 
         // A pod with an empty cache of its own loads the image's code.
         let pod = CompileCache::new(dir.path().join("pod")).with_image(&image);
         let load = |cache: &CompileCache| {
             cache
-                .component(&engine, &wasm, Path::new("a.wasm"))
+                .component(&engines, &wasm, Path::new("a.wasm"))
                 .unwrap()
                 .1
         };
@@ -337,7 +415,7 @@ mod tests {
         // A binary the image has nothing of is simply compiled.
         let other = component("b");
         let outcome = pod
-            .component(&engine, &other, Path::new("b.wasm"))
+            .component(&engines, &other, Path::new("b.wasm"))
             .unwrap()
             .1;
         assert_eq!(outcome, CacheOutcome::Compiled);

@@ -11,6 +11,7 @@
 
 use crate::codec::typed::WireList;
 use crate::codec::{self, FuncTypes};
+use crate::link::pipes::End;
 use crate::version::Version;
 use std::future::Future;
 use std::pin::Pin;
@@ -48,6 +49,11 @@ pub struct Target<'a> {
     pub holder: u64,
 }
 
+/// A call with streams or futures, once sent: its reply, and the ends of
+/// its results.
+pub type Flowing<'a> =
+    Pin<Box<dyn Future<Output = wasmtime::Result<(Reply, Vec<End>)>> + Send + 'a>>;
+
 /// What a transport's bookkeeping calls return.
 pub type Done<'a, T> = Pin<Box<dyn Future<Output = wasmtime::Result<T>> + Send + 'a>>;
 
@@ -62,6 +68,18 @@ pub trait Transport: Send + Sync {
         payload: bytes::Bytes,
         target: Target<'a>,
     ) -> Sent<'a>;
+
+    /// Sends `payload`, the encoded arguments of a call of `func` whose
+    /// values carry streams or futures, then the items of `ends`, the ends
+    /// its arguments carry; the reply comes with the ends of the results,
+    /// whose items follow while the callee writes them.
+    fn send_flowing<'a>(
+        &'a self,
+        func: &'a RemoteFunc,
+        deadline: Instant,
+        payload: bytes::Bytes,
+        ends: Vec<End>,
+    ) -> Flowing<'a>;
 
     /// Tells the replica at `address` that `holder` still holds its
     /// handles there; returns how many it keeps.
@@ -127,6 +145,27 @@ impl RemoteFunc {
             *slot = value;
         }
         Ok(reply)
+    }
+
+    /// Calls the function with `params`, whose streams and futures are
+    /// `ends`: the results, with placeholders where their streams and
+    /// futures go, and those ends.
+    pub(crate) async fn call_flowing(
+        &self,
+        deadline: Instant,
+        params: &[Val],
+        ends: Vec<End>,
+    ) -> wasmtime::Result<(Vec<Val>, Vec<End>)> {
+        let mut payload = Vec::new();
+        codec::encode_all(&self.types.params, params, &mut payload)
+            .map_err(|e| wasmtime::format_err!("call to {} failed: {e}", self.label()))?;
+        let (reply, ends) = self
+            .transport
+            .send_flowing(self, deadline, payload.into(), ends)
+            .await?;
+        let values = codec::decode_all(&self.types.results, &reply.payload)
+            .map_err(|e| self.undecodable(&reply.address, e))?;
+        Ok((values, ends))
     }
 
     /// Calls the function with typed values: encoded from, and decoded

@@ -20,6 +20,7 @@
 //! the granted variables, no files and no network. Key-value, blob storage
 //! and outgoing HTTP must be granted in the manifest.
 
+use crate::engine::Concurrency;
 use crate::host::{self, HostState};
 use crate::kv::KeyValueStore;
 use crate::manifest::{ComponentSpec, Grants, Manifest, ManifestFile, unversioned};
@@ -48,8 +49,13 @@ pub trait Capability: Send + Sync + 'static {
         None
     }
 
-    /// Adds its interfaces to a component's linker.
-    fn link(&self, linker: &mut Linker<HostState>) -> wasmtime::Result<()>;
+    /// Adds its interfaces to a component's linker; for a component on
+    /// the concurrent engine, their WASI 0.3 forms too, where they have one.
+    fn link(
+        &self,
+        linker: &mut Linker<HostState>,
+        concurrency: Concurrency,
+    ) -> wasmtime::Result<()>;
 
     /// What this process keeps for it (a store, a client), made once when
     /// an app starts here and handed to [`Capability::sandbox`]; `None`

@@ -22,8 +22,11 @@
 //! [`DecodeError`] instead of panicking, looping or allocating without bound.
 //! | `own<T>`, `borrow<T>` | varint: the handle's number at the resource's keeper |
 //!
-//! Streams, futures and error contexts belong to one instance and have no
-//! encoding; [`ValueType::of`] refuses them. A handle travels as the number
+//! | `stream<T>`, `future<T>` | one byte, 0; the ends travel beside the call, as frames of their own |
+//!
+//! Error contexts belong to one instance and have no encoding;
+//! [`ValueType::of`] refuses them. A stream or future decodes as a
+//! placeholder, where [`crate::link::pipes`] puts the new end. A handle travels as the number
 //! its keeper gave it: the values hold that number as a `u64` where the
 //! type says `own` or `borrow`, and [`crate::link::handles`] swaps handles
 //! for numbers before encoding and back after decoding.
@@ -95,6 +98,12 @@ pub enum ValueType {
     Own,
     /// `borrow<T>`: a handle lent for one call, encoded as [`ValueType::Own`].
     Borrow,
+    /// `stream<T>`: no bytes; its items follow the call as frames of their
+    /// own (`link::pipes`), and the decoded value is a placeholder where
+    /// the stream's new end goes.
+    Stream(Box<ValueType>),
+    /// `future<T>`: as a stream, with one frame.
+    Future(Box<ValueType>),
 }
 
 /// A type that has no encoding because it belongs to one instance.
@@ -184,8 +193,14 @@ impl ValueType {
             Type::Flags(f) => ValueType::Flags(f.names().map(str::to_string).collect()),
             Type::Own(_) => ValueType::Own,
             Type::Borrow(_) => ValueType::Borrow,
-            Type::Future(_) => return Err(Unencodable("future")),
-            Type::Stream(_) => return Err(Unencodable("stream")),
+            Type::Future(f) => match f.ty() {
+                Some(t) => ValueType::Future(boxed(&t)?),
+                None => return Err(Unencodable("future without a payload")),
+            },
+            Type::Stream(s) => match s.ty() {
+                Some(t) => ValueType::Stream(boxed(&t)?),
+                None => return Err(Unencodable("stream without a payload")),
+            },
             Type::ErrorContext => return Err(Unencodable("error-context")),
         })
     }
@@ -218,6 +233,8 @@ impl ValueType {
             }
             ValueType::Map(k, v) => list(out, "map", &[k, v]),
             ValueType::Option(t) => list(out, "option", &[t]),
+            ValueType::Stream(t) => list(out, "stream", &[t]),
+            ValueType::Future(t) => list(out, "future", &[t]),
             ValueType::Tuple(types) => list(out, "tuple", &types.iter().collect::<Vec<_>>()),
             ValueType::Result(ok, err) => {
                 out.push_str("result<");
@@ -309,6 +326,8 @@ fn kind(ty: &ValueType) -> &'static str {
         ValueType::Flags(_) => "flags",
         ValueType::Own => "own",
         ValueType::Borrow => "borrow",
+        ValueType::Stream(_) => "stream",
+        ValueType::Future(_) => "future",
     }
 }
 
@@ -399,6 +418,10 @@ pub fn encode(ty: &ValueType, value: &Val, out: &mut impl Out) -> Result<(), Enc
         (ValueType::U32, Val::U32(n)) => put_varint(out, u64::from(*n)),
         (ValueType::S64, Val::S64(n)) => put_signed(out, *n),
         (ValueType::U64 | ValueType::Own | ValueType::Borrow, Val::U64(n)) => put_varint(out, *n),
+        // A marker byte; the ends travel beside the call.
+        (ValueType::Stream(_), Val::Stream(_)) | (ValueType::Future(_), Val::Future(_)) => {
+            out.push(0)
+        }
         (ValueType::F32, Val::Float32(x)) => out.extend_from_slice(&x.to_le_bytes()),
         (ValueType::F64, Val::Float64(x)) => out.extend_from_slice(&x.to_le_bytes()),
         (ValueType::Char, Val::Char(c)) => put_varint(out, u64::from(*c)),
@@ -740,6 +763,11 @@ impl Reader<'_> {
             ValueType::U32 => Val::U32(self.narrow("u32")?),
             ValueType::S64 => Val::S64(self.signed()?),
             ValueType::U64 | ValueType::Own | ValueType::Borrow => Val::U64(self.varint()?),
+            // A placeholder: `link::pipes::put_in` puts the new end there.
+            ValueType::Stream(_) | ValueType::Future(_) => match self.byte()? {
+                0 => Val::Bool(false),
+                other => return Err(invalid(format!("stream or future marker {other}"))),
+            },
             ValueType::F32 => Val::Float32(f32::from_le_bytes(
                 self.take(4)?.try_into().expect("4 bytes"),
             )),

@@ -41,6 +41,7 @@ use wasmtime_wasi_http::p2::bindings::ProxyIndices;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::p2::types::HostResponseOutparam;
+use wasmtime_wasi_http::p3::bindings::ServiceIndices;
 
 /// How long shutdown waits for in-flight requests.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -229,10 +230,18 @@ struct NoResponse;
 pub struct HttpEntry {
     listener: String,
     pool: Arc<InstancePool>,
-    indices: ProxyIndices,
+    handler: Handler,
     stats: Arc<ListenerStats>,
     /// The attributes every request's span carries.
     span_attributes: Vec<KeyValue>,
+}
+
+/// Which `wasi:http` handler the component exports.
+enum Handler {
+    /// WASI 0.2's `incoming-handler`.
+    Incoming(ProxyIndices),
+    /// WASI 0.3's `handler`.
+    Service(ServiceIndices),
 }
 
 /// Who serves a listener, for its spans.
@@ -254,7 +263,18 @@ impl HttpEntry {
         stats: Arc<ListenerStats>,
         labels: ListenerLabels<'_>,
     ) -> wasmtime::Result<HttpEntry> {
-        let indices = ProxyIndices::new(pool.instance_pre())?;
+        let handler = match ProxyIndices::new(pool.instance_pre()) {
+            Ok(indices) => Handler::Incoming(indices),
+            Err(p2) => match ServiceIndices::new(pool.instance_pre()) {
+                Ok(indices) => Handler::Service(indices),
+                Err(_) => {
+                    return Err(p2.context(
+                        "it exports neither wasi:http/incoming-handler@0.2 nor \
+                         wasi:http/handler@0.3",
+                    ));
+                }
+            },
+        };
         let span_attributes = vec![
             KeyValue::new("weft.app", labels.app.to_string()),
             KeyValue::new("weft.version", labels.version.to_string()),
@@ -265,7 +285,7 @@ impl HttpEntry {
         Ok(HttpEntry {
             listener: listener.to_string(),
             pool,
-            indices,
+            handler,
             stats,
             span_attributes,
         })
@@ -318,12 +338,19 @@ impl HttpEntry {
         if request.uri().authority().is_none() && !request.headers().contains_key(HOST) {
             return self.error_response(400, "the request has no Host header");
         }
+        let indices = match &self.handler {
+            Handler::Incoming(indices) => indices.clone(),
+            Handler::Service(indices) => {
+                let indices = indices.clone();
+                return self.answer_service(indices, request).await;
+            }
+        };
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let entry = self.clone();
         // The task runs in the request's span, as the guest's calls do.
         let task = tokio::spawn(async move {
             let call = entry.pool.with_instance(async |warm| {
-                let proxy = entry.indices.load(&mut warm.store, &warm.instance)?;
+                let proxy = indices.load(&mut warm.store, &warm.instance)?;
                 let mut http = warm.store.data_mut().http();
                 let request = http.new_incoming_request(Scheme::Http, request)?;
                 let out = http.new_response_outparam(sender)?;
@@ -376,6 +403,80 @@ impl HttpEntry {
                 Ok(Err(_)) => self.error_response(500, "the handler failed; see the weft log"),
                 Err(_) => self.error_response(500, "the handler task was cancelled"),
             },
+        }
+    }
+
+    /// Serves a request with WASI 0.3's `wasi:http/handler`: the handler
+    /// answers with a response whose body the instance goes on writing, so
+    /// the task drives the instance until its tasks are done, within the
+    /// component's time limit.
+    async fn answer_service(
+        self: Arc<Self>,
+        indices: ServiceIndices,
+        request: hyper::Request<hyper::body::Incoming>,
+    ) -> hyper::Response<HyperOutgoingBody> {
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let entry = self.clone();
+        let task = tokio::spawn(
+            async move {
+                let pool = &entry.pool;
+                let serve = async {
+                    let mut warm = pool.borrow_instance().await?;
+                    pool.run_on(&mut warm, async |warm| {
+                        let service = indices.load(&mut warm.store, &warm.instance)?;
+                        let (request, _io) = wasmtime_wasi_http::p3::Request::from_http(
+                            warm.store.data_mut().http().hooks,
+                            request,
+                        );
+                        warm.store
+                            .run_concurrent(async |store| {
+                                let response = match service.handle(store, request).await? {
+                                    Ok(response) => response,
+                                    Err(code) => {
+                                        let _ = sender.send(Err(format!("{code:?}")));
+                                        return Ok(());
+                                    }
+                                };
+                                let response =
+                                    store.with(|s| response.into_http(s, async { Ok(()) }))?;
+                                let _ = sender.send(Ok(response));
+                                // The body streams while the instance runs.
+                                std::future::poll_fn(|cx| store.poll_no_interesting_tasks(cx))
+                                    .await;
+                                Ok::<(), wasmtime::Error>(())
+                            })
+                            .await?
+                    })
+                    .await?;
+                    Ok::<_, wasmtime::Error>(warm)
+                };
+                match tokio::time::timeout(pool.host_wait_limit(), serve).await {
+                    Ok(Ok(warm)) => pool.give_back(warm),
+                    Ok(Err(e)) => tracing::error!(
+                        listener = %entry.listener,
+                        component = %pool.name(),
+                        "request failed: {e:#}"
+                    ),
+                    Err(_) => tracing::error!(
+                        listener = %entry.listener,
+                        component = %pool.name(),
+                        "the request was still running after {:?} (its call-timeout and a second \
+                         of grace); it was stopped",
+                        pool.host_wait_limit()
+                    ),
+                }
+            }
+            .with_current_context(),
+        );
+        match receiver.await {
+            Ok(Ok(response)) => response,
+            Ok(Err(code)) => {
+                self.error_response(500, &format!("the handler answered with an error: {code}"))
+            }
+            Err(_) => {
+                let _ = task.await;
+                self.error_response(500, "the handler failed; see the weft log")
+            }
         }
     }
 

@@ -68,6 +68,9 @@ fn main() -> ExitCode {
     if std::env::var_os("WEFT_VAL_PATH").is_some_and(|v| v == "1") {
         weft_runtime::link::use_val_path_only(true);
     }
+    if std::env::var_os("WEFT_CONCURRENT_ENGINE").is_some_and(|v| v == "1") {
+        weft_runtime::engine::use_concurrent_everywhere(true);
+    }
     if std::env::var_os("WEFT_TELEMETRY").is_some_and(|v| v == "off") {
         weft_runtime::telemetry::enable(false);
     }

@@ -11,7 +11,9 @@
 //! used by listeners), not on every nested call, which keeps a timer off the
 //! cross-component call path.
 
+use crate::engine::Concurrency;
 use crate::host::{HostState, Sandbox};
+use crate::link::pipes::{self, End, Ends, Tracker};
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -34,6 +36,53 @@ const HOST_GRACE: Duration = Duration::from_secs(1);
 /// Typed forwarders copy bytes as slices, but a record or any list other
 /// than `list<u8>` still takes the `Val` path, so the raise stays.
 pub const HOSTCALL_FUEL: usize = 1 << 30;
+
+/// A call for [`InstancePool::call_flowing`].
+pub(crate) struct FlowingCall {
+    /// The export to call.
+    pub export: ComponentExportIndex,
+    /// "component: interface#function", for errors.
+    pub label: Arc<str>,
+    /// The parameters, with stale handles where `ends` go.
+    pub params: Vec<Val>,
+    /// The streams and futures the parameters carry, in order.
+    pub ends: Vec<End>,
+    /// Where the ends are in the parameters and in the results.
+    pub types: Arc<(Ends, Ends)>,
+    /// When the caller stops waiting.
+    pub deadline: Instant,
+}
+
+/// A call whose caller went away before it answered.
+#[derive(Debug)]
+struct Cancelled;
+
+impl std::fmt::Display for Cancelled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the caller cancelled the call")
+    }
+}
+
+impl std::error::Error for Cancelled {}
+
+/// Tells a call's task that its caller went away, unless disarmed first.
+struct CancelOnDrop(Option<tokio::sync::oneshot::Sender<()>>);
+
+impl CancelOnDrop {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let Some(cancel) = self.0.take() {
+            let _ = cancel.send(());
+        }
+    }
+}
+
+type TrackerDone = tokio::sync::mpsc::UnboundedReceiver<()>;
 
 /// How many idle instances a pool keeps at most.
 pub const MAX_IDLE: usize = 16;
@@ -89,15 +138,21 @@ impl Warm {
 pub struct InstancePool {
     sandbox: Arc<Sandbox>,
     pre: InstancePre<HostState>,
+    concurrency: Concurrency,
     idle: Mutex<Vec<Warm>>,
 }
 
 impl InstancePool {
     /// A pool that makes instances of `pre` in `sandbox`.
-    pub fn new(sandbox: Arc<Sandbox>, pre: InstancePre<HostState>) -> InstancePool {
+    pub fn new(
+        sandbox: Arc<Sandbox>,
+        pre: InstancePre<HostState>,
+        concurrency: Concurrency,
+    ) -> InstancePool {
         InstancePool {
             sandbox,
             pre,
+            concurrency,
             idle: Mutex::new(Vec::new()),
         }
     }
@@ -105,6 +160,11 @@ impl InstancePool {
     /// The component's name.
     pub fn name(&self) -> &str {
         &self.sandbox.name
+    }
+
+    /// Whether the component runs on the concurrent engine.
+    pub fn concurrency(&self) -> Concurrency {
+        self.concurrency
     }
 
     /// The pre-instantiated component the pool makes instances of.
@@ -216,6 +276,126 @@ impl InstancePool {
         })
         .await
         .map_err(|e| e.context(format!("call to {label} failed")))
+    }
+
+    /// Calls `call.export` of an instance of this component, which runs on
+    /// the concurrent engine, in a task of its own that owns the instance:
+    /// the call answers once the callee returns, but the callee may go on
+    /// after that (writing the streams and futures its results hold, or
+    /// finishing tasks of its own), so the task keeps driving the instance
+    /// until every stream and future that crossed is finished and no task
+    /// is left, and only then gives it back. Until then the instance serves
+    /// no other call; past `call.deadline` it is dropped.
+    ///
+    /// If the caller goes away before the callee answers (a cancelled
+    /// subtask), the callee's instance is dropped at once, which stops
+    /// its work: wasmtime 48 cannot cancel one task of a store short of
+    /// dropping the store (wasmtime #11833).
+    pub(crate) async fn call_flowing(
+        self: &Arc<Self>,
+        call: FlowingCall,
+    ) -> wasmtime::Result<(Vec<Val>, Vec<End>)> {
+        let mut warm = self.borrow_instance().await?;
+        let (answer_tx, answer_rx) = tokio::sync::oneshot::channel();
+        let (cancel, cancelled) = tokio::sync::oneshot::channel::<()>();
+        let pool = self.clone();
+        let limit = call.deadline.min(Instant::now() + self.host_wait_limit());
+        tokio::spawn(async move {
+            let label = call.label.clone();
+            let answered = async {
+                let answer = pool.answer(&mut warm, call);
+                tokio::select! {
+                    answer = answer => answer,
+                    Ok(()) = cancelled => Err(wasmtime::Error::new(Cancelled)),
+                }
+            };
+            let (tracker, finished) = match tokio::time::timeout_at(limit.into(), answered).await {
+                Ok(Ok((values, ends, tracker, finished))) => {
+                    let _ = answer_tx.send(Ok((values, ends)));
+                    (tracker, finished)
+                }
+                Ok(Err(e)) => {
+                    let _ = answer_tx.send(Err(e));
+                    return;
+                }
+                Err(_) => {
+                    let _ = answer_tx.send(Err(wasmtime::format_err!(
+                        "{label} did not answer within the caller's deadline; the call was stopped"
+                    )));
+                    return;
+                }
+            };
+            drop(tracker);
+            let rest = pool.finish(&mut warm, finished);
+            match tokio::time::timeout_at(limit.into(), rest).await {
+                Ok(Ok(())) => pool.give_back(warm),
+                Ok(Err(e)) => tracing::warn!(
+                    component = %pool.name(),
+                    "{label}: the work that went on after the call answered failed: {e:#}"
+                ),
+                Err(_) => tracing::warn!(
+                    component = %pool.name(),
+                    "{label}: streams or tasks of the call were still open at its deadline; \
+                     the instance was dropped"
+                ),
+            }
+        });
+        let cancel_on_drop = CancelOnDrop(Some(cancel));
+        let answer = answer_rx
+            .await
+            .unwrap_or_else(|_| Err(wasmtime::format_err!("the call's task ended unexpectedly")));
+        cancel_on_drop.disarm();
+        answer
+    }
+
+    /// The first part of [`InstancePool::call_flowing`]: the call, up to
+    /// its results.
+    async fn answer(
+        &self,
+        warm: &mut Warm,
+        call: FlowingCall,
+    ) -> wasmtime::Result<(Vec<Val>, Vec<End>, Tracker, TrackerDone)> {
+        let FlowingCall {
+            export,
+            label,
+            mut params,
+            ends,
+            types,
+            ..
+        } = call;
+        let func = warm.func(export, &label)?;
+        let (tracker, finished) = Tracker::new();
+        let outcome = self
+            .run_on(warm, async |warm| {
+                warm.store
+                    .run_concurrent(async |store| {
+                        store.with(|mut s| {
+                            pipes::put_in(&mut s, &types.0, &mut params, ends, Some(&tracker))
+                        })?;
+                        let mut results = vec![Val::Bool(false); types.1.len()];
+                        func.call_concurrent(store, &params, &mut results).await?;
+                        let out = store.with(|mut s| {
+                            pipes::take_out(&mut s, &types.1, &mut results, Some(&tracker))
+                        })?;
+                        Ok::<_, wasmtime::Error>((results, out))
+                    })
+                    .await?
+            })
+            .await
+            .map_err(|e| e.context(format!("call to {label} failed")))?;
+        Ok((outcome.0, outcome.1, tracker, finished))
+    }
+
+    /// The second part of [`InstancePool::call_flowing`]: drives the
+    /// instance until the ends that crossed are finished and its tasks are
+    /// done.
+    async fn finish(&self, warm: &mut Warm, mut finished: TrackerDone) -> wasmtime::Result<()> {
+        warm.store
+            .run_concurrent(async |store| {
+                while finished.recv().await.is_some() {}
+                std::future::poll_fn(|cx| store.poll_no_interesting_tasks(cx)).await;
+            })
+            .await
     }
 
     fn take(&self) -> Option<Warm> {

@@ -19,8 +19,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-/// The interface a listener's component must export.
-pub const HTTP_HANDLER: &str = "wasi:http/incoming-handler";
+/// The interfaces a listener's component must export one of: WASI 0.2's
+/// and WASI 0.3's HTTP handler.
+pub const HTTP_HANDLERS: [&str; 2] = ["wasi:http/incoming-handler", "wasi:http/handler"];
 
 /// Who serves one import.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -239,19 +240,23 @@ pub fn resolve(
     }
 
     for (listener, spec) in &manifest.listeners {
-        let serves = worlds
-            .get(&spec.component)
-            .is_some_and(|w| w.exports_named(HTTP_HANDLER).next().is_some());
+        let handles_http = |w: &World| {
+            HTTP_HANDLERS
+                .iter()
+                .any(|h| w.exports_named(h).next().is_some())
+        };
+        let serves = worlds.get(&spec.component).is_some_and(handles_http);
         if !serves {
             let handlers: Vec<&str> = worlds
                 .iter()
-                .filter(|(_, w)| w.exports_named(HTTP_HANDLER).next().is_some())
+                .filter(|(_, w)| handles_http(w))
                 .map(|(n, _)| n.as_str())
                 .collect();
             error(
                 format!("listener '{listener}'"),
                 format!(
-                    "component '{}' does not export {HTTP_HANDLER}, so it cannot serve HTTP; {}",
+                    "component '{}' does not export wasi:http/incoming-handler (WASI 0.2) or \
+                     wasi:http/handler (WASI 0.3), so it cannot serve HTTP; {}",
                     spec.component,
                     match handlers.as_slice() {
                         [] => "no component of this app does".to_string(),
@@ -353,6 +358,8 @@ mod tests {
             name: name.into(),
             signature: signature.into(),
             has_handles: signature.contains("resource"),
+            has_streams: signature.contains("stream<"),
+            is_async: signature.starts_with("async"),
         }
     }
 

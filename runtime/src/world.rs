@@ -45,9 +45,14 @@ pub struct FuncSig {
     pub name: String,
     /// Canonical text of its type, such as `func(string) -> result<u64, string>`.
     pub signature: String,
-    /// Whether a resource, stream or future appears anywhere in its type:
-    /// such values belong to one instance and cannot be copied to another.
+    /// Whether a resource handle appears anywhere in its type: handles
+    /// belong to one instance and cannot be copied to another.
     pub has_handles: bool,
+    /// Whether a stream, future or error context appears anywhere in its
+    /// type: their ends are moved between instances by the host.
+    pub has_streams: bool,
+    /// Whether it is an `async` function.
+    pub is_async: bool,
     /// The fingerprint that calls of it across processes carry
     /// ([`FuncTypes::fingerprint`](crate::codec::FuncTypes::fingerprint));
     /// none for a function whose values cannot cross.
@@ -172,23 +177,25 @@ pub fn compatibility(import: &str, export: &str) -> Result<(), &'static str> {
 impl FuncSig {
     /// Describes a function type.
     pub fn of(name: &str, f: &types::ComponentFunc) -> FuncSig {
-        let mut text = String::from("func(");
-        let mut has_handles = false;
+        let mut text = String::from(if f.async_() { "async func(" } else { "func(" });
+        let mut holds = Holds::NOTHING;
         for (i, (_, ty)) in f.params().enumerate() {
             if i > 0 {
                 text.push_str(", ");
             }
-            has_handles |= describe(&mut text, &ty);
+            holds |= describe(&mut text, &ty);
         }
         text.push(')');
         for (i, ty) in f.results().enumerate() {
             text.push_str(if i == 0 { " -> " } else { ", " });
-            has_handles |= describe(&mut text, &ty);
+            holds |= describe(&mut text, &ty);
         }
         FuncSig {
             name: name.to_string(),
             signature: text,
-            has_handles,
+            has_handles: holds.resources,
+            has_streams: holds.streams,
+            is_async: f.async_(),
             fingerprint: crate::codec::FuncTypes::of(f)
                 .ok()
                 .map(|types| types.fingerprint()),
@@ -196,12 +203,48 @@ impl FuncSig {
     }
 }
 
-/// Appends the canonical text of `ty` to `out`; returns whether it holds a
-/// resource, stream or future.
-fn describe(out: &mut String, ty: &Type) -> bool {
+/// What a type holds that belongs to one instance: resource handles, and
+/// streams, futures or error contexts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Holds {
+    resources: bool,
+    streams: bool,
+}
+
+impl Holds {
+    const NOTHING: Holds = Holds {
+        resources: false,
+        streams: false,
+    };
+    const RESOURCE: Holds = Holds {
+        resources: true,
+        streams: false,
+    };
+    const STREAM: Holds = Holds {
+        resources: false,
+        streams: true,
+    };
+}
+
+impl std::ops::BitOrAssign for Holds {
+    fn bitor_assign(&mut self, other: Holds) {
+        self.resources |= other.resources;
+        self.streams |= other.streams;
+    }
+}
+
+/// The canonical text of `ty`, such as `record { a: u64 }`.
+pub(crate) fn type_text(ty: &Type) -> String {
+    let mut out = String::new();
+    describe(&mut out, ty);
+    out
+}
+
+/// Appends the canonical text of `ty` to `out`; returns what it holds.
+fn describe(out: &mut String, ty: &Type) -> Holds {
     let simple = |out: &mut String, name: &str| {
         out.push_str(name);
-        false
+        Holds::NOTHING
     };
     match ty {
         Type::Bool => simple(out, "bool"),
@@ -219,7 +262,7 @@ fn describe(out: &mut String, ty: &Type) -> bool {
         Type::String => simple(out, "string"),
         Type::ErrorContext => {
             out.push_str("error-context");
-            true
+            Holds::STREAM
         }
         Type::List(l) => wrap(out, "list", [Some(l.ty())]),
         Type::FixedLengthList(l) => {
@@ -234,7 +277,7 @@ fn describe(out: &mut String, ty: &Type) -> bool {
         Type::Tuple(t) => wrap(out, "tuple", t.types().map(Some)),
         Type::Record(r) => {
             out.push_str("record { ");
-            let mut handles = false;
+            let mut handles = Holds::NOTHING;
             for (i, field) in r.fields().enumerate() {
                 if i > 0 {
                     out.push_str(", ");
@@ -247,7 +290,7 @@ fn describe(out: &mut String, ty: &Type) -> bool {
         }
         Type::Variant(v) => {
             out.push_str("variant { ");
-            let mut handles = false;
+            let mut handles = Holds::NOTHING;
             for (i, case) in v.cases().enumerate() {
                 if i > 0 {
                     out.push_str(", ");
@@ -268,7 +311,7 @@ fn describe(out: &mut String, ty: &Type) -> bool {
                 "enum {{ {} }}",
                 e.names().collect::<Vec<_>>().join(", ")
             );
-            false
+            Holds::NOTHING
         }
         Type::Flags(f) => {
             let _ = write!(
@@ -276,32 +319,32 @@ fn describe(out: &mut String, ty: &Type) -> bool {
                 "flags {{ {} }}",
                 f.names().collect::<Vec<_>>().join(", ")
             );
-            false
+            Holds::NOTHING
         }
         Type::Own(_) => {
             out.push_str("own<resource>");
-            true
+            Holds::RESOURCE
         }
         Type::Borrow(_) => {
             out.push_str("borrow<resource>");
-            true
+            Holds::RESOURCE
         }
         Type::Future(f) => {
             wrap(out, "future", [f.ty()]);
-            true
+            Holds::STREAM
         }
         Type::Stream(s) => {
             wrap(out, "stream", [s.ty()]);
-            true
+            Holds::STREAM
         }
     }
 }
 
 /// `name<a, b>`, where a missing type prints as `_`.
-fn wrap(out: &mut String, name: &str, args: impl IntoIterator<Item = Option<Type>>) -> bool {
+fn wrap(out: &mut String, name: &str, args: impl IntoIterator<Item = Option<Type>>) -> Holds {
     out.push_str(name);
     out.push('<');
-    let mut handles = false;
+    let mut handles = Holds::NOTHING;
     for (i, arg) in args.into_iter().enumerate() {
         if i > 0 {
             out.push_str(", ");

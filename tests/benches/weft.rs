@@ -97,6 +97,8 @@ fn main() -> anyhow::Result<()> {
         "fixture-counters-keeper",
         "-p",
         "fixture-blobs",
+        "-p",
+        "fixture-flow-worker",
     ]);
     let runtime = tokio::runtime::Runtime::new()?;
     if runs("a") || runs("b") {
@@ -280,6 +282,7 @@ async fn in_process() -> anyhow::Result<()> {
             );
         }
     }
+    concurrency_cost(&options, &caller, &export, N, RUNS, &text).await?;
     let echo_bytes = export(&callee, target, "echo-bytes");
     for (what, subject) in [("typed", &caller), ("Val", &val_caller)] {
         let bytes_loop = export(subject, driver, "bytes-loop");
@@ -350,6 +353,96 @@ async fn in_process() -> anyhow::Result<()> {
         "    fresh instantiation {f:8.0} ns   borrow + give back {b:8.0} ns   ratio {:.3}x",
         borrowing.ratio
     );
+    Ok(())
+}
+
+/// (a) with async support on: the same sync calls in an app that also has
+/// a WASI 0.3 component (so the concurrent engine runs beside the plain
+/// one), and with every component forced onto the concurrent engine, each
+/// against the plain app's calls.
+async fn concurrency_cost(
+    options: &LoadOptions,
+    caller: &weft_runtime::pool::InstancePool,
+    export: &impl Fn(
+        &weft_runtime::pool::InstancePool,
+        &str,
+        &str,
+    ) -> wasmtime::component::ComponentExportIndex,
+    n: u32,
+    runs: usize,
+    text: &str,
+) -> anyhow::Result<()> {
+    let mixed_dir = bench_app()?;
+    let manifest = mixed_dir.path().join("weft.toml");
+    let mut toml = std::fs::read_to_string(&manifest)?;
+    toml.push_str(&format!(
+        "[components.flow]\nwasm = \"{}/fixture_flow_worker.wasm\"\n\
+         [components.flow.grants]\nkeyvalue = [\"flow\"]\n",
+        target_dir().join("wasm32-wasip2/release").display()
+    ));
+    std::fs::write(&manifest, toml)?;
+    let data = tempfile::tempdir()?;
+    let mixed_options = LoadOptions {
+        data_dir: Some(data.path().to_path_buf()),
+        ..options.clone()
+    };
+    let mixed = App::load(ManifestFile::load(mixed_dir.path())?, &mixed_options).await?;
+    let dir = bench_app()?;
+    weft_runtime::engine::use_concurrent_everywhere(true);
+    let everywhere = App::load(ManifestFile::load(dir.path())?, options).await;
+    weft_runtime::engine::use_concurrent_everywhere(false);
+    let everywhere = everywhere?;
+    let driver = "demo:fixtures/driver@0.1.0";
+    println!(
+        "    sync calls between sync components with async support on, against the same calls \
+         in an app without async components"
+    );
+    for (what, app) in [
+        ("in an app with a WASI 0.3 component", &mixed),
+        ("every component on the concurrent engine", &everywhere),
+    ] {
+        let subject = &app.pools["caller"];
+        for (call, func) in [("u64 add", "add-loop"), ("record echo", "echo-loop")] {
+            let (base_loop, subject_loop) =
+                (export(caller, driver, func), export(subject, driver, func));
+            let calls = if func == "add-loop" {
+                compare(
+                    runs,
+                    async || time_calls::<(u32,), (u64,)>(caller, base_loop, 1, |_| (n,)).await,
+                    async || time_calls::<(u32,), (u64,)>(subject, subject_loop, 1, |_| (n,)).await,
+                )
+                .await?
+            } else {
+                let text = text.to_string();
+                compare(
+                    runs,
+                    async || {
+                        time_calls::<(u32, String), (u64,)>(caller, base_loop, 1, |_| {
+                            (n, text.clone())
+                        })
+                        .await
+                    },
+                    async || {
+                        time_calls::<(u32, String), (u64,)>(subject, subject_loop, 1, |_| {
+                            (n, text.clone())
+                        })
+                        .await
+                    },
+                )
+                .await?
+            };
+            let (b, c) = (per_call(calls.baseline, n), per_call(calls.subject, n));
+            let target = if what.starts_with("in an app") {
+                " (target <= 1.1x)"
+            } else {
+                ""
+            };
+            println!(
+                "      {call:12} {what:42} plain {b:7.0} ns   with async on {c:7.0} ns   ratio {:.2}x{target}",
+                calls.ratio
+            );
+        }
+    }
     Ok(())
 }
 

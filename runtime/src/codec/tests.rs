@@ -90,6 +90,9 @@ fn random_value(rng: &mut Rng, ty: &ValueType) -> Val {
         ValueType::S32 => Val::S32(rng.next() as i32),
         ValueType::U32 => Val::U32(rng.next() as u32),
         ValueType::S64 => Val::S64(rng.next() as i64),
+        ValueType::Stream(_) | ValueType::Future(_) => {
+            unreachable!("random types hold no streams or futures")
+        }
         // A handle travels as its number.
         ValueType::U64 | ValueType::Own | ValueType::Borrow => {
             Val::U64(rng.next() >> rng.below(64))
@@ -411,4 +414,20 @@ fn a_fingerprint_follows_the_wire_types_and_the_codec_version() {
     )
     .write_canonical(&mut text);
     assert_eq!(text, "result<list<u8>, _>");
+}
+
+#[test]
+fn a_stream_or_future_is_a_marker_byte_that_decodes_to_a_placeholder() {
+    let types = [
+        ValueType::Stream(Box::new(ValueType::U8)),
+        ValueType::String,
+        ValueType::Future(Box::new(ValueType::String)),
+    ];
+    let bytes = bytes::Bytes::from_static(&[0, 2, b'h', b'i', 0]);
+    let values = decode_all(&types, &bytes).unwrap();
+    assert_eq!(values.len(), 3);
+    assert_eq!(values[1], Val::String("hi".into()));
+    // Anything but the marker is refused.
+    let bad = bytes::Bytes::from_static(&[7, 2, b'h', b'i', 0]);
+    assert!(decode_all(&types, &bad).is_err());
 }

@@ -144,6 +144,34 @@ impl Wire for Bytes {
     }
 }
 
+/// The bytes of a run of values of one type, back to back: one frame of
+/// a stream's items.
+pub(crate) fn encode_run<T: Wire>(items: &[T]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(items.iter().map(Wire::size).sum());
+    for item in items {
+        item.put(&mut out);
+    }
+    out
+}
+
+/// The values of a run that [`encode_run`] wrote, sharing its buffer.
+/// Every value takes at least a byte, so the run is never longer than
+/// the frame.
+pub(crate) fn decode_run<T: Wire>(bytes: &Bytes) -> Result<Vec<T>, DecodeError> {
+    let mut input = Input {
+        reader: Reader {
+            bytes: &bytes[..],
+            at: 0,
+        },
+        whole: bytes,
+    };
+    let mut items = Vec::new();
+    while input.reader.at < bytes.len() {
+        items.push(T::get(&mut input)?);
+    }
+    Ok(items)
+}
+
 /// A parameter or result list of [`Wire`] values.
 pub(crate) trait WireList: Sized {
     /// The list's bytes.

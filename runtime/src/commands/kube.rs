@@ -288,14 +288,14 @@ fn export_compiled(
     cache_dir: Option<PathBuf>,
 ) -> anyhow::Result<BTreeMap<String, String>> {
     let cache = CompileCache::new(cache_dir.unwrap_or_else(CompileCache::default_dir));
-    let engine = crate::engine::new_engine().map_err(anyhow::Error::from)?;
+    let engines = crate::engine::Engines::new().map_err(anyhow::Error::from)?;
     let to = loaded.manifest.dir.join(kube::COMPILED_IN_CONTEXT);
     // Only this version's code goes in; what an earlier build left goes.
     let _ = std::fs::remove_dir_all(&to);
     let mut entries = BTreeMap::new();
     for (name, spec) in &loaded.manifest.manifest.components {
         let bytes = loaded.manifest.read_wasm(name, spec)?;
-        let entry = cache.export(&engine, &bytes, &to)?;
+        let entry = cache.export(&engines, &bytes, &to)?;
         entries.insert(name.clone(), entry);
     }
     Ok(entries)

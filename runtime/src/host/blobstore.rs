@@ -13,6 +13,7 @@ use super::bindings::wasi::blobstore::{blobstore, container, types};
 use super::{HostState, Sandbox};
 use crate::blob::fs::FsBlobs;
 use crate::capability::{Capability, ComponentContext, Embedded, Parts, Process, Shared};
+use crate::engine::Concurrency;
 use crate::manifest::{ComponentSpec, Grants, Manifest};
 use bytes::Bytes;
 use std::collections::VecDeque;
@@ -57,7 +58,7 @@ impl Capability for Blobstore {
         Some("blobstore = [\"CONTAINER\"]")
     }
 
-    fn link(&self, linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    fn link(&self, linker: &mut Linker<HostState>, _: Concurrency) -> wasmtime::Result<()> {
         fn view(state: &mut HostState) -> BlobView<'_> {
             BlobView {
                 sandbox: &state.sandbox,

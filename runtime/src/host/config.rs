@@ -3,6 +3,7 @@
 use super::bindings::wasi::config::store;
 use super::{HostState, Sandbox};
 use crate::capability::{Capability, ComponentContext, Parts};
+use crate::engine::Concurrency;
 use wasmtime::component::{HasData, Linker};
 
 /// `wasi:config/store`: the component's `[config]` table.
@@ -20,7 +21,7 @@ impl Capability for Config {
         interface.starts_with("wasi:config/")
     }
 
-    fn link(&self, linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    fn link(&self, linker: &mut Linker<HostState>, _: Concurrency) -> wasmtime::Result<()> {
         add_to_linker(linker)
     }
 

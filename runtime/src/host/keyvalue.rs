@@ -4,6 +4,7 @@
 use super::bindings::wasi::keyvalue::{atomics, batch, store};
 use super::{HostState, Sandbox};
 use crate::capability::{self, Capability, ComponentContext, Embedded, Parts, Process, Shared};
+use crate::engine::Concurrency;
 use crate::kv::buckets::Buckets;
 use crate::kv::{KeyValueStore, KvError};
 use crate::manifest::{ComponentSpec, Grants, Manifest};
@@ -37,7 +38,7 @@ impl Capability for KeyValue {
         Some("keyvalue = [\"BUCKET\"]")
     }
 
-    fn link(&self, linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    fn link(&self, linker: &mut Linker<HostState>, _: Concurrency) -> wasmtime::Result<()> {
         add_to_linker(linker)
     }
 

@@ -7,6 +7,7 @@
 use super::bindings::wasi::logging::logging::{self, Level};
 use super::{HostState, Sandbox};
 use crate::capability::Capability;
+use crate::engine::Concurrency;
 use crate::telemetry::logs::{self, GuestLabels};
 use std::io::Write;
 use std::sync::OnceLock;
@@ -24,7 +25,7 @@ impl Capability for Logging {
         interface.starts_with("wasi:logging/")
     }
 
-    fn link(&self, linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    fn link(&self, linker: &mut Linker<HostState>, _: Concurrency) -> wasmtime::Result<()> {
         add_to_linker(linker)
     }
 }

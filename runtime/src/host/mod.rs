@@ -23,6 +23,7 @@ pub mod outgoing;
 pub mod stdio;
 
 use crate::capability::{Capability, CapabilityRef, Parts};
+use crate::engine::Concurrency;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::component::{Linker, ResourceTable};
@@ -140,12 +141,18 @@ impl WasiHttpView for HostState {
 pub fn add_capabilities<'a>(
     linker: &mut Linker<HostState>,
     caps: impl IntoIterator<Item = &'a CapabilityRef>,
+    concurrency: Concurrency,
 ) -> wasmtime::Result<()> {
     // wasi:cli and friends are linked for everyone: ordinary toolchains import
-    // them, and the WasiCtx above grants nothing through them.
+    // them, and the WasiCtx above grants nothing through them. Components
+    // on the concurrent engine get WASI 0.3's as well (Rust's standard
+    // library still imports WASI 0.2's).
     wasmtime_wasi::p2::add_to_linker_async(linker)?;
+    if concurrency == Concurrency::On {
+        wasmtime_wasi::p3::add_to_linker(linker)?;
+    }
     for cap in caps {
-        cap.link(linker)?;
+        cap.link(linker, concurrency)?;
     }
     Ok(())
 }
@@ -173,7 +180,7 @@ impl Capability for Wasi {
         )
     }
 
-    fn link(&self, _linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    fn link(&self, _linker: &mut Linker<HostState>, _: Concurrency) -> wasmtime::Result<()> {
         Ok(())
     }
 }
@@ -190,10 +197,21 @@ impl Capability for HttpTypes {
         interface == "wasi:http/types"
     }
 
-    fn link(&self, linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    fn link(
+        &self,
+        linker: &mut Linker<HostState>,
+        concurrency: Concurrency,
+    ) -> wasmtime::Result<()> {
         wasmtime_wasi_http::p2::bindings::http::types::add_to_linker::<
             _,
             wasmtime_wasi_http::WasiHttp,
-        >(linker, &Default::default(), HostState::http)
+        >(linker, &Default::default(), HostState::http)?;
+        if concurrency == Concurrency::On {
+            wasmtime_wasi_http::p3::bindings::http::types::add_to_linker::<
+                _,
+                wasmtime_wasi_http::WasiHttp,
+            >(linker, HostState::http)?;
+        }
+        Ok(())
     }
 }

@@ -5,6 +5,7 @@ mod send;
 
 use super::{HostState, Sandbox};
 use crate::capability::{Capability, ComponentContext, Parts};
+use crate::engine::Concurrency;
 use crate::manifest::{Grants, HostPattern};
 use std::sync::Arc;
 use wasmtime::component::Linker;
@@ -23,7 +24,8 @@ impl Capability for OutgoingHttp {
     }
 
     fn serves(&self, interface: &str) -> bool {
-        interface == "wasi:http/outgoing-handler"
+        // WASI 0.2's name, and WASI 0.3's.
+        matches!(interface, "wasi:http/outgoing-handler" | "wasi:http/client")
     }
 
     fn is_granted(&self, grants: &Grants) -> bool {
@@ -34,11 +36,23 @@ impl Capability for OutgoingHttp {
         Some("outgoing-http = [\"example.com:443\"]")
     }
 
-    fn link(&self, linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    fn link(
+        &self,
+        linker: &mut Linker<HostState>,
+        concurrency: Concurrency,
+    ) -> wasmtime::Result<()> {
         wasmtime_wasi_http::p2::bindings::http::outgoing_handler::add_to_linker::<
             _,
             wasmtime_wasi_http::WasiHttp,
-        >(linker, HostState::http)
+        >(linker, HostState::http)?;
+        if concurrency == Concurrency::On {
+            // The same hooks check every request against the grant.
+            wasmtime_wasi_http::p3::bindings::http::client::add_to_linker::<
+                _,
+                wasmtime_wasi_http::WasiHttp,
+            >(linker, HostState::http)?;
+        }
+        Ok(())
     }
 
     fn sandbox(&self, component: &ComponentContext<'_>, parts: &mut Parts) {

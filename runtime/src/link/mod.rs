@@ -24,6 +24,7 @@
 //! [`handles`], which keeps the callee's instance that owns them.
 
 pub mod handles;
+pub mod pipes;
 pub(crate) mod typed;
 
 pub use typed::{SHAPES as TYPED_SHAPES, use_val_path_only};
@@ -32,7 +33,9 @@ use crate::call::{RemoteFunc, Transport};
 use crate::capability::CapabilityRef;
 use crate::codec::typed::WireList;
 use crate::codec::{self, FuncTypes};
+use crate::engine::Concurrency;
 use crate::host::{self, HostState};
+use crate::pool::FlowingCall;
 use crate::pool::InstancePool;
 use crate::resolve::{Provider, Wire};
 use crate::telemetry::metrics::{MethodKey, MethodStats, Metrics};
@@ -42,6 +45,7 @@ use crate::world::Interface;
 use handles::{Handles, Inbound, ResourceKey, ResourceTypes, Returned};
 use opentelemetry::context::FutureExt as _;
 use opentelemetry::trace::SpanKind;
+use pipes::{End, Ends};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -91,6 +95,8 @@ pub struct Caller<'a> {
     pub metrics: &'a Metrics,
     /// The handles this process's components hold to each other's resources.
     pub handles: &'a Arc<Handles>,
+    /// Whether it runs on the concurrent engine.
+    pub concurrency: Concurrency,
 }
 
 /// One forwarded function: a caller's import served by a callee's export,
@@ -228,6 +234,59 @@ impl Forwarder {
         }
     }
 
+    /// Calls the callee for a caller on the concurrent engine: `ends` are
+    /// the streams and futures `params` carry; the results come back with
+    /// theirs.
+    async fn call_flowing(
+        &self,
+        deadline: Instant,
+        params: Vec<Val>,
+        ends: Vec<End>,
+        types: &Arc<(Ends, Ends)>,
+    ) -> wasmtime::Result<(Vec<Val>, Vec<End>)> {
+        let work = async {
+            match &self.route {
+                Route::Local { slot, export } => {
+                    let pool = slot.get().ok_or_else(|| {
+                        wasmtime::format_err!(
+                            "{} was called before the app finished loading",
+                            self.label
+                        )
+                    })?;
+                    if pool.concurrency() == Concurrency::Off {
+                        // A callee on the plain engine has no streams.
+                        let mut results = vec![Val::Bool(false); types.1.len()];
+                        pool.call_export(*export, &self.label, &params, &mut results)
+                            .await?;
+                        return Ok((results, Vec::new()));
+                    }
+                    pool.call_flowing(FlowingCall {
+                        export: *export,
+                        label: Arc::from(self.label.as_str()),
+                        params,
+                        ends,
+                        types: types.clone(),
+                        deadline,
+                    })
+                    .await
+                }
+                Route::Remote(remote) if types.0.any() || types.1.any() => {
+                    remote.call_flowing(deadline, &params, ends).await
+                }
+                Route::Remote(remote) => {
+                    let mut results = vec![Val::Bool(false); types.1.len()];
+                    remote.call(deadline, &params, &mut results).await?;
+                    Ok((results, Vec::new()))
+                }
+            }
+        };
+        let (outcome, elapsed) = self.observe(work).await;
+        if let (Some(stats), Some(elapsed)) = (&self.stats, elapsed) {
+            stats.record(elapsed, outcome.is_err(), 0, 0);
+        }
+        outcome
+    }
+
     /// Calls the callee in this process with `params` that pass handles
     /// (`inbound`, already swapped for the callee's), on the instance that
     /// keeps them; returns the handles that come back in `results`.
@@ -358,11 +417,11 @@ impl Forwarder {
 /// Builds the linker of one component: the capabilities its wires use, and
 /// a forwarder for every function of every interface another component serves.
 pub fn linker_for<'c>(
-    engine: &Engine,
     caller: &Caller<'_>,
     wires: &[Wire],
     callee: impl Fn(&str) -> wasmtime::Result<Callee<'c>>,
 ) -> wasmtime::Result<Linker<HostState>> {
+    let engine = caller.component.engine();
     let mut linker = Linker::new(engine);
     let caps: BTreeSet<CapabilityRef> = wires
         .iter()
@@ -371,7 +430,7 @@ pub fn linker_for<'c>(
             Provider::TypesOnly | Provider::Component { .. } => None,
         })
         .collect();
-    host::add_capabilities(&mut linker, &caps)?;
+    host::add_capabilities(&mut linker, &caps, caller.concurrency)?;
     let resource_types = resource_types(caller, wires, &callee)?;
 
     for wire in wires {
@@ -474,6 +533,29 @@ pub fn linker_for<'c>(
                 function: func.name.clone(),
                 route,
             });
+            if (func.is_async || func.has_streams) && !func.has_handles {
+                let ends = |types: Vec<wasmtime::component::types::Type>| {
+                    Ends::of(types).map_err(|e| {
+                        wasmtime::format_err!(
+                            "{}: import {}#{}: it passes {e}",
+                            caller.name,
+                            wire.import,
+                            func.name
+                        )
+                    })
+                };
+                let types = (
+                    ends(func_type.params().map(|(_, t)| t).collect())?,
+                    ends(func_type.results().collect())?,
+                );
+                let types = Arc::new(types);
+                if func.is_async {
+                    forward_concurrent(&mut instance, &func.name, forwarder, types)?;
+                } else {
+                    forward_streams(&mut instance, &func.name, forwarder, types)?;
+                }
+                continue;
+            }
             if let Some(shape) = shape {
                 shape.forward(&mut instance, &func.name, forwarder)?;
                 continue;
@@ -502,6 +584,36 @@ pub fn linker_for<'c>(
         }
     }
     Ok(linker)
+}
+
+/// Registers `forwarder` as function `name`, which is `async`: a
+/// concurrent host function, so that the caller's other tasks go on while
+/// the call is out, and several calls may be out at once. The streams and
+/// futures its values carry (where `types` says) move between the stores.
+fn forward_concurrent(
+    instance: &mut LinkerInstance<'_, HostState>,
+    name: &str,
+    forwarder: Arc<Forwarder>,
+    types: Arc<(Ends, Ends)>,
+) -> wasmtime::Result<()> {
+    instance.func_new_concurrent(name, move |store, _ty, params, results| {
+        let forwarder = forwarder.clone();
+        let types = types.clone();
+        Box::pin(async move {
+            let mut params = params.to_vec();
+            let (deadline, ends) = store.with(|mut s| {
+                let deadline = s.data_mut().deadline;
+                let ends = pipes::take_out(&mut s, &types.0, &mut params, None)?;
+                Ok::<_, wasmtime::Error>((deadline, ends))
+            })?;
+            let (mut values, back) = forwarder
+                .call_flowing(deadline, params, ends, &types)
+                .await?;
+            store.with(|mut s| pipes::put_in(&mut s, &types.1, &mut values, back, None))?;
+            results.clone_from_slice(&values);
+            Ok(())
+        })
+    })
 }
 
 /// For each component in this process that the caller imports resources
@@ -570,6 +682,32 @@ fn define_resource(
             })
         },
     )
+}
+
+/// Registers `forwarder` as function `name`, which is not `async` but
+/// whose values carry streams or futures: the caller waits for the call,
+/// and the ends move between the stores as for [`forward_concurrent`].
+fn forward_streams(
+    instance: &mut LinkerInstance<'_, HostState>,
+    name: &str,
+    forwarder: Arc<Forwarder>,
+    types: Arc<(Ends, Ends)>,
+) -> wasmtime::Result<()> {
+    instance.func_new_async(name, move |mut store, _ty, params, results| {
+        let forwarder = forwarder.clone();
+        let types = types.clone();
+        Box::new(async move {
+            let mut params = params.to_vec();
+            let deadline = store.data().deadline;
+            let ends = pipes::take_out(&mut store, &types.0, &mut params, None)?;
+            let (mut values, back) = forwarder
+                .call_flowing(deadline, params, ends, &types)
+                .await?;
+            pipes::put_in(&mut store, &types.1, &mut values, back, None)?;
+            results.clone_from_slice(&values);
+            Ok(())
+        })
+    })
 }
 
 /// Registers `forwarder` as function `name`, whose values hold handles:

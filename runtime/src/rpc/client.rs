@@ -16,16 +16,21 @@
 //! refuses (their workers are restarting), it waits for one, up to
 //! [`RESTART_WAIT`] and within the caller's deadline.
 
+use super::flow;
 use super::{Channel, Dialer, Peer};
-use crate::call::{Done, RemoteFunc, Reply, Sent, Target, Transport};
+use crate::call::{Done, Flowing, RemoteFunc, Reply, Sent, Target, Transport};
 use crate::discovery::Peers;
+use crate::link::pipes::End;
 use crate::telemetry::trace;
 use crate::version::Version;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio_stream::wrappers::ReceiverStream;
 use weft_proto::v1::invoke_client::InvokeClient;
-use weft_proto::v1::{CallRequest, ReleaseRequest, RenewRequest};
+use weft_proto::v1::{
+    CallRequest, FlowCall, FlowDown, FlowUp, ReleaseRequest, RenewRequest, flow_down, flow_up,
+};
 
 /// How long a call waits for a replica of its callee's group to take it
 /// while all of them refuse (they are restarting).
@@ -106,6 +111,16 @@ impl Transport for Replicas {
         }
     }
 
+    fn send_flowing<'a>(
+        &'a self,
+        func: &'a RemoteFunc,
+        deadline: Instant,
+        payload: bytes::Bytes,
+        ends: Vec<End>,
+    ) -> Flowing<'a> {
+        Box::pin(self.flow(func, deadline, payload, ends))
+    }
+
     fn renew<'a>(&'a self, address: &'a str, holder: u64) -> Done<'a, u64> {
         Box::pin(async move {
             let mut client = self.client(address)?;
@@ -181,6 +196,87 @@ impl Replicas {
                 status.message()
             )),
         }
+    }
+
+    /// Sends a call whose values carry streams or futures over the
+    /// `Invoke.Flow` RPC, to the next replica in turn. It is not tried
+    /// elsewhere if that replica refuses: its ends may have started to
+    /// flow.
+    async fn flow(
+        &self,
+        func: &RemoteFunc,
+        deadline: Instant,
+        payload: bytes::Bytes,
+        ends: Vec<End>,
+    ) -> wasmtime::Result<(Reply, Vec<End>)> {
+        let (replicas, start) = self.in_turn();
+        let Some((address, channel)) = replicas.get(start % replicas.len().max(1)).cloned() else {
+            return Err(wasmtime::format_err!(
+                "call to {} failed: no healthy replica of its group is known",
+                func.label()
+            ));
+        };
+        let call = self.request(func, deadline, payload, Target::default())?;
+        let (metadata, _, call) = call.into_parts();
+        let (up, up_rx) = tokio::sync::mpsc::channel(crate::link::pipes::WINDOW);
+        let first = FlowUp {
+            part: Some(flow_up::Part::Call(FlowCall {
+                request: Some(call),
+                ends: flow::kinds(&ends),
+            })),
+        };
+        up.send(first).await.expect("the receiver is here");
+        let mut stops = flow::send_ends(ends, up.clone(), |frame| FlowUp {
+            part: Some(flow_up::Part::Frame(frame)),
+        });
+        let mut request =
+            tonic::Request::from_parts(metadata, Default::default(), ReceiverStream::new(up_rx));
+        request.set_timeout(deadline.saturating_duration_since(Instant::now()));
+        let mut client = InvokeClient::new(channel)
+            .max_decoding_message_size(super::MAX_MESSAGE)
+            .max_encoding_message_size(super::MAX_MESSAGE);
+        let failed = |status: tonic::Status| {
+            wasmtime::format_err!(
+                "call to {} at {address} failed: {:?}: {}",
+                func.label(),
+                status.code(),
+                status.message()
+            )
+        };
+        let mut down = client.flow(request).await.map_err(failed)?.into_inner();
+        let reply = match down.message().await.map_err(failed)? {
+            Some(FlowDown {
+                part: Some(flow_down::Part::Reply(reply)),
+            }) => reply,
+            _ => {
+                return Err(wasmtime::format_err!(
+                    "call to {} at {address} failed: the replica did not answer with a reply",
+                    func.label()
+                ));
+            }
+        };
+        let (mut incoming, result_ends) = flow::Incoming::open(&reply.ends);
+        let reply = reply_of(&address, reply.reply.unwrap_or_default());
+        // The results' ends arrive while the callee writes them; the
+        // parameters' ends go on going up meanwhile.
+        tokio::spawn(async move {
+            while let Ok(Some(message)) = down.message().await {
+                match message.part {
+                    Some(flow_down::Part::Frame(frame)) if frame.dropped => stops.stop(frame.end),
+                    Some(flow_down::Part::Frame(frame)) => {
+                        let end = frame.end;
+                        if incoming.deliver(frame).await {
+                            let dropped = FlowUp {
+                                part: Some(flow_up::Part::Frame(flow::dropped(end))),
+                            };
+                            let _ = up.send(dropped).await;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        });
+        Ok((reply, result_ends))
     }
 
     /// The request of one call of `func`, with the time left to `deadline`.

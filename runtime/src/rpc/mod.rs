@@ -19,6 +19,7 @@
 pub mod authorize;
 pub mod client;
 pub mod connect;
+mod flow;
 pub mod health;
 pub mod identity;
 pub mod server;

@@ -11,9 +11,12 @@
 //! reports. Errors name what was wrong in the call, never what the callee
 //! expected, and escape whatever the call carried.
 
+use super::flow;
 use crate::codec::{self, FuncTypes};
 use crate::link::handles::Handles;
+use crate::link::pipes::{Ends, WINDOW};
 use crate::link::typed::{ServeError, Shape, shape_of};
+use crate::pool::FlowingCall;
 use crate::pool::InstancePool;
 use crate::rpc::authorize::Edges;
 use crate::rpc::identity::{Identity, Role};
@@ -27,13 +30,13 @@ use opentelemetry::trace::SpanKind;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
-use wasmtime::Engine;
 use wasmtime::component::{Component, ComponentExportIndex, Val};
 use weft_proto::v1::invoke_server::Invoke;
 use weft_proto::v1::{
-    CallReply, CallRequest, HandleType, ReleaseReply, ReleaseRequest, RenewReply, RenewRequest,
-    ServedFunction,
+    CallReply, CallRequest, FlowCall, FlowDown, FlowReply, FlowUp, HandleType, ReleaseReply,
+    ReleaseRequest, RenewReply, RenewRequest, ServedFunction, flow_down, flow_up,
 };
 
 /// One exported function that remote callers may call.
@@ -50,6 +53,9 @@ struct Exported {
     /// For a function whose values hold handles, its component's
     /// resource types.
     resources: Option<Arc<Resources>>,
+    /// For a function whose values carry streams or futures, where they
+    /// are; such a function is called with `Invoke.Flow` only.
+    ends: Option<Arc<(Ends, Ends)>>,
     /// Calls that reached the callee.
     calls: AtomicU64,
     /// Of those, the ones that failed.
@@ -103,7 +109,6 @@ impl Exports {
     /// process (streams, futures) are left out; resolution already refused
     /// any import of them.
     pub fn of(
-        engine: &Engine,
         (app, group, version): (&str, &str, Version),
         components: &[(&Component, &World, Arc<InstancePool>)],
         edges: Edges,
@@ -111,6 +116,7 @@ impl Exports {
     ) -> Exports {
         let mut functions = HashMap::new();
         for (component, world, pool) in components {
+            let engine = component.engine();
             let ty = component.component_type();
             let resources = Arc::new(Resources::of(component, world));
             for iface in &world.exports {
@@ -139,6 +145,19 @@ impl Exports {
                         iface.name.clone(),
                         func.name.clone(),
                     );
+                    let ends = if func.has_streams {
+                        let of = |types: Vec<wasmtime::component::types::Type>| Ends::of(types);
+                        match (
+                            of(f.params().map(|(_, t)| t).collect()),
+                            of(f.results().collect()),
+                        ) {
+                            (Ok(params), Ok(results)) => Some(Arc::new((params, results))),
+                            // Refused when the caller was linked.
+                            _ => continue,
+                        }
+                    } else {
+                        None
+                    };
                     let (shape, fingerprint) = (shape_of(&types), types.fingerprint());
                     let exported = Exported {
                         pool: pool.clone(),
@@ -147,6 +166,7 @@ impl Exports {
                         shape,
                         fingerprint,
                         resources: func.has_handles.then(|| resources.clone()),
+                        ends,
                         label: format!("{}: {}#{}", pool.name(), iface.name, func.name),
                         span_name: format!("{}/{}", iface.name, func.name),
                         calls: AtomicU64::new(0),
@@ -189,14 +209,11 @@ impl Exports {
             .map_err(Status::permission_denied)
     }
 
-    /// Runs one call from `who`, in a span whose parent is `parent`.
-    async fn call(
-        &self,
-        who: &Identity,
-        call: CallRequest,
-        parent: Context,
-    ) -> Result<CallReply, Status> {
-        self.authorize(who, &call)?;
+    /// The function that `call` from `who` asks for, once it is sure the
+    /// call may run: `who` may make it, and its version and type are the
+    /// worker's.
+    fn lookup(&self, who: &Identity, call: &CallRequest) -> Result<&Exported, Status> {
+        self.authorize(who, call)?;
         if call.version != self.version.as_str() {
             return Err(Status::failed_precondition(format!(
                 "version mismatch: this worker runs version {}, but the call from '{}' carries \
@@ -206,7 +223,11 @@ impl Exports {
                 escaped(&call.version)
             )));
         }
-        let key = (call.target, call.interface, call.function);
+        let key = (
+            call.target.clone(),
+            call.interface.clone(),
+            call.function.clone(),
+        );
         let Some(f) = self.functions.get(&key) else {
             return Err(Status::not_found(format!(
                 "this worker does not serve {}: {}#{}",
@@ -226,17 +247,21 @@ impl Exports {
                 escaped(&call.fingerprint)
             )));
         }
-        // The server span of the caller's client span, or its trace as it
-        // is when that is not sampled.
+        Ok(f)
+    }
+
+    /// The server span of a call of `f` from `caller`, whose client span
+    /// (or trace, when that is not sampled) is `parent`.
+    fn span(&self, f: &Exported, call: &CallRequest, parent: Context) -> Context {
         let attributes = || {
             CallLabels {
                 app: &self.app,
                 version: self.version.as_str(),
                 group: &self.group,
                 caller: &call.caller,
-                callee: &key.0,
-                interface: &key.1,
-                method: &key.2,
+                callee: &call.target,
+                interface: &call.interface,
+                method: &call.function,
             }
             .attributes()
         };
@@ -245,7 +270,24 @@ impl Exports {
             kind: SpanKind::Server,
             attributes: &attributes,
         };
-        let cx = trace::child(&parent, &spec).unwrap_or(parent);
+        trace::child(&parent, &spec).unwrap_or(parent)
+    }
+
+    /// Runs one call from `who`, in a span whose parent is `parent`.
+    async fn call(
+        &self,
+        who: &Identity,
+        call: CallRequest,
+        parent: Context,
+    ) -> Result<CallReply, Status> {
+        let f = self.lookup(who, &call)?;
+        if f.ends.is_some() {
+            return Err(Status::failed_precondition(format!(
+                "{} passes streams or futures; it is called with Invoke.Flow",
+                f.label
+            )));
+        }
+        let cx = self.span(f, &call, parent);
         let served = match &f.resources {
             Some(resources) => {
                 let from = Holder {
@@ -268,6 +310,118 @@ impl Exports {
             served.as_ref().err().map(|e| e as &dyn std::fmt::Display),
         );
         served
+    }
+
+    /// Runs a call from `who` whose values carry streams or futures: the
+    /// frames of its parameters' ends come on `up`; the reply, then the
+    /// frames of its results' ends, go down the stream returned. The call
+    /// runs while this waits for its reply, so a caller that goes away
+    /// (the RPC is cancelled) cancels it.
+    async fn flow(
+        &self,
+        who: &Identity,
+        flow_call: FlowCall,
+        mut up: tonic::Streaming<FlowUp>,
+        parent: Context,
+        timeout: Option<std::time::Duration>,
+    ) -> Result<ReceiverStream<Result<FlowDown, Status>>, Status> {
+        let call = flow_call
+            .request
+            .ok_or_else(|| Status::invalid_argument("the flow's first message has no call"))?;
+        let f = self.lookup(who, &call)?;
+        let Some(ends) = &f.ends else {
+            return Err(Status::failed_precondition(format!(
+                "{} passes no streams or futures; it is called with Invoke.Call",
+                f.label
+            )));
+        };
+        if f.resources.is_some() {
+            return Err(Status::failed_precondition(format!(
+                "{} passes handles and streams in one call, which cannot cross processes",
+                f.label
+            )));
+        }
+        let params = codec::decode_all(&f.types.params, &call.payload).map_err(|e| {
+            Status::invalid_argument(format!("the arguments for {} do not decode: {e}", f.label))
+        })?;
+        let cx = self.span(f, &call, parent);
+        let (mut incoming, param_ends) = flow::Incoming::open(&flow_call.ends);
+        let (down, down_rx) = tokio::sync::mpsc::channel(WINDOW);
+        let (stop_tx, mut stop_rx) = tokio::sync::mpsc::unbounded_channel::<u32>();
+        // Frames of the parameters' ends, and word of results' ends whose
+        // reader went away. A weak sender: the answer's stream ends when
+        // the call's ends do, whatever the caller still sends.
+        let weak_down = down.downgrade();
+        tokio::spawn(async move {
+            while let Ok(Some(message)) = up.message().await {
+                let Some(flow_up::Part::Frame(frame)) = message.part else {
+                    continue;
+                };
+                if frame.dropped {
+                    let _ = stop_tx.send(frame.end);
+                    continue;
+                }
+                let end = frame.end;
+                if incoming.deliver(frame).await
+                    && let Some(down) = weak_down.upgrade()
+                {
+                    let dropped = FlowDown {
+                        part: Some(flow_down::Part::Frame(flow::dropped(end))),
+                    };
+                    let _ = down.send(Ok(dropped)).await;
+                }
+            }
+        });
+        f.calls.fetch_add(1, Ordering::Relaxed);
+        let limit = f.pool.host_wait_limit();
+        let deadline = std::time::Instant::now() + timeout.map_or(limit, |t| t.min(limit));
+        let answer = f
+            .pool
+            .call_flowing(FlowingCall {
+                export: f.index,
+                label: Arc::from(f.label.as_str()),
+                params,
+                ends: param_ends,
+                types: ends.clone(),
+                deadline,
+            })
+            .with_context(cx.clone())
+            .await;
+        trace::end(
+            &cx,
+            answer.as_ref().err().map(|e| e as &dyn std::fmt::Display),
+        );
+        let (results, result_ends) = answer.map_err(|e| {
+            f.errors.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(caller = %escaped(&call.caller), "{e:#}");
+            Status::internal(format!("{e:#}"))
+        })?;
+        let mut payload = Vec::new();
+        codec::encode_all(&f.types.results, &results, &mut payload)
+            .map_err(|e| Status::internal(format!("the results of {}: {e}", f.label)))?;
+        let reply = FlowDown {
+            part: Some(flow_down::Part::Reply(FlowReply {
+                reply: Some(CallReply {
+                    payload: payload.into(),
+                    ..CallReply::default()
+                }),
+                ends: flow::kinds(&result_ends),
+            })),
+        };
+        down.send(Ok(reply))
+            .await
+            .map_err(|_| Status::cancelled("the caller went away"))?;
+        let mut stops = flow::send_ends(result_ends, down, |frame| {
+            Ok(FlowDown {
+                part: Some(flow_down::Part::Frame(frame)),
+            })
+        });
+        tokio::spawn(async move {
+            while let Some(end) = stop_rx.recv().await {
+                stops.stop(end);
+            }
+        });
+        Ok(ReceiverStream::new(down_rx))
     }
 
     /// Runs function `f` for `caller` with the encoded `payload`.
@@ -403,6 +557,30 @@ impl Exports {
     }
 }
 
+/// The time a call may take, from its `grpc-timeout` header: digits and
+/// a unit (`H`, `M`, `S`, `m`, `u`, `n`).
+fn grpc_timeout(metadata: &tonic::metadata::MetadataMap) -> Option<std::time::Duration> {
+    parse_grpc_timeout(metadata.get("grpc-timeout")?.to_str().ok()?)
+}
+
+fn parse_grpc_timeout(text: &str) -> Option<std::time::Duration> {
+    use std::time::Duration;
+    let (digits, unit) = text.split_at(text.len().checked_sub(1)?);
+    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n * 3600),
+        "M" => Duration::from_secs(n * 60),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
 /// Who makes a call that passes handles: the calling component, its
 /// process (which holds the handles) and the pinned instance it names.
 struct Holder<'a> {
@@ -475,6 +653,31 @@ impl InvokeService {
 
 #[tonic::async_trait]
 impl Invoke for InvokeService {
+    type FlowStream = ReceiverStream<Result<FlowDown, Status>>;
+
+    async fn flow(
+        &self,
+        request: Request<tonic::Streaming<FlowUp>>,
+    ) -> Result<Response<Self::FlowStream>, Status> {
+        let exports = self.exports()?;
+        let who = crate::rpc::connect::caller(&request)?;
+        let parent = trace::extract(&trace::MetadataReader(request.metadata()));
+        let timeout = grpc_timeout(request.metadata());
+        let mut up = request.into_inner();
+        let Some(FlowUp {
+            part: Some(flow_up::Part::Call(call)),
+        }) = up.message().await?
+        else {
+            return Err(Status::invalid_argument(
+                "a flow must start with its call, and only with it",
+            ));
+        };
+        exports
+            .flow(&who, call, up, parent, timeout)
+            .await
+            .map(Response::new)
+    }
+
     async fn renew(&self, request: Request<RenewRequest>) -> Result<Response<RenewReply>, Status> {
         let exports = self.exports()?;
         let who = crate::rpc::connect::caller(&request)?;
@@ -507,5 +710,22 @@ impl Invoke for InvokeService {
             .call(&who, request.into_inner(), parent)
             .await
             .map(Response::new)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_grpc_timeout;
+    use std::time::Duration;
+
+    #[test]
+    fn grpc_timeouts_read_as_their_unit_says() {
+        assert_eq!(parse_grpc_timeout("1500m"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_grpc_timeout("2S"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_grpc_timeout("1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_grpc_timeout("7n"), Some(Duration::from_nanos(7)));
+        for bad in ["", "m", "12", "123456789S", "1x", "-1S", "1.5S"] {
+            assert_eq!(parse_grpc_timeout(bad), None, "{bad:?}");
+        }
     }
 }
