@@ -3,7 +3,7 @@
 //! no image files): a colour from the name, its initial, and the name.
 
 /// The content type and body of `/static/PATH`, if there is such a file.
-pub(crate) fn find(path: &str) -> Option<(&'static str, String)> {
+fn find(path: &str) -> Option<(&'static str, String)> {
     match path {
         "styles.css" => Some(("text/css; charset=utf-8", STYLES.to_string())),
         "favicon.svg" => Some(("image/svg+xml", picture("boutique"))),
@@ -13,6 +13,28 @@ pub(crate) fn find(path: &str) -> Option<(&'static str, String)> {
                 name.len() <= 40 && name.bytes().all(|b| b.is_ascii_lowercase() || b == b'-');
             known.then(|| ("image/svg+xml", picture(name)))
         }
+    }
+}
+
+/// The status, headers and body of the answer to `/static/PATH`.
+pub(crate) fn answer(path: &str) -> (u16, [(&'static str, &'static str); 2], Vec<u8>) {
+    match find(path) {
+        Some((content_type, body)) => (
+            200,
+            [
+                ("content-type", content_type),
+                ("cache-control", "max-age=3600"),
+            ],
+            body.into_bytes(),
+        ),
+        None => (
+            404,
+            [
+                ("content-type", "text/plain"),
+                ("cache-control", "no-store"),
+            ],
+            b"no such file\n".to_vec(),
+        ),
     }
 }
 
