@@ -337,14 +337,29 @@ fn mismatches(import: &Interface, export: &Interface, provider: &str) -> Vec<Str
                 "'{provider}' exports {} without function '{}'; rebuild both components against the same WIT",
                 export.name, f.name
             )),
-            Some(e) if e.signature != f.signature => problems.push(format!(
+            // weft mediates every call, so an `async` import may be served
+            // by a sync export, and the other way round.
+            Some(e) if sync_form(&e.signature) != sync_form(&f.signature) => problems.push(format!(
                 "function '{}' has type {} here but {} in '{provider}'; rebuild both components against the same WIT",
                 f.name, f.signature, e.signature
             )),
-            Some(_) => {}
+            Some(_) => {
+                if let Some(why) = &f.stream_problem {
+                    problems.push(format!(
+                        "function '{}' passes {why}; change the interface, or stream bytes \
+                         (stream<u8>) and decode them on the other side",
+                        f.name
+                    ));
+                }
+            }
         }
     }
     problems
+}
+
+/// A function's signature without its `async`.
+fn sync_form(signature: &str) -> &str {
+    signature.strip_prefix("async ").unwrap_or(signature)
 }
 
 #[cfg(test)]
@@ -360,6 +375,7 @@ mod tests {
             has_handles: signature.contains("resource"),
             has_streams: signature.contains("stream<"),
             is_async: signature.starts_with("async"),
+            stream_problem: None,
         }
     }
 

@@ -53,6 +53,9 @@ pub struct FuncSig {
     pub has_streams: bool,
     /// Whether it is an `async` function.
     pub is_async: bool,
+    /// Why its streams or futures cannot pass between components, if
+    /// they cannot (a payload weft cannot carry, an error context).
+    pub stream_problem: Option<String>,
     /// The fingerprint that calls of it across processes carry
     /// ([`FuncTypes::fingerprint`](crate::codec::FuncTypes::fingerprint));
     /// none for a function whose values cannot cross.
@@ -196,6 +199,13 @@ impl FuncSig {
             has_handles: holds.resources,
             has_streams: holds.streams,
             is_async: f.async_(),
+            stream_problem: holds
+                .streams
+                .then(|| {
+                    let types = f.params().map(|(_, t)| t).chain(f.results()).collect();
+                    crate::link::pipes::Ends::of(types).err()
+                })
+                .flatten(),
             fingerprint: crate::codec::FuncTypes::of(f)
                 .ok()
                 .map(|types| types.fingerprint()),

@@ -377,8 +377,61 @@ fn the_shop_in_three_groups_keeps_carts_on_redis() {
     assert!(status.success(), "{output}");
 }
 
-/// The two manifests are one app: the same components and listener, only
-/// the plan and the carts' backend differ.
+/// The concurrent frontend serves the same shop, page for page, in every
+/// mode, and split its calls cross processes as the sequential one's do.
+#[test]
+fn the_concurrent_frontend_serves_the_same_shop_in_every_mode() {
+    let dir = boutique_app("concurrent.toml", None);
+    each_mode(|mode| {
+        let admin = free_address().to_string();
+        let app = Weft::start(mode, &[dir.path().to_str().unwrap(), "--admin", &admin]);
+        shop(&app);
+        match mode {
+            Mode::Split => {
+                assert_three_orders(&admin, ("frontend", true), ("checkout", true));
+                for (interface, method) in [
+                    ("currency", "convert"),
+                    ("product-catalog", "get-product"),
+                    ("recommendation", "list-recommendations"),
+                ] {
+                    let n = calls(&admin, "frontend", interface, method, "frontend", true);
+                    assert!(n.is_some_and(|n| n >= 1.0), "{interface}.{method}: {n:?}");
+                }
+            }
+            Mode::Run | Mode::Monolith => {
+                assert_three_orders(&admin, ("main", false), ("main", false));
+            }
+        }
+        let (status, output) = app.stop();
+        assert!(status.success(), "{mode:?}: {output}");
+    });
+}
+
+/// The concurrent frontend's interfaces are the shop's, every function
+/// `async`: one source of truth, `samples/boutique/wit/shop.wit`.
+#[test]
+fn the_concurrent_frontends_interfaces_are_the_shops() {
+    let boutique = weft_tests::root().join("samples/boutique");
+    let shop = std::fs::read_to_string(boutique.join("wit/shop.wit")).unwrap();
+    let copy = std::fs::read_to_string(boutique.join("frontend-async/wit/shop.wit")).unwrap();
+    let body = copy
+        .split_once("package ")
+        .map(|(_, rest)| format!("package {rest}"))
+        .unwrap();
+    let expected = shop
+        .split_once("package ")
+        .map(|(_, rest)| format!("package {rest}"))
+        .unwrap()
+        .replace(": func(", ": async func(");
+    assert_eq!(
+        body, expected,
+        "frontend-async/wit/shop.wit must be wit/shop.wit with every function async; \
+         make it again from wit/shop.wit"
+    );
+}
+
+/// The manifests are one app: the same components and listener, only the
+/// plan, the carts' backend and the frontend's build differ.
 #[test]
 fn the_three_group_manifest_is_the_same_shop() {
     use weft_runtime::manifest::Manifest;
@@ -387,6 +440,18 @@ fn the_three_group_manifest_is_the_same_shop() {
     };
     let (local, grouped) = (read("weft.toml"), read("three-groups.toml"));
     assert_eq!(local.components, grouped.components);
+    // The concurrent shop: its frontend's binary, and builds that make it.
+    let mut concurrent = read("concurrent.toml");
+    let frontend = concurrent.components.get_mut("frontend").unwrap();
+    assert!(frontend.wasm.ends_with("boutique_frontend_async.wasm"));
+    frontend.wasm = local.components["frontend"].wasm.clone();
+    let unbuilt = |manifest: &Manifest| {
+        let mut components = manifest.components.clone();
+        components.values_mut().for_each(|c| c.build = None);
+        components
+    };
+    assert_eq!(unbuilt(&local), unbuilt(&concurrent));
+    assert_eq!(local.listeners, concurrent.listeners);
     assert_eq!(local.listeners, grouped.listeners);
     assert_eq!(local.bucket_backend("carts").name, "redb");
     assert_eq!(grouped.bucket_backend("carts").name, "redis");

@@ -216,13 +216,18 @@ fn a_resource_that_no_component_exports_is_refused() {
 }
 
 #[test]
-fn a_stream_is_refused_with_what_to_do() {
-    let streamer = "[components.numbers]\nwasm = \"{wasm:fixture_refused_streamer}\"\n";
-    let err = refused(&format!("{APP}{streamer}"));
+fn a_stream_of_records_between_components_is_refused_with_what_to_do() {
+    // Each streamer imports `numbers` from the other; `count` returns a
+    // stream of records, whose items weft cannot move between stores.
+    let streamers = "[components.a]\nwasm = \"{wasm:fixture_refused_streamer}\"\n\
+                     [components.b]\nwasm = \"{wasm:fixture_refused_streamer}\"\n";
+    let err = refused(&format!("{APP}{streamers}"));
     assert!(
         err.contains(
-            "uses the component model's async features (a `stream`, a `future` or an async \
-             function, as WASI 0.3 does), which weft does not run; build it against WASI 0.2"
+            "component 'a', import 'demo:refused/numbers@0.1.0': function 'count' passes a \
+             stream<record { x: u32, y: u32 }>; weft carries streams and futures of scalars, \
+             char and string only; change the interface, or stream bytes (stream<u8>) and \
+             decode them on the other side"
         ),
         "{err}"
     );

@@ -12,6 +12,7 @@ mod cluster;
 mod deploy;
 mod errors;
 mod fast_values;
+mod flow;
 mod keyvalue;
 mod kube;
 mod kube_rollout;

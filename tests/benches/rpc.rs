@@ -72,6 +72,15 @@ impl Invoke for Echo {
     async fn release(&self, _: Request<ReleaseRequest>) -> Result<Response<ReleaseReply>, Status> {
         Err(Status::unimplemented("the echo server lends no handles"))
     }
+
+    type FlowStream = tokio_stream::Empty<Result<weft_proto::v1::FlowDown, Status>>;
+
+    async fn flow(
+        &self,
+        _: Request<tonic::Streaming<weft_proto::v1::FlowUp>>,
+    ) -> Result<Response<Self::FlowStream>, Status> {
+        Err(Status::unimplemented("the echo server has no streams"))
+    }
 }
 
 /// Runs the echo server and prints its address; exits when stdin closes.

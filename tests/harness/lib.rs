@@ -65,7 +65,10 @@ pub const GUESTS: &[&str] = &[
     "fixture-counters-front",
     "fixture-kvstore",
     "fixture-blobs",
+    "fixture-flow-front",
+    "fixture-flow-worker",
     "boutique-frontend",
+    "boutique-frontend-async",
     "boutique-productcatalog",
     "boutique-currency",
     "boutique-cart",
@@ -95,6 +98,17 @@ pub const VALUES_APP: &str = "[app]\nname = \"values\"\n\
 pub const COUNTERS_APP: &str = "[app]\nname = \"counters\"\n\
      [components.front]\nwasm = \"{wasm:fixture_counters_front}\"\n\
      [components.keeper]\nwasm = \"{wasm:fixture_counters_keeper}\"\n\
+     [listeners.web]\ncomponent = \"front\"\naddress = \"127.0.0.1:0\"\n";
+
+/// The WASI 0.3 fixtures: a `wasi:http@0.3` front that calls a worker's
+/// async functions (streams, futures, concurrent calls) and the hello
+/// sample's greeter, a WASI 0.2 component.
+pub const FLOW_APP: &str = "[app]\nname = \"flow\"\n\
+     [components.front]\nwasm = \"{wasm:fixture_flow_front}\"\n\
+     [components.worker]\nwasm = \"{wasm:fixture_flow_worker}\"\n\
+     [components.worker.grants]\nkeyvalue = [\"flow\"]\n\
+     [components.greeter]\nwasm = \"{wasm:hello_greeter}\"\n\
+     [components.greeter.config]\ngreeting = \"Hello\"\n\
      [listeners.web]\ncomponent = \"front\"\naddress = \"127.0.0.1:0\"\n";
 
 /// How long an app may take to come up (a cold compile included).

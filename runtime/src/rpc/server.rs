@@ -441,18 +441,19 @@ impl Exports {
         };
         let payload = match &f.shape {
             // Arguments that do not decode never reach the callee, so only
-            // the other outcomes count as calls.
-            Some(shape) => match shape.serve(&f.pool, f.index, &f.label, payload).await {
-                Ok(payload) => {
-                    f.calls.fetch_add(1, Ordering::Relaxed);
-                    payload
+            // the other outcomes count as calls, a call whose caller went
+            // away midway (the RPC cancelled) among them.
+            Some(shape) => {
+                let reached = Reached(Some(&f.calls));
+                match shape.serve(&f.pool, f.index, &f.label, payload).await {
+                    Ok(payload) => payload,
+                    Err(ServeError::Decode(e)) => {
+                        reached.not_reached();
+                        return Err(decode_error(e));
+                    }
+                    Err(ServeError::Call(e)) => return Err(call_error(e)),
                 }
-                Err(ServeError::Decode(e)) => return Err(decode_error(e)),
-                Err(ServeError::Call(e)) => {
-                    f.calls.fetch_add(1, Ordering::Relaxed);
-                    return Err(call_error(e));
-                }
-            },
+            }
             None => {
                 let params = codec::decode_all(&f.types.params, payload).map_err(decode_error)?;
                 f.calls.fetch_add(1, Ordering::Relaxed);
@@ -579,6 +580,25 @@ fn parse_grpc_timeout(text: &str) -> Option<std::time::Duration> {
         "n" => Duration::from_nanos(n),
         _ => return None,
     })
+}
+
+/// Counts a call that reached its callee when dropped: at its end, or when
+/// the caller went away midway.
+struct Reached<'a>(Option<&'a AtomicU64>);
+
+impl Reached<'_> {
+    /// The call never reached its callee: it is not counted.
+    fn not_reached(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Reached<'_> {
+    fn drop(&mut self) {
+        if let Some(calls) = self.0 {
+            calls.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 /// Who makes a call that passes handles: the calling component, its
@@ -720,7 +740,10 @@ mod tests {
 
     #[test]
     fn grpc_timeouts_read_as_their_unit_says() {
-        assert_eq!(parse_grpc_timeout("1500m"), Some(Duration::from_millis(1500)));
+        assert_eq!(
+            parse_grpc_timeout("1500m"),
+            Some(Duration::from_millis(1500))
+        );
         assert_eq!(parse_grpc_timeout("2S"), Some(Duration::from_secs(2)));
         assert_eq!(parse_grpc_timeout("1H"), Some(Duration::from_secs(3600)));
         assert_eq!(parse_grpc_timeout("7n"), Some(Duration::from_nanos(7)));
