@@ -99,7 +99,11 @@ fn a_listener_on_a_component_without_a_handler() {
     let listener = "[listeners.web]\ncomponent = \"greeter\"\naddress = \"127.0.0.1:0\"\n";
     let err = refused(&format!("{APP}{FRONTEND}{GREETER}{listener}"));
     assert!(
-        err.contains("listener 'web': component 'greeter' does not export wasi:http/incoming-handler, so it cannot serve HTTP; components that do: frontend"),
+        err.contains(
+            "listener 'web': component 'greeter' does not export wasi:http/incoming-handler \
+             (WASI 0.2) or wasi:http/handler (WASI 0.3), so it cannot serve HTTP; components \
+             that do: frontend"
+        ),
         "{err}"
     );
 }

@@ -5,11 +5,13 @@
 //! [`MIX`]: the home page, product pages, adding to the cart, the cart, and
 //! a checkout (which empties the cart again).
 //!
-//! The same load runs against four placements, one after another in this
+//! The same load runs against six placements, one after another in this
 //! run: `weft run` (one process), `weft deploy --plan monolith` (every
 //! component colocated in one worker), the three-group plan of
-//! `three-groups.toml` (carts on a Redis the benchmark starts), and `weft
-//! deploy --plan split` (every component in its own worker). For each it
+//! `three-groups.toml` (carts on a Redis the benchmark starts), `weft
+//! deploy --plan split` (every component in its own worker), and the shop
+//! with its concurrent frontend (`concurrent.toml`, WASI 0.3) under `weft
+//! run` and split, whose pages are set beside the sequential frontend's. For each it
 //! prints throughput, the median and p99 latency, and the CPU seconds per
 //! 1000 requests summed over every weft process (manager and workers, read
 //! from /proc), and Redis where the carts are on it. The load generator runs on the same two cores, so no
@@ -265,6 +267,16 @@ const PLACEMENTS: &[Placement] = &[
         command: &["deploy", "--plan", "split"],
         manifest: "weft.toml",
     },
+    Placement {
+        name: "concurrent frontend, weft run",
+        command: &["run"],
+        manifest: "concurrent.toml",
+    },
+    Placement {
+        name: "concurrent frontend, split",
+        command: &["deploy", "--plan", "split"],
+        manifest: "concurrent.toml",
+    },
 ];
 
 pub(crate) fn table2() -> anyhow::Result<()> {
@@ -373,6 +385,40 @@ pub(crate) fn table2() -> anyhow::Result<()> {
         "78 / 9 cores at 10k QPS = 9x",
     );
     line("throughput", &|s, c| s.throughput() / c.throughput(), "");
+
+    // The concurrent frontend (WASI 0.3) makes a page's calls at once.
+    let (_, _, concurrent_split) = find("concurrent frontend, split");
+    let (_, _, concurrent_run) = find("concurrent frontend, weft run");
+    let (_, _, run_alone) = find("weft run");
+    println!("  the concurrent frontend, 1 shopper alone, median per page:");
+    println!(
+        "  {:<13} {:>16} {:>16} {:>10}   {:>16} {:>10}",
+        "page", "sequential split", "concurrent split", "faster", "weft run (seq.)", "split/run"
+    );
+    for page in PAGES {
+        let (sequential, concurrent) = (
+            split_alone.page_median(page),
+            concurrent_split.page_median(page),
+        );
+        let target = if *page == "home" {
+            " (target >= 2x)"
+        } else {
+            ""
+        };
+        println!(
+            "  {page:<13} {:>16} {:>16} {:>9.1}x   {:>16} {:>9.1}x{target}",
+            ms(sequential),
+            ms(concurrent),
+            ratio(sequential, concurrent),
+            ms(run_alone.page_median(page)),
+            ratio(concurrent, run_alone.page_median(page)),
+        );
+    }
+    println!(
+        "  home page, concurrent frontend under weft run: {} (sequential: {})",
+        ms(concurrent_run.page_median("home")),
+        ms(run_alone.page_median("home"))
+    );
     Ok(())
 }
 

@@ -6,7 +6,7 @@
 //! counted. Each request times both loops, one after the other; the figure
 //! is the median of the per-request ratios.
 
-use weft_tests::{Mode, Weft, http_get, target_dir};
+use weft_tests::{Mode, Weft, target_dir};
 
 /// Timed requests per mode, and calls per loop in each.
 const REQUESTS: usize = 15;
@@ -35,36 +35,13 @@ pub(crate) fn handle_calls() -> anyhow::Result<()> {
         let path = dir.path().to_str().expect("a UTF-8 temp path");
         let app = Weft::spawn_binary(&bin, mode.command(), &[path], &[]);
         let url = app.url("web", &format!("/calls?n={calls}"));
-        // Warm up: instances, connections, the compile cache.
-        for _ in 0..3 {
-            assert_eq!(http_get(&url).0, 200);
-        }
-        let (mut handle, mut plain, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-        for _ in 0..REQUESTS {
-            let (status, body) = http_get(&url);
-            anyhow::ensure!(status == 200, "{body}");
-            let field = |name: &str| -> anyhow::Result<f64> {
-                let line = body
-                    .lines()
-                    .find_map(|l| l.strip_prefix(&format!("{name}=")))
-                    .ok_or_else(|| anyhow::anyhow!("no {name} in {body}"))?;
-                Ok(line.parse::<f64>()? / calls as f64)
-            };
-            let (h, p) = (field("handle-ns")?, field("plain-ns")?);
-            handle.push(h);
-            plain.push(p);
-            ratios.push(h / p);
-        }
-        let median = |v: &mut Vec<f64>| {
-            v.sort_by(f64::total_cmp);
-            v[v.len() / 2]
-        };
+        let (handle, plain, ratio) =
+            crate::guest_timed(&url, calls, REQUESTS, ("handle-ns", "plain-ns"))?;
         println!(
-            "    {:<10} handle method {:>9.2} µs/call  plain call {:>9.2} µs/call  ratio {:.2}x (target <= 1.2x)",
+            "    {:<10} handle method {:>9.2} µs/call  plain call {:>9.2} µs/call  ratio {ratio:.2}x (target <= 1.2x)",
             format!("{mode:?}"),
-            median(&mut handle) / 1000.0,
-            median(&mut plain) / 1000.0,
-            median(&mut ratios)
+            handle / 1000.0,
+            plain / 1000.0,
         );
         drop(app);
     }

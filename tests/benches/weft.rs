@@ -32,7 +32,13 @@
 //! - (j) a method call on a resource handle against a plain call of the
 //!   same shape, in one process and split;
 //! - (k) `wasi:blobstore` write and read throughput of a 256 MiB object
-//!   against `cp` of the same size on the same disk.
+//!   against `cp` of the same size on the same disk;
+//! - (l) an async call between WASI 0.3 components against a sync call of
+//!   the same shape, in one process and split.
+//!
+//! (a) also runs the same sync calls in an app that has a WASI 0.3
+//! component (so the concurrent engine is in use beside the plain one),
+//! and with every component forced onto the concurrent engine.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -46,6 +52,7 @@ use weft_tests::{cargo, http_get, root, target_dir};
 
 mod blobs;
 mod boutique;
+mod flow;
 mod http;
 mod kube;
 mod resources;
@@ -99,6 +106,8 @@ fn main() -> anyhow::Result<()> {
         "fixture-blobs",
         "-p",
         "fixture-flow-worker",
+        "-p",
+        "fixture-flow-front",
     ]);
     let runtime = tokio::runtime::Runtime::new()?;
     if runs("a") || runs("b") {
@@ -132,6 +141,9 @@ fn main() -> anyhow::Result<()> {
     if runs("k") {
         blobs::blob_throughput()?;
     }
+    if runs("l") {
+        flow::async_calls()?;
+    }
     Ok(())
 }
 
@@ -157,6 +169,43 @@ where
     })
     .await
     .map_err(anyhow::Error::from)
+}
+
+/// Asks `url` for two loops of `calls` calls each that the guest times
+/// itself and reports as `a=NS` and `b=NS` lines, `requests` times after
+/// a warm-up: the medians of `a` and `b` per call, in ns, and of the
+/// per-request ratios `a / b`.
+fn guest_timed(
+    url: &str,
+    calls: u64,
+    requests: usize,
+    (a, b): (&str, &str),
+) -> anyhow::Result<(f64, f64, f64)> {
+    // Warm up: instances, connections, the compile cache.
+    for _ in 0..3 {
+        anyhow::ensure!(http_get(url).0 == 200, "{url} failed");
+    }
+    let (mut firsts, mut seconds, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..requests {
+        let (status, body) = http_get(url);
+        anyhow::ensure!(status == 200, "{body}");
+        let field = |name: &str| -> anyhow::Result<f64> {
+            let line = body
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("{name}=")))
+                .ok_or_else(|| anyhow::anyhow!("no {name} in {body}"))?;
+            Ok(line.parse::<f64>()? / calls as f64)
+        };
+        let (first, second) = (field(a)?, field(b)?);
+        firsts.push(first);
+        seconds.push(second);
+        ratios.push(first / second);
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    Ok((median(firsts), median(seconds), median(ratios)))
 }
 
 fn per_call(total: Duration, n: u32) -> f64 {

@@ -36,8 +36,7 @@ mod shop;
 
 use boutique::shop::types::{CartItem, Money, Product};
 use boutique::shop::{ads, cart, checkout, currency, product_catalog, recommendation, shipping};
-use futures::future::{join_all, try_join_all};
-use futures::join;
+use futures::future::{join, join_all, join3, join4, try_join_all};
 use guest_http::Request;
 use pages::{Page, Priced};
 use shop::{Answer, Failure, Route, Session};
@@ -176,7 +175,7 @@ async fn answer(
 
 /// The header of a failure's page: as much of it as the services give.
 async fn header_anyway(session: &Session) -> Page {
-    let (items, currencies) = join!(cart::get_cart(session.user_id.clone()), currencies());
+    let (items, currencies) = join(cart::get_cart(session.user_id.clone()), currencies()).await;
     let cart_size = items.map(|items| shop::size(&items)).unwrap_or(0);
     session.page(cart_size, currencies)
 }
@@ -237,12 +236,13 @@ async fn ad(categories: Vec<String>) -> Option<pages::AdView> {
 }
 
 async fn home(session: &Session) -> Result<Answer, Failure> {
-    let (currencies, products, items, ad) = join!(
+    let (currencies, products, items, ad) = join4(
         currencies(),
         product_catalog::list_products(),
         user_cart(session),
         ad(Vec::new()),
-    );
+    )
+    .await;
     let items = items?;
     let priced = priced(products, &session.currency).await?;
     let page = session.page(shop::size(&items), currencies);
@@ -250,17 +250,19 @@ async fn home(session: &Session) -> Result<Answer, Failure> {
 }
 
 async fn product(session: &Session, id: &str) -> Result<Answer, Failure> {
-    let (product, currencies, items) = join!(
+    let (product, currencies, items) = join3(
         get_product(id.to_string()),
         currencies(),
-        user_cart(session)
-    );
+        user_cart(session),
+    )
+    .await;
     let (product, items) = (product?, items?);
-    let (price, recommended, ad) = join!(
+    let (price, recommended, ad) = join3(
         convert(product.price_usd.clone(), &session.currency),
         recommendations(session, vec![product.id.clone()]),
         ad(product.categories.clone()),
-    );
+    )
+    .await;
     let page = session.page(shop::size(&items), currencies);
     Ok(Answer::html(
         200,
@@ -277,7 +279,7 @@ async fn product(session: &Session, id: &str) -> Result<Answer, Failure> {
 }
 
 async fn view_cart(session: &Session) -> Result<Answer, Failure> {
-    let (currencies, items) = join!(currencies(), user_cart(session));
+    let (currencies, items) = join(currencies(), user_cart(session)).await;
     let items = items?;
     let ids: Vec<String> = items.iter().map(|i| i.product_id.clone()).collect();
     let shipping_cost = async {
@@ -295,7 +297,7 @@ async fn view_cart(session: &Session) -> Result<Answer, Failure> {
         )
     };
     let (recommended, shipping_cost, lines) =
-        join!(recommendations(session, ids.clone()), shipping_cost, lines);
+        join3(recommendations(session, ids.clone()), shipping_cost, lines).await;
     let page = session.page(shop::size(&items), currencies);
     let year = pages::this_year();
     Ok(Answer::html(
@@ -327,7 +329,7 @@ async fn place_order(session: &Session, form: &[(String, String)]) -> Result<Ans
         .iter()
         .map(|i| i.item.product_id.clone())
         .collect();
-    let (recommended, currencies) = join!(recommendations(session, ids), currencies());
+    let (recommended, currencies) = join(recommendations(session, ids), currencies()).await;
     let page = session.page(0, currencies);
     Ok(Answer::html(200, pages::order(&page, &order, &recommended)))
 }
