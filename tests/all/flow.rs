@@ -64,6 +64,12 @@ fn async_components_stream_and_call_each_other_concurrently_in_every_mode() {
             );
         }
         assert_eq!(get("/upload?bytes=0"), (200, tally(0)), "{mode:?}");
+        // A stream of numbers, read in runs shorter than they are written.
+        assert_eq!(
+            get("/numbers?n=100000"),
+            (200, "count=100000 sum=5000050000 last=100000\n".into()),
+            "{mode:?}"
+        );
 
         // The late call is cancelled when the early one answers; its
         // callee never gets to record it as finished.
@@ -94,6 +100,7 @@ fn async_components_stream_and_call_each_other_concurrently_in_every_mode() {
             assert_eq!(calls("count"), Some(3), "{worker:?}");
             assert_eq!(calls("generate"), Some(2), "{worker:?}");
             assert_eq!(calls("finished"), Some(2), "{worker:?}");
+            assert_eq!(calls("numbers"), Some(1), "{worker:?}");
             let greeter = served_by(dir.path(), "greeter");
             assert_eq!(
                 greeter.get("demo:hello/greeter@0.1.0#greet"),
