@@ -9,6 +9,9 @@
 //! - [`manifest`]: `weft.toml`, parsed and checked (pure); [`file_input`]
 //!   reads it and the binaries it names only when they are regular files
 //!   within a size limit.
+//! - [`engine`]: the plain wasmtime engine, and the concurrent one that
+//!   runs only the components that use the component model's async
+//!   (WASI 0.3).
 //! - [`cache`]: compiled components on disk, keyed by content and engine.
 //! - [`world`]: what each component imports and exports, as plain data.
 //! - [`capability`] and [`resolve`]: who serves each import, and every
@@ -16,14 +19,16 @@
 //! - [`link`]: a `Linker` per component, with host capabilities and
 //!   forwarders that call other components' exports; `link::handles`
 //!   keeps the resource handles that pass between components, here and
-//!   across processes; [`call`] is a call of a component in another
-//!   process, apart from how it travels.
+//!   across processes, and `link::pipes` moves streams and futures between
+//!   stores; [`call`] is a call of a component in another process, apart
+//!   from how it travels.
 //! - [`pool`]: warm instances per component, with per-call deadlines.
 //! - [`heap`]: the C allocator told to keep freed buffers for reuse.
 //! - [`capability`], [`host`], [`kv`] and [`blob`]: the capabilities as
 //!   plug-ins, the store data each instance gets, and the key-value and
 //!   blob backends.
-//! - [`listener`]: HTTP into a component's `wasi:http/incoming-handler`.
+//! - [`listener`]: HTTP into a component's `wasi:http/incoming-handler`
+//!   (WASI 0.2) or `wasi:http/handler` (WASI 0.3).
 //! - [`app`]: all of the above, from a manifest to a serving app.
 //!
 //! Split across processes (`weft deploy`):
@@ -32,7 +37,8 @@
 //! - [`version`]: deployment versions and function fingerprints (pure).
 //! - [`discovery`]: the live set of healthy replicas of a group: pushed by
 //!   the manager, a static list, or DNS.
-//! - [`rpc`]: the gRPC client and server of cross-process calls, and the
+//! - [`rpc`]: the gRPC client and server of cross-process calls (with
+//!   `Invoke.Flow` for calls that carry streams and futures), and the
 //!   manager's key-value store served to workers.
 //! - [`deploy`]: the manager, which spawns and supervises workers and
 //!   proxies the listeners, the worker, which hosts one group, and the

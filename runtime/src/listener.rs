@@ -1,9 +1,10 @@
-//! Listeners: HTTP served by a component that exports
-//! `wasi:http/incoming-handler`.
+//! Listeners: HTTP served by a component that exports WASI 0.2's
+//! `wasi:http/incoming-handler` or WASI 0.3's `wasi:http/handler`.
 //!
 //! Each request borrows an instance from the component's pool and runs
 //! `handle` in its own task, so the response can stream while the guest is
-//! still writing. A guest that traps or overruns its timeout costs that one
+//! still writing (for WASI 0.3, the task drives the instance until its
+//! body is written). A guest that traps or overruns its timeout costs that one
 //! request a 500; the listener keeps serving.
 //!
 //! [`serve`] takes a bound listener, a request handler, its
