@@ -19,6 +19,8 @@
 //! ```
 //!
 //! [`Plan::check`] is what every plan, built-in or hand-written, must pass.
+//! [`Constraints`] (`colocate`, `separate`, `pin`, a most-components-per-
+//! group) are what an app asks of every plan on top of that.
 //!
 //! ```
 //! use weft_placer::Plan;
@@ -27,6 +29,9 @@
 //! assert_eq!(plan.group_of("greeter").map(|g| g.0), Some("main"));
 //! ```
 
+mod constraints;
+
+pub use constraints::{Constraints, Problem, Rule};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
