@@ -83,6 +83,10 @@ pub struct Manifest {
     /// rollout`, and how the deployment behaves.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deploy: Option<DeploySection>,
+    /// The `[placement]` table: what every plan of a deployment must
+    /// honour (`colocate`, `separate`, `pin`, `max-components-per-group`).
+    #[serde(default, skip_serializing_if = "weft_placer::Constraints::is_empty")]
+    pub placement: weft_placer::Constraints,
 }
 
 /// The `[deploy]` table.
@@ -646,6 +650,10 @@ impl Manifest {
                 ));
             }
         }
+        if let Some(problem) = self.placement.conflicts(self.components.keys()).first() {
+            let rules: Vec<String> = problem.rules.iter().map(ToString::to_string).collect();
+            return Err(invalid(rules.join(" and "), problem.message.clone()));
+        }
         for (key, provider) in &self.links {
             let field = format!("links.\"{key}\"");
             let parts = key.split_once('/').filter(|(c, _)| is_name(c));
@@ -1018,5 +1026,38 @@ mod tests {
             err.contains("blobstore.photos.backend: weft has no blob backend 's3'"),
             "{err}"
         );
+    }
+}
+
+#[cfg(test)]
+mod placement_tests {
+    use super::*;
+
+    const TWO: &str = "[app]\nname = \"a\"\n[components.a]\nwasm = \"a.wasm\"\n\
+                       [components.b]\nwasm = \"b.wasm\"\n";
+
+    #[test]
+    fn clashing_placement_constraints_are_refused_naming_both() {
+        let text =
+            format!("{TWO}[placement]\ncolocate = [[\"a\", \"b\"]]\nseparate = [[\"a\", \"b\"]]\n");
+        let err = Manifest::from_str(&text, Path::new("weft.toml"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "weft.toml: placement.colocate[0] and placement.separate[0]: 'a' and 'b' must share \
+             a process and must not; drop one of these constraints"
+        );
+    }
+
+    #[test]
+    fn placement_constraints_are_in_the_version_only_when_given() {
+        let text = format!("{TWO}[placement]\nseparate = [[\"a\", \"b\"]]\n");
+        let manifest = Manifest::from_str(&text, Path::new("weft.toml")).unwrap();
+        assert_eq!(manifest.placement.separate, [["a", "b"]]);
+        let text = |m: &Manifest| String::from_utf8(m.canonical().to_vec()).unwrap();
+        assert!(text(&manifest).contains("\"placement\""));
+        let plain = Manifest::from_str(TWO, Path::new("weft.toml")).unwrap();
+        assert!(!text(&plain).contains("placement"));
     }
 }

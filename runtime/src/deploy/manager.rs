@@ -98,21 +98,41 @@ pub fn named_plan(name: &str, manifest: &ManifestFile) -> anyhow::Result<Plan> {
 }
 
 /// The plan named by `--plan`, else the manifest's `[deploy]` table, else
-/// `otherwise` (the monolith for a first deploy).
+/// `otherwise` (the monolith for a first deploy); it must honour the
+/// manifest's `[placement]` constraints.
 pub fn choose_plan(
     choice: Option<&str>,
     manifest: &ManifestFile,
     otherwise: impl FnOnce() -> Plan,
 ) -> anyhow::Result<Plan> {
-    match choice {
-        Some(name) => named_plan(name, manifest),
-        None => Ok(manifest
+    let plan = match choice {
+        Some(name) => named_plan(name, manifest)?,
+        None => manifest
             .manifest
             .deploy
             .as_ref()
             .and_then(DeploySection::plan)
-            .unwrap_or_else(otherwise)),
+            .unwrap_or_else(otherwise),
+    };
+    let which = choice.map_or("the plan".to_string(), |name| format!("--plan {name}"));
+    check_placement(manifest, &plan, &which)?;
+    Ok(plan)
+}
+
+/// Refuses `plan`, called `which` in the message, when it breaks any of
+/// the manifest's `[placement]` constraints, naming each one.
+pub fn check_placement(manifest: &ManifestFile, plan: &Plan, which: &str) -> anyhow::Result<()> {
+    let broken = manifest.manifest.placement.violations(plan);
+    if broken.is_empty() {
+        return Ok(());
     }
+    let lines: Vec<String> = broken.iter().map(|p| format!("  - {p}")).collect();
+    anyhow::bail!(
+        "{}: {which} breaks the manifest's [placement] constraints:\n{}\nchoose a plan that \
+         honours them (groups in [deploy] or a plan file), or change the constraints",
+        manifest.path.display(),
+        lines.join("\n")
+    )
 }
 
 /// The manifest at `path`, with its path and folder made absolute, as
@@ -888,6 +908,7 @@ impl Manager {
             let components = manifest.manifest.components.keys();
             Plan::from_str(&request.plan, "--plan", components)?
         };
+        check_placement(&manifest, &plan, "the rollout's plan")?;
         check_and_store(&manifest, &plan, &self.cache_dir)
     }
 }
@@ -1069,5 +1090,41 @@ fn dashboard_view(state: &DeployState, calls: Vec<CallRate>) -> View {
             .collect(),
         groups,
         calls,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(extra: &str) -> ManifestFile {
+        let text = format!(
+            "[app]\nname = \"shop\"\n[components.pay]\nwasm = \"p.wasm\"\n\
+             [components.web]\nwasm = \"w.wasm\"\n{extra}"
+        );
+        ManifestFile {
+            path: "weft.toml".into(),
+            dir: ".".into(),
+            manifest: crate::manifest::Manifest::from_str(&text, Path::new("weft.toml")).unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_plan_that_breaks_the_placement_constraints_is_refused() {
+        let shop = manifest("[placement]\nseparate = [[\"pay\", \"web\"]]\n");
+        let monolith = || Plan::monolith(["pay", "web"]);
+        let err = choose_plan(Some("monolith"), &shop, monolith).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "weft.toml: --plan monolith breaks the manifest's [placement] constraints:\n  - \
+             placement.separate[0]: 'pay' and 'web' must not share a process, but the plan puts \
+             both in group 'main'\nchoose a plan that honours them (groups in [deploy] or a plan \
+             file), or change the constraints"
+        );
+        // The default (the monolith) is refused too; split honours them.
+        assert!(choose_plan(None, &shop, monolith).is_err());
+        assert!(choose_plan(Some("split"), &shop, monolith).is_ok());
+        // Without constraints, any plan goes.
+        assert!(choose_plan(None, &manifest(""), monolith).is_ok());
     }
 }
