@@ -213,6 +213,13 @@ impl Forwarder {
         (outcome, started.map(|s| s.elapsed()))
     }
 
+    /// The callee's pool in this process, once the app has loaded.
+    fn pool<'s>(&self, slot: &'s PoolSlot) -> wasmtime::Result<&'s Arc<InstancePool>> {
+        slot.get().ok_or_else(|| {
+            wasmtime::format_err!("{} was called before the app finished loading", self.label)
+        })
+    }
+
     async fn route_call(
         &self,
         deadline: Instant,
@@ -221,12 +228,7 @@ impl Forwarder {
     ) -> wasmtime::Result<()> {
         match &self.route {
             Route::Local { slot, export } => {
-                let pool = slot.get().ok_or_else(|| {
-                    wasmtime::format_err!(
-                        "{} was called before the app finished loading",
-                        self.label
-                    )
-                })?;
+                let pool = self.pool(slot)?;
                 pool.call_export(*export, &self.label, params, results)
                     .await
             }
@@ -247,12 +249,7 @@ impl Forwarder {
         let work = async {
             match &self.route {
                 Route::Local { slot, export } => {
-                    let pool = slot.get().ok_or_else(|| {
-                        wasmtime::format_err!(
-                            "{} was called before the app finished loading",
-                            self.label
-                        )
-                    })?;
+                    let pool = self.pool(slot)?;
                     if pool.concurrency() == Concurrency::Off {
                         // A callee on the plain engine has no streams.
                         let mut results = vec![Val::Bool(false); types.1.len()];
@@ -303,9 +300,7 @@ impl Forwarder {
         let Route::Local { slot, export } = &self.route else {
             unreachable!("call_here is only called for a local route");
         };
-        let pool = slot.get().ok_or_else(|| {
-            wasmtime::format_err!("{label} was called before the app finished loading")
-        })?;
+        let pool = self.pool(slot)?;
         let work = handles.call(
             pool,
             inbound,
@@ -404,9 +399,7 @@ impl Forwarder {
         match &self.route {
             Route::Local { slot, export } => {
                 let label = &self.label;
-                let pool = slot.get().ok_or_else(|| {
-                    wasmtime::format_err!("{label} was called before the app finished loading")
-                })?;
+                let pool = self.pool(slot)?;
                 pool.call_typed(*export, label, params).await
             }
             Route::Remote(remote) => remote.call_typed(deadline, &params).await,

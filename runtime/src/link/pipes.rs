@@ -591,8 +591,6 @@ impl<T> ValueSink<T> {
     }
 }
 
-impl<T> Unpin for ValueSink<T> {}
-
 impl<D: 'static, T: Item> FutureConsumer<D> for ValueSink<T> {
     type Item = T;
 

@@ -34,10 +34,18 @@ impl Request {
             other => format!("{other:?}").to_uppercase(),
         };
         let target = request.path_with_query().unwrap_or_else(|| "/".into());
-        let (path, query) = target.split_once('?').unwrap_or((&target, ""));
-        let headers = request
-            .headers()
-            .entries()
+        Request::from_parts(method, &target, request.headers().entries())
+    }
+
+    /// A request of `method` for `target` (path and query) with `headers`,
+    /// as any version of `wasi:http` gives them.
+    pub fn from_parts(
+        method: String,
+        target: &str,
+        headers: impl IntoIterator<Item = (String, Vec<u8>)>,
+    ) -> Request {
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
+        let headers = headers
             .into_iter()
             .filter_map(|(name, value)| {
                 Some((name.to_ascii_lowercase(), String::from_utf8(value).ok()?))

@@ -88,21 +88,7 @@ fn request_of(request: &HttpRequest) -> Request {
         other => format!("{other:?}").to_uppercase(),
     };
     let target = request.get_path_with_query().unwrap_or_else(|| "/".into());
-    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
-    let headers = request
-        .get_headers()
-        .copy_all()
-        .into_iter()
-        .filter_map(|(name, value)| {
-            Some((name.to_ascii_lowercase(), String::from_utf8(value).ok()?))
-        })
-        .collect();
-    Request {
-        method,
-        path: path.to_string(),
-        query: guest_http::parse_query(query),
-        headers,
-    }
+    Request::from_parts(method, &target, request.get_headers().copy_all())
 }
 
 /// The body of `request`, up to `limit` bytes.
