@@ -1,6 +1,7 @@
 //! What a plan must honour, whoever wrote it: components that must share a
 //! process, components that must never share one, components pinned to a
-//! node label (a region, a zone), and a most-components-per-group.
+//! node label (a region, a zone), a most-components-per-group, and the
+//! range of replicas the group that holds a component may run.
 //!
 //! [`Constraints::conflicts`] says whether any plan at all can honour them,
 //! naming the constraints that clash; [`Constraints::violations`] says
@@ -14,6 +15,9 @@
 //! max-components-per-group = 4
 //! [placement.pin]
 //! cart = "region=eu-west"
+//! [placement.replicas]
+//! frontend = "2..8"   # the group holding frontend runs 2 to 8 replicas
+//! payment = 2
 //! ```
 //!
 //! ```
@@ -25,7 +29,7 @@
 //! assert!(c.violations(&Plan::split(["payment", "frontend"])).is_empty());
 //! ```
 
-use crate::Plan;
+use crate::{Plan, Replicas};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -48,6 +52,10 @@ pub struct Constraints {
     /// The most components one group may hold.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_components_per_group: Option<usize>,
+    /// The replicas that the group holding a component may run: a count
+    /// or a range. A group honours the ranges of all its components.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub replicas: BTreeMap<String, Replicas>,
 }
 
 /// A constraint, named as the manifest writes it, for messages.
@@ -61,6 +69,8 @@ pub enum Rule {
     Pin(String),
     /// `max-components-per-group`.
     MaxComponents,
+    /// `replicas.COMPONENT`.
+    Replicas(String),
 }
 
 impl fmt::Display for Rule {
@@ -70,6 +80,7 @@ impl fmt::Display for Rule {
             Rule::Separate(i) => write!(f, "placement.separate[{i}]"),
             Rule::Pin(c) => write!(f, "placement.pin.{c}"),
             Rule::MaxComponents => f.write_str("placement.max-components-per-group"),
+            Rule::Replicas(c) => write!(f, "placement.replicas.{c}"),
         }
     }
 }
@@ -160,6 +171,18 @@ impl Constraints {
         for component in self.pin.keys() {
             unknown(Rule::Pin(component.clone()), component, &mut problems);
         }
+        for (component, range) in &self.replicas {
+            unknown(Rule::Replicas(component.clone()), component, &mut problems);
+            if range.min == 0 || range.max < range.min || range.max > crate::MAX_REPLICAS {
+                problems.push(Problem {
+                    rules: vec![Rule::Replicas(component.clone())],
+                    message: format!(
+                        "is {range}; give a count or a range from 1 up to {}, least first",
+                        crate::MAX_REPLICAS
+                    ),
+                });
+            }
+        }
         if self.max_components_per_group == Some(0) {
             problems.push(Problem {
                 rules: vec![Rule::MaxComponents],
@@ -208,6 +231,32 @@ impl Constraints {
                          pin them alike or stop colocating them",
                         names.join(", "),
                         labels.into_iter().collect::<Vec<_>>().join(", ")
+                    ),
+                });
+            }
+            // Two components of one class whose replica ranges do not meet.
+            let ranges: Vec<(&str, Replicas)> = members
+                .iter()
+                .filter_map(|c| Some((*c, *self.replicas.get(*c)?)))
+                .collect();
+            if !ranges.is_empty() && Self::meet(ranges.iter().map(|(_, r)| *r)).is_none() {
+                problems.push(Problem {
+                    rules: joined()
+                        .chain(ranges.iter().map(|(c, _)| Rule::Replicas(c.to_string())))
+                        .collect(),
+                    message: format!(
+                        "{} must share a process but ask for replica ranges that do not meet \
+                         ({}); make the ranges overlap or stop colocating them",
+                        ranges
+                            .iter()
+                            .map(|(c, _)| *c)
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        ranges
+                            .iter()
+                            .map(|(_, r)| r.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 });
             }
@@ -280,6 +329,21 @@ impl Constraints {
                     ),
                 });
             }
+            for component in &group.components {
+                let Some(range) = self.replicas.get(component) else {
+                    continue;
+                };
+                if group.replicas.min < range.min || group.replicas.max > range.max {
+                    problems.push(Problem {
+                        rules: vec![Rule::Replicas(component.clone())],
+                        message: format!(
+                            "group '{name}' runs {} replicas, outside the {range} that \
+                             '{component}' allows",
+                            group.replicas
+                        ),
+                    });
+                }
+            }
             if let Some(max) = self.max_components_per_group
                 && group.components.len() > max
             {
@@ -293,6 +357,39 @@ impl Constraints {
             }
         }
         problems
+    }
+
+    /// The replicas a group of `components` may run: where the ranges
+    /// their constraints give meet (`None` when they do not; no range at
+    /// all is any count).
+    pub fn replicas_of<S: AsRef<str>>(
+        &self,
+        components: impl IntoIterator<Item = S>,
+    ) -> Option<Replicas> {
+        let ranges: Vec<Replicas> = components
+            .into_iter()
+            .filter_map(|c| self.replicas.get(c.as_ref()).copied())
+            .collect();
+        if ranges.is_empty() {
+            return Some(Replicas {
+                min: 1,
+                max: crate::MAX_REPLICAS,
+            });
+        }
+        Self::meet(ranges)
+    }
+
+    /// Where `ranges` meet, if they do.
+    fn meet(ranges: impl IntoIterator<Item = Replicas>) -> Option<Replicas> {
+        let mut ranges = ranges.into_iter();
+        let first = ranges.next()?;
+        ranges.try_fold(first, |a, b| {
+            let meet = Replicas {
+                min: a.min.max(b.min),
+                max: a.max.min(b.max),
+            };
+            (meet.min <= meet.max).then_some(meet)
+        })
     }
 
     /// The node label a group must run on: that of its pinned components
@@ -439,6 +536,62 @@ mod tests {
         assert_eq!(c.label_of_group(&good, "orders"), Some("region=eu"));
         assert_eq!(c.label_of_group(&good, "web"), Some("region=us"));
         assert_eq!(c.label_of_group(&good, "pay"), None);
+    }
+
+    #[test]
+    fn replica_ranges_are_honoured_and_must_meet_when_colocated() {
+        let c = constraints(
+            "colocate = [[\"cart\", \"checkout\"]]\n[replicas]\ncart = \"2..6\"\n\
+             checkout = \"4..10\"\npayment = 2\n",
+        );
+        assert_eq!(c.conflicts(APP), vec![]);
+        // The group of cart and checkout runs where both ranges meet.
+        assert_eq!(
+            c.replicas_of(["cart", "checkout"]),
+            Some(Replicas { min: 4, max: 6 })
+        );
+        assert_eq!(c.replicas_of(["email"]).map(|r| r.min), Some(1));
+        let mut good = plan(&[
+            ("orders", &["cart", "checkout"]),
+            ("pay", &["payment"]),
+            ("web", &["frontend", "catalog"]),
+        ]);
+        good.groups.get_mut("orders").unwrap().replicas = Replicas { min: 4, max: 6 };
+        good.groups.get_mut("pay").unwrap().replicas = Replicas::fixed(2);
+        assert_eq!(c.violations(&good), vec![]);
+        // One replica of payment's group is fewer than it asks for.
+        let split = Plan::split(APP);
+        let broken: Vec<String> = c
+            .violations(&split)
+            .iter()
+            .filter(|p| p.rules == [Rule::Replicas("payment".into())])
+            .map(Problem::to_string)
+            .collect();
+        assert_eq!(
+            broken,
+            [
+                "placement.replicas.payment: group 'payment' runs 1 replicas, outside the 2 that \
+              'payment' allows"
+            ]
+        );
+        // Colocated components whose ranges do not meet, and a range
+        // backwards.
+        let c = constraints(
+            "colocate = [[\"cart\", \"checkout\"]]\n[replicas]\ncart = \"1..2\"\n\
+             checkout = \"3..4\"\npayment = \"5..1\"\n",
+        );
+        let rules: Vec<Vec<Rule>> = c.conflicts(APP).into_iter().map(|p| p.rules).collect();
+        assert_eq!(
+            rules,
+            [
+                vec![Rule::Replicas("payment".into())],
+                vec![
+                    Rule::Colocate(0),
+                    Rule::Replicas("cart".into()),
+                    Rule::Replicas("checkout".into())
+                ],
+            ]
+        );
     }
 
     #[test]

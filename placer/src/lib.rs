@@ -20,7 +20,12 @@
 //!
 //! [`Plan::check`] is what every plan, built-in or hand-written, must pass.
 //! [`Constraints`] (`colocate`, `separate`, `pin`, a most-components-per-
-//! group) are what an app asks of every plan on top of that.
+//! group, replica ranges) are what an app asks of every plan on top of that.
+//!
+//! [`choose`] is `weft plan`: the plan that spends the least time on calls
+//! between processes, given a [`Profile`] of what the app did (or its
+//! static call graph), what one such call costs ([`Costs`]), and the
+//! constraints; [`Choice`] explains it.
 //!
 //! ```
 //! use weft_placer::Plan;
@@ -29,9 +34,18 @@
 //! assert_eq!(plan.group_of("greeter").map(|g| g.0), Some("main"));
 //! ```
 
+mod choose;
 mod constraints;
+pub mod profile;
+mod search;
 
+pub use choose::{
+    Choice, Compared, Costs, CutEdge, GroupReport, Honoured, ListenerLatency, Request,
+    SearchReport, choose, cut_cost_ms, predict,
+};
 pub use constraints::{Constraints, Problem, Rule};
+pub use profile::Profile;
+pub use search::EXACT_UNITS;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
