@@ -180,11 +180,17 @@ pub fn choose(request: &Request<'_>) -> Result<Choice, Vec<Problem>> {
             *weights.entry((*a, *b)).or_default() += edge_cost_ms(e, request.costs);
         }
     }
+    // A callee reached over RPC was charged the RPC's time as well; what
+    // is left is its own.
+    let mut rpc_cores: BTreeMap<&str, f64> = BTreeMap::new();
+    for e in profile.edges.iter().filter(|e| e.remote) {
+        *rpc_cores.entry(&e.callee).or_default() +=
+            e.calls_per_s * request.costs.of_call(bytes_per_call(e)) / 1e6;
+    }
     let busy = |i: usize| {
-        profile
-            .components
-            .get(&components[i])
-            .map_or(0.0, |c| c.busy_cores)
+        let c = components[i].as_str();
+        let measured = profile.components.get(c).map_or(0.0, |c| c.busy_cores);
+        (measured - rpc_cores.get(c).copied().unwrap_or(0.0)).max(0.0)
     };
     let graph = Graph::new(components, constraints, busy, &weights, request.cpu_budget);
     let found = graph.search();
@@ -276,14 +282,18 @@ pub fn choose(request: &Request<'_>) -> Result<Choice, Vec<Problem>> {
     })
 }
 
-/// The RPC time per second, in milliseconds, of cutting edge `e`.
-fn edge_cost_ms(e: &crate::profile::Edge, costs: Costs) -> f64 {
-    let bytes_per_call = if e.calls_per_s > 0.0 {
+/// The bytes one call of `e` moves, both ways.
+fn bytes_per_call(e: &crate::profile::Edge) -> f64 {
+    if e.calls_per_s > 0.0 {
         e.bytes_per_s() / e.calls_per_s
     } else {
         0.0
-    };
-    e.calls_per_s * costs.of_call(bytes_per_call) / 1e3
+    }
+}
+
+/// The RPC time per second, in milliseconds, of cutting edge `e`.
+fn edge_cost_ms(e: &crate::profile::Edge, costs: Costs) -> f64 {
+    e.calls_per_s * costs.of_call(bytes_per_call(e)) / 1e3
 }
 
 /// Whether `plan` puts `a` and `b` in different processes.
@@ -298,7 +308,8 @@ pub fn cut_cost_ms(profile: &Profile, plan: &Plan, costs: Costs) -> f64 {
         .iter()
         .filter(|e| is_cut(plan, &e.caller, &e.callee))
         .map(|e| edge_cost_ms(e, costs))
-        .sum()
+        // From +0: an empty sum of floats is -0, which prints as "-0.000".
+        .fold(0.0, |sum, cost| sum + cost)
 }
 
 /// The replicas of a group of `components` busy for `busy` cores: enough
@@ -378,14 +389,9 @@ pub fn predict(profile: &Profile, costs: Costs, plans: &[&Plan; 3]) -> Vec<Liste
                     .map(|e| {
                         let now = f64::from(u8::from(is_cut(plan, &e.caller, &e.callee)));
                         let then = f64::from(u8::from(e.remote));
-                        let bytes = if e.calls_per_s > 0.0 {
-                            e.bytes_per_s() / e.calls_per_s
-                        } else {
-                            0.0
-                        };
-                        per_request(e) * (now - then) * costs.of_call(bytes)
+                        per_request(e) * (now - then) * costs.of_call(bytes_per_call(e))
                     })
-                    .sum();
+                    .fold(0.0, |sum, delta| sum + delta);
                 (l.mean_ms + delta_us / 1e3).max(0.0)
             };
             ListenerLatency {
@@ -477,6 +483,14 @@ fn honoured(
 }
 
 impl Choice {
+    /// The cut edges, as (caller, callee).
+    pub fn cut_pairs(&self) -> Vec<(&str, &str)> {
+        self.cut
+            .iter()
+            .map(|e| (e.caller.as_str(), e.callee.as_str()))
+            .collect()
+    }
+
     /// The choice as people read it, the plan's TOML last.
     pub fn render(&self, source: &str) -> String {
         let mut out = String::new();
@@ -957,12 +971,7 @@ mod tests {
                 ("payment", &vec!["payment".to_string()]),
             ]
         );
-        let cut: Vec<(&str, &str)> = choice
-            .cut
-            .iter()
-            .map(|e| (e.caller.as_str(), e.callee.as_str()))
-            .collect();
-        assert_eq!(cut, [("checkout", "payment")]);
+        assert_eq!(choice.cut_pairs(), [("checkout", "payment")]);
         // 10 calls/s of 150 µs and 100 bytes at 2 ns: 1.502 ms per second.
         assert!((choice.cost_ms_per_s.chosen - 1.502).abs() < 1e-9);
         assert_eq!(choice.cost_ms_per_s.monolith, 0.0);

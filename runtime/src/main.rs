@@ -7,6 +7,8 @@ use weft_runtime::commands::deploy::DeployCommand;
 use weft_runtime::commands::ingress::IngressCommand;
 use weft_runtime::commands::kube::KubeCommand;
 use weft_runtime::commands::links::LinksCommand;
+use weft_runtime::commands::plan::PlanCommand;
+use weft_runtime::commands::profile::ProfileCommand;
 use weft_runtime::commands::rollout::{RollbackCommand, RolloutCommand};
 use weft_runtime::commands::run::RunCommand;
 use weft_runtime::commands::status::StatusCommand;
@@ -20,7 +22,8 @@ use weft_runtime::telemetry::logs::{self, LogFormat};
     version,
     about = "weft runs one app made of WebAssembly components: as one process (run), or split over \
              worker processes by a plan (deploy), moved between versions without downtime \
-             (rollout, rollback), and watched (status); who serves each import (links); on Kubernetes, one Deployment per group \
+             (rollout, rollback), and watched (status); who serves each import (links); what the \
+             components did (profile) and the plan that suits it (plan); on Kubernetes, one Deployment per group \
              and version (kube), with weft's ingress splitting the listeners between versions \
              (ingress)"
 )]
@@ -31,6 +34,8 @@ enum Weft {
     Rollback(RollbackCommand),
     Status(StatusCommand),
     Links(LinksCommand),
+    Profile(ProfileCommand),
+    Plan(PlanCommand),
     Kube(KubeCommand),
     Worker(WorkerCommand),
     Ingress(IngressCommand),
@@ -92,6 +97,8 @@ fn main() -> ExitCode {
             Weft::Rollback(rollback) => rollback.execute().await,
             Weft::Status(status) => status.execute().await,
             Weft::Links(links) => links.execute().await,
+            Weft::Profile(profile) => profile.execute().await,
+            Weft::Plan(plan) => plan.execute().await,
             Weft::Kube(kube) => kube.execute().await,
             Weft::Worker(worker) => worker.execute().await,
             Weft::Ingress(ingress) => ingress.execute().await,

@@ -512,6 +512,162 @@ fn a_rollout_of_a_new_rate_under_load_loses_nothing_and_mixes_nothing() {
     assert!(status.success(), "{output}");
 }
 
+/// Shoppers who add the sunglasses to a cart and check out, again and
+/// again until `stop`: whether each checkout went through, in order. A
+/// broken connection is a failed checkout, and the next one reconnects.
+fn keep_checking_out(
+    address: std::net::SocketAddr,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<Vec<String>> {
+    std::thread::spawn(move || {
+        let mut failures = Vec::new();
+        let mut shopper = Shopper::open(address);
+        let mut rounds = 0;
+        while !stop.load(std::sync::atomic::Ordering::SeqCst) && rounds < 5_000 {
+            rounds += 1;
+            let round = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let add = shopper.post("/cart", &[("product_id", SUNGLASSES), ("quantity", "1")]);
+                let done = shopper.post("/cart/checkout", &checkout_form("4432-8015-6152-0454"));
+                (
+                    add.status,
+                    done.status,
+                    done.body.contains("Your order is complete!"),
+                )
+            }));
+            match round {
+                Ok((303, 200, true)) => {}
+                Ok(other) => failures.push(format!("round {rounds}: {other:?}")),
+                Err(_) => {
+                    failures.push(format!("round {rounds}: the connection broke"));
+                    shopper = Shopper::open(address);
+                }
+            }
+        }
+        assert!(rounds > 1, "the checkouts ran");
+        failures
+    })
+}
+
+/// From a profile to a live move. The shop runs split, with payment kept
+/// apart from the frontend by `[placement]`; a profile under load shows
+/// every call crossing a process; `weft plan` chooses, from that profile,
+/// to keep everything together but payment; `weft rollout --plan auto`
+/// moves the running shop there under load, with no failed request; and a
+/// second profile shows that only the checkout's call to payment still
+/// crosses a process.
+#[test]
+fn the_shop_moves_live_to_the_plan_its_profile_suggests() {
+    use weft_placer::{Choice, Profile};
+    let dir = boutique_app("weft.toml", None);
+    let path = dir.path().to_str().unwrap();
+    let manifest = dir.path().join("weft.toml");
+    let mut text = std::fs::read_to_string(&manifest).unwrap();
+    text.push_str("\n[placement]\nseparate = [[\"payment\", \"frontend\"]]\n");
+    std::fs::write(&manifest, text).unwrap();
+    let app = Weft::start(Mode::Split, &[path]);
+    let web = app.listeners["web"];
+    let load = Load::start(web, "/", 2);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let buyer = keep_checking_out(web, stop.clone());
+    std::thread::sleep(std::time::Duration::from_millis(500));
+
+    let profile_of = |file: &str| -> Profile {
+        let out = dir.path().join(file);
+        let (status, stdout, stderr) = weft_once(&[
+            "profile",
+            path,
+            "--window",
+            "3s",
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        assert!(status.success(), "{stdout}{stderr}");
+        serde_json::from_str(&std::fs::read_to_string(out).unwrap()).unwrap()
+    };
+    let remote = |profile: &Profile, caller: &str, callee: &str| {
+        let edge = profile
+            .edges
+            .iter()
+            .find(|e| e.caller == caller && e.callee == callee && e.calls_per_s > 0.0)
+            .unwrap_or_else(|| panic!("no calls {caller} -> {callee}: {profile:?}"));
+        edge.remote
+    };
+    let before = profile_of("split.json");
+    assert!(remote(&before, "frontend", "productcatalog"));
+    assert!(remote(&before, "checkout", "payment"));
+    assert!(before.listeners[0].requests_per_s > 0.0, "{before:?}");
+    assert!(before.components["frontend"].busy_cores > 0.0, "{before:?}");
+
+    let split_json = dir.path().join("split.json");
+    let (status, stdout, stderr) = weft_once(&[
+        "plan",
+        path,
+        "--profile",
+        split_json.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(status.success(), "{stdout}{stderr}");
+    let choice: Choice = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(choice.plan.groups.len(), 2, "{choice:?}");
+    assert_eq!(
+        choice.plan.group_of("payment").unwrap().1.components,
+        ["payment"],
+        "{choice:#?}\n{before:#?}"
+    );
+    assert_eq!(choice.cut_pairs(), [("checkout", "payment")]);
+    assert_eq!(choice.constraints[0].rule, "placement.separate[0]");
+    let web_latency = &choice.latency[0];
+    assert!(web_latency.predicted_ms.chosen < web_latency.predicted_ms.split);
+
+    // The monolith breaks the constraint: refused.
+    let (status, _, stderr) = weft_once(&["rollout", path, "--plan", "monolith"]);
+    assert!(!status.success());
+    assert!(stderr.contains("placement.separate[0]"), "{stderr}");
+
+    let (status, stdout, stderr) = weft_once(&[
+        "rollout",
+        path,
+        "--plan",
+        "auto",
+        "--profile",
+        split_json.to_str().unwrap(),
+        "--over",
+        "3s",
+    ]);
+    assert!(status.success(), "{stdout}{stderr}");
+    let state = DeployState::read(&DeployState::path(dir.path())).unwrap();
+    let serving = state
+        .versions
+        .iter()
+        .find(|v| v.version == state.version)
+        .expect("the serving version");
+    let chosen: std::collections::BTreeMap<String, Vec<String>> = choice
+        .plan
+        .groups
+        .iter()
+        .map(|(name, g)| (name.clone(), g.components.clone()))
+        .collect();
+    assert_eq!(serving.groups, chosen);
+
+    let after = profile_of("moved.json");
+    assert!(!remote(&after, "frontend", "productcatalog"));
+    assert!(!remote(&after, "frontend", "cart"));
+    assert!(remote(&after, "checkout", "payment"));
+
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(buyer.join().unwrap(), Vec::<String>::new());
+    for replies in load.stop() {
+        for reply in &replies {
+            assert_eq!(
+                reply.status, 200,
+                "no request fails during the move: {reply:?}"
+            );
+        }
+    }
+    let (status, output) = app.stop();
+    assert!(status.success(), "{output}");
+}
+
 /// A home page in euros comes wholly from the version that answered it:
 /// version `a` prices at the dollar's first rate, `b` at USD 1.25 (so
 /// $19.99 is €17.68 in one and €15.99 in the other), and never both.

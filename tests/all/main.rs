@@ -1,9 +1,9 @@
 //! weft's integration tests, one binary: every sample end to end over real
 //! HTTP (in one process, and deployed as a monolith and split), the
-//! boutique shop in each of its placements, deployment
-//! and its failures, the WIT layouts weft links and every resolution error,
-//! the sandbox's limits, protocol stalls on kept-alive connections, the
-//! manifest golden files, and `weft kube`'s Kubernetes objects (golden YAML
+//! boutique shop in each of its placements, deployment and its failures,
+//! the WIT layouts weft links and every resolution error, profiles and the
+//! plans chosen from them, the sandbox's limits, protocol stalls on
+//! kept-alive connections, the manifest golden files, and `weft kube`'s Kubernetes objects (golden YAML
 //! checked against the Kubernetes schemas).
 
 mod blobstore;
@@ -20,6 +20,7 @@ mod latency;
 mod layouts;
 mod linking;
 mod manifests;
+mod plan;
 mod resources;
 mod rollout;
 mod samples;

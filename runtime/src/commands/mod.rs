@@ -4,6 +4,8 @@ pub mod deploy;
 pub mod ingress;
 pub mod kube;
 pub mod links;
+pub mod plan;
+pub mod profile;
 pub mod rollout;
 pub mod run;
 pub mod status;

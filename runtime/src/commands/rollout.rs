@@ -6,7 +6,7 @@ use super::manager_client;
 use crate::cluster::kubectl::Kubectl;
 use crate::cluster::rollout::{Ask, Cluster, NewVersion};
 use crate::deploy::driver::Setup;
-use crate::deploy::manager::{gate_of, load_absolute, named_plan, schedule_of};
+use crate::deploy::manager::{AUTO_PLAN, gate_of, load_absolute, named_plan, schedule_of};
 use crate::deploy::rollout::Schedule;
 use crate::kube::traffic::VersionRoute;
 use crate::kube::{self, AppVersion, Issued, KeptVersion, KubeOptions, Object};
@@ -14,6 +14,7 @@ use crate::manifest::Timeout;
 use anyhow::Context as _;
 use std::path::PathBuf;
 use std::time::Duration;
+use weft_placer::Plan;
 use weft_proto::v1::RolloutRequest;
 use weft_proto::v1::rollout_event::Outcome;
 
@@ -26,9 +27,18 @@ pub struct RolloutCommand {
     /// The deployed app: a weft.toml, or a folder that holds one.
     #[arg(default_value = ".")]
     pub path: PathBuf,
-    /// The plan: `monolith`, `split`, or a plan file [default: the manifest's [deploy] table, else the running plan].
+    /// The plan: `monolith`, `split`, `auto` (what `weft plan` chooses), or a plan file [default: the manifest's [deploy] table, else the running plan].
     #[arg(long, value_name = "PLAN")]
     pub plan: Option<String>,
+    /// With --plan auto: the profile to plan from [default: a profile of the running app, taken now over --profile-window].
+    #[arg(long, value_name = "FILE")]
+    pub profile: Option<PathBuf>,
+    /// With --plan auto and no --profile: how long to watch the running app.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub profile_window: Duration,
+    /// The budget of busy cores per process.
+    #[command(flatten)]
+    pub budget: super::plan::Budget,
     /// How long the shift takes, such as 60s or 2m; 0 switches at once.
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
     pub over: Duration,
@@ -104,7 +114,7 @@ fn parse_points(text: &str) -> Result<f64, String> {
 }
 
 /// `--over`: a duration such as `60s`, `500ms` or `2m`, or `0`.
-fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     if text.trim() == "0" {
         return Ok(Duration::ZERO);
     }
@@ -112,6 +122,24 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 impl RolloutCommand {
+    /// `--plan auto`: the plan `weft plan` chooses, from `--profile` or a
+    /// profile of the running app taken now; its explanation is printed.
+    async fn auto_plan(&self, manifest: &crate::manifest::ManifestFile) -> anyhow::Result<Plan> {
+        let profile = match &self.profile {
+            Some(path) => super::profile::read(path)?,
+            None => {
+                say!(
+                    "weft: profiling the running app for {:.1} s to plan from",
+                    self.profile_window.as_secs_f64()
+                );
+                super::profile::of_deployment(manifest, self.profile_window).await?
+            }
+        };
+        let choice = super::plan::choose(manifest, &profile, &self.budget).await?;
+        print!("{}", choice.render(&manifest.path.display().to_string()));
+        Ok(choice.plan)
+    }
+
     /// Asks the manager for the rollout and prints its steps; fails when
     /// the new version was refused or rolled back.
     pub async fn execute(self) -> anyhow::Result<()> {
@@ -120,6 +148,7 @@ impl RolloutCommand {
             crate::builder::build_components(&manifest)?;
         }
         let plan = match self.plan.as_deref() {
+            Some(AUTO_PLAN) if !self.kube.kube => self.auto_plan(&manifest).await?.to_toml(),
             Some(name) => named_plan(name, &manifest)?.to_toml(),
             None => String::new(),
         };

@@ -12,7 +12,9 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 use weft_proto::v1::manager_server;
 use weft_proto::v1::rollout_event::Outcome;
-use weft_proto::v1::{RolloutEvent, RolloutRequest, StatusReply, StatusRequest};
+use weft_proto::v1::{
+    MetricsReply, MetricsRequest, RolloutEvent, RolloutRequest, StatusReply, StatusRequest,
+};
 
 /// What the service drives: a running deployment.
 pub(crate) trait Deployment: Send + Sync + 'static {
@@ -21,6 +23,8 @@ pub(crate) trait Deployment: Send + Sync + 'static {
     fn rollout(self: Arc<Self>, request: RolloutRequest, events: Events) -> Boxed<'static, ()>;
     /// The deployment's state as `weft status --json` prints it.
     fn status_json(&self) -> Boxed<'_, String>;
+    /// Every count of every worker, added up.
+    fn metrics(&self) -> Boxed<'_, crate::telemetry::metrics::Snapshot>;
 }
 
 /// Where a rollout's progress goes: the `weft rollout` that asked for it,
@@ -69,5 +73,10 @@ impl<D: Deployment> manager_server::Manager for ManagerService<D> {
     async fn status(&self, _: Request<StatusRequest>) -> Result<Response<StatusReply>, Status> {
         let json = self.deployment.status_json().await;
         Ok(Response::new(StatusReply { json }))
+    }
+
+    async fn metrics(&self, _: Request<MetricsRequest>) -> Result<Response<MetricsReply>, Status> {
+        let snapshot = self.deployment.metrics().await;
+        Ok(Response::new(crate::telemetry::wire::to_reply(&snapshot)))
     }
 }

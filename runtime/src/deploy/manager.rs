@@ -82,11 +82,21 @@ pub struct DeployOptions {
     pub admin: Option<SocketAddr>,
 }
 
+/// `--plan auto`: the plan `weft plan` chooses.
+pub const AUTO_PLAN: &str = "auto";
+
 /// The plan `--plan NAME` names: `monolith`, `split`, or a plan file.
 pub fn named_plan(name: &str, manifest: &ManifestFile) -> anyhow::Result<Plan> {
     let components = manifest.manifest.components.keys();
     if let Some(plan) = Plan::builtin(name, components.clone()) {
         return Ok(plan);
+    }
+    if name == AUTO_PLAN && !Path::new(name).exists() {
+        anyhow::bail!(
+            "--plan auto moves a running app (weft rollout --plan auto); to start one on the \
+             chosen plan, write it with `weft plan --profile FILE -o plan.toml` and give \
+             --plan plan.toml"
+        );
     }
     let text = std::fs::read_to_string(name).with_context(|| {
         format!(
@@ -925,6 +935,10 @@ impl crate::deploy::control::Deployment for Manager {
             state.keyvalue = self.store_state();
             state.to_json()
         })
+    }
+
+    fn metrics(&self) -> Boxed<'_, metrics::Snapshot> {
+        Box::pin(Manager::metrics(self))
     }
 }
 

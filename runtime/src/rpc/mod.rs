@@ -13,10 +13,13 @@
 //!   the [`ServerSecurity`](connect::ServerSecurity) every server starts from.
 //! - [`identity`]: the deployment's CA, and the certificate that names
 //!   each process (a worker's group and version, the manager, the CLI).
+//! - [`calibrate`]: what a call between processes costs on this machine,
+//!   timed over a loopback echo, for `weft plan`.
 //! - [`authorize`]: which calls the app's call graph allows, and which
 //!   buckets each group may use (pure).
 
 pub mod authorize;
+pub mod calibrate;
 pub mod client;
 pub mod connect;
 mod flow;

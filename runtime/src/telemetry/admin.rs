@@ -2,6 +2,8 @@
 //! what operators, browsers and Prometheus read.
 //!
 //! - `GET /metrics`: every count, as Prometheus text.
+//! - `GET /metrics.pb`: every count, as a `weft.v1.MetricsReply` in
+//!   protobuf (what `weft profile --admin` reads).
 //! - `GET /`: the dashboard ([`super::dashboard`]), which fetches
 //!   `GET /dashboard`, its live part, every two seconds.
 //!
@@ -70,11 +72,7 @@ async fn respond(
     source: &dyn Source,
 ) -> hyper::Response<Full<Bytes>> {
     if method != hyper::Method::GET {
-        return reply(
-            405,
-            "text/plain",
-            "the admin address answers GET only\n".into(),
-        );
+        return reply(405, "text/plain", "the admin address answers GET only\n");
     }
     let html = "text/html; charset=utf-8";
     let unavailable = |e: anyhow::Error| {
@@ -87,6 +85,14 @@ async fn respond(
     match path {
         "/metrics" => match source.snapshot().await {
             Ok(snapshot) => reply(200, prometheus::CONTENT_TYPE, prometheus::render(&snapshot)),
+            Err(e) => unavailable(e),
+        },
+        "/metrics.pb" => match source.snapshot().await {
+            Ok(snapshot) => {
+                let reply = super::wire::to_reply(&snapshot);
+                let body = prost::Message::encode_to_vec(&reply);
+                self::reply(200, PROTOBUF, body)
+            }
             Err(e) => unavailable(e),
         },
         "/" => match source.view().await {
@@ -105,11 +111,14 @@ async fn respond(
     }
 }
 
-fn reply(status: u16, content_type: &str, body: String) -> hyper::Response<Full<Bytes>> {
+/// The content type of `/metrics.pb`.
+pub const PROTOBUF: &str = "application/x-protobuf";
+
+fn reply(status: u16, content_type: &str, body: impl Into<Bytes>) -> hyper::Response<Full<Bytes>> {
     hyper::Response::builder()
         .status(status)
         .header(hyper::header::CONTENT_TYPE, content_type)
-        .body(Full::new(Bytes::from(body)))
+        .body(Full::new(body.into()))
         .expect("a valid response")
 }
 

@@ -6,6 +6,8 @@
 //! - [`prometheus`]: a snapshot as Prometheus text (pure).
 //! - [`window`]: calls per second, error share and latency percentiles
 //!   over the last minute, from snapshots (pure).
+//! - [`profile`]: a call profile (what `weft profile` writes) from two
+//!   snapshots a window apart (pure).
 //! - [`wire`]: snapshots as `Control.Metrics` messages, from a worker to
 //!   the manager, which adds up its workers' counts.
 //! - [`trace`]: spans for requests and calls, W3C context across
@@ -29,6 +31,7 @@ pub mod dashboard;
 pub mod logs;
 pub mod metrics;
 pub mod otlp_metrics;
+pub mod profile;
 pub mod prometheus;
 pub mod trace;
 pub mod window;

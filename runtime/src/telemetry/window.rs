@@ -84,7 +84,7 @@ impl Window {
     }
 }
 
-fn difference(now: &[u64], before: &[u64]) -> Vec<u64> {
+pub(crate) fn difference(now: &[u64], before: &[u64]) -> Vec<u64> {
     now.iter()
         .enumerate()
         .map(|(i, n)| n.saturating_sub(before.get(i).copied().unwrap_or(0)))
@@ -93,7 +93,7 @@ fn difference(now: &[u64], before: &[u64]) -> Vec<u64> {
 
 /// The `q` quantile of per-bucket `counts`, interpolated linearly within
 /// its bucket; the slowest bucket, unbounded, answers its lower bound.
-fn quantile(counts: &[u64], q: f64) -> Duration {
+pub(crate) fn quantile(counts: &[u64], q: f64) -> Duration {
     let total: u64 = counts.iter().sum();
     if total == 0 {
         return Duration::ZERO;

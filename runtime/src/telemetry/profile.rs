@@ -1,0 +1,234 @@
+//! A call profile from two snapshots of a running app's counts, taken a
+//! window apart (pure): what `weft profile` writes and `weft plan` reads.
+//!
+//! Edges add up a caller's calls to a callee over all its methods and
+//! versions, apart by whether they crossed a process. A component's busy
+//! time is the time its callers (and listeners) waited on it, less the time
+//! it waited on its own callees: it counts waiting on I/O too, so it bounds
+//! the CPU it used from above. A callee reached over RPC is charged the
+//! RPC's time as well; a profile of a monolith does not have that error.
+
+use super::metrics::{HistogramCounts, MethodCounts, Snapshot};
+use super::window::{difference, quantile};
+use std::collections::{BTreeMap, BTreeSet};
+use weft_placer::profile::{ComponentLoad, Edge, ListenerLoad, Profile};
+
+/// Where the app ran while it was profiled.
+#[derive(Debug, Clone, Default)]
+pub struct Layout {
+    /// The app.
+    pub app: String,
+    /// Its components, in the manifest's order.
+    pub components: Vec<String>,
+    /// Each component's group, where known; the rest are read from the
+    /// counts' labels.
+    pub groups: BTreeMap<String, String>,
+    /// The component that serves each listener.
+    pub listeners: BTreeMap<String, String>,
+}
+
+/// A latency histogram's difference between two snapshots.
+fn delta(now: &HistogramCounts, before: &HistogramCounts) -> HistogramCounts {
+    HistogramCounts {
+        buckets: difference(&now.buckets, &before.buckets),
+        sum_ns: now.sum_ns.saturating_sub(before.sum_ns),
+    }
+}
+
+/// Milliseconds of the `q` quantile of `h`.
+fn ms(h: &HistogramCounts, q: f64) -> f64 {
+    quantile(&h.buckets, q).as_secs_f64() * 1e3
+}
+
+/// The profile of what happened between `before` and `after`, `seconds`
+/// apart.
+pub fn between(layout: &Layout, before: &Snapshot, after: &Snapshot, seconds: f64) -> Profile {
+    let seconds = seconds.max(1e-9);
+    // Per edge: the calls' difference, added up over methods and versions.
+    let mut edges: BTreeMap<(String, String, bool), MethodCounts> = BTreeMap::new();
+    let mut groups = layout.groups.clone();
+    let mut versions = BTreeSet::new();
+    let empty = MethodCounts::default();
+    for (key, now) in &after.methods {
+        let then = before.methods.get(key).unwrap_or(&empty);
+        let calls = now.calls.saturating_sub(then.calls);
+        if calls == 0 {
+            continue;
+        }
+        versions.insert(key.version.clone());
+        groups
+            .entry(key.caller.clone())
+            .or_insert_with(|| key.group.clone());
+        if !key.remote {
+            groups
+                .entry(key.component.clone())
+                .or_insert_with(|| key.group.clone());
+        }
+        let edge = edges
+            .entry((key.caller.clone(), key.component.clone(), key.remote))
+            .or_default();
+        let latency = delta(&now.latency, &then.latency);
+        edge.calls += calls;
+        edge.errors += now.errors.saturating_sub(then.errors);
+        edge.request_bytes += now.request_bytes.saturating_sub(then.request_bytes);
+        edge.response_bytes += now.response_bytes.saturating_sub(then.response_bytes);
+        if edge.latency.buckets.is_empty() {
+            edge.latency = latency;
+        } else {
+            edge.latency.buckets = edge
+                .latency
+                .buckets
+                .iter()
+                .zip(&latency.buckets)
+                .map(|(a, b)| a + b)
+                .collect();
+            edge.latency.sum_ns += latency.sum_ns;
+        }
+    }
+    // Per listener, over versions.
+    let mut listeners: BTreeMap<String, (u64, u64, HistogramCounts)> = BTreeMap::new();
+    for (key, now) in &after.listeners {
+        let then = before.listeners.get(key).cloned().unwrap_or_default();
+        let by_class = difference(&now.by_class, &then.by_class);
+        let requests: u64 = by_class.iter().sum();
+        if requests == 0 {
+            continue;
+        }
+        versions.insert(key.version.clone());
+        let latency = delta(&now.latency, &then.latency);
+        let entry = listeners.entry(key.listener.clone()).or_default();
+        entry.0 += requests;
+        entry.1 += by_class.get(4).copied().unwrap_or(0);
+        if entry.2.buckets.is_empty() {
+            entry.2 = latency;
+        } else {
+            for (a, b) in entry.2.buckets.iter_mut().zip(&latency.buckets) {
+                *a += b;
+            }
+            entry.2.sum_ns += latency.sum_ns;
+        }
+    }
+    // Busy: waited on, less waiting on others, in seconds.
+    let mut busy: BTreeMap<&str, f64> = layout
+        .components
+        .iter()
+        .map(|c| (c.as_str(), 0.0))
+        .collect();
+    for ((caller, callee, _), counts) in &edges {
+        let s = counts.latency.sum_ns as f64 / 1e9;
+        *busy.entry(callee).or_default() += s;
+        *busy.entry(caller).or_default() -= s;
+    }
+    for (listener, (_, _, latency)) in &listeners {
+        if let Some(component) = layout.listeners.get(listener) {
+            *busy.entry(component).or_default() += latency.sum_ns as f64 / 1e9;
+        }
+    }
+    let cores: BTreeMap<&str, f64> = busy
+        .into_iter()
+        .map(|(c, s)| (c, (s / seconds).max(0.0)))
+        .collect();
+    let total: f64 = cores.values().sum();
+    Profile {
+        app: layout.app.clone(),
+        versions: versions.into_iter().collect(),
+        measured: true,
+        window_s: seconds,
+        groups,
+        components: cores
+            .iter()
+            .map(|(c, busy)| {
+                let load = ComponentLoad {
+                    busy_cores: *busy,
+                    busy_pct: if total > 0.0 {
+                        100.0 * busy / total
+                    } else {
+                        0.0
+                    },
+                };
+                (c.to_string(), load)
+            })
+            .collect(),
+        edges: edges
+            .into_iter()
+            .map(|((caller, callee, remote), c)| Edge {
+                caller,
+                callee,
+                remote,
+                calls_per_s: c.calls as f64 / seconds,
+                errors_per_s: c.errors as f64 / seconds,
+                request_bytes_per_s: c.request_bytes as f64 / seconds,
+                response_bytes_per_s: c.response_bytes as f64 / seconds,
+                mean_ms: c.latency.sum_ns as f64 / 1e6 / c.calls as f64,
+                p50_ms: ms(&c.latency, 0.5),
+                p99_ms: ms(&c.latency, 0.99),
+            })
+            .collect(),
+        listeners: listeners
+            .into_iter()
+            .map(|(listener, (requests, errors, latency))| ListenerLoad {
+                component: layout.listeners.get(&listener).cloned().unwrap_or_default(),
+                listener,
+                requests_per_s: requests as f64 / seconds,
+                errors_per_s: errors as f64 / seconds,
+                mean_ms: latency.sum_ns as f64 / 1e6 / requests as f64,
+                p50_ms: ms(&latency, 0.5),
+                p99_ms: ms(&latency, 0.99),
+            })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::telemetry::metrics::{Metrics, examples};
+    use std::time::Duration;
+
+    #[test]
+    fn a_profile_is_the_difference_of_two_snapshots_as_rates() {
+        let metrics = Metrics::default();
+        let greet = metrics.method(examples::greet("frontend", false));
+        let web = metrics.listener(examples::web());
+        greet.record(Duration::from_millis(1), false, 100, 100);
+        let before = metrics.snapshot();
+        // In 10 s: 50 requests of 4 ms, each calling greet twice for 1 ms.
+        for _ in 0..50 {
+            web.record(200, Duration::from_millis(4));
+            greet.record(Duration::from_millis(1), false, 10, 30);
+            greet.record(Duration::from_millis(1), true, 10, 30);
+        }
+        let layout = Layout {
+            app: "hello".into(),
+            components: vec!["frontend".into(), "greeter".into()],
+            groups: BTreeMap::new(),
+            listeners: BTreeMap::from([("web".into(), "frontend".into())]),
+        };
+        let profile = between(&layout, &before, &metrics.snapshot(), 10.0);
+        assert_eq!(profile.edges.len(), 1);
+        let edge = &profile.edges[0];
+        assert_eq!(
+            (edge.caller.as_str(), edge.callee.as_str()),
+            ("frontend", "greeter")
+        );
+        assert!(!edge.remote);
+        assert!((edge.calls_per_s - 10.0).abs() < 1e-9);
+        assert!((edge.errors_per_s - 5.0).abs() < 1e-9);
+        assert!((edge.request_bytes_per_s - 100.0).abs() < 1e-9);
+        assert!((edge.response_bytes_per_s - 300.0).abs() < 1e-9);
+        assert!((edge.mean_ms - 1.0).abs() < 1e-9);
+        let listener = &profile.listeners[0];
+        assert_eq!(listener.component, "frontend");
+        assert!((listener.requests_per_s - 5.0).abs() < 1e-9);
+        assert!((listener.mean_ms - 4.0).abs() < 1e-9);
+        // The frontend waited 200 ms for its requests, 100 of them on
+        // greet: 0.01 cores each.
+        let busy = |c: &str| profile.components[c].busy_cores;
+        assert!((busy("frontend") - 0.01).abs() < 1e-9, "{profile:?}");
+        assert!((busy("greeter") - 0.01).abs() < 1e-9, "{profile:?}");
+        assert!((profile.components["greeter"].busy_pct - 50.0).abs() < 1e-9);
+        // Groups come from the labels: a local callee shares its caller's.
+        assert_eq!(profile.groups["greeter"], "frontend");
+        assert_eq!(profile.versions, ["abc"]);
+    }
+}
