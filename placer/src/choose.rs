@@ -51,6 +51,8 @@ pub struct Request<'a> {
     pub profile: &'a Profile,
     /// What a call between processes costs.
     pub costs: Costs,
+    /// Where `costs` come from, for the explanation.
+    pub costs_from: &'a str,
     /// The most busy cores one process may hold (a component alone may
     /// hold more: its group's replicas share them); `None` for no limit.
     pub cpu_budget: Option<f64>,
@@ -66,6 +68,8 @@ pub struct Choice {
     pub measured: bool,
     /// The costs it weighed.
     pub costs: Costs,
+    /// Where they come from.
+    pub costs_from: String,
     /// The budget of busy cores per process.
     pub cpu_budget: Option<f64>,
     /// How the search went.
@@ -180,10 +184,14 @@ pub fn choose(request: &Request<'_>) -> Result<Choice, Vec<Problem>> {
             *weights.entry((*a, *b)).or_default() += edge_cost_ms(e, request.costs);
         }
     }
-    // A callee reached over RPC was charged the RPC's time as well; what
-    // is left is its own.
+    // A callee reached over RPC whose side was not counted was charged the
+    // RPC's time as well; what is left is its own.
     let mut rpc_cores: BTreeMap<&str, f64> = BTreeMap::new();
-    for e in profile.edges.iter().filter(|e| e.remote) {
+    for e in profile
+        .edges
+        .iter()
+        .filter(|e| e.remote && e.served_mean_ms.is_none())
+    {
         *rpc_cores.entry(&e.callee).or_default() +=
             e.calls_per_s * request.costs.of_call(bytes_per_call(e)) / 1e6;
     }
@@ -270,6 +278,7 @@ pub fn choose(request: &Request<'_>) -> Result<Choice, Vec<Problem>> {
         plan,
         measured: profile.measured,
         costs: request.costs,
+        costs_from: request.costs_from.to_string(),
         cpu_budget: request.cpu_budget,
         search: SearchReport {
             exact: found.exact,
@@ -504,8 +513,8 @@ impl Choice {
         }
         let _ = writeln!(
             out,
-            "  cost of a call between processes: {:.1} µs + {:.2} ns per byte (measured here)",
-            self.costs.per_call_us, self.costs.per_byte_ns
+            "  cost of a call between processes: {:.1} µs + {:.2} ns per byte ({})",
+            self.costs.per_call_us, self.costs.per_byte_ns, self.costs_from
         );
         let _ = writeln!(
             out,
@@ -584,70 +593,12 @@ impl Choice {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::profile::{ComponentLoad, Edge, ListenerLoad};
-
-    /// A small deterministic generator (no dependency for tests).
-    struct Lcg(u64);
-
-    impl Lcg {
-        fn next(&mut self) -> u64 {
-            self.0 = self
-                .0
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            self.0 >> 33
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-    }
+    use crate::synthetic::{Lcg, clustered, edge, planted, profile};
 
     const COSTS: Costs = Costs {
         per_call_us: 150.0,
         per_byte_ns: 2.0,
     };
-
-    fn profile(components: &[String], edges: Vec<Edge>, busy: &[f64]) -> Profile {
-        Profile {
-            app: "random".into(),
-            versions: vec!["v1".into()],
-            measured: true,
-            window_s: 10.0,
-            groups: components
-                .iter()
-                .map(|c| (c.clone(), MONOLITH_GROUP.into()))
-                .collect(),
-            components: components
-                .iter()
-                .zip(busy)
-                .map(|(c, b)| {
-                    let load = ComponentLoad {
-                        busy_cores: *b,
-                        busy_pct: 0.0,
-                    };
-                    (c.clone(), load)
-                })
-                .collect(),
-            edges,
-            listeners: vec![ListenerLoad {
-                listener: "web".into(),
-                component: components[0].clone(),
-                requests_per_s: 100.0,
-                mean_ms: 1.0,
-                ..ListenerLoad::default()
-            }],
-        }
-    }
-
-    fn edge(caller: &str, callee: &str, calls_per_s: f64, bytes_per_s: f64) -> Edge {
-        Edge {
-            caller: caller.into(),
-            callee: callee.into(),
-            calls_per_s,
-            request_bytes_per_s: bytes_per_s,
-            ..Edge::default()
-        }
-    }
 
     fn plan_for(
         components: &[String],
@@ -660,6 +611,7 @@ mod tests {
             constraints: c,
             profile,
             costs: COSTS,
+            costs_from: "the tests",
             cpu_budget,
         })
     }
@@ -825,6 +777,7 @@ mod tests {
                 constraints: &c,
                 profile: &profile,
                 costs: COSTS,
+                costs_from: "the tests",
                 cpu_budget: budget,
             };
             let expected = brute_force(&components, &profile, &c, budget);
@@ -858,39 +811,6 @@ mod tests {
         );
     }
 
-    /// An app of `clusters` × `size` components that call within their
-    /// cluster a lot and across clusters a little, with a few constraints.
-    pub(crate) fn clustered(
-        seed: u64,
-        clusters: usize,
-        size: usize,
-    ) -> (Vec<String>, Profile, Constraints) {
-        let mut rng = Lcg(seed);
-        let n = clusters * size;
-        let components: Vec<String> = (0..n).map(|i| format!("c{i}")).collect();
-        let mut edges = Vec::new();
-        for a in 0..n {
-            for _ in 0..3 {
-                let near = (a / size) * size + rng.below(size as u64) as usize;
-                if near != a {
-                    edges.push(edge(&components[a], &components[near], 100.0, 1000.0));
-                }
-            }
-            let far = rng.below(n as u64) as usize;
-            if far / size != a / size {
-                edges.push(edge(&components[a], &components[far], 1.0, 10.0));
-            }
-        }
-        let c = Constraints {
-            max_components_per_group: Some(size + 2),
-            separate: vec![vec![components[0].clone(), components[size].clone()]],
-            colocate: vec![vec![components[1].clone(), components[2].clone()]],
-            ..Constraints::default()
-        };
-        let busy = vec![0.01; n];
-        (components.clone(), profile(&components, edges, &busy), c)
-    }
-
     #[test]
     fn a_hundred_components_get_a_plan_near_the_planted_one() {
         let (components, profile, c) = clustered(11, 10, 10);
@@ -899,6 +819,7 @@ mod tests {
             constraints: &c,
             profile: &profile,
             costs: COSTS,
+            costs_from: "the tests",
             cpu_budget: None,
         };
         let choice = choose(&request).expect("feasible");
@@ -907,19 +828,7 @@ mod tests {
         assert!(choice.plan.check(&components).is_ok());
         // The planted plan (one group per cluster) cuts only the light
         // calls across clusters; the heuristic does as well or better.
-        let planted = Plan {
-            groups: components
-                .chunks(10)
-                .map(|chunk| {
-                    let group = Group {
-                        components: chunk.to_vec(),
-                        replicas: Replicas::default(),
-                        resources: Resources::default(),
-                    };
-                    (chunk[0].clone(), group)
-                })
-                .collect(),
-        };
+        let planted = planted(&components, 10);
         assert_eq!(c.violations(&planted), vec![]);
         let planted = cut_cost_ms(&profile, &planted, COSTS);
         assert!(

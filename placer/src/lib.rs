@@ -38,6 +38,7 @@ mod choose;
 mod constraints;
 pub mod profile;
 mod search;
+pub mod synthetic;
 
 pub use choose::{
     Choice, Compared, Costs, CutEdge, GroupReport, Honoured, ListenerLatency, Request,

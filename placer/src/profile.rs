@@ -73,6 +73,10 @@ pub struct Edge {
     pub p50_ms: f64,
     /// 99th percentile of latency, in milliseconds.
     pub p99_ms: f64,
+    /// For remote calls: their mean as the callee served them, the RPC
+    /// left out, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub served_mean_ms: Option<f64>,
 }
 
 impl Edge {
@@ -150,6 +154,21 @@ impl Profile {
                 })
                 .collect(),
         }
+    }
+
+    /// What one call between processes cost while the profile was taken,
+    /// in microseconds: the caller's mean less the callee's, over every
+    /// remote edge whose callee counted its side, weighted by calls; and
+    /// over how many calls per second. `None` without such edges.
+    pub fn rpc_cost_us(&self) -> Option<(f64, f64)> {
+        let (mut calls, mut total) = (0.0, 0.0);
+        for e in self.edges.iter().filter(|e| e.remote) {
+            if let Some(served) = e.served_mean_ms {
+                calls += e.calls_per_s;
+                total += e.calls_per_s * (e.mean_ms - served).max(0.0) * 1e3;
+            }
+        }
+        (calls > 0.0).then(|| (total / calls, calls))
     }
 
     /// The components the profile names that are not among `components`,

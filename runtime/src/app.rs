@@ -158,6 +158,7 @@ impl Prepared {
             &components,
             edges,
             app.handles.clone(),
+            app.metrics.clone(),
         )
     }
 }

@@ -113,6 +113,10 @@ pub struct DeploySection {
     /// cut off); 30 s unless given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handle_lease: Option<Timeout>,
+    /// How often the manager re-plans from the last minute's counts and
+    /// proposes a better plan; a minute unless given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replan_every: Option<Timeout>,
 }
 
 impl DeploySection {

@@ -158,3 +158,60 @@ fn plans_from_the_wrong_inputs_are_refused_with_what_to_do() {
         "{stderr}"
     );
 }
+
+/// A split deployment whose components call each other much: the
+/// manager's re-planning proposes the monolith in `weft status`, one
+/// command applies it, and then nothing more is proposed.
+#[test]
+fn the_manager_proposes_a_better_plan_that_one_command_applies() {
+    use weft_runtime::deploy::state::DeployState;
+    let dir = app_dir(HELLO_APP);
+    let path = dir.path().to_str().unwrap();
+    let manifest = dir.path().join("weft.toml");
+    let mut text = std::fs::read_to_string(&manifest).unwrap();
+    text.push_str("\n[deploy]\nreplan-every = \"1s\"\n");
+    std::fs::write(&manifest, text).unwrap();
+    let app = Weft::start(Mode::Split, &[path]);
+    let load = Load::start(app.listeners["web"], "/?name=Ada", 2);
+    let status =
+        || -> DeployState { serde_json::from_str(&weft_ok(&["status", path, "--json"])).unwrap() };
+    let wait_for = |what: &str, done: &dyn Fn(&DeployState) -> bool| -> DeployState {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let state = status();
+            if done(&state) {
+                return state;
+            }
+            assert!(std::time::Instant::now() < deadline, "no {what}: {state:?}");
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+    };
+    let state = wait_for("proposal", &|s| s.proposal.is_some());
+    let proposal = state.proposal.unwrap();
+    assert_eq!(
+        proposal.groups,
+        std::collections::BTreeMap::from([(
+            "main".to_string(),
+            vec!["frontend".to_string(), "greeter".to_string()]
+        )])
+    );
+    assert!(proposal.running_ms_per_s > proposal.proposed_ms_per_s);
+    assert!(std::path::Path::new(&proposal.plan_file).exists());
+
+    weft_ok(&[
+        "rollout",
+        path,
+        "--plan",
+        &proposal.plan_file,
+        "--over",
+        "1s",
+    ]);
+    let state = wait_for("move and no proposal", &|s| {
+        s.proposal.is_none() && s.versions.iter().all(|v| v.groups.len() == 1)
+    });
+    assert_eq!(state.versions.len(), 1);
+    let replies = load.stop();
+    assert!(replies.iter().flatten().all(|r| r.status == 200));
+    let (status, output) = app.stop();
+    assert!(status.success(), "{output}");
+}

@@ -24,6 +24,8 @@
 //! needed at a given QPS. A second pass with one client gives the median
 //! latency of a request alone, without queueing behind other clients.
 
+mod auto;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -103,14 +105,27 @@ impl Figures {
         self.latencies.get(i).copied().unwrap_or_default()
     }
 
-    /// The median latency of `page`.
-    fn page_median(&self, page: &str) -> Duration {
+    /// Every latency of `page`, sorted.
+    fn page_times(&self, page: &str) -> &[Duration] {
         let (_, times) = self
             .pages
             .iter()
             .find(|(p, _)| *p == page)
             .expect("a page of the mix");
+        times
+    }
+
+    /// The median latency of `page`.
+    fn page_median(&self, page: &str) -> Duration {
+        let times = self.page_times(page);
         times.get(times.len() / 2).copied().unwrap_or_default()
+    }
+
+    /// The mean latency of `page`.
+    fn page_mean(&self, page: &str) -> Duration {
+        let times = self.page_times(page);
+        let total: Duration = times.iter().sum();
+        total / u32::try_from(times.len().max(1)).unwrap_or(u32::MAX)
     }
 
     fn cpu_per_1000(&self) -> f64 {
@@ -140,6 +155,17 @@ fn send(shopper: &mut Shopper, step: Step) -> bool {
 /// `clients` shoppers on `address` for `during`; the CPU time of the
 /// processes `roots` and their descendants counts.
 fn load(address: SocketAddr, clients: usize, during: Duration, roots: &[u32]) -> Figures {
+    load_mix(address, MIX, clients, during, roots)
+}
+
+/// Like [`load`], each shopper going round `mix` instead of [`MIX`].
+fn load_mix(
+    address: SocketAddr,
+    mix: &'static [Step],
+    clients: usize,
+    during: Duration,
+    roots: &[u32],
+) -> Figures {
     let cpu = || roots.iter().map(|pid| cpu_seconds(*pid)).sum::<f64>();
     let cpu_before = cpu();
     let started = Instant::now();
@@ -154,7 +180,7 @@ fn load(address: SocketAddr, clients: usize, during: Duration, roots: &[u32]) ->
                 // mix from its beginning, so that a checkout follows adds.
                 let mut next = 0;
                 while started.elapsed() < during {
-                    let step = MIX[next % MIX.len()];
+                    let step = mix[next % mix.len()];
                     next += 1;
                     let sent = Instant::now();
                     if !send(&mut shopper, step) {
@@ -279,6 +305,9 @@ const PLACEMENTS: &[Placement] = &[
     },
 ];
 
+/// The row of the plan `weft plan` chose.
+const AUTO_ROW: &str = "auto plan (payment apart)";
+
 pub(crate) fn table2() -> anyhow::Result<()> {
     println!(
         "\n(h) samples/boutique under load: {CLIENTS} shoppers for {}s per placement \
@@ -294,30 +323,22 @@ pub(crate) fn table2() -> anyhow::Result<()> {
         let url = redis.url(0);
         let dir = boutique_app(placement.manifest, Some(&url));
         let app = start(&bin, placement, dir.path());
-        let address = app.listeners["web"];
         // Redis's CPU counts where the carts are on it.
         let mut roots = vec![app.pid()];
         if placement.manifest == "three-groups.toml" {
             roots.extend(redis.pid());
         }
-        load(address, CLIENTS, WARM_UP, &roots);
-        let loaded = load(address, CLIENTS, MEASURE, &roots);
-        let alone = load(address, 1, ALONE, &roots);
-        let (status, output) = app.stop();
-        anyhow::ensure!(
-            status.success(),
-            "{} did not stop cleanly: {output}",
-            placement.name
-        );
-        anyhow::ensure!(
-            loaded.failed == 0 && alone.failed == 0,
-            "{}: {} of {} requests failed",
-            placement.name,
-            loaded.failed + alone.failed,
-            loaded.requests + alone.requests
-        );
+        let (loaded, alone) = measure(placement.name, app, &roots)?;
         rows.push((placement.name, loaded, alone));
     }
+
+    // The plan weft chooses under a constraint, moved to live from split.
+    let (_, _, split_alone) = rows
+        .iter()
+        .find(|(n, _, _)| n.starts_with("split"))
+        .expect("the split row");
+    let auto = auto::run(&bin, split_alone)?;
+    rows.push((AUTO_ROW, auto.loaded, auto.alone));
 
     println!(
         "  {:<29} {:>9} {:>9} {:>9} {:>13} {:>12}",
@@ -419,7 +440,93 @@ pub(crate) fn table2() -> anyhow::Result<()> {
         ms(concurrent_run.page_median("home")),
         ms(run_alone.page_median("home"))
     );
+
+    // The automatic plan, against the hand-written plans that honour its
+    // constraint (three groups and split; the others colocate payment
+    // with the frontend).
+    let (_, _, auto_alone) = find(AUTO_ROW);
+    let choice = &auto.choice;
+    println!(
+        "  the automatic plan under{}  from a profile of the split shop under the mix; a call \
+         between processes costs {} here",
+        auto::CONSTRAINT.replace('\n', " "),
+        auto::costs_line(&choice.costs)
+    );
+    for (name, group) in &choice.plan.groups {
+        println!("    group {name:<12} {}", group.components.join(", "));
+    }
+    let cut: Vec<String> = choice
+        .cut_pairs()
+        .iter()
+        .map(|(a, b)| format!("{a} -> {b}"))
+        .collect();
+    println!("    cut edges: {}", cut.join(", "));
+    let honouring = [find("three groups"), find("split")];
+    for (what, alone) in [("alone", true), ("under load", false)] {
+        let of = |row: &(&str, Figures, Figures)| {
+            if alone {
+                row.2.percentile(0.5)
+            } else {
+                row.1.percentile(0.5)
+            }
+        };
+        let (best_name, best) = honouring
+            .iter()
+            .map(|row| (row.0, of(row)))
+            .min_by_key(|(_, d)| *d)
+            .expect("two rows");
+        let mine = of(find(AUTO_ROW));
+        println!(
+            "    median latency {what:<10} auto {}  best honouring hand-written ({best_name}) {}  \
+             ratio {:.2}x (target <= 1.2x)  split / auto {:.1}x (target >= 3x)",
+            ms(mine),
+            ms(best),
+            ratio(mine, best),
+            ratio(of(find("split")), mine),
+        );
+    }
+    let (_, _, monolith_alone) = find("colocated");
+    println!(
+        "    mean latency per page, 1 shopper alone: predicted from the split shop's page profiles, and measured"
+    );
+    println!(
+        "    {:<13} {:>14} {:>14} {:>14} {:>18} {:>18}",
+        "page",
+        "split measured",
+        "auto predicted",
+        "auto measured",
+        "monolith predicted",
+        "monolith measured"
+    );
+    for (page, predicted) in &auto.predicted {
+        println!(
+            "    {page:<13} {:>14} {:>14} {:>14} {:>18} {:>18}",
+            ms(split_alone.page_mean(page)),
+            format!("{:.2}ms", predicted.chosen),
+            ms(auto_alone.page_mean(page)),
+            format!("{:.2}ms", predicted.monolith),
+            ms(monolith_alone.page_mean(page)),
+        );
+    }
     Ok(())
+}
+
+/// Loads the shop that `app` serves after a warm-up, then one shopper
+/// alone, and stops it; none of the requests may fail.
+fn measure(name: &str, app: Weft, roots: &[u32]) -> anyhow::Result<(Figures, Figures)> {
+    let address = app.listeners["web"];
+    load(address, CLIENTS, WARM_UP, roots);
+    let loaded = load(address, CLIENTS, MEASURE, roots);
+    let alone = load(address, 1, ALONE, roots);
+    let (status, output) = app.stop();
+    anyhow::ensure!(status.success(), "{name} did not stop cleanly: {output}");
+    anyhow::ensure!(
+        loaded.failed == 0 && alone.failed == 0,
+        "{name}: {} of {} requests failed",
+        loaded.failed + alone.failed,
+        loaded.requests + alone.requests
+    );
+    Ok((loaded, alone))
 }
 
 /// The figures of the one-shopper pass for the "alone" line, else those

@@ -25,7 +25,9 @@
 //! - (g) one in-process call with telemetry on versus off;
 //! - (h) the HotOS paper's Table 2: `samples/boutique` under a bounded
 //!   load, colocated, in three groups and split (throughput, p50, p99, CPU
-//!   per 1000 requests), with split over colocated next to the paper's;
+//!   per 1000 requests), with split over colocated next to the paper's,
+//!   and the plan `weft plan` chooses under a constraint, moved to live,
+//!   its latency per page predicted and measured;
 //! - (i) on the simulated three-node cluster (as root): throughput and p99
 //!   during a `weft rollout --kube` against steady state, and the
 //!   boutique's pods' start time cold against warm;
@@ -34,7 +36,9 @@
 //! - (k) `wasi:blobstore` write and read throughput of a 256 MiB object
 //!   against `cp` of the same size on the same disk;
 //! - (l) an async call between WASI 0.3 components against a sync call of
-//!   the same shape, in one process and split.
+//!   the same shape, in one process and split;
+//! - (m) how long `weft plan`'s search takes for 12 to 200 components, and
+//!   its plan's cost against a planted one.
 //!
 //! (a) also runs the same sync calls in an app that has a WASI 0.3
 //! component (so the concurrent engine is in use beside the plain one),
@@ -55,6 +59,7 @@ mod boutique;
 mod flow;
 mod http;
 mod kube;
+mod plan;
 mod resources;
 mod rollout;
 mod rpc;
@@ -143,6 +148,9 @@ fn main() -> anyhow::Result<()> {
     }
     if runs("l") {
         flow::async_calls()?;
+    }
+    if runs("m") {
+        plan::planner_speed();
     }
     Ok(())
 }

@@ -107,7 +107,7 @@ async fn static_graph(manifest: &ManifestFile, cache: CompileCache) -> anyhow::R
             })
         })
         .collect();
-    let layout = profile::layout_of(manifest);
+    let layout = crate::telemetry::profile::Layout::of(manifest);
     Ok(Profile::static_graph(
         &layout.app,
         layout.components,
@@ -132,14 +132,33 @@ pub(crate) async fn choose(
             unknown.join(", ")
         );
     }
-    let costs = crate::rpc::calibrate::measure()
+    let calibrated = crate::rpc::calibrate::measure()
         .await
         .context("cannot time a call between processes on this machine")?;
+    // The profile's own remote calls say best what one costs; the loopback
+    // echo when it has none (a profile of one process).
+    let (costs, costs_from) = match profile.rpc_cost_us() {
+        Some((per_call_us, calls)) => (
+            weft_placer::Costs {
+                per_call_us,
+                ..calibrated
+            },
+            format!(
+                "per call from the profile's {calls:.0} remote calls/s, the caller's time less the \
+                 callee's; per byte over loopback here"
+            ),
+        ),
+        None => (
+            calibrated,
+            "measured over loopback here, with mutual TLS".to_string(),
+        ),
+    };
     let request = Request {
         components: &components,
         constraints: &manifest.manifest.placement,
         profile,
         costs,
+        costs_from: &costs_from,
         cpu_budget: budget.cpu_budget,
     };
     weft_placer::choose(&request).map_err(|problems| {

@@ -89,7 +89,7 @@ impl ProfileCommand {
     /// Takes the two snapshots, writes the profile, and sums it up.
     pub async fn execute(self) -> anyhow::Result<()> {
         let manifest = load_absolute(&self.path)?;
-        let mut layout = layout_of(&manifest);
+        let mut layout = Layout::of(&manifest);
         let mut counts = match &self.admin {
             Some(address) => Counts::Admin(address.clone()),
             None => {
@@ -122,22 +122,6 @@ impl ProfileCommand {
     }
 }
 
-/// What the manifest says of the app's layout: its components and which
-/// serves each listener.
-pub(crate) fn layout_of(manifest: &ManifestFile) -> Layout {
-    Layout {
-        app: manifest.manifest.app.name.clone(),
-        components: manifest.manifest.components.keys().cloned().collect(),
-        groups: Default::default(),
-        listeners: manifest
-            .manifest
-            .listeners
-            .iter()
-            .map(|(name, l)| (name.clone(), l.component.clone()))
-            .collect(),
-    }
-}
-
 /// A profile over `window`, from two snapshots of `counts`.
 async fn take(counts: &mut Counts, layout: &Layout, window: Duration) -> anyhow::Result<Profile> {
     let before = counts.snapshot().await?;
@@ -159,7 +143,7 @@ pub(crate) async fn of_deployment(
     window: Duration,
 ) -> anyhow::Result<Profile> {
     let mut counts = Counts::Manager(manager_client(&manifest.dir)?);
-    take(&mut counts, &layout_of(manifest), window).await
+    take(&mut counts, &Layout::of(manifest), window).await
 }
 
 /// Writes `profile` to `path` as JSON.

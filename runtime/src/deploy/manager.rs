@@ -17,6 +17,7 @@
 //!
 //! Outside a rollout exactly one version runs, with all the traffic.
 
+use super::proposal::{self, Proposal, REPLAN_EVERY};
 use crate::app::{Prepared, bind_listener, listener_addresses};
 use crate::cache::CompileCache;
 use crate::deploy::control::{Events, ManagerService};
@@ -41,6 +42,7 @@ use crate::rpc::identity::{Authority, Identity};
 use crate::rpc::store::{LiveVersions, StoreService};
 use crate::telemetry::admin::{self, Answer, Source};
 use crate::telemetry::dashboard::{GroupView, View};
+use crate::telemetry::profile::{self, Layout};
 use crate::telemetry::window::{CallRate, Window};
 use crate::telemetry::{metrics, wire};
 use crate::version::Version;
@@ -195,6 +197,8 @@ pub struct Manager {
     keep: usize,
     /// Snapshots of the workers' metrics, for the last minute's rates.
     window: Mutex<Window>,
+    /// The plan the last re-planning proposed, if any.
+    proposal: Mutex<Option<Proposal>>,
 }
 
 /// Deploys the app, serves it until `shutdown` resolves, then drains the
@@ -314,6 +318,7 @@ pub async fn run(options: DeployOptions, shutdown: impl Future<Output = ()>) -> 
         stopping: tokio::sync::watch::channel(false).0,
         keep: options.keep.max(1),
         window: Mutex::default(),
+        proposal: Mutex::default(),
     });
 
     // The manager's gRPC service: its control API and the key-value store.
@@ -375,6 +380,13 @@ pub async fn run(options: DeployOptions, shutdown: impl Future<Output = ()>) -> 
     };
     manager.set_weights(&[(&first, 100)]);
     tokio::spawn(manager.clone().sample_metrics());
+    let every = manifest
+        .manifest
+        .deploy
+        .as_ref()
+        .and_then(|d| d.replan_every)
+        .map_or(REPLAN_EVERY, |t| t.0);
+    tokio::spawn(manager.clone().keep_replanning(every));
     for r in first.workers.replicas() {
         say!("weft: worker {} serving on {}", r.name(), r.address);
     }
@@ -687,6 +699,69 @@ impl Manager {
         }
     }
 
+    /// Re-plans every `every` from the last minute's counts, for as long as
+    /// the deployment runs, and keeps the proposal (see
+    /// [`proposal`](super::proposal)); its plan file is removed when there
+    /// is none.
+    async fn keep_replanning(self: Arc<Self>, every: Duration) {
+        let mut stopping = self.stopping.subscribe();
+        let mut costs = None;
+        let file = self
+            .manifest_path
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(".weft")
+            .join("proposed-plan.toml");
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(every) => {}
+                _ = stopping.wait_for(|s| *s) => return,
+            }
+            // What a call between processes costs here, measured once.
+            if costs.is_none() {
+                match crate::rpc::calibrate::measure().await {
+                    Ok(measured) => costs = Some(measured),
+                    Err(e) => tracing::warn!("cannot time a call between processes: {e:#}"),
+                }
+            }
+            let Some(costs) = costs else { continue };
+            let proposal = self.replan(costs, &file).await;
+            if proposal.is_none() {
+                let _ = std::fs::remove_file(&file);
+            }
+            *self.proposal.lock().expect("proposal lock") = proposal;
+        }
+    }
+
+    /// The plan to propose now, written to `file`, if one is worth it; none
+    /// while a rollout moves the app.
+    async fn replan(&self, costs: weft_placer::Costs, file: &Path) -> Option<Proposal> {
+        let _not_rolling = self.rolling.try_lock().ok()?;
+        let manifest = load_absolute(&self.manifest_path).ok()?;
+        let serving = self.running.lock().expect("running lock").first()?.clone();
+        let current = self.metrics().await;
+        let (since, base) = self.window.lock().expect("window lock").base()?;
+        let seconds = since.elapsed().as_secs_f64();
+        let mut layout = Layout::of(&manifest);
+        for (group, g) in &serving.plan.groups {
+            for c in &g.components {
+                layout.groups.insert(c.clone(), group.clone());
+            }
+        }
+        let profile = profile::between(&layout, &base, &current, seconds);
+        let (plan, mut proposal) = proposal::consider(
+            &layout.components,
+            &manifest.manifest.placement,
+            &profile,
+            costs,
+            &serving.plan,
+        )?;
+        std::fs::create_dir_all(file.parent()?).ok()?;
+        std::fs::write(file, plan.to_toml()).ok()?;
+        proposal.plan_file = file.display().to_string();
+        Some(proposal)
+    }
+
     /// Both versions' counts now: requests at the listeners, and calls
     /// between components that the workers served.
     async fn counts(&self, running: &Running) -> Counts {
@@ -933,6 +1008,7 @@ impl crate::deploy::control::Deployment for Manager {
             let mut state = self.status();
             state.methods = self.method_rates().await;
             state.keyvalue = self.store_state();
+            state.proposal = self.proposal.lock().expect("proposal lock").clone();
             state.to_json()
         })
     }

@@ -15,6 +15,8 @@
 //! - [`cluster`]: `cluster.toml`, how the workers of a version find each
 //!   other without a manager (Kubernetes, plain machines).
 //! - [`state`]: the file in which a running deployment says where it is.
+//! - [`proposal`]: whether the manager's re-planning proposes a better
+//!   plan, from the last minute's counts (pure).
 //! - [`lock`]: one manager per app.
 //! - [`versions`]: the snapshots of every deployed version, from which the
 //!   workers load.
@@ -29,6 +31,7 @@ pub mod driver;
 pub mod ingress;
 pub mod lock;
 pub mod manager;
+pub mod proposal;
 pub mod rollout;
 pub mod state;
 pub mod versions;

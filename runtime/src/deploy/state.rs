@@ -39,6 +39,10 @@ pub struct DeployState {
     /// it (only in the manager's live answer).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keyvalue: Option<StoreState>,
+    /// A better plan the manager proposes, if any (only in the manager's
+    /// live answer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proposal: Option<super::proposal::Proposal>,
 }
 
 /// Whether the manager's key-value store serves.
@@ -294,6 +298,23 @@ impl DeployState {
                     m.key.version
                 ));
             }
+        }
+        if let Some(p) = &self.proposal {
+            line(String::new());
+            let groups: Vec<String> = p
+                .groups
+                .iter()
+                .map(|(name, components)| format!("{name}: {}", components.join(", ")))
+                .collect();
+            line(format!(
+                "proposal: a plan with {:.1} ms of calls between processes per second instead of \
+                 {:.1} (over the last {:.0} s): {}",
+                p.proposed_ms_per_s,
+                p.running_ms_per_s,
+                p.window_s,
+                groups.join("; ")
+            ));
+            line(format!("  apply it: weft rollout --plan {}", p.plan_file));
         }
         if let Some(r) = &self.rollout {
             let [(af, an), (bf, bn)] = r.window;

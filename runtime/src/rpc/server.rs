@@ -41,6 +41,8 @@ use weft_proto::v1::{
 
 /// One exported function that remote callers may call.
 struct Exported {
+    /// Its component, interface and function.
+    key: (String, String, String),
     pool: Arc<InstancePool>,
     index: ComponentExportIndex,
     types: FuncTypes,
@@ -101,6 +103,8 @@ pub struct Exports {
     edges: Edges,
     /// The handles this worker lends to callers in other processes.
     handles: Arc<Handles>,
+    /// Where the calls served count themselves, as their callee saw them.
+    metrics: Arc<crate::telemetry::metrics::Metrics>,
 }
 
 impl Exports {
@@ -113,6 +117,7 @@ impl Exports {
         components: &[(&Component, &World, Arc<InstancePool>)],
         edges: Edges,
         handles: Arc<Handles>,
+        metrics: Arc<crate::telemetry::metrics::Metrics>,
     ) -> Exports {
         let mut functions = HashMap::new();
         for (component, world, pool) in components {
@@ -160,6 +165,7 @@ impl Exports {
                     };
                     let (shape, fingerprint) = (shape_of(&types), types.fingerprint());
                     let exported = Exported {
+                        key: key.clone(),
                         pool: pool.clone(),
                         index,
                         types,
@@ -183,6 +189,7 @@ impl Exports {
             functions,
             edges,
             handles,
+            metrics,
         }
     }
 
@@ -288,6 +295,7 @@ impl Exports {
             )));
         }
         let cx = self.span(f, &call, parent);
+        let started = std::time::Instant::now();
         let served = match &f.resources {
             Some(resources) => {
                 let from = Holder {
@@ -309,6 +317,25 @@ impl Exports {
             &cx,
             served.as_ref().err().map(|e| e as &dyn std::fmt::Display),
         );
+        if crate::telemetry::enabled() {
+            let (component, interface, function) = &f.key;
+            let key = crate::telemetry::metrics::MethodKey {
+                caller: call.caller.clone(),
+                component: component.clone(),
+                interface: interface.clone(),
+                method: function.clone(),
+                remote: true,
+                group: self.group.clone(),
+                version: self.version.as_str().to_string(),
+            };
+            let response = served.as_ref().map_or(0, |r| r.payload.len());
+            self.metrics.served(key).record(
+                started.elapsed(),
+                served.is_err(),
+                call.payload.len() as u64,
+                response as u64,
+            );
+        }
         served
     }
 

@@ -271,6 +271,7 @@ pub struct ResourceCounts {
 #[derive(Default)]
 pub struct Metrics {
     methods: Mutex<BTreeMap<MethodKey, Arc<MethodStats>>>,
+    served: Mutex<BTreeMap<MethodKey, Arc<MethodStats>>>,
     listeners: Mutex<BTreeMap<ListenerKey, Arc<ListenerStats>>>,
     resources: Mutex<BTreeMap<ResourceKey, Arc<ResourceGauges>>>,
 }
@@ -281,6 +282,14 @@ impl Metrics {
     pub fn method(&self, key: MethodKey) -> Arc<MethodStats> {
         let mut methods = self.methods.lock().expect("metrics lock");
         methods.entry(key).or_default().clone()
+    }
+
+    /// The stats of the method `key` as its callee counts the calls it
+    /// serves to other processes: how long they took there, the RPC left
+    /// out.
+    pub fn served(&self, key: MethodKey) -> Arc<MethodStats> {
+        let mut served = self.served.lock().expect("metrics lock");
+        served.entry(key).or_default().clone()
     }
 
     /// The stats of the listener `key`.
@@ -298,6 +307,7 @@ impl Metrics {
     /// Every count, now.
     pub fn snapshot(&self) -> Snapshot {
         let methods = self.methods.lock().expect("metrics lock");
+        let served = self.served.lock().expect("metrics lock");
         let listeners = self.listeners.lock().expect("metrics lock");
         let resources = self.resources.lock().expect("metrics lock");
         Snapshot {
@@ -315,6 +325,10 @@ impl Metrics {
                 .iter()
                 .map(|(k, s)| (k.clone(), s.snapshot()))
                 .collect(),
+            served: served
+                .iter()
+                .map(|(k, s)| (k.clone(), s.snapshot()))
+                .collect(),
             listeners: listeners
                 .iter()
                 .map(|(k, s)| (k.clone(), s.snapshot()))
@@ -326,8 +340,11 @@ impl Metrics {
 /// Every count of one or more processes at one moment, sorted by labels.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Snapshot {
-    /// Per method.
+    /// Per method, as callers counted the calls.
     pub methods: BTreeMap<MethodKey, MethodCounts>,
+    /// Per method called from another process, as the callee counted the
+    /// calls it served (labelled with the callee's group).
+    pub served: BTreeMap<MethodKey, MethodCounts>,
     /// Per listener and version.
     pub listeners: BTreeMap<ListenerKey, ListenerCounts>,
     /// Per component that keeps resources for others.
@@ -342,6 +359,9 @@ impl Snapshot {
         for snapshot in snapshots {
             for (key, counts) in &snapshot.methods {
                 total.methods.entry(key.clone()).or_default().add(counts);
+            }
+            for (key, counts) in &snapshot.served {
+                total.served.entry(key.clone()).or_default().add(counts);
             }
             for (key, counts) in &snapshot.listeners {
                 total.listeners.entry(key.clone()).or_default().add(counts);
@@ -382,6 +402,9 @@ pub(crate) mod examples {
         let greet = metrics.method(greet("frontend", true));
         greet.record(Duration::from_micros(300), false, 12, 30);
         metrics
+            .served(greet_served())
+            .record(Duration::from_micros(40), false, 12, 30);
+        metrics
             .listener(web())
             .record(200, Duration::from_millis(2));
         let kept = metrics.resources(super::ResourceKey {
@@ -392,6 +415,14 @@ pub(crate) mod examples {
         kept.pinned.store(2, std::sync::atomic::Ordering::Relaxed);
         kept.handles.store(3, std::sync::atomic::Ordering::Relaxed);
         metrics
+    }
+
+    /// hello's `greet` as the greeter's worker serves it to the frontend.
+    pub(crate) fn greet_served() -> MethodKey {
+        MethodKey {
+            group: "greeter".into(),
+            ..greet("frontend", true)
+        }
     }
 
     /// The listener `web`, version "abc".

@@ -5,8 +5,9 @@
 //! versions, apart by whether they crossed a process. A component's busy
 //! time is the time its callers (and listeners) waited on it, less the time
 //! it waited on its own callees: it counts waiting on I/O too, so it bounds
-//! the CPU it used from above. A callee reached over RPC is charged the
-//! RPC's time as well; a profile of a monolith does not have that error.
+//! the CPU it used from above. A callee in another process is charged the
+//! time it counted itself serving the calls (the RPC left out), which the
+//! edge also carries, so that the planner can tell what the RPC cost.
 
 use super::metrics::{HistogramCounts, MethodCounts, Snapshot};
 use super::window::{difference, quantile};
@@ -25,6 +26,24 @@ pub struct Layout {
     pub groups: BTreeMap<String, String>,
     /// The component that serves each listener.
     pub listeners: BTreeMap<String, String>,
+}
+
+impl Layout {
+    /// What `manifest` says of the app's layout: its components, and which
+    /// serves each listener; the groups are left to the caller.
+    pub fn of(manifest: &crate::manifest::ManifestFile) -> Layout {
+        Layout {
+            app: manifest.manifest.app.name.clone(),
+            components: manifest.manifest.components.keys().cloned().collect(),
+            groups: BTreeMap::new(),
+            listeners: manifest
+                .manifest
+                .listeners
+                .iter()
+                .map(|(name, l)| (name.clone(), l.component.clone()))
+                .collect(),
+        }
+    }
 }
 
 /// A latency histogram's difference between two snapshots.
@@ -85,6 +104,17 @@ pub fn between(layout: &Layout, before: &Snapshot, after: &Snapshot, seconds: f6
             edge.latency.sum_ns += latency.sum_ns;
         }
     }
+    // What callees counted of the calls they served to other processes:
+    // calls and nanoseconds, per caller and callee.
+    let mut served: BTreeMap<(String, String), (u64, u64)> = BTreeMap::new();
+    for (key, now) in &after.served {
+        let then = before.served.get(key).unwrap_or(&empty);
+        let entry = served
+            .entry((key.caller.clone(), key.component.clone()))
+            .or_default();
+        entry.0 += now.calls.saturating_sub(then.calls);
+        entry.1 += now.latency.sum_ns.saturating_sub(then.latency.sum_ns);
+    }
     // Per listener, over versions.
     let mut listeners: BTreeMap<String, (u64, u64, HistogramCounts)> = BTreeMap::new();
     for (key, now) in &after.listeners {
@@ -114,10 +144,17 @@ pub fn between(layout: &Layout, before: &Snapshot, after: &Snapshot, seconds: f6
         .iter()
         .map(|c| (c.as_str(), 0.0))
         .collect();
-    for ((caller, callee, _), counts) in &edges {
-        let s = counts.latency.sum_ns as f64 / 1e9;
-        *busy.entry(callee).or_default() += s;
-        *busy.entry(caller).or_default() -= s;
+    for ((caller, callee, remote), counts) in &edges {
+        let waited = counts.latency.sum_ns as f64 / 1e9;
+        *busy.entry(caller).or_default() -= waited;
+        // A callee in another process is charged what it counted itself,
+        // where it did; else all the caller waited.
+        let key = (caller.clone(), callee.clone());
+        let charged = match served.get(&key) {
+            Some((calls, ns)) if *remote && *calls > 0 => *ns as f64 / 1e9,
+            _ => waited,
+        };
+        *busy.entry(callee).or_default() += charged;
     }
     for (listener, (_, _, latency)) in &listeners {
         if let Some(component) = layout.listeners.get(listener) {
@@ -152,9 +189,6 @@ pub fn between(layout: &Layout, before: &Snapshot, after: &Snapshot, seconds: f6
         edges: edges
             .into_iter()
             .map(|((caller, callee, remote), c)| Edge {
-                caller,
-                callee,
-                remote,
                 calls_per_s: c.calls as f64 / seconds,
                 errors_per_s: c.errors as f64 / seconds,
                 request_bytes_per_s: c.request_bytes as f64 / seconds,
@@ -162,6 +196,13 @@ pub fn between(layout: &Layout, before: &Snapshot, after: &Snapshot, seconds: f6
                 mean_ms: c.latency.sum_ns as f64 / 1e6 / c.calls as f64,
                 p50_ms: ms(&c.latency, 0.5),
                 p99_ms: ms(&c.latency, 0.99),
+                served_mean_ms: served
+                    .get(&(caller.clone(), callee.clone()))
+                    .filter(|(calls, _)| remote && *calls > 0)
+                    .map(|(calls, ns)| *ns as f64 / 1e6 / *calls as f64),
+                caller,
+                callee,
+                remote,
             })
             .collect(),
         listeners: listeners

@@ -48,6 +48,12 @@ impl Window {
         }
     }
 
+    /// The oldest snapshot kept, and when it was taken: the base of the
+    /// rates.
+    pub fn base(&self) -> Option<(Instant, Snapshot)> {
+        self.samples.front().cloned()
+    }
+
     /// Every method's rate between the oldest snapshot kept and `now`,
     /// whose counts are `current`; methods without calls in that time are
     /// left out. Empty until there is a snapshot to compare with.

@@ -15,9 +15,8 @@ pub fn to_reply(snapshot: &Snapshot) -> MetricsReply {
         buckets: h.buckets.clone(),
         sum_ns: h.sum_ns,
     };
-    MetricsReply {
-        methods: snapshot
-            .methods
+    let methods = |methods: &std::collections::BTreeMap<MethodKey, MethodCounts>| {
+        methods
             .iter()
             .map(|(k, c)| MethodMetrics {
                 caller: k.caller.clone(),
@@ -33,7 +32,11 @@ pub fn to_reply(snapshot: &Snapshot) -> MetricsReply {
                 response_bytes: c.response_bytes,
                 latency: Some(histogram(&c.latency)),
             })
-            .collect(),
+            .collect()
+    };
+    MetricsReply {
+        methods: methods(&snapshot.methods),
+        served: methods(&snapshot.served),
         listeners: snapshot
             .listeners
             .iter()
@@ -67,9 +70,8 @@ pub fn from_reply(reply: MetricsReply) -> Snapshot {
             sum_ns: h.sum_ns,
         }
     };
-    Snapshot {
-        methods: reply
-            .methods
+    let methods = |methods: Vec<MethodMetrics>| {
+        methods
             .into_iter()
             .map(|m| {
                 let key = MethodKey {
@@ -90,7 +92,11 @@ pub fn from_reply(reply: MetricsReply) -> Snapshot {
                 };
                 (key, counts)
             })
-            .collect(),
+            .collect()
+    };
+    Snapshot {
+        methods: methods(reply.methods),
+        served: methods(reply.served),
         listeners: reply
             .listeners
             .into_iter()
