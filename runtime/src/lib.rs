@@ -49,7 +49,12 @@
 //!   between versions (`weft ingress`), and `weft rollout --kube`.
 //!
 //! - [`telemetry`]: per-method and per-listener metrics, and the admin
-//!   address that serves them.
+//!   address that serves them; `telemetry::profile` turns two snapshots
+//!   into the call profile that `weft profile` writes.
+//!
+//! Choosing a plan: `weft_placer::choose` (pure) picks it from a profile;
+//! `rpc::calibrate` times a call between processes on this machine;
+//! `deploy::proposal` is the manager's periodic re-planning.
 //!
 //! - [`commands`]: the `weft` subcommands.
 //!
