@@ -190,7 +190,7 @@ pub fn choose(request: &Request<'_>) -> Result<Choice, Vec<Problem>> {
     for e in profile
         .edges
         .iter()
-        .filter(|e| e.remote && e.served_mean_ms.is_none())
+        .filter(|e| e.remote && e.rpc_mean_ms.is_none())
     {
         *rpc_cores.entry(&e.callee).or_default() +=
             e.calls_per_s * request.costs.of_call(bytes_per_call(e)) / 1e6;
@@ -430,7 +430,11 @@ fn honoured(
     for (i, set) in constraints.colocate.iter().enumerate() {
         out.push(Honoured {
             rule: Rule::Colocate(i).to_string(),
-            how: format!("{} share group '{}'", set.join(", "), group(&set[0])),
+            how: format!(
+                "{} share group '{}'",
+                set.join(", "),
+                set.first().map_or("?".to_string(), |c| group(c))
+            ),
         });
     }
     for (i, set) in constraints.separate.iter().enumerate() {
@@ -480,7 +484,8 @@ fn honoured(
                     g.name,
                     g.busy_cores,
                     if g.busy_cores > budget {
-                        "; it is one component, so its replicas share the load"
+                        "; it is one component (or one colocated set), so its replicas \
+                         share the load"
                     } else {
                         ""
                     }

@@ -155,10 +155,22 @@ impl Constraints {
         for (i, set) in self.colocate.iter().enumerate() {
             set.iter()
                 .for_each(|c| unknown(Rule::Colocate(i), c, &mut problems));
+            if set.is_empty() {
+                problems.push(Problem {
+                    rules: vec![Rule::Colocate(i)],
+                    message: "is empty; list the components that share a process".into(),
+                });
+            }
         }
         for (i, set) in self.separate.iter().enumerate() {
             set.iter()
                 .for_each(|c| unknown(Rule::Separate(i), c, &mut problems));
+            if set.is_empty() {
+                problems.push(Problem {
+                    rules: vec![Rule::Separate(i)],
+                    message: "is empty; list the components kept apart".into(),
+                });
+            }
             let distinct: BTreeSet<&String> = set.iter().collect();
             if distinct.len() < set.len() {
                 problems.push(Problem {
@@ -486,7 +498,7 @@ mod tests {
     #[test]
     fn unknown_names_and_nonsense_are_reported_at_once() {
         let c = constraints(
-            "colocate = [[\"cart\", \"kart\"]]\nseparate = [[\"payment\", \"payment\"]]\n\
+            "colocate = [[\"cart\", \"kart\"], []]\nseparate = [[\"payment\", \"payment\"]]\n\
              max-components-per-group = 0\n[pin]\nghost = \"zone=a\"\n",
         );
         let text: Vec<String> = c.conflicts(APP).iter().map(Problem::to_string).collect();
@@ -494,6 +506,7 @@ mod tests {
             text,
             [
                 "placement.colocate[0]: names component 'kart', which the app does not have; fix the name",
+                "placement.colocate[1]: is empty; list the components that share a process",
                 "placement.separate[0]: names one component twice; a component cannot be apart from itself",
                 "placement.pin.ghost: names component 'ghost', which the app does not have; fix the name",
                 "placement.max-components-per-group: is 0; a group holds at least one component",

@@ -363,6 +363,28 @@ impl Plan {
         }
     }
 
+    /// Keeps the scale that `from` gave the components: each group runs at
+    /// least as many replicas as the most that any of its components had
+    /// there, and asks for the resources of the first of them that asked
+    /// for any. A plan that `weft plan` chooses starts from one replica; a
+    /// move to it should not shrink what an operator scaled.
+    pub fn keep_scale_of(&mut self, from: &Plan) {
+        for group in self.groups.values_mut() {
+            for c in &group.components {
+                let Some((_, old)) = from.group_of(c) else {
+                    continue;
+                };
+                group.replicas = Replicas {
+                    min: group.replicas.min.max(old.replicas.min),
+                    max: group.replicas.max.max(old.replicas.max),
+                };
+                if group.resources.is_empty() {
+                    group.resources = old.resources.clone();
+                }
+            }
+        }
+    }
+
     /// The group that holds `component`, with its name.
     pub fn group_of(&self, component: &str) -> Option<(&str, &Group)> {
         self.groups
@@ -480,6 +502,18 @@ mod tests {
             "plan.toml: group 'front' has replicas = 4294967295; at most 10000 replicas of a \
              group are run"
         );
+    }
+
+    #[test]
+    fn a_new_plan_keeps_the_scale_an_operator_gave_its_components() {
+        let mut old = Plan::split(["web", "api", "db"]);
+        old.groups.get_mut("api").unwrap().replicas = Replicas::fixed(3);
+        old.groups.get_mut("db").unwrap().resources.cpu = Some("2".into());
+        let mut new = Plan::monolith(["web", "api", "db"]);
+        new.keep_scale_of(&old);
+        let main = &new.groups[MONOLITH_GROUP];
+        assert_eq!(main.replicas, Replicas::fixed(3));
+        assert_eq!(main.resources.cpu.as_deref(), Some("2"));
     }
 
     #[test]

@@ -73,10 +73,11 @@ pub struct Edge {
     pub p50_ms: f64,
     /// 99th percentile of latency, in milliseconds.
     pub p99_ms: f64,
-    /// For remote calls: their mean as the callee served them, the RPC
-    /// left out, in milliseconds.
+    /// For remote calls: the mean time a call spent between the processes
+    /// (the caller's time less what the callee counted serving it), over
+    /// the calls whose callee counted its side, in milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub served_mean_ms: Option<f64>,
+    pub rpc_mean_ms: Option<f64>,
 }
 
 impl Edge {
@@ -157,18 +158,63 @@ impl Profile {
     }
 
     /// What one call between processes cost while the profile was taken,
-    /// in microseconds: the caller's mean less the callee's, over every
-    /// remote edge whose callee counted its side, weighted by calls; and
-    /// over how many calls per second. `None` without such edges.
-    pub fn rpc_cost_us(&self) -> Option<(f64, f64)> {
+    /// its bytes aside, in microseconds: each remote edge's time between
+    /// the processes, less `per_byte_ns` for each byte its calls moved,
+    /// weighted by calls; and over how many calls per second. `None`
+    /// without remote edges whose callee counted its side.
+    pub fn rpc_cost_us(&self, per_byte_ns: f64) -> Option<(f64, f64)> {
         let (mut calls, mut total) = (0.0, 0.0);
         for e in self.edges.iter().filter(|e| e.remote) {
-            if let Some(served) = e.served_mean_ms {
+            if let Some(rpc) = e.rpc_mean_ms {
+                let bytes_per_call = e.bytes_per_s() / e.calls_per_s.max(f64::MIN_POSITIVE);
+                let fixed = (rpc * 1e3 - bytes_per_call * per_byte_ns / 1e3).max(0.0);
                 calls += e.calls_per_s;
-                total += e.calls_per_s * (e.mean_ms - served).max(0.0) * 1e3;
+                total += e.calls_per_s * fixed;
             }
         }
         (calls > 0.0).then(|| (total / calls, calls))
+    }
+
+    /// Whether every figure is a finite number, not below zero: the first
+    /// one that is not, named as the file names it.
+    pub fn check(&self) -> Result<(), String> {
+        let mut figures: Vec<(String, f64)> = vec![("window-s".into(), self.window_s)];
+        for (c, load) in &self.components {
+            figures.push((format!("components.{c}.busy-cores"), load.busy_cores));
+            figures.push((format!("components.{c}.busy-pct"), load.busy_pct));
+        }
+        for (i, e) in self.edges.iter().enumerate() {
+            for (name, value) in [
+                ("calls-per-s", e.calls_per_s),
+                ("errors-per-s", e.errors_per_s),
+                ("request-bytes-per-s", e.request_bytes_per_s),
+                ("response-bytes-per-s", e.response_bytes_per_s),
+                ("mean-ms", e.mean_ms),
+                ("p50-ms", e.p50_ms),
+                ("p99-ms", e.p99_ms),
+                ("rpc-mean-ms", e.rpc_mean_ms.unwrap_or(0.0)),
+            ] {
+                figures.push((format!("edges[{i}].{name}"), value));
+            }
+        }
+        for (i, l) in self.listeners.iter().enumerate() {
+            for (name, value) in [
+                ("requests-per-s", l.requests_per_s),
+                ("errors-per-s", l.errors_per_s),
+                ("mean-ms", l.mean_ms),
+                ("p50-ms", l.p50_ms),
+                ("p99-ms", l.p99_ms),
+            ] {
+                figures.push((format!("listeners[{i}].{name}"), value));
+            }
+        }
+        match figures.into_iter().find(|(_, v)| !(v.is_finite() && *v >= 0.0)) {
+            Some((field, value)) => Err(format!(
+                "{field} is {value}; every figure is a number from 0 up: take a new profile \
+                 with weft profile"
+            )),
+            None => Ok(()),
+        }
     }
 
     /// The components the profile names that are not among `components`,

@@ -736,6 +736,17 @@ impl Manifest {
                 ),
             ));
         }
+        if let Some(every) = self.deploy.as_ref().and_then(|d| d.replan_every)
+            && !(Duration::from_secs(1)..=Duration::from_secs(24 * 3600)).contains(&every.0)
+        {
+            return Err(invalid(
+                "deploy.replan-every".into(),
+                format!(
+                    "{:?} is out of range; give at least \"1s\" and at most \"24h\", such as \"60s\"",
+                    every.0
+                ),
+            ));
+        }
         if let Some(points) = self.deploy.as_ref().and_then(|d| d.rollback_failure_points)
             && !(points > 0.0 && points <= 100.0)
         {

@@ -151,6 +151,22 @@ fn plans_from_the_wrong_inputs_are_refused_with_what_to_do() {
     assert!(!status.success());
     assert!(stderr.contains("not a number of cores above 0"), "{stderr}");
 
+    let (status, _, stderr) = weft_once(&["profile", path, "--window", "0"]);
+    assert!(!status.success());
+    assert!(stderr.contains("too short to count calls over"), "{stderr}");
+
+    let (status, _, stderr) = weft_once(&["rollout", path, "--kube", "--plan", "auto"]);
+    assert!(!status.success());
+    assert!(stderr.contains("--plan auto is not supported with --kube"), "{stderr}");
+
+    // A profile with a figure that is no rate.
+    let mut broken = Profile::static_graph("hello", ["frontend", "greeter"], [("frontend", "greeter")], []);
+    broken.edges[0].calls_per_s = -1.0;
+    std::fs::write(&other, serde_json::to_string(&broken).unwrap()).unwrap();
+    let (status, _, stderr) = weft_once(&["plan", path, "--profile", other.to_str().unwrap()]);
+    assert!(!status.success());
+    assert!(stderr.contains("edges[0].calls-per-s is -1"), "{stderr}");
+
     let (status, _, stderr) = weft_once(&["plan", path, "--profile", "/nonexistent.json"]);
     assert!(!status.success());
     assert!(

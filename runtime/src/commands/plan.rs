@@ -137,7 +137,7 @@ pub(crate) async fn choose(
         .context("cannot time a call between processes on this machine")?;
     // The profile's own remote calls say best what one costs; the loopback
     // echo when it has none (a profile of one process).
-    let (costs, costs_from) = match profile.rpc_cost_us() {
+    let (costs, costs_from) = match profile.rpc_cost_us(calibrated.per_byte_ns) {
         Some((per_call_us, calls)) => (
             weft_placer::Costs {
                 per_call_us,

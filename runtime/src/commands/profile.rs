@@ -32,11 +32,22 @@ pub struct ProfileCommand {
     #[arg(long, value_name = "ADDR")]
     pub admin: Option<String>,
     /// How long to watch, such as 10s or 1m.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = super::rollout::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_window)]
     pub window: Duration,
     /// Where to write the profile [default: .weft/profile.json beside the manifest].
     #[arg(long, short = 'o', value_name = "FILE")]
     pub out: Option<PathBuf>,
+}
+
+/// `--window`: a duration of at least 100 ms, such as `10s`.
+pub(crate) fn parse_window(text: &str) -> Result<Duration, String> {
+    let window = super::rollout::parse_duration(text)?;
+    if window < Duration::from_millis(100) {
+        return Err(format!(
+            "'{text}' is too short to count calls over; give at least 100ms, such as 10s"
+        ));
+    }
+    Ok(window)
 }
 
 /// Where the counts come from.
@@ -101,7 +112,8 @@ impl ProfileCommand {
                     .map_err(|s| anyhow::anyhow!("the manager did not answer: {}", s.message()))?
                     .into_inner()
                     .json;
-                let state: DeployState = serde_json::from_str(&json)?;
+                let state: DeployState = serde_json::from_str(&json)
+                    .context("the manager's status does not read as weft's; is it this weft's?")?;
                 if let Some(main) = state.versions.iter().max_by_key(|v| v.weight) {
                     for (group, components) in &main.groups {
                         for c in components {
@@ -159,12 +171,16 @@ fn write(profile: &Profile, path: &Path) -> anyhow::Result<()> {
 pub(crate) fn read(path: &Path) -> anyhow::Result<Profile> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("--profile {}: cannot read it", path.display()))?;
-    serde_json::from_str(&text).with_context(|| {
+    let profile: Profile = serde_json::from_str(&text).with_context(|| {
         format!(
             "--profile {}: not a profile that weft profile wrote; take a new one",
             path.display()
         )
-    })
+    })?;
+    profile
+        .check()
+        .map_err(|e| anyhow::anyhow!("--profile {}: {e}", path.display()))?;
+    Ok(profile)
 }
 
 /// The profile as people read it.

@@ -34,7 +34,7 @@ pub struct RolloutCommand {
     #[arg(long, value_name = "FILE")]
     pub profile: Option<PathBuf>,
     /// With --plan auto and no --profile: how long to watch the running app.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = super::profile::parse_window)]
     pub profile_window: Duration,
     /// The budget of busy cores per process.
     #[command(flatten)]
@@ -105,6 +105,43 @@ pub struct RollbackCommand {
     pub kube: KubeFlags,
 }
 
+/// The plan the deployment of `manifest` runs now, as its manager says:
+/// the serving version's groups, each with as many replicas as it has
+/// workers.
+async fn running_plan(manifest: &crate::manifest::ManifestFile) -> anyhow::Result<Plan> {
+    let json = manager_client(&manifest.dir)?
+        .status(weft_proto::v1::StatusRequest {})
+        .await
+        .map_err(|s| anyhow::anyhow!("the manager did not answer: {}", s.message()))?
+        .into_inner()
+        .json;
+    let state: crate::deploy::state::DeployState = serde_json::from_str(&json)
+        .context("the manager's status does not read as weft's; is it this weft's?")?;
+    let serving = state
+        .versions
+        .iter()
+        .find(|v| v.version == state.version)
+        .context("the manager names no serving version")?;
+    let groups = serving
+        .groups
+        .iter()
+        .map(|(name, components)| {
+            let workers = state
+                .workers
+                .iter()
+                .filter(|w| w.version == state.version && &w.group == name)
+                .count();
+            let group = weft_placer::Group {
+                components: components.clone(),
+                replicas: weft_placer::Replicas::fixed(u32::try_from(workers).unwrap_or(1).max(1)),
+                resources: Default::default(),
+            };
+            (name.clone(), group)
+        })
+        .collect();
+    Ok(Plan { groups })
+}
+
 /// `--max-failure-points`: more than 0, at most 100.
 fn parse_points(text: &str) -> Result<f64, String> {
     text.parse::<f64>()
@@ -137,7 +174,14 @@ impl RolloutCommand {
         };
         let choice = super::plan::choose(manifest, &profile, &self.budget).await?;
         print!("{}", choice.render(&manifest.path.display().to_string()));
-        Ok(choice.plan)
+        // The replicas the running groups have carry over, where the
+        // constraints allow it.
+        let mut plan = choice.plan.clone();
+        plan.keep_scale_of(&running_plan(manifest).await?);
+        if !manifest.manifest.placement.violations(&plan).is_empty() {
+            plan = choice.plan;
+        }
+        Ok(plan)
     }
 
     /// Asks the manager for the rollout and prints its steps; fails when
@@ -148,7 +192,11 @@ impl RolloutCommand {
             crate::builder::build_components(&manifest)?;
         }
         let plan = match self.plan.as_deref() {
-            Some(AUTO_PLAN) if !self.kube.kube => self.auto_plan(&manifest).await?.to_toml(),
+            Some(AUTO_PLAN) if self.kube.kube => anyhow::bail!(
+                "--plan auto is not supported with --kube yet: write the plan with `weft plan \
+                 --profile FILE -o plan.toml` and give --plan plan.toml"
+            ),
+            Some(AUTO_PLAN) => self.auto_plan(&manifest).await?.to_toml(),
             Some(name) => named_plan(name, &manifest)?.to_toml(),
             None => String::new(),
         };

@@ -734,9 +734,14 @@ impl Manager {
     }
 
     /// The plan to propose now, written to `file`, if one is worth it; none
-    /// while a rollout moves the app.
+    /// while a rollout moves the app. It does not hold the rollout lock,
+    /// which would refuse a `weft rollout` that came meanwhile: it looks
+    /// before and after.
     async fn replan(&self, costs: weft_placer::Costs, file: &Path) -> Option<Proposal> {
-        let _not_rolling = self.rolling.try_lock().ok()?;
+        let rolling = || self.rolling.try_lock().is_err();
+        if rolling() {
+            return None;
+        }
         let manifest = load_absolute(&self.manifest_path).ok()?;
         let serving = self.running.lock().expect("running lock").first()?.clone();
         let current = self.metrics().await;
@@ -756,6 +761,9 @@ impl Manager {
             costs,
             &serving.plan,
         )?;
+        if rolling() {
+            return None;
+        }
         std::fs::create_dir_all(file.parent()?).ok()?;
         std::fs::write(file, plan.to_toml()).ok()?;
         proposal.plan_file = file.display().to_string();

@@ -59,6 +59,13 @@ pub fn consider(
         cpu_budget: None,
     })
     .ok()?;
+    // The scale an operator gave the running groups carries over, where the
+    // constraints allow it.
+    let mut plan = choice.plan.clone();
+    plan.keep_scale_of(running);
+    if !constraints.violations(&plan).is_empty() {
+        plan = choice.plan.clone();
+    }
     let running_ms = weft_placer::cut_cost_ms(profile, running, costs);
     let proposed_ms = choice.cost_ms_per_s.chosen;
     let saved = running_ms - proposed_ms;
@@ -85,7 +92,7 @@ pub fn consider(
             .collect(),
         window_s: profile.window_s,
     };
-    Some((choice.plan, proposal))
+    Some((plan, proposal))
 }
 
 /// Whether two plans put the same components together, whatever their

@@ -64,6 +64,16 @@ impl Invoke for Echo {
     }
 }
 
+/// A task aborted when this is dropped: the echo server stops however
+/// the measurement ends.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Measures [`Costs`] on this machine; takes a few hundred milliseconds.
 pub async fn measure() -> anyhow::Result<Costs> {
     let app = "weft-calibration";
@@ -73,14 +83,14 @@ pub async fn measure() -> anyhow::Result<Costs> {
     let server = ServerSecurity::new(authority.issue(&identity)?);
     let socket = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address = socket.local_addr()?;
-    let serving = tokio::spawn(
+    let serving = AbortOnDrop(tokio::spawn(
         server
             .builder()?
             .add_service(InvokeServer::new(Echo).max_decoding_message_size(super::MAX_MESSAGE))
             .serve_with_incoming(
                 tonic::transport::server::TcpIncoming::from(socket).with_nodelay(Some(true)),
             ),
-    );
+    ));
     let dialer = Dialer::new(authority.issue(&identity)?);
     let channel = dialer
         .endpoint(&address.to_string(), Peer::Worker(&version))?
@@ -110,10 +120,9 @@ pub async fn measure() -> anyhow::Result<Costs> {
         times.sort_unstable();
         Ok(times[times.len() / 2])
     };
-    let empty = median(Vec::new()).await;
-    let large = median(vec![7; LARGE]).await;
-    serving.abort();
-    let (empty, large) = (empty?, large?);
+    let empty = median(Vec::new()).await?;
+    let large = median(vec![7; LARGE]).await?;
+    drop(serving);
     let per_byte = large.saturating_sub(empty).as_secs_f64() * 1e9 / (2 * LARGE) as f64;
     Ok(Costs {
         per_call_us: empty.as_secs_f64() * 1e6,

@@ -6,10 +6,11 @@
 //! time is the time its callers (and listeners) waited on it, less the time
 //! it waited on its own callees: it counts waiting on I/O too, so it bounds
 //! the CPU it used from above. A callee in another process is charged the
-//! time it counted itself serving the calls (the RPC left out), which the
-//! edge also carries, so that the planner can tell what the RPC cost.
+//! time it counted itself serving the calls (the RPC left out), method by
+//! method; the edge carries the rest, the time a call spent between the
+//! processes, so that the planner knows what an RPC costs here.
 
-use super::metrics::{HistogramCounts, MethodCounts, Snapshot};
+use super::metrics::{HistogramCounts, MethodCounts, MethodKey, Snapshot};
 use super::window::{difference, quantile};
 use std::collections::{BTreeMap, BTreeSet};
 use weft_placer::profile::{ComponentLoad, Edge, ListenerLoad, Profile};
@@ -68,6 +69,28 @@ pub fn between(layout: &Layout, before: &Snapshot, after: &Snapshot, seconds: f6
     let mut groups = layout.groups.clone();
     let mut versions = BTreeSet::new();
     let empty = MethodCounts::default();
+    // What callees counted of the calls they served to other processes,
+    // per method (their labels name the callee's group, not the caller's):
+    // calls and nanoseconds.
+    let method = |k: &MethodKey| {
+        (
+            k.caller.clone(),
+            k.component.clone(),
+            k.interface.clone(),
+            k.method.clone(),
+            k.version.clone(),
+        )
+    };
+    let mut served: BTreeMap<_, (u64, u64)> = BTreeMap::new();
+    for (key, now) in &after.served {
+        let then = before.served.get(key).unwrap_or(&empty);
+        let entry = served.entry(method(key)).or_default();
+        entry.0 += now.calls.saturating_sub(then.calls);
+        entry.1 += now.latency.sum_ns.saturating_sub(then.latency.sum_ns);
+    }
+    // Per remote edge, over the methods whose callee counted its side:
+    // calls, the caller's nanoseconds and the callee's.
+    let mut matched: BTreeMap<(String, String), (u64, u64, u64)> = BTreeMap::new();
     for (key, now) in &after.methods {
         let then = before.methods.get(key).unwrap_or(&empty);
         let calls = now.calls.saturating_sub(then.calls);
@@ -87,6 +110,17 @@ pub fn between(layout: &Layout, before: &Snapshot, after: &Snapshot, seconds: f6
             .entry((key.caller.clone(), key.component.clone(), key.remote))
             .or_default();
         let latency = delta(&now.latency, &then.latency);
+        if let Some((served_calls, served_ns)) = served.get(&method(key))
+            && key.remote
+            && *served_calls > 0
+        {
+            let m = matched
+                .entry((key.caller.clone(), key.component.clone()))
+                .or_default();
+            m.0 += served_calls;
+            m.1 += latency.sum_ns;
+            m.2 += served_ns;
+        }
         edge.calls += calls;
         edge.errors += now.errors.saturating_sub(then.errors);
         edge.request_bytes += now.request_bytes.saturating_sub(then.request_bytes);
@@ -103,17 +137,6 @@ pub fn between(layout: &Layout, before: &Snapshot, after: &Snapshot, seconds: f6
                 .collect();
             edge.latency.sum_ns += latency.sum_ns;
         }
-    }
-    // What callees counted of the calls they served to other processes:
-    // calls and nanoseconds, per caller and callee.
-    let mut served: BTreeMap<(String, String), (u64, u64)> = BTreeMap::new();
-    for (key, now) in &after.served {
-        let then = before.served.get(key).unwrap_or(&empty);
-        let entry = served
-            .entry((key.caller.clone(), key.component.clone()))
-            .or_default();
-        entry.0 += now.calls.saturating_sub(then.calls);
-        entry.1 += now.latency.sum_ns.saturating_sub(then.latency.sum_ns);
     }
     // Per listener, over versions.
     let mut listeners: BTreeMap<String, (u64, u64, HistogramCounts)> = BTreeMap::new();
@@ -148,13 +171,15 @@ pub fn between(layout: &Layout, before: &Snapshot, after: &Snapshot, seconds: f6
         let waited = counts.latency.sum_ns as f64 / 1e9;
         *busy.entry(caller).or_default() -= waited;
         // A callee in another process is charged what it counted itself,
-        // where it did; else all the caller waited.
+        // for the methods where it did; else all the caller waited.
         let key = (caller.clone(), callee.clone());
-        let charged = match served.get(&key) {
-            Some((calls, ns)) if *remote && *calls > 0 => *ns as f64 / 1e9,
+        let charged = match matched.get(&key) {
+            Some((_, caller_ns, served_ns)) if *remote => {
+                waited - *caller_ns as f64 / 1e9 + *served_ns as f64 / 1e9
+            }
             _ => waited,
         };
-        *busy.entry(callee).or_default() += charged;
+        *busy.entry(callee).or_default() += charged.max(0.0);
     }
     for (listener, (_, _, latency)) in &listeners {
         if let Some(component) = layout.listeners.get(listener) {
@@ -196,10 +221,12 @@ pub fn between(layout: &Layout, before: &Snapshot, after: &Snapshot, seconds: f6
                 mean_ms: c.latency.sum_ns as f64 / 1e6 / c.calls as f64,
                 p50_ms: ms(&c.latency, 0.5),
                 p99_ms: ms(&c.latency, 0.99),
-                served_mean_ms: served
+                rpc_mean_ms: matched
                     .get(&(caller.clone(), callee.clone()))
-                    .filter(|(calls, _)| remote && *calls > 0)
-                    .map(|(calls, ns)| *ns as f64 / 1e6 / *calls as f64),
+                    .filter(|(calls, _, _)| remote && *calls > 0)
+                    .map(|(calls, caller_ns, served_ns)| {
+                        caller_ns.saturating_sub(*served_ns) as f64 / 1e6 / *calls as f64
+                    }),
                 caller,
                 callee,
                 remote,

@@ -33,6 +33,8 @@ pub(super) struct Auto {
     /// Each page's predicted mean under the chosen plan, the monolith and
     /// split, from the split shop's measured mean.
     pub(super) predicted: Vec<(&'static str, Compared)>,
+    /// What a call between processes cost with one shopper.
+    pub(super) alone_costs: Costs,
 }
 
 /// Each page alone, as a shopper's round; whether the round adds to the
@@ -109,13 +111,16 @@ pub(super) fn run(bin: &Path, split_alone: &Figures) -> anyhow::Result<Auto> {
     let address = app.listeners["web"];
     let roots = [app.pid()];
 
-    // Each page alone: its calls per request.
+    // Each page alone: its calls per request, and what its remote calls
+    // cost with one shopper (the time between the processes).
     let mut pages: Vec<(&str, Calls)> = Vec::new();
+    let mut alone_profiles = Vec::new();
     for (page, mix, after_add) in PAGE_MIXES {
         let profile = profile_while(bin, dir.path(), Duration::from_secs(2), || {
             load_mix(address, mix, 1, Duration::from_millis(3500), &roots)
         })?;
         let mut calls = per_request(&profile);
+        alone_profiles.push(profile);
         if *after_add {
             // Per round of two requests, less the add's calls.
             let (_, add) = &pages[2];
@@ -148,6 +153,20 @@ pub(super) fn run(bin: &Path, split_alone: &Figures) -> anyhow::Result<Auto> {
         ],
     )?;
 
+    // The predictions are of one shopper alone: a call between processes
+    // costs what it did with one shopper, from the pages' profiles.
+    let (mut calls, mut total) = (0.0, 0.0);
+    for p in &alone_profiles {
+        if let Some((us, n)) = p.rpc_cost_us(choice.costs.per_byte_ns) {
+            calls += n;
+            total += us * n;
+        }
+    }
+    anyhow::ensure!(calls > 0.0, "the pages' profiles have no remote calls");
+    let alone_costs = Costs {
+        per_call_us: total / calls,
+        ..choice.costs
+    };
     let components: Vec<String> = profile.components.keys().cloned().collect();
     let (monolith, split) = (
         Plan::monolith(components.iter().cloned()),
@@ -159,7 +178,7 @@ pub(super) fn run(bin: &Path, split_alone: &Figures) -> anyhow::Result<Auto> {
             let page_profile = one_page(&profile, calls, split_alone.page_mean(page));
             let latency = weft_placer::predict(
                 &page_profile,
-                choice.costs,
+                alone_costs,
                 &[&choice.plan, &monolith, &split],
             );
             (*page, latency[0].predicted_ms)
@@ -172,6 +191,7 @@ pub(super) fn run(bin: &Path, split_alone: &Figures) -> anyhow::Result<Auto> {
         loaded,
         alone,
         predicted,
+        alone_costs,
     })
 }
 
