@@ -447,8 +447,8 @@ pub(crate) fn table2() -> anyhow::Result<()> {
     let (_, _, auto_alone) = find(AUTO_ROW);
     let choice = &auto.choice;
     println!(
-        "  the automatic plan under{}  from a profile of the split shop under the mix; a call \
-         between processes costs {} here",
+        "  the automatic plan under{}  from a profile of the split shop under the mix, in which \
+         a call between processes cost {}",
         auto::CONSTRAINT.replace('\n', " "),
         auto::costs_line(&choice.costs)
     );
@@ -487,7 +487,9 @@ pub(crate) fn table2() -> anyhow::Result<()> {
     }
     let (_, _, monolith_alone) = find("colocated");
     println!(
-        "    mean latency per page, 1 shopper alone: predicted from the split shop's page profiles, and measured"
+        "    mean latency per page, 1 shopper alone: predicted from the split shop's page \
+         profiles (a call between processes cost {} with one shopper), and measured",
+        auto::costs_line(&auto.alone_costs)
     );
     println!(
         "    {:<13} {:>14} {:>14} {:>14} {:>18} {:>18}",

@@ -299,4 +299,25 @@ mod tests {
         assert_eq!(profile.groups["greeter"], "frontend");
         assert_eq!(profile.versions, ["abc"]);
     }
+
+    #[test]
+    fn a_remote_edge_carries_what_the_rpc_cost_and_the_callee_its_own_time() {
+        let before = Metrics::default().snapshot();
+        // One remote greet: 300 µs at the caller, 40 µs at the callee.
+        let after = examples::one_call_and_request().snapshot();
+        let layout = Layout {
+            app: "hello".into(),
+            components: vec!["frontend".into(), "greeter".into()],
+            groups: BTreeMap::new(),
+            listeners: BTreeMap::from([("web".into(), "frontend".into())]),
+        };
+        let profile = between(&layout, &before, &after, 1.0);
+        let edge = &profile.edges[0];
+        assert!(edge.remote);
+        assert!((edge.rpc_mean_ms.unwrap() - 0.26).abs() < 1e-9, "{edge:?}");
+        assert!((profile.components["greeter"].busy_cores - 40e-6).abs() < 1e-12);
+        // 42 bytes moved at 1 ns each leave 259.958 µs for the call.
+        let (us, calls) = profile.rpc_cost_us(1.0).unwrap();
+        assert!((us - 259.958).abs() < 1e-6 && calls == 1.0, "{us} {calls}");
+    }
 }
