@@ -203,8 +203,8 @@ pub fn choose(request: &Request<'_>) -> Result<Choice, Vec<Problem>> {
     let graph = Graph::new(components, constraints, busy, &weights, request.cpu_budget);
     let found = graph.search();
 
-    // Groups of component names, each named after its first component
-    // (or `main`, alone).
+    // Groups of component names, each named after the component in it that
+    // serves a listener, else its first (or `main`, alone).
     let mut groups: Vec<Vec<String>> = found
         .groups
         .iter()
@@ -218,12 +218,19 @@ pub fn choose(request: &Request<'_>) -> Result<Choice, Vec<Problem>> {
         })
         .collect();
     groups.sort_by_key(|g| index[g[0].as_str()]);
+    let serving: BTreeSet<&str> = profile
+        .listeners
+        .iter()
+        .map(|l| l.component.as_str())
+        .collect();
     let name_of = |g: &[String]| {
         if groups.len() == 1 {
-            MONOLITH_GROUP.to_string()
-        } else {
-            g[0].clone()
+            return MONOLITH_GROUP.to_string();
         }
+        g.iter()
+            .find(|c| serving.contains(c.as_str()))
+            .unwrap_or(&g[0])
+            .clone()
     };
     let mut plan = Plan {
         groups: BTreeMap::new(),
