@@ -208,7 +208,10 @@ impl Profile {
                 figures.push((format!("listeners[{i}].{name}"), value));
             }
         }
-        match figures.into_iter().find(|(_, v)| !(v.is_finite() && *v >= 0.0)) {
+        match figures
+            .into_iter()
+            .find(|(_, v)| !(v.is_finite() && *v >= 0.0))
+        {
             Some((field, value)) => Err(format!(
                 "{field} is {value}; every figure is a number from 0 up: take a new profile \
                  with weft profile"

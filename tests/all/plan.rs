@@ -157,10 +157,18 @@ fn plans_from_the_wrong_inputs_are_refused_with_what_to_do() {
 
     let (status, _, stderr) = weft_once(&["rollout", path, "--kube", "--plan", "auto"]);
     assert!(!status.success());
-    assert!(stderr.contains("--plan auto is not supported with --kube"), "{stderr}");
+    assert!(
+        stderr.contains("--plan auto is not supported with --kube"),
+        "{stderr}"
+    );
 
     // A profile with a figure that is no rate.
-    let mut broken = Profile::static_graph("hello", ["frontend", "greeter"], [("frontend", "greeter")], []);
+    let mut broken = Profile::static_graph(
+        "hello",
+        ["frontend", "greeter"],
+        [("frontend", "greeter")],
+        [],
+    );
     broken.edges[0].calls_per_s = -1.0;
     std::fs::write(&other, serde_json::to_string(&broken).unwrap()).unwrap();
     let (status, _, stderr) = weft_once(&["plan", path, "--profile", other.to_str().unwrap()]);
