@@ -158,7 +158,7 @@ impl Prepared {
             &components,
             edges,
             app.handles.clone(),
-            app.metrics.clone(),
+            &app.metrics,
         )
     }
 }

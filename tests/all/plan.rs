@@ -46,6 +46,12 @@ fn a_profile_counts_each_edge_where_it_ran_and_the_plan_follows_it() {
             .find(|e| e.caller == "frontend" && e.callee == "greeter")
             .unwrap_or_else(|| panic!("{mode:?}: no frontend -> greeter in {profile:?}"));
         assert_eq!(greet.remote, mode == Mode::Split, "{mode:?}");
+        // Split, the greeter counted its side of each call: the rest is
+        // the time between the processes, which plans are costed with.
+        match greet.rpc_mean_ms {
+            Some(rpc) => assert!(mode == Mode::Split && rpc > 0.0 && rpc < greet.mean_ms),
+            None => assert_ne!(mode, Mode::Split, "no callee-side time: {greet:?}"),
+        }
         assert!(greet.calls_per_s > 10.0, "{mode:?}: {greet:?}");
         assert!(greet.request_bytes_per_s > 0.0 && greet.mean_ms > 0.0);
         let web = &profile.listeners[0];
@@ -72,6 +78,12 @@ fn a_profile_counts_each_edge_where_it_ran_and_the_plan_follows_it() {
         assert_eq!(choice.plan.groups.keys().collect::<Vec<_>>(), ["main"]);
         assert!(choice.cut.is_empty());
         assert!(choice.costs.per_call_us > 0.0);
+        assert_eq!(
+            choice.costs_from.starts_with("per call from the profile"),
+            mode == Mode::Split,
+            "{}",
+            choice.costs_from
+        );
         let latency = &choice.latency[0];
         if mode == Mode::Split {
             assert!(

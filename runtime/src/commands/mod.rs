@@ -40,3 +40,20 @@ fn manager_client(dir: &std::path::Path) -> anyhow::Result<ManagerClient<Channel
         Dialer::new(credentials).channel(&state.control, Peer::Manager)?,
     ))
 }
+
+/// The deployment's state as `client`'s manager tells it now, and the same
+/// as the JSON it sent (what `weft status --json` prints).
+async fn manager_state(
+    client: &mut ManagerClient<Channel>,
+) -> anyhow::Result<(DeployState, String)> {
+    let json = client
+        .status(weft_proto::v1::StatusRequest {})
+        .await
+        .map_err(|s| anyhow::anyhow!("the manager did not answer: {}", s.message()))?
+        .into_inner()
+        .json;
+    let state = serde_json::from_str(&json).context(
+        "the manager's status does not read as this weft's; is the manager another weft's?",
+    )?;
+    Ok((state, json))
+}

@@ -8,7 +8,6 @@
 
 use super::manager_client;
 use crate::deploy::manager::load_absolute;
-use crate::deploy::state::DeployState;
 use crate::manifest::ManifestFile;
 use crate::telemetry::metrics::Snapshot;
 use crate::telemetry::profile::{self, Layout};
@@ -17,7 +16,7 @@ use anyhow::Context as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use weft_placer::Profile;
-use weft_proto::v1::{MetricsReply, MetricsRequest, StatusRequest};
+use weft_proto::v1::{MetricsReply, MetricsRequest};
 
 /// Watch a running app for a while and write what its components did:
 /// calls, bytes, errors and latency per edge, requests per listener, and
@@ -106,14 +105,7 @@ impl ProfileCommand {
             None => {
                 let mut client = manager_client(&manifest.dir)?;
                 // The groups of the version with the most traffic.
-                let json = client
-                    .status(StatusRequest {})
-                    .await
-                    .map_err(|s| anyhow::anyhow!("the manager did not answer: {}", s.message()))?
-                    .into_inner()
-                    .json;
-                let state: DeployState = serde_json::from_str(&json)
-                    .context("the manager's status does not read as weft's; is it this weft's?")?;
+                let (state, _) = super::manager_state(&mut client).await?;
                 if let Some(main) = state.versions.iter().max_by_key(|v| v.weight) {
                     for (group, components) in &main.groups {
                         for c in components {

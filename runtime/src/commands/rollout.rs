@@ -109,14 +109,7 @@ pub struct RollbackCommand {
 /// the serving version's groups, each with as many replicas as it has
 /// workers.
 async fn running_plan(manifest: &crate::manifest::ManifestFile) -> anyhow::Result<Plan> {
-    let json = manager_client(&manifest.dir)?
-        .status(weft_proto::v1::StatusRequest {})
-        .await
-        .map_err(|s| anyhow::anyhow!("the manager did not answer: {}", s.message()))?
-        .into_inner()
-        .json;
-    let state: crate::deploy::state::DeployState = serde_json::from_str(&json)
-        .context("the manager's status does not read as weft's; is it this weft's?")?;
+    let (state, _) = super::manager_state(&mut manager_client(&manifest.dir)?).await?;
     let serving = state
         .versions
         .iter()

@@ -2,9 +2,7 @@
 
 use super::manager_client;
 use crate::deploy::manager::load_absolute;
-use crate::deploy::state::DeployState;
 use std::path::PathBuf;
-use weft_proto::v1::StatusRequest;
 
 /// Show a running deployment: its versions and their traffic, its workers,
 /// its listeners, and the rollout under way.
@@ -22,15 +20,10 @@ impl StatusCommand {
     /// Asks the manager and prints what it says.
     pub async fn execute(self) -> anyhow::Result<()> {
         let manifest = load_absolute(&self.path)?;
-        let reply = manager_client(&manifest.dir)?
-            .status(StatusRequest {})
-            .await
-            .map_err(|s| anyhow::anyhow!("the manager did not answer: {}", s.message()))?
-            .into_inner();
+        let (state, json) = super::manager_state(&mut manager_client(&manifest.dir)?).await?;
         if self.json {
-            say!("{}", reply.json);
+            say!("{json}");
         } else {
-            let state: DeployState = serde_json::from_str(&reply.json)?;
             print!("{}", state.render());
         }
         Ok(())

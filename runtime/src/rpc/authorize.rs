@@ -43,6 +43,18 @@ impl Edges {
         Edges { callers }
     }
 
+    /// Every component, of any group, that may call `target`'s export
+    /// `interface`.
+    pub fn callers_of(&self, target: &str, interface: &str) -> BTreeSet<&str> {
+        let key = (target.to_string(), interface.to_string());
+        self.callers
+            .get(&key)
+            .into_iter()
+            .flat_map(|groups| groups.values().flatten())
+            .map(String::as_str)
+            .collect()
+    }
+
     /// Whether component `caller` of group `group` may call `function` of
     /// `interface`, exported by `target`; if not, why, naming the missing
     /// edge.

@@ -41,8 +41,6 @@ use weft_proto::v1::{
 
 /// One exported function that remote callers may call.
 struct Exported {
-    /// Its component, interface and function.
-    key: (String, String, String),
     pool: Arc<InstancePool>,
     index: ComponentExportIndex,
     types: FuncTypes,
@@ -59,6 +57,9 @@ struct Exported {
     /// are; such a function is called with `Invoke.Flow` only.
     ends: Option<Arc<(Ends, Ends)>>,
     /// Calls that reached the callee.
+    /// Where each caller's calls count themselves, as this callee saw them
+    /// (the RPC left out).
+    served: HashMap<String, Arc<crate::telemetry::metrics::MethodStats>>,
     calls: AtomicU64,
     /// Of those, the ones that failed.
     errors: AtomicU64,
@@ -103,8 +104,6 @@ pub struct Exports {
     edges: Edges,
     /// The handles this worker lends to callers in other processes.
     handles: Arc<Handles>,
-    /// Where the calls served count themselves, as their callee saw them.
-    metrics: Arc<crate::telemetry::metrics::Metrics>,
 }
 
 impl Exports {
@@ -117,7 +116,7 @@ impl Exports {
         components: &[(&Component, &World, Arc<InstancePool>)],
         edges: Edges,
         handles: Arc<Handles>,
-        metrics: Arc<crate::telemetry::metrics::Metrics>,
+        metrics: &crate::telemetry::metrics::Metrics,
     ) -> Exports {
         let mut functions = HashMap::new();
         for (component, world, pool) in components {
@@ -165,7 +164,7 @@ impl Exports {
                     };
                     let (shape, fingerprint) = (shape_of(&types), types.fingerprint());
                     let exported = Exported {
-                        key: key.clone(),
+                        served: served_stats(metrics, &edges, (group, &version), &key),
                         pool: pool.clone(),
                         index,
                         types,
@@ -189,7 +188,6 @@ impl Exports {
             functions,
             edges,
             handles,
-            metrics,
         }
     }
 
@@ -317,19 +315,10 @@ impl Exports {
             &cx,
             served.as_ref().err().map(|e| e as &dyn std::fmt::Display),
         );
-        if crate::telemetry::enabled() {
-            let (component, interface, function) = &f.key;
-            let key = crate::telemetry::metrics::MethodKey {
-                caller: call.caller.clone(),
-                component: component.clone(),
-                interface: interface.clone(),
-                method: function.clone(),
-                remote: true,
-                group: self.group.clone(),
-                version: self.version.as_str().to_string(),
-            };
+        // Authorized, so the caller is one the call graph names.
+        if let Some(stats) = f.served.get(&call.caller) {
             let response = served.as_ref().map_or(0, |r| r.payload.len());
-            self.metrics.served(key).record(
+            stats.record(
                 started.elapsed(),
                 served.is_err(),
                 call.payload.len() as u64,
@@ -607,6 +596,36 @@ fn parse_grpc_timeout(text: &str) -> Option<std::time::Duration> {
         "n" => Duration::from_nanos(n),
         _ => return None,
     })
+}
+
+/// The stats in which a function `(component, interface, function)` of
+/// `group` counts the calls it serves, one per component that the call
+/// graph lets call it; none when telemetry is off.
+fn served_stats(
+    metrics: &crate::telemetry::metrics::Metrics,
+    edges: &Edges,
+    (group, version): (&str, &Version),
+    (component, interface, function): &(String, String, String),
+) -> HashMap<String, Arc<crate::telemetry::metrics::MethodStats>> {
+    if !crate::telemetry::enabled() {
+        return HashMap::new();
+    }
+    edges
+        .callers_of(component, interface)
+        .into_iter()
+        .map(|caller| {
+            let key = crate::telemetry::metrics::MethodKey {
+                caller: caller.to_string(),
+                component: component.clone(),
+                interface: interface.clone(),
+                method: function.clone(),
+                remote: true,
+                group: group.to_string(),
+                version: version.as_str().to_string(),
+            };
+            (caller.to_string(), metrics.served(key))
+        })
+        .collect()
 }
 
 /// Counts a call that reached its callee when dropped: at its end, or when

@@ -87,7 +87,21 @@ impl HistogramCounts {
         self.buckets.iter().sum()
     }
 
-    fn add(&mut self, other: &HistogramCounts) {
+    /// What was observed after `before`, an earlier snapshot of the same
+    /// histogram.
+    pub(crate) fn since(&self, before: &HistogramCounts) -> HistogramCounts {
+        HistogramCounts {
+            buckets: self
+                .buckets
+                .iter()
+                .enumerate()
+                .map(|(i, n)| n.saturating_sub(before.buckets.get(i).copied().unwrap_or(0)))
+                .collect(),
+            sum_ns: self.sum_ns.saturating_sub(before.sum_ns),
+        }
+    }
+
+    pub(crate) fn add(&mut self, other: &HistogramCounts) {
         if self.buckets.len() < other.buckets.len() {
             self.buckets.resize(other.buckets.len(), 0);
         }
@@ -171,7 +185,19 @@ pub struct MethodCounts {
 }
 
 impl MethodCounts {
-    fn add(&mut self, other: &MethodCounts) {
+    /// The calls made after `before`, an earlier snapshot of the same
+    /// method.
+    pub(crate) fn since(&self, before: &MethodCounts) -> MethodCounts {
+        MethodCounts {
+            calls: self.calls.saturating_sub(before.calls),
+            errors: self.errors.saturating_sub(before.errors),
+            request_bytes: self.request_bytes.saturating_sub(before.request_bytes),
+            response_bytes: self.response_bytes.saturating_sub(before.response_bytes),
+            latency: self.latency.since(&before.latency),
+        }
+    }
+
+    pub(crate) fn add(&mut self, other: &MethodCounts) {
         self.calls += other.calls;
         self.errors += other.errors;
         self.request_bytes += other.request_bytes;
@@ -227,7 +253,31 @@ pub struct ListenerCounts {
 }
 
 impl ListenerCounts {
-    fn add(&mut self, other: &ListenerCounts) {
+    /// The requests answered after `before`, an earlier snapshot of the
+    /// same listener.
+    pub(crate) fn since(&self, before: &ListenerCounts) -> ListenerCounts {
+        ListenerCounts {
+            by_class: self
+                .by_class
+                .iter()
+                .enumerate()
+                .map(|(i, n)| n.saturating_sub(before.by_class.get(i).copied().unwrap_or(0)))
+                .collect(),
+            latency: self.latency.since(&before.latency),
+        }
+    }
+
+    /// Requests answered, whatever their status.
+    pub(crate) fn requests(&self) -> u64 {
+        self.by_class.iter().sum()
+    }
+
+    /// Requests answered with a 5xx.
+    pub(crate) fn failed(&self) -> u64 {
+        self.by_class.get(4).copied().unwrap_or(0)
+    }
+
+    pub(crate) fn add(&mut self, other: &ListenerCounts) {
         if self.by_class.len() < other.by_class.len() {
             self.by_class.resize(other.by_class.len(), 0);
         }

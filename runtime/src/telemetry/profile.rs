@@ -10,8 +10,8 @@
 //! method; the edge carries the rest, the time a call spent between the
 //! processes, so that the planner knows what an RPC costs here.
 
-use super::metrics::{HistogramCounts, MethodCounts, MethodKey, Snapshot};
-use super::window::{difference, quantile};
+use super::metrics::{HistogramCounts, ListenerCounts, MethodCounts, MethodKey, Snapshot};
+use super::window::quantile;
 use std::collections::{BTreeMap, BTreeSet};
 use weft_placer::profile::{ComponentLoad, Edge, ListenerLoad, Profile};
 
@@ -47,14 +47,6 @@ impl Layout {
     }
 }
 
-/// A latency histogram's difference between two snapshots.
-fn delta(now: &HistogramCounts, before: &HistogramCounts) -> HistogramCounts {
-    HistogramCounts {
-        buckets: difference(&now.buckets, &before.buckets),
-        sum_ns: now.sum_ns.saturating_sub(before.sum_ns),
-    }
-}
-
 /// Milliseconds of the `q` quantile of `h`.
 fn ms(h: &HistogramCounts, q: f64) -> f64 {
     quantile(&h.buckets, q).as_secs_f64() * 1e3
@@ -64,14 +56,11 @@ fn ms(h: &HistogramCounts, q: f64) -> f64 {
 /// apart.
 pub fn between(layout: &Layout, before: &Snapshot, after: &Snapshot, seconds: f64) -> Profile {
     let seconds = seconds.max(1e-9);
-    // Per edge: the calls' difference, added up over methods and versions.
-    let mut edges: BTreeMap<(String, String, bool), MethodCounts> = BTreeMap::new();
     let mut groups = layout.groups.clone();
     let mut versions = BTreeSet::new();
     let empty = MethodCounts::default();
     // What callees counted of the calls they served to other processes,
-    // per method (their labels name the callee's group, not the caller's):
-    // calls and nanoseconds.
+    // per method (their labels name the callee's group, not the caller's).
     let method = |k: &MethodKey| {
         (
             k.caller.clone(),
@@ -81,20 +70,19 @@ pub fn between(layout: &Layout, before: &Snapshot, after: &Snapshot, seconds: f6
             k.version.clone(),
         )
     };
-    let mut served: BTreeMap<_, (u64, u64)> = BTreeMap::new();
+    let mut served: BTreeMap<_, MethodCounts> = BTreeMap::new();
     for (key, now) in &after.served {
-        let then = before.served.get(key).unwrap_or(&empty);
-        let entry = served.entry(method(key)).or_default();
-        entry.0 += now.calls.saturating_sub(then.calls);
-        entry.1 += now.latency.sum_ns.saturating_sub(then.latency.sum_ns);
+        let counted = now.since(before.served.get(key).unwrap_or(&empty));
+        served.entry(method(key)).or_default().add(&counted);
     }
-    // Per remote edge, over the methods whose callee counted its side:
-    // calls, the caller's nanoseconds and the callee's.
+    // Per edge: the calls' difference, added up over methods and versions;
+    // and per remote edge, over the methods whose callee counted its side,
+    // the calls, the caller's nanoseconds and the callee's.
+    let mut edges: BTreeMap<(String, String, bool), MethodCounts> = BTreeMap::new();
     let mut matched: BTreeMap<(String, String), (u64, u64, u64)> = BTreeMap::new();
     for (key, now) in &after.methods {
-        let then = before.methods.get(key).unwrap_or(&empty);
-        let calls = now.calls.saturating_sub(then.calls);
-        if calls == 0 {
+        let counted = now.since(before.methods.get(key).unwrap_or(&empty));
+        if counted.calls == 0 {
             continue;
         }
         versions.insert(key.version.clone());
@@ -106,60 +94,35 @@ pub fn between(layout: &Layout, before: &Snapshot, after: &Snapshot, seconds: f6
                 .entry(key.component.clone())
                 .or_insert_with(|| key.group.clone());
         }
-        let edge = edges
-            .entry((key.caller.clone(), key.component.clone(), key.remote))
-            .or_default();
-        let latency = delta(&now.latency, &then.latency);
-        if let Some((served_calls, served_ns)) = served.get(&method(key))
+        if let Some(callee) = served.get(&method(key))
             && key.remote
-            && *served_calls > 0
+            && callee.calls > 0
         {
             let m = matched
                 .entry((key.caller.clone(), key.component.clone()))
                 .or_default();
-            m.0 += served_calls;
-            m.1 += latency.sum_ns;
-            m.2 += served_ns;
+            m.0 += callee.calls;
+            m.1 += counted.latency.sum_ns;
+            m.2 += callee.latency.sum_ns;
         }
-        edge.calls += calls;
-        edge.errors += now.errors.saturating_sub(then.errors);
-        edge.request_bytes += now.request_bytes.saturating_sub(then.request_bytes);
-        edge.response_bytes += now.response_bytes.saturating_sub(then.response_bytes);
-        if edge.latency.buckets.is_empty() {
-            edge.latency = latency;
-        } else {
-            edge.latency.buckets = edge
-                .latency
-                .buckets
-                .iter()
-                .zip(&latency.buckets)
-                .map(|(a, b)| a + b)
-                .collect();
-            edge.latency.sum_ns += latency.sum_ns;
-        }
+        edges
+            .entry((key.caller.clone(), key.component.clone(), key.remote))
+            .or_default()
+            .add(&counted);
     }
     // Per listener, over versions.
-    let mut listeners: BTreeMap<String, (u64, u64, HistogramCounts)> = BTreeMap::new();
+    let mut listeners: BTreeMap<String, ListenerCounts> = BTreeMap::new();
+    let none = ListenerCounts::default();
     for (key, now) in &after.listeners {
-        let then = before.listeners.get(key).cloned().unwrap_or_default();
-        let by_class = difference(&now.by_class, &then.by_class);
-        let requests: u64 = by_class.iter().sum();
-        if requests == 0 {
+        let counted = now.since(before.listeners.get(key).unwrap_or(&none));
+        if counted.requests() == 0 {
             continue;
         }
         versions.insert(key.version.clone());
-        let latency = delta(&now.latency, &then.latency);
-        let entry = listeners.entry(key.listener.clone()).or_default();
-        entry.0 += requests;
-        entry.1 += by_class.get(4).copied().unwrap_or(0);
-        if entry.2.buckets.is_empty() {
-            entry.2 = latency;
-        } else {
-            for (a, b) in entry.2.buckets.iter_mut().zip(&latency.buckets) {
-                *a += b;
-            }
-            entry.2.sum_ns += latency.sum_ns;
-        }
+        listeners
+            .entry(key.listener.clone())
+            .or_default()
+            .add(&counted);
     }
     // Busy: waited on, less waiting on others, in seconds.
     let mut busy: BTreeMap<&str, f64> = layout
@@ -181,9 +144,9 @@ pub fn between(layout: &Layout, before: &Snapshot, after: &Snapshot, seconds: f6
         };
         *busy.entry(callee).or_default() += charged.max(0.0);
     }
-    for (listener, (_, _, latency)) in &listeners {
+    for (listener, counts) in &listeners {
         if let Some(component) = layout.listeners.get(listener) {
-            *busy.entry(component).or_default() += latency.sum_ns as f64 / 1e9;
+            *busy.entry(component).or_default() += counts.latency.sum_ns as f64 / 1e9;
         }
     }
     let cores: BTreeMap<&str, f64> = busy
@@ -234,14 +197,14 @@ pub fn between(layout: &Layout, before: &Snapshot, after: &Snapshot, seconds: f6
             .collect(),
         listeners: listeners
             .into_iter()
-            .map(|(listener, (requests, errors, latency))| ListenerLoad {
+            .map(|(listener, c)| ListenerLoad {
                 component: layout.listeners.get(&listener).cloned().unwrap_or_default(),
                 listener,
-                requests_per_s: requests as f64 / seconds,
-                errors_per_s: errors as f64 / seconds,
-                mean_ms: latency.sum_ns as f64 / 1e6 / requests as f64,
-                p50_ms: ms(&latency, 0.5),
-                p99_ms: ms(&latency, 0.99),
+                requests_per_s: c.requests() as f64 / seconds,
+                errors_per_s: c.failed() as f64 / seconds,
+                mean_ms: c.latency.sum_ns as f64 / 1e6 / c.requests() as f64,
+                p50_ms: ms(&c.latency, 0.5),
+                p99_ms: ms(&c.latency, 0.99),
             })
             .collect(),
     }

@@ -70,31 +70,21 @@ impl Window {
             .methods
             .iter()
             .filter_map(|(key, counts)| {
-                let before = base.methods.get(key).unwrap_or(&empty);
-                let calls = counts.calls.saturating_sub(before.calls);
-                if calls == 0 {
+                let counted = counts.since(base.methods.get(key).unwrap_or(&empty));
+                if counted.calls == 0 {
                     return None;
                 }
-                let errors = counts.errors.saturating_sub(before.errors);
-                let latency = difference(&counts.latency.buckets, &before.latency.buckets);
-                let ms = |q| quantile(&latency, q).as_secs_f64() * 1e3;
+                let ms = |q| quantile(&counted.latency.buckets, q).as_secs_f64() * 1e3;
                 Some(CallRate {
                     key: key.clone(),
-                    calls_per_s: calls as f64 / seconds,
-                    error_pct: 100.0 * errors as f64 / calls as f64,
+                    calls_per_s: counted.calls as f64 / seconds,
+                    error_pct: 100.0 * counted.errors as f64 / counted.calls as f64,
                     p50_ms: ms(0.5),
                     p99_ms: ms(0.99),
                 })
             })
             .collect()
     }
-}
-
-pub(crate) fn difference(now: &[u64], before: &[u64]) -> Vec<u64> {
-    now.iter()
-        .enumerate()
-        .map(|(i, n)| n.saturating_sub(before.get(i).copied().unwrap_or(0)))
-        .collect()
 }
 
 /// The `q` quantile of per-bucket `counts`, interpolated linearly within
