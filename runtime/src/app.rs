@@ -17,6 +17,7 @@ use crate::capability::{
     self, CapabilityRef, ComponentContext, EmbeddedStores, Parts, Process, Shared,
 };
 use crate::engine::{Concurrency, Engines};
+use crate::handoff::Turn;
 use crate::host::Sandbox;
 use crate::kv::redb::RedbStore;
 use crate::link::{self, Callee, Caller, PoolSlot};
@@ -389,6 +390,29 @@ pub struct BoundListener {
     socket: TcpListener,
     entry: Arc<HttpEntry>,
     limits: listener::ConnectionLimits,
+}
+
+impl BoundListener {
+    /// A turn at `socket`, this listener's socket as the manager shares it
+    /// ([`crate::handoff`]), serving as this listener does; every answer
+    /// names `version` as the manager's ingress would (with `sticky`
+    /// sessions, in a cookie too).
+    pub fn turn(&self, socket: std::net::TcpListener, version: &str, sticky: bool) -> Turn {
+        let entry = self.entry.clone();
+        let version = version.to_string();
+        let handler = move |request: hyper::Request<hyper::body::Incoming>| {
+            let named = sticky.then(|| crate::deploy::ingress::cookie_version(&request));
+            let answer = entry.clone().handle(request);
+            let version = version.clone();
+            async move {
+                let mut answer = answer.await;
+                let sticky = named.as_ref().map(|n| n.as_deref());
+                crate::deploy::ingress::stamp(answer.headers_mut(), &version, sticky);
+                answer
+            }
+        };
+        Turn::new(&self.name, socket, handler, self.limits)
+    }
 }
 
 /// Serves each of `listeners` in a task of its own, until `stopped` turns

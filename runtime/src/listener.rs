@@ -9,7 +9,10 @@
 //!
 //! [`serve`] takes a bound listener, a request handler, its
 //! [`ConnectionLimits`] and a shutdown future: on shutdown it stops
-//! accepting, lets in-flight requests finish, and returns. The handler is
+//! accepting, ends its kept-alive connections gently (for up to
+//! [`GENTLE_CLOSE`], each next answer says `Connection: close`, so a busy
+//! client reconnects instead of finding its connection closed under a
+//! request it is sending), lets in-flight requests finish, and returns. The handler is
 //! an [`HttpEntry`] in `weft run` and in a worker, and the manager's
 //! ingress under `weft deploy`.
 //!
@@ -23,7 +26,7 @@ use crate::pool::InstancePool;
 use crate::telemetry::metrics::ListenerStats;
 use crate::telemetry::trace::{self, SpanSpec};
 use bytes::Bytes;
-use http::header::HOST;
+use http::header::{CONNECTION, HOST, HeaderValue};
 use http_body_util::{BodyExt, Full};
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
@@ -46,6 +49,10 @@ use wasmtime_wasi_http::p3::bindings::ServiceIndices;
 
 /// How long shutdown waits for in-flight requests.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long shutdown lets kept-alive connections end with an answer that
+/// says `Connection: close`, before it closes those still idle.
+pub const GENTLE_CLOSE: Duration = Duration::from_secs(1);
 
 /// What a listener allows one client connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -519,6 +526,8 @@ pub async fn serve<H, F, B>(
 {
     let graceful = GracefulShutdown::new();
     let open = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    // Set at shutdown: every answer from then on closes its connection.
+    let closing = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut refused_since_warning = 0u64;
     tokio::pin!(shutdown);
     loop {
@@ -556,12 +565,19 @@ pub async fn serve<H, F, B>(
         let handler = handler.clone();
         let activity = Activity::new();
         let busy = activity.clone();
+        let closing = closing.clone();
         let service = hyper::service::service_fn(move |request| {
             busy.set(Stage::Busy);
             let response = handler(request);
             let busy = busy.clone();
+            let closing = closing.clone();
             async move {
-                let response = response.await;
+                let mut response = response.await;
+                if closing.load(std::sync::atomic::Ordering::SeqCst) {
+                    response
+                        .headers_mut()
+                        .insert(CONNECTION, HeaderValue::from_static("close"));
+                }
                 busy.set(Stage::Idle);
                 Ok::<_, Infallible>(response)
             }
@@ -592,6 +608,11 @@ pub async fn serve<H, F, B>(
         });
     }
     drop(listener);
+    closing.store(true, std::sync::atomic::Ordering::SeqCst);
+    let gentle = Instant::now() + GENTLE_CLOSE;
+    while open.available_permits() < limits.max_connections && Instant::now() < gentle {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
         .await
         .is_err()

@@ -9,6 +9,7 @@
 mod blobstore;
 mod boutique;
 mod cluster;
+mod colocated;
 mod deploy;
 mod errors;
 mod fast_values;

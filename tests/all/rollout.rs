@@ -232,16 +232,7 @@ fn a_rollout_of_the_same_files_changes_nothing() {
 
 #[test]
 fn counters_continue_across_a_rollout_and_lose_nothing() {
-    let manifest = |limit: &str| {
-        format!(
-            "[app]\nname = \"kvcounter\"\n\
-             [components.http]\nwasm = \"{{wasm:kvcounter_http}}\"\n\
-             [components.counter]\nwasm = \"{{wasm:kvcounter_counter}}\"\nmemory-limit = \"{limit}\"\n\
-             [components.counter.grants]\nkeyvalue = [\"counts\"]\n\
-             [listeners.web]\ncomponent = \"http\"\naddress = \"127.0.0.1:0\"\n"
-        )
-    };
-    let dir = app_dir(&manifest("64MiB"));
+    let dir = app_dir(&weft_tests::kvcounter_with_limit("64MiB"));
     let app = Weft::start(Mode::Split, &[dir.path().to_str().unwrap()]);
     let load = Load::start(app.listeners["web"], "/counter/hits", 3);
     std::thread::sleep(std::time::Duration::from_millis(300));

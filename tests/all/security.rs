@@ -181,17 +181,20 @@ fn a_call_is_allowed_only_along_an_edge_of_the_call_graph() {
 }
 
 /// kvcounter: `http` calls `counter`, which keeps its counts in bucket
-/// `counts` of the manager's embedded store.
+/// `counts` of the manager's embedded store (two replicas of `counter` use
+/// it, so the manager holds it).
 const KV_APP: &str = "[app]\nname = \"kv\"\n\
      [components.http]\nwasm = \"{wasm:kvcounter_http}\"\n\
      [components.counter]\nwasm = \"{wasm:kvcounter_counter}\"\n\
      [components.counter.grants]\nkeyvalue = [\"counts\"]\n\
-     [listeners.web]\ncomponent = \"http\"\naddress = \"127.0.0.1:0\"\n";
+     [listeners.web]\ncomponent = \"http\"\naddress = \"127.0.0.1:0\"\n\
+     [deploy.groups.http]\ncomponents = [\"http\"]\n\
+     [deploy.groups.counter]\ncomponents = [\"counter\"]\nreplicas = 2\n";
 
 #[test]
 fn services_admit_only_their_callers_and_the_store_only_granted_buckets() {
     let dir = app_dir(KV_APP);
-    let _app = Weft::start(Mode::Split, &[dir.path().to_str().unwrap()]);
+    let _app = Weft::deploy_default(&[dir.path().to_str().unwrap()]);
     let deployed = state(dir.path());
     let version = deployed.version.clone();
     let counter = worker_of(&deployed, "counter");

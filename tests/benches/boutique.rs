@@ -82,12 +82,12 @@ impl Step {
 const PAGES: &[&str] = &["home", "product", "add to cart", "cart", "checkout"];
 
 /// What one placement did under one load.
-struct Figures {
+pub(crate) struct Figures {
     requests: usize,
-    failed: usize,
-    elapsed: Duration,
+    pub(crate) failed: usize,
+    pub(crate) elapsed: Duration,
     /// Every request's latency, sorted.
-    latencies: Vec<Duration>,
+    pub(crate) latencies: Vec<Duration>,
     /// Every request's latency by page, sorted.
     pages: Vec<(&'static str, Vec<Duration>)>,
     /// CPU seconds of every weft process over the measurement.
@@ -154,7 +154,12 @@ fn send(shopper: &mut Shopper, step: Step) -> bool {
 
 /// `clients` shoppers on `address` for `during`; the CPU time of the
 /// processes `roots` and their descendants counts.
-fn load(address: SocketAddr, clients: usize, during: Duration, roots: &[u32]) -> Figures {
+pub(crate) fn load(
+    address: SocketAddr,
+    clients: usize,
+    during: Duration,
+    roots: &[u32],
+) -> Figures {
     load_mix(address, MIX, clients, during, roots)
 }
 

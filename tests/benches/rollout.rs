@@ -1,11 +1,12 @@
-//! (f): rollouts under load. `samples/hello` deployed split (release weft),
-//! with 8 clients sending requests one after another on kept-alive
-//! connections as fast as they are answered:
+//! (f): rollouts under load. `samples/hello` deployed in one group and
+//! split (release weft), with 8 clients sending requests one after another
+//! on kept-alive connections as fast as they are answered:
 //!
-//! - throughput and p99 during a 20-second shift to a new version, against
-//!   the same load in the 10 seconds before it and the 10 after it (steady
-//!   state);
-//! - the time `weft rollout --over 0` takes until the new version serves
+//! - for each placement, throughput and p99 during a 20-second shift to a
+//!   new version, against the same load in the 10 seconds before it and
+//!   the 10 after it (steady state). Outside the shift the workers accept
+//!   the listener themselves; during it the manager's ingress does;
+//! - split, the time `weft rollout --over 0` takes until the new version serves
 //!   everything (its workers start from a warm compile cache);
 //! - the split deployment's throughput against `weft run`'s, under the
 //!   same load.
@@ -103,14 +104,17 @@ fn rollout(bin: &Path, dir: &Path, over: &str) -> anyhow::Result<Duration> {
     Ok(start.elapsed())
 }
 
-pub(crate) fn rollouts() -> anyhow::Result<()> {
-    println!("\n(f) hello split under {CLIENTS} clients: a rollout's cost");
+/// Deploys hello with `plan` and measures a 20-second shift to a new
+/// version under load against the steady state around it; returns the
+/// binary, the app's folder and the deployment, still running.
+fn shift(plan: &str) -> anyhow::Result<(std::path::PathBuf, tempfile::TempDir, Weft)> {
+    println!("\n(f) hello {plan} under {CLIENTS} clients: a rollout's cost");
     let bin = target_dir().join("release/weft");
     let dir = tempfile::tempdir()?;
     hello_copy("Hello", dir.path())?;
     let app = Weft::spawn_binary(
         &bin,
-        &["deploy", "--plan", "split"],
+        &["deploy", "--plan", plan],
         &[dir.path().to_str().unwrap()],
         &[],
     );
@@ -146,6 +150,12 @@ pub(crate) fn rollouts() -> anyhow::Result<()> {
         p99(&shift).as_secs_f64() / p99(&steady).as_secs_f64()
     );
 
+    Ok((bin, dir, app))
+}
+
+pub(crate) fn rollouts() -> anyhow::Result<()> {
+    shift("monolith")?;
+    let (bin, dir, app) = shift("split")?;
     let mut switches = Vec::new();
     for greeting in ["Hello", "Howdy", "Hello", "Howdy", "Hello"] {
         let text = std::fs::read_to_string(dir.path().join("weft.toml"))?;

@@ -38,7 +38,9 @@
 //! - (l) an async call between WASI 0.3 components against a sync call of
 //!   the same shape, in one process and split;
 //! - (m) how long `weft plan`'s search takes for 12 to 200 components, and
-//!   its plan's cost against a planted one.
+//!   its plan's cost against a planted one;
+//! - (n) `weft deploy --plan monolith` against `weft run` under the same
+//!   load, hello and the boutique's mix, at concurrency 1 and 16.
 //!
 //! (a) also runs the same sync calls in an app that has a WASI 0.3
 //! component (so the concurrent engine is in use beside the plain one),
@@ -56,6 +58,7 @@ use weft_tests::{cargo, http_get, root, target_dir};
 
 mod blobs;
 mod boutique;
+mod colocated;
 mod flow;
 mod http;
 mod kube;
@@ -151,6 +154,9 @@ fn main() -> anyhow::Result<()> {
     }
     if runs("m") {
         plan::planner_speed();
+    }
+    if runs("n") {
+        colocated::colocated()?;
     }
     Ok(())
 }

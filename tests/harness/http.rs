@@ -88,11 +88,45 @@ impl Connection {
         text.push_str("\r\n");
         let mut bytes = text.into_bytes();
         bytes.extend_from_slice(body);
+        // As an HTTP client's pool does: a kept-alive connection that the
+        // server has closed meanwhile is not reused.
+        if self.closed_by_server() {
+            self.reader = BufReader::new(connect(&self.authority));
+        }
         self.reader
             .get_mut()
             .write_all(&bytes)
             .expect("send the request");
-        read_response(&mut self.reader, false)
+        let reply = read_response(&mut self.reader, false);
+        // As an HTTP/1.1 client does: a server that ends the connection
+        // says so, and the next request goes on a new one.
+        if reply
+            .header("connection")
+            .is_some_and(|c| c.eq_ignore_ascii_case("close"))
+        {
+            self.reader = BufReader::new(connect(&self.authority));
+        }
+        reply
+    }
+}
+
+impl Connection {
+    /// Whether the server has closed this connection (it is readable, at
+    /// its end, with nothing buffered).
+    fn closed_by_server(&mut self) -> bool {
+        if !self.reader.buffer().is_empty() {
+            return false;
+        }
+        let stream = self.reader.get_mut();
+        if stream.set_nonblocking(true).is_err() {
+            return true;
+        }
+        let mut byte = [0u8; 1];
+        let closed = match stream.peek(&mut byte) {
+            Ok(n) => n == 0,
+            Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+        };
+        stream.set_nonblocking(false).is_err() || closed
     }
 }
 

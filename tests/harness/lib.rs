@@ -86,6 +86,18 @@ pub const HELLO_APP: &str = "[app]\nname = \"hello\"\n\
      [components.greeter]\nwasm = \"{wasm:hello_greeter}\"\n\
      [listeners.web]\ncomponent = \"frontend\"\naddress = \"127.0.0.1:0\"\n";
 
+/// `samples/kvcounter` (for [`app_dir`]) with its counter's memory limit
+/// `limit`: another limit makes another version of the same app.
+pub fn kvcounter_with_limit(limit: &str) -> String {
+    format!(
+        "[app]\nname = \"kvcounter\"\n\
+         [components.http]\nwasm = \"{{wasm:kvcounter_http}}\"\n\
+         [components.counter]\nwasm = \"{{wasm:kvcounter_counter}}\"\nmemory-limit = \"{limit}\"\n\
+         [components.counter.grants]\nkeyvalue = [\"counts\"]\n\
+         [listeners.web]\ncomponent = \"http\"\naddress = \"127.0.0.1:0\"\n"
+    )
+}
+
 /// The value fixtures: a front whose routes call `values` with fixed
 /// arguments, one of which traps (`/trap`).
 pub const VALUES_APP: &str = "[app]\nname = \"values\"\n\

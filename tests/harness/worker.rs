@@ -125,6 +125,8 @@ impl AssignedWorker {
                 blobs: String::new(),
                 listeners: vec![],
                 cache_dir: assign.cache.display().to_string(),
+                accept_shared: false,
+                store_file: String::new(),
             })
             .await;
         if let Err(e) = assigned {

@@ -66,6 +66,11 @@ pub struct WorkerCommand {
     /// Where compiled components are cached.
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
+    /// A listener's socket that the manager passed down, as LISTENER=FD;
+    /// the worker accepts on it while the manager says so. Only a manager
+    /// passes these.
+    #[arg(long, value_name = "LISTENER=FD", conflicts_with = "config")]
+    pub listener_fd: Vec<String>,
     /// With --config: the compiled code the image carries (`weft kube
     /// --containerfile` puts it in /opt/weft/compiled), loaded instead of
     /// compiling when it is for this weft's engine.
@@ -135,10 +140,17 @@ impl WorkerCommand {
             )?),
             None => None,
         };
+        let mut sockets = BTreeMap::new();
+        for value in &self.listener_fd {
+            let (listener, socket) =
+                crate::handoff::adopt(value).with_context(|| format!("worker {}", self.name))?;
+            sockets.insert(listener, socket);
+        }
         let worker = Worker::new(
             &self.name,
             Dialer::new(credentials.clone()),
             ServerSecurity::new(credentials),
+            sockets,
         )
         .await;
         if let Some(probe) = probe {

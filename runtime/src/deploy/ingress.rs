@@ -341,15 +341,11 @@ impl Ingress {
         if response.status().is_server_error() {
             backend.counts.failed.fetch_add(1, Ordering::Relaxed);
         }
-        let version =
-            HeaderValue::from_str(backend.version.as_str()).expect("hex is a valid header");
-        if self.sticky && sticky.as_deref() != Some(backend.version.as_str()) {
-            let cookie = format!("{VERSION_HEADER}={}; Path=/; HttpOnly", backend.version);
-            if let Ok(cookie) = HeaderValue::from_str(&cookie) {
-                response.headers_mut().append(SET_COOKIE, cookie);
-            }
-        }
-        response.headers_mut().insert(VERSION_HEADER, version);
+        stamp(
+            response.headers_mut(),
+            backend.version.as_str(),
+            self.sticky.then_some(sticky.as_deref()),
+        );
         response
     }
 
@@ -446,8 +442,25 @@ fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
     }
 }
 
+/// Names `version` in an answer's `weft-version` header; with sticky
+/// sessions (`sticky` holds the version the request's cookie named, if
+/// any), also in its cookie, unless the cookie named it already. The
+/// ingress and a worker that accepts by itself answer alike.
+pub fn stamp(headers: &mut http::HeaderMap, version: &str, sticky: Option<Option<&str>>) {
+    if let Some(named) = sticky
+        && named != Some(version)
+        && let Ok(cookie) =
+            HeaderValue::from_str(&format!("{VERSION_HEADER}={version}; Path=/; HttpOnly"))
+    {
+        headers.append(SET_COOKIE, cookie);
+    }
+    if let Ok(version) = HeaderValue::from_str(version) {
+        headers.insert(VERSION_HEADER, version);
+    }
+}
+
 /// The version named by the request's `weft-version` cookie.
-fn cookie_version(request: &hyper::Request<Incoming>) -> Option<String> {
+pub fn cookie_version<B>(request: &hyper::Request<B>) -> Option<String> {
     request
         .headers()
         .get_all(COOKIE)

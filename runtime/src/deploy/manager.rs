@@ -15,7 +15,11 @@
 //!   certificate, so every connection between them is mutual TLS;
 //! - the [`StateBook`] behind `.weft/deploy.json` and `weft status`.
 //!
-//! Outside a rollout exactly one version runs, with all the traffic.
+//! Outside a rollout exactly one version runs, with all the traffic, and
+//! its workers accept the listeners' connections themselves, on sockets
+//! the manager binds and passes them ([`crate::handoff`]). During a rollout
+//! the manager's ingress accepts instead, and splits requests by weight;
+//! at its end the version left running takes the sockets back.
 
 use super::proposal::{self, Proposal, REPLAN_EVERY};
 use crate::app::{Prepared, bind_listener, listener_addresses};
@@ -28,12 +32,12 @@ use crate::deploy::driver::{
 use crate::deploy::ingress::{Backend, Ingress, Replica};
 use crate::deploy::lock::AppLock;
 use crate::deploy::rollout::{Counts, Gate, Schedule};
-use crate::deploy::state::{DeployState, Phase, RolloutState, StateBook, VersionState};
+use crate::deploy::state::{Accepting, DeployState, Phase, RolloutState, StateBook, VersionState};
+use crate::deploy::store_home::{self, StoreHome};
 use crate::deploy::versions::{Snapshot, VersionStore};
 use crate::deploy::workers::{self, Deployment, WorkerSet};
-use crate::kv::KeyValueStore;
+use crate::handoff::Turn;
 use crate::kv::redb::RedbStore;
-use crate::listener;
 use crate::manifest::{DeploySection, ManifestFile};
 use crate::rpc::Dialer;
 use crate::rpc::authorize::Buckets;
@@ -49,16 +53,17 @@ use crate::version::Version;
 use anyhow::Context as _;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use weft_placer::Plan;
 use weft_proto::v1::control_client::ControlClient;
 use weft_proto::v1::manager_server::ManagerServer;
 use weft_proto::v1::rollout_event::Outcome;
 use weft_proto::v1::store_server::StoreServer;
-use weft_proto::v1::{MetricsRequest, RolloutRequest, ServedRequest};
+use weft_proto::v1::{HealthRequest, MetricsRequest, RolloutRequest, ServedRequest};
 
 /// How many versions the store keeps for `weft rollback`, by default.
 pub const KEEP_VERSIONS: usize = 3;
@@ -166,6 +171,8 @@ struct Running {
     version: Version,
     plan: Plan,
     workers: Arc<WorkerSet>,
+    /// The group that may hold the embedded store's file itself, if any.
+    store_owner: Option<String>,
     /// Its backend at each listener, by listener name.
     backends: BTreeMap<String, Arc<Backend>>,
 }
@@ -183,9 +190,16 @@ pub struct Manager {
     /// Makes the manager's channels to its workers.
     dialer: Dialer,
     data_dir: PathBuf,
-    store: Arc<OnceLock<Arc<dyn KeyValueStore>>>,
+    /// Where the embedded key-value store is open.
+    home: Arc<StoreHome>,
+    /// The worker told to take the store's file, as (version, group).
+    taker: Arc<Mutex<Option<(String, String)>>>,
     live: LiveVersions,
     ingresses: BTreeMap<String, Arc<Ingress>>,
+    /// The ingress's turn at each listener's socket, by listener name.
+    turns: BTreeMap<String, Arc<Turn>>,
+    /// Each listener's socket, as passed to the workers.
+    sockets: BTreeMap<String, RawFd>,
     listener_components: BTreeMap<String, String>,
     book: Arc<StateBook>,
     running: Mutex<Vec<Arc<Running>>>,
@@ -261,7 +275,7 @@ pub async fn run(options: DeployOptions, shutdown: impl Future<Output = ()>) -> 
     let addresses = listener_addresses(&manifest, &options.listen)?;
     let mut sockets = Vec::new();
     for (listener, address) in &addresses {
-        let socket = bind_listener(listener, *address).await?;
+        let socket = bind_listener(listener, *address).await?.into_std()?;
         sockets.push((listener.clone(), socket.local_addr()?, socket));
     }
     let listener_components: BTreeMap<String, String> = manifest
@@ -275,13 +289,23 @@ pub async fn run(options: DeployOptions, shutdown: impl Future<Output = ()>) -> 
         .deploy
         .as_ref()
         .is_some_and(|d| d.sticky_sessions);
-    let ingresses = listener_components
+    let ingresses: BTreeMap<String, Arc<Ingress>> = listener_components
         .iter()
         .map(|(l, c)| {
             let limits = manifest.manifest.listeners[l].limits();
             (l.clone(), Arc::new(Ingress::new(l, c, sticky, limits)))
         })
         .collect();
+    let mut turns = BTreeMap::new();
+    let mut descriptors = BTreeMap::new();
+    for (listener, _, socket) in sockets.iter() {
+        let ingress = ingresses[listener].clone();
+        let handler = move |request| ingress.clone().handle(request);
+        let limits = manifest.manifest.listeners[listener].limits();
+        let turn = Turn::new(listener, socket.try_clone()?, handler, limits);
+        descriptors.insert(listener.clone(), turn.descriptor());
+        turns.insert(listener.clone(), Arc::new(turn));
+    }
     let book = Arc::new(StateBook::new(
         DeployState::path(&manifest.dir),
         DeployState {
@@ -296,6 +320,10 @@ pub async fn run(options: DeployOptions, shutdown: impl Future<Output = ()>) -> 
             ..DeployState::default()
         },
     ));
+    let data_dir = options
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| manifest.dir.join(".weft").join("data"));
     let manager = Arc::new(Manager {
         app: name.clone(),
         manifest_path: manifest.path.clone(),
@@ -304,13 +332,13 @@ pub async fn run(options: DeployOptions, shutdown: impl Future<Output = ()>) -> 
         control,
         authority,
         dialer: Dialer::new(credentials.clone()),
-        data_dir: options
-            .data_dir
-            .clone()
-            .unwrap_or_else(|| manifest.dir.join(".weft").join("data")),
-        store: Arc::default(),
+        home: Arc::new(StoreHome::new(RedbStore::file_in(&data_dir))),
+        taker: Arc::default(),
+        data_dir,
         live: LiveVersions::default(),
         ingresses,
+        turns,
+        sockets: descriptors,
         listener_components,
         book,
         running: Mutex::new(Vec::new()),
@@ -324,8 +352,9 @@ pub async fn run(options: DeployOptions, shutdown: impl Future<Output = ()>) -> 
     // The manager's gRPC service: its control API and the key-value store.
     let (stop_control, control_stopped) = tokio::sync::watch::channel(false);
     let store_service = StoreServer::new(StoreService::new(
-        manager.store.clone(),
+        manager.home.clone(),
         manager.live.clone(),
+        manager.taker.clone(),
     ))
     .max_decoding_message_size(crate::rpc::MAX_MESSAGE)
     .max_encoding_message_size(crate::rpc::MAX_MESSAGE);
@@ -367,7 +396,7 @@ pub async fn run(options: DeployOptions, shutdown: impl Future<Output = ()>) -> 
 
     // Ctrl-C while the workers load stops the deployment there.
     let started = tokio::select! {
-        started = manager.start_version(&snapshot) => started,
+        started = manager.start_version(&snapshot, true) => started,
         () = &mut shutdown => Err(anyhow::anyhow!("stopped while the workers were starting")),
     };
     let first = match started {
@@ -391,26 +420,18 @@ pub async fn run(options: DeployOptions, shutdown: impl Future<Output = ()>) -> 
         say!("weft: worker {} serving on {}", r.name(), r.address);
     }
 
-    let (stop_listeners, listeners_stopped) = tokio::sync::watch::channel(false);
-    let mut serving = tokio::task::JoinSet::new();
-    for (listener, address, socket) in sockets {
-        let component = &manager.listener_components[&listener];
-        let ingress = manager.ingresses[&listener].clone();
+    for (listener, address, _) in &sockets {
+        let component = &manager.listener_components[listener];
         say!("weft: listener {listener} on http://{address} (component {component})");
-        let handler = move |request| ingress.clone().handle(request);
-        let limits = manifest.manifest.listeners[&listener].limits();
-        let mut stopped = listeners_stopped.clone();
-        let shutdown = async move {
-            let _ = stopped.wait_for(|s| *s).await;
-        };
-        serving.spawn(listener::serve(socket, listener, handler, limits, shutdown));
     }
+    // Each turn holds its socket open, at the descriptor every worker is
+    // passed, for as long as the manager runs.
+    drop(sockets);
     say!("weft: app '{name}' is running, version {version}; press Ctrl-C to stop");
     shutdown.await;
     say!("weft: stopping: draining requests, then the workers");
     manager.stopping.send_replace(true);
-    let _ = stop_listeners.send(true);
-    while serving.join_next().await.is_some() {}
+    manager.ingress_accepts(false).await;
     // A rollout under way gives up and stops what it started.
     let _rolling = manager.rolling.lock().await;
     let running: Vec<Arc<Running>> = manager.running.lock().expect("running lock").clone();
@@ -459,12 +480,41 @@ fn check_and_store(
 
 impl Manager {
     /// Whether the embedded key-value store serves, once it is open.
-    pub fn store_state(&self) -> Option<crate::deploy::state::StoreState> {
-        let error = self.store.get()?.health();
+    pub async fn store_state(&self) -> Option<crate::deploy::state::StoreState> {
+        if !self.home.in_use() {
+            return None;
+        }
+        let error = match self.home.worker() {
+            None => self.home.health(),
+            Some(worker) => self.store_error_in(&worker).await,
+        };
         Some(crate::deploy::state::StoreState {
             healthy: error.is_none(),
             error,
+            held_by: self.home.worker().unwrap_or_else(|| "manager".to_string()),
+            manager_calls: self.home.calls(),
         })
+    }
+
+    /// Why the store fails in `worker`, which holds its file, if it does.
+    async fn store_error_in(&self, worker: &str) -> Option<String> {
+        let running: Vec<Arc<Running>> = self.running.lock().expect("running lock").clone();
+        let (workers, spec) = running.iter().find_map(|r| {
+            let spec = r.workers.replicas().iter().find(|s| s.name() == worker)?;
+            Some((r.workers.clone(), spec.clone()))
+        })?;
+        let asked = async {
+            let mut control = ControlClient::new(workers.channel(&spec)?);
+            let reply = control.health(HealthRequest {}).await?;
+            anyhow::Ok(reply.into_inner().store_error)
+        };
+        match tokio::time::timeout(Duration::from_secs(1), asked).await {
+            Ok(Ok(error)) => (!error.is_empty()).then_some(error),
+            Ok(Err(e)) => Some(format!(
+                "worker {worker}, which holds it, does not answer: {e:#}"
+            )),
+            Err(_) => Some(format!("worker {worker}, which holds it, does not answer")),
+        }
     }
 
     /// The deployment's state now, with each version's counts.
@@ -474,6 +524,7 @@ impl Manager {
         for r in &running {
             if let Some(v) = state.version_mut(r.version.as_str()) {
                 for b in r.backends.values() {
+                    v.forwarded += b.counts.requests.load(Ordering::Relaxed);
                     v.requests += b.counts.requests.load(Ordering::Relaxed);
                     v.failed_requests += b.counts.failed.load(Ordering::Relaxed);
                 }
@@ -482,14 +533,63 @@ impl Manager {
         state
     }
 
+    /// The deployment's state now, with every version's requests as its
+    /// workers counted them: those they accepted themselves, and those the
+    /// ingress forwarded.
+    async fn live_status(&self) -> DeployState {
+        let mut state = self.status();
+        let metrics = self.metrics().await;
+        for v in &mut state.versions {
+            let answered = metrics
+                .listeners
+                .iter()
+                .filter(|(key, _)| key.version == v.version)
+                .map(|(_, counts)| counts);
+            let (requests, failed) = answered.fold((0, 0), |(n, failed), c| {
+                (
+                    n + c.by_class.iter().sum::<u64>(),
+                    failed + c.by_class.get(4).copied().unwrap_or(0),
+                )
+            });
+            // A worker that did not answer leaves its requests out; never
+            // fewer than the ingress saw.
+            v.requests = v.requests.max(requests);
+            v.failed_requests = v.failed_requests.max(failed);
+        }
+        state
+    }
+
     /// Starts `snapshot`'s workers and adds the version to every listener,
-    /// with no share of requests yet. On any failure, stops what started.
-    async fn start_version(self: &Arc<Self>, snapshot: &Snapshot) -> anyhow::Result<Arc<Running>> {
+    /// with no share of requests yet; with `accepting`, its workers accept
+    /// on the listeners' sockets from the start. On any failure, stops
+    /// what started.
+    async fn start_version(
+        self: &Arc<Self>,
+        snapshot: &Snapshot,
+        accepting: bool,
+    ) -> anyhow::Result<Arc<Running>> {
         let version = snapshot.version.clone();
         let manifest = ManifestFile::load(&snapshot.manifest)?;
         let prepared = Prepared::load(manifest, &CompileCache::new(self.cache_dir.clone()))?;
-        if prepared.uses_embedded_keyvalue() {
-            self.open_store()?;
+        let uses_store = prepared.uses_embedded_keyvalue();
+        let store_owner = uses_store
+            .then(|| store_home::owner_of(&prepared.manifest.manifest, &snapshot.plan))
+            .flatten();
+        // The owner opens the file from the start, unless the manager holds
+        // it (as it does during a rollout: it moves after).
+        let owner_opens = store_owner.is_some() && !self.home.is_here();
+        if uses_store {
+            match &store_owner {
+                Some(group) if owner_opens => {
+                    self.home.send_to(&format!("{group}/0")).await;
+                    say!(
+                        "weft: key-value data in {} (opened by worker {group}/0, the only \
+                         process that uses it)",
+                        self.home.file().display()
+                    );
+                }
+                _ => self.open_store().await?,
+            }
         }
         let buckets = Buckets::of(&prepared.manifest.manifest, &snapshot.plan);
         // Every worker of this machine opens the blob folder itself.
@@ -509,8 +609,11 @@ impl Manager {
             version: version.clone(),
             cache_dir: self.cache_dir.clone(),
             control: self.control,
-            serves_store: self.store.get().is_some(),
+            serves_store: uses_store,
+            store_owner: store_owner.clone(),
+            store_file: self.home.file().to_path_buf(),
             blobs,
+            sockets: self.sockets.clone(),
             authority: self.authority.clone(),
             dialer: self.dialer.clone(),
         };
@@ -527,9 +630,11 @@ impl Manager {
                     .collect(),
                 requests: 0,
                 failed_requests: 0,
+                forwarded: 0,
             });
         });
-        let workers = WorkerSet::new(deployment, replicas, self.book.clone())?;
+        let workers = WorkerSet::new(deployment, replicas, self.book.clone(), accepting)?;
+        workers.set_holds_store(owner_opens);
         say!(
             "weft: version {version}: starting {} worker(s); manager on {}",
             workers.replicas().len(),
@@ -563,6 +668,7 @@ impl Manager {
             version: version.clone(),
             plan: snapshot.plan.clone(),
             workers,
+            store_owner,
             backends,
         });
         self.running
@@ -577,19 +683,93 @@ impl Manager {
         Ok(running)
     }
 
-    /// Opens the key-value store, once.
-    fn open_store(&self) -> anyhow::Result<()> {
-        if self.store.get().is_some() {
+    /// Starts (`true`) or stops the ingress accepting at every listener;
+    /// stopping ends the client connections it holds gently.
+    async fn ingress_accepts(&self, on: bool) {
+        for turn in self.turns.values() {
+            if let Err(e) = turn.accept(on).await {
+                tracing::error!("{e:#}");
+            }
+        }
+        self.book.update(|s| {
+            s.accepting = if on {
+                Accepting::Ingress
+            } else {
+                Accepting::Workers
+            }
+        });
+    }
+
+    /// The ingress takes the listeners from the workers of `versions`: it
+    /// accepts first, then they stop, so no connection waits unaccepted.
+    async fn to_ingress(&self, versions: &[&Arc<Running>]) {
+        self.ingress_accepts(true).await;
+        for running in versions {
+            running.workers.accept(false).await;
+        }
+    }
+
+    /// `running`'s workers take the listeners from the ingress: they
+    /// accept first, then it stops.
+    async fn to_workers(&self, running: &Arc<Running>) {
+        running.workers.accept(true).await;
+        self.ingress_accepts(false).await;
+    }
+
+    /// Opens the key-value store in the manager, once.
+    async fn open_store(&self) -> anyhow::Result<()> {
+        if self.home.is_here() {
             return Ok(());
         }
-        let file = RedbStore::file_in(&self.data_dir);
-        let store = RedbStore::open(&file)?;
+        self.home.open_here().await?;
         say!(
             "weft: key-value data in {} (served to the workers)",
-            file.display()
+            self.home.file().display()
         );
-        let _ = self.store.set(Arc::new(store));
         Ok(())
+    }
+
+    /// The store's file moves to the manager from `running`'s worker, if
+    /// that worker holds it: calls that reach the manager meanwhile wait.
+    async fn store_to_manager(&self, running: &Running) {
+        let (Some(worker), Some(group)) = (self.home.worker(), &running.store_owner) else {
+            return;
+        };
+        self.home.expect_back();
+        running.workers.set_holds_store(false);
+        if let Err(e) = running.workers.release_store(group).await {
+            tracing::warn!("worker {worker} did not let the key-value store go: {e:#}");
+        }
+        match self.home.open_here().await {
+            Ok(()) => say!("weft: the key-value store moved to the manager from worker {worker}"),
+            Err(e) => tracing::error!("the manager cannot open the key-value store: {e:#}"),
+        }
+    }
+
+    /// The store's file moves from the manager to `running`'s worker, if
+    /// that worker is the only process that uses it.
+    async fn store_to_worker(&self, running: &Running) {
+        let Some(group) = &running.store_owner else {
+            return;
+        };
+        if !self.home.is_here() {
+            return;
+        }
+        *self.taker.lock().expect("taker lock") =
+            Some((running.version.to_string(), group.clone()));
+        running.workers.set_holds_store(true);
+        let taken = running.workers.take_store(group, self.home.file()).await;
+        *self.taker.lock().expect("taker lock") = None;
+        match taken {
+            Ok(()) => say!("weft: the key-value store moved to worker {group}/0, its only user"),
+            Err(e) => {
+                tracing::warn!("worker {group}/0 did not take the key-value store: {e:#}");
+                running.workers.set_holds_store(false);
+                if let Err(e) = self.open_store().await {
+                    tracing::error!("the manager cannot open the key-value store: {e:#}");
+                }
+            }
+        }
     }
 
     /// Gives each version its share of new requests, in percent.
@@ -851,14 +1031,17 @@ impl Manager {
                 format!("{verb} version {to_v} (from {from_v}): starting its workers"),
             )
             .await;
+        // Both versions use the data during the shift: the manager holds it.
+        self.store_to_manager(&from).await;
         let mut stopping = self.stopping.subscribe();
         let started = tokio::select! {
-            started = self.start_version(&target) => started,
+            started = self.start_version(&target, false) => started,
             _ = stopping.wait_for(|s| *s) => Err(anyhow::anyhow!("the deployment is stopping")),
         };
         let to = match started {
             Ok(to) => to,
             Err(e) => {
+                self.store_to_worker(&from).await;
                 return events
                     .say(
                         Outcome::Failed,
@@ -876,6 +1059,8 @@ impl Manager {
             .and_then(|m| m.manifest.deploy)
             .unwrap_or_default();
         let setup = Setup::new(schedule_of(&request), gate_of(&request, &table));
+        // Only the ingress can split requests between the versions.
+        self.to_ingress(&[&from]).await;
         events
             .say(
                 Outcome::Progress,
@@ -917,6 +1102,8 @@ impl Manager {
                     )
                     .await;
                 self.retire(&from).await;
+                self.to_workers(&to).await;
+                self.store_to_worker(&to).await;
                 let kept = self.running_versions();
                 if let Err(e) = self.versions.retain(self.keep, &kept) {
                     tracing::warn!("cannot prune the version store: {e:#}");
@@ -930,6 +1117,8 @@ impl Manager {
             }
             Ending::RolledBack(verdict) => {
                 self.retire(&to).await;
+                self.to_workers(&from).await;
+                self.store_to_worker(&from).await;
                 events
                     .say(
                         Outcome::Failed,
@@ -1013,9 +1202,9 @@ impl crate::deploy::control::Deployment for Manager {
 
     fn status_json(&self) -> Boxed<'_, String> {
         Box::pin(async {
-            let mut state = self.status();
+            let mut state = self.live_status().await;
             state.methods = self.method_rates().await;
-            state.keyvalue = self.store_state();
+            state.keyvalue = self.store_state().await;
             state.proposal = self.proposal.lock().expect("proposal lock").clone();
             state.to_json()
         })

@@ -3,8 +3,11 @@
 //! - [`manager`]: what `weft deploy` runs. Through a [`workers`] set it
 //!   spawns one [`worker`] process per replica of every group of the plan,
 //!   hands each its group and the routing table, and restarts a worker that
-//!   dies; it owns the key-value store, and serves the listeners through an
-//!   [`ingress`] each.
+//!   dies. Outside a rollout the workers accept their listeners'
+//!   connections themselves ([`crate::handoff`]); during one, the manager
+//!   splits them between versions through an [`ingress`] per listener.
+//! - [`store_home`]: where the embedded key-value store is open: in the
+//!   manager, which serves it, or in the one worker that uses it.
 //! - [`rollout`]: the pure state machine that shifts traffic from one
 //!   version to the next, and rolls back a version that fails more; the
 //!   [`driver`] runs it between where the traffic goes and where the
@@ -34,6 +37,7 @@ pub mod manager;
 pub mod proposal;
 pub mod rollout;
 pub mod state;
+pub mod store_home;
 pub mod versions;
 pub mod worker;
 pub mod workers;

@@ -23,6 +23,9 @@ pub struct DeployState {
     /// The listeners' addresses, by name.
     #[serde(default)]
     pub listeners: BTreeMap<String, String>,
+    /// Who accepts the listeners' connections now.
+    #[serde(default)]
+    pub accepting: Accepting,
     /// Every running version.
     #[serde(default)]
     pub versions: Vec<VersionState>,
@@ -45,7 +48,7 @@ pub struct DeployState {
     pub proposal: Option<super::proposal::Proposal>,
 }
 
-/// Whether the manager's key-value store serves.
+/// Whether the embedded key-value store serves, and where it is open.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoreState {
     /// Whether its last call succeeded.
@@ -53,6 +56,26 @@ pub struct StoreState {
     /// Why it fails, while it does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The process that holds its file: `manager`, or the worker
+    /// (`GROUP/REPLICA`) that is the only process that uses it.
+    #[serde(default)]
+    pub held_by: String,
+    /// Calls the manager served from it, for workers.
+    #[serde(default)]
+    pub manager_calls: u64,
+}
+
+/// Who accepts the listeners' connections.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Accepting {
+    /// The workers of the one running version, on the sockets the manager
+    /// passed them: a request does not pass through the manager.
+    #[default]
+    Workers,
+    /// The manager's ingress, which splits requests between versions by
+    /// weight, during a rollout.
+    Ingress,
 }
 
 /// What a version is doing.
@@ -78,10 +101,17 @@ pub struct VersionState {
     pub weight: u8,
     /// Its plan's groups: each group's components.
     pub groups: BTreeMap<String, Vec<String>>,
-    /// Requests it answered at the listeners, and how many with a 5xx.
+    /// Requests it answered at the listeners, as its workers counted them
+    /// (in the manager's live answer; the file keeps those the ingress
+    /// forwarded).
     pub requests: u64,
     /// Of `requests`, those answered with a 5xx.
     pub failed_requests: u64,
+    /// Of `requests`, those that came through the manager's ingress (which
+    /// accepts only during a rollout); the rest its workers accepted
+    /// themselves.
+    #[serde(default)]
+    pub forwarded: u64,
 }
 
 /// One worker process.
@@ -225,16 +255,24 @@ impl DeployState {
             "app {}: manager pid {}, control on {}",
             self.app, self.pid, self.control
         ));
+        let accepted_by = match self.accepting {
+            Accepting::Workers => "its version's workers",
+            Accepting::Ingress => "the manager's ingress (for the rollout)",
+        };
         for (name, address) in &self.listeners {
-            line(format!("listener {name} on http://{address}"));
+            line(format!(
+                "listener {name} on http://{address}, accepted by {accepted_by}"
+            ));
         }
         match &self.keyvalue {
             Some(StoreState {
-                error: Some(why), ..
+                error: Some(why),
+                held_by,
+                ..
             }) => {
-                line(format!("key-value store: DOWN: {why}"));
+                line(format!("key-value store (in {held_by}): DOWN: {why}"));
             }
-            Some(_) => line("key-value store: healthy".to_string()),
+            Some(store) => line(format!("key-value store (in {}): healthy", store.held_by)),
             None => {}
         }
         line(String::new());

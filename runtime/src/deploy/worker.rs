@@ -23,6 +23,11 @@
 //! against the worker's [`Edges`]. On Kubernetes a second, plain-text
 //! port serves `grpc.health.v1` alone, for the kubelet's probes.
 //!
+//! A manager also passes a worker the listening sockets of the listeners
+//! it serves ([`crate::handoff`]): while its version is the only one that
+//! runs, the worker accepts there itself (`Accept`), so a request costs no
+//! hop through the manager.
+//!
 //! `Drain` stops the listeners and waits for their requests; `Shutdown`,
 //! SIGTERM, or the end of its standard input (the manager is gone) make it
 //! say it is not ready, drain and exit.
@@ -32,7 +37,9 @@ use crate::app::{App, Placement, Prepared};
 use crate::cache::CompileCache;
 use crate::capability::EmbeddedStores;
 use crate::discovery::{self, Peers, Source, Watch};
+use crate::handoff::Turn;
 use crate::kv::KeyValueStore;
+use crate::kv::slot::StoreSlot;
 use crate::manifest::ManifestFile;
 use crate::resolve::Provider;
 use crate::rpc::Dialer;
@@ -60,8 +67,10 @@ use weft_proto::v1::control_server::{Control, ControlServer};
 use weft_proto::v1::health_reply::State;
 use weft_proto::v1::invoke_server::InvokeServer;
 use weft_proto::v1::{
-    Assigned, Assignment, ComponentLoad, DrainReply, DrainRequest, HealthReply, HealthRequest,
-    MetricsReply, MetricsRequest, ServedReply, ServedRequest, ShutdownReply, ShutdownRequest,
+    AcceptReply, AcceptRequest, Assigned, Assignment, ComponentLoad, DrainReply, DrainRequest,
+    HealthReply, HealthRequest, MetricsReply, MetricsRequest, ReleaseStoreReply,
+    ReleaseStoreRequest, ServedReply, ServedRequest, ShutdownReply, ShutdownRequest,
+    TakeStoreReply, TakeStoreRequest,
 };
 
 /// What a worker is doing.
@@ -85,10 +94,22 @@ struct Serving {
     stop_listeners: watch::Sender<bool>,
     /// The listeners' tasks, taken by the first drain.
     listeners: Option<JoinSet<()>>,
+    /// Its turns at the listener sockets its manager passed it.
+    turns: Vec<Arc<Turn>>,
+    /// The embedded store, which moves between it and the manager.
+    store: Option<MovingStore>,
     /// The discovery of the groups it calls, for as long as it serves.
     _watches: Vec<Watch>,
     /// How each component was loaded.
     loads: Vec<ComponentLoad>,
+}
+
+/// A worker's embedded store: where its calls go, and the manager's store
+/// behind it.
+#[derive(Clone)]
+struct MovingStore {
+    slot: Arc<StoreSlot>,
+    manager: Arc<RemoteStore>,
 }
 
 /// A group to serve, however the worker learned of it.
@@ -100,6 +121,9 @@ struct Launch {
     embedded: EmbeddedStores,
     /// The listeners it serves, with their addresses.
     listeners: BTreeMap<String, SocketAddr>,
+    /// Whether to accept on the passed listener sockets from the start.
+    accept_shared: bool,
+    store: Option<MovingStore>,
     watches: Vec<Watch>,
     /// The calls between groups that the app's graph allows.
     edges: Edges,
@@ -142,12 +166,22 @@ pub struct Worker {
     shutdown: Notify,
     /// Why the worker could not start its group, when it stops for that.
     failure: Mutex<Option<String>>,
+    /// The listener sockets its manager passed it, by listener name, until
+    /// its group starts and takes them.
+    sockets: Mutex<BTreeMap<String, std::net::TcpListener>>,
+    /// Whether it should accept on them, as the last `Accept` said.
+    told_to_accept: Mutex<Option<bool>>,
 }
 
 impl Worker {
     /// A worker that dials with `dialer` and serves with `security`, with
-    /// no assignment yet.
-    pub async fn new(name: &str, dialer: Dialer, security: ServerSecurity) -> Arc<Worker> {
+    /// no assignment yet, and the listener `sockets` its manager passed it.
+    pub async fn new(
+        name: &str,
+        dialer: Dialer,
+        security: ServerSecurity,
+        sockets: BTreeMap<String, std::net::TcpListener>,
+    ) -> Arc<Worker> {
         Arc::new(Worker {
             name: name.to_string(),
             dialer,
@@ -159,6 +193,8 @@ impl Worker {
             stopping: AtomicBool::new(false),
             shutdown: Notify::new(),
             failure: Mutex::new(None),
+            sockets: Mutex::new(sockets),
+            told_to_accept: Mutex::new(None),
         })
     }
 
@@ -249,18 +285,22 @@ impl Worker {
     async fn drain(&self) {
         self.stopping.store(true, Ordering::SeqCst);
         self.health.set_ready(false).await;
-        let tasks = {
+        let (tasks, turns) = {
             let mut phase = self.phase.lock().expect("phase lock");
             match std::mem::replace(&mut *phase, Phase::Starting) {
                 Phase::Serving(mut s) | Phase::Draining(mut s) => {
                     let _ = s.stop_listeners.send(true);
                     let tasks = s.listeners.take();
+                    let turns = s.turns.clone();
                     *phase = Phase::Draining(s);
-                    tasks
+                    (tasks, turns)
                 }
-                Phase::Starting => None,
+                Phase::Starting => (None, Vec::new()),
             }
         };
+        if let Err(e) = accept_all(&turns, false).await {
+            tracing::warn!("worker {}: {e:#}", self.name);
+        }
         if let Some(mut tasks) = tasks {
             while tasks.join_next().await.is_some() {}
         }
@@ -281,13 +321,20 @@ impl Worker {
             *assigning = true;
         }
         match async { self.start(launch.await?).await }.await {
-            Ok(serving) => {
+            Ok((serving, accept_shared)) => {
                 *self.phase.lock().expect("phase lock") = Phase::Serving(serving);
                 // A drain that came while the group loaded saw nothing to
                 // stop; the listeners just started must stop too.
                 if self.stopping.load(Ordering::SeqCst) {
                     self.drain().await;
                     return Err(Status::unavailable("the worker is stopping"));
+                }
+                // An `Accept` that came while the group loaded is newer
+                // than the assignment.
+                let told = *self.told_to_accept.lock().expect("accept lock");
+                if let Err(e) = self.accept(told.unwrap_or(accept_shared)).await {
+                    tracing::error!("worker {}: {e:#}", self.name);
+                    return Err(Status::failed_precondition(format!("{e:#}")));
                 }
                 self.health.set_ready(true).await;
                 Ok(())
@@ -297,6 +344,26 @@ impl Worker {
                 Err(Status::failed_precondition(format!("{e:#}")))
             }
         }
+    }
+
+    /// Starts (`true`) or stops accepting on the listener sockets its
+    /// manager passed it.
+    async fn accept(&self, on: bool) -> anyhow::Result<()> {
+        let turns = match &*self.phase.lock().expect("phase lock") {
+            Phase::Serving(s) => s.turns.clone(),
+            // A draining worker accepts nothing new.
+            Phase::Draining(_) | Phase::Starting => return Ok(()),
+        };
+        accept_all(&turns, on).await
+    }
+
+    /// Its embedded store, once it serves a group that uses one.
+    fn store(&self) -> Result<MovingStore, Status> {
+        match &*self.phase.lock().expect("phase lock") {
+            Phase::Serving(s) | Phase::Draining(s) => s.store.clone(),
+            Phase::Starting => None,
+        }
+        .ok_or_else(|| Status::failed_precondition("this worker uses no embedded key-value store"))
     }
 
     /// The group a manager's assignment names, with the manager's fixed
@@ -320,12 +387,25 @@ impl Worker {
                 Arc::new(Replicas::new(peers, &self.dialer, &version)),
             );
         }
-        let keyvalue: Option<Arc<dyn KeyValueStore>> = match a.store.as_str() {
+        let store = match a.store.as_str() {
             "" => None,
-            address => Some(Arc::new(RemoteStore::new(address, &version, &self.dialer)?)),
+            address => {
+                let manager = Arc::new(RemoteStore::new(address, &version, &self.dialer)?);
+                let remote: Arc<dyn KeyValueStore> = manager.clone();
+                let slot = match a.store_file.as_str() {
+                    "" => StoreSlot::remote(remote),
+                    file => StoreSlot::local(std::path::Path::new(file), remote)?,
+                };
+                Some(MovingStore {
+                    slot: Arc::new(slot),
+                    manager,
+                })
+            }
         };
         let embedded = EmbeddedStores {
-            keyvalue,
+            keyvalue: store
+                .as_ref()
+                .map(|s| s.slot.clone() as Arc<dyn KeyValueStore>),
             blobs: (!a.blobs.is_empty()).then(|| PathBuf::from(&a.blobs)),
         };
         let mut listeners = BTreeMap::new();
@@ -345,6 +425,8 @@ impl Worker {
             replica: a.replica,
             embedded,
             listeners,
+            accept_shared: a.accept_shared,
+            store,
             watches: Vec::new(),
             edges: Edges::of(&prepared.resolution, &plan),
             prepared,
@@ -444,20 +526,25 @@ impl Worker {
             replica: 0,
             embedded: EmbeddedStores::default(),
             listeners,
+            accept_shared: false,
+            store: None,
             watches,
             edges: Edges::of(&prepared.resolution, &plan),
             prepared,
         })
     }
 
-    /// Links, warms and serves a group.
-    async fn start(&self, launch: Launch) -> anyhow::Result<Serving> {
+    /// Links, warms and serves a group; with whether to accept on the
+    /// passed listener sockets from the start.
+    async fn start(&self, launch: Launch) -> anyhow::Result<(Serving, bool)> {
         let Launch {
             prepared,
             replica,
             placement,
             embedded,
             listeners,
+            accept_shared,
+            store,
             watches,
             edges,
         } = launch;
@@ -481,6 +568,21 @@ impl Worker {
             anyhow::bail!("this worker already has an assignment");
         }
         let bound = app.bind_exactly(&listeners).await?;
+        let mut sockets = std::mem::take(&mut *self.sockets.lock().expect("sockets lock"));
+        let sticky =
+            (prepared.manifest.manifest.deploy.as_ref()).is_some_and(|d| d.sticky_sessions);
+        let mut turns = Vec::new();
+        for listener in &bound {
+            if let Some(socket) = sockets.remove(&listener.name) {
+                turns.push(Arc::new(listener.turn(socket, version.as_str(), sticky)));
+            }
+        }
+        if let Some(name) = sockets.keys().next() {
+            anyhow::bail!(
+                "the manager passed this worker the socket of listener '{name}', which its group \
+                 '{group}' does not serve"
+            );
+        }
         let (stop_listeners, stopped) = watch::channel(false);
         let listener_tasks = crate::app::serve_bound(bound, stopped);
         say!(
@@ -493,17 +595,33 @@ impl Worker {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        Ok(Serving {
+        let serving = Serving {
             version: version.to_string(),
             group,
             replica,
             app,
             stop_listeners,
             listeners: Some(listener_tasks),
+            turns,
+            store,
             _watches: watches,
             loads,
-        })
+        };
+        Ok((serving, accept_shared))
     }
+}
+
+/// Starts or stops accepting at every one of `turns` at once.
+async fn accept_all(turns: &[Arc<Turn>], on: bool) -> anyhow::Result<()> {
+    let mut switching = JoinSet::new();
+    for turn in turns {
+        let turn = turn.clone();
+        switching.spawn(async move { turn.accept(on).await });
+    }
+    while let Some(switched) = switching.join_next().await {
+        switched.context("switching a listener panicked")??;
+    }
+    Ok(())
 }
 
 /// Compiles and resolves the app, off the async threads.
@@ -590,6 +708,10 @@ impl Control for ControlService {
             group: serving.map(|s| s.group.clone()).unwrap_or_default(),
             replica: serving.map_or(0, |s| s.replica),
             loads: serving.map(|s| s.loads.clone()).unwrap_or_default(),
+            store_error: serving
+                .and_then(|s| s.store.as_ref())
+                .and_then(|s| s.slot.health())
+                .unwrap_or_default(),
         };
         Ok(Response::new(reply))
     }
@@ -605,6 +727,49 @@ impl Control for ControlService {
             Phase::Starting => Snapshot::default(),
         };
         Ok(Response::new(wire::to_reply(&snapshot)))
+    }
+
+    async fn accept(
+        &self,
+        request: Request<AcceptRequest>,
+    ) -> Result<Response<AcceptReply>, Status> {
+        refuse_the_ingress(&request)?;
+        let on = request.into_inner().accept;
+        *self.worker.told_to_accept.lock().expect("accept lock") = Some(on);
+        self.worker
+            .accept(on)
+            .await
+            .map_err(|e| Status::internal(format!("{e:#}")))?;
+        Ok(Response::new(AcceptReply {}))
+    }
+
+    async fn take_store(
+        &self,
+        request: Request<TakeStoreRequest>,
+    ) -> Result<Response<TakeStoreReply>, Status> {
+        refuse_the_ingress(&request)?;
+        let store = self.worker.store()?;
+        let file = PathBuf::from(request.into_inner().file);
+        store
+            .slot
+            .take(&file, store.manager.handover())
+            .await
+            .map_err(|e| Status::failed_precondition(format!("{e:#}")))?;
+        say!(
+            "weft worker {}: opened the key-value store {} (the only process that uses it)",
+            self.worker.name,
+            file.display()
+        );
+        Ok(Response::new(TakeStoreReply {}))
+    }
+
+    async fn release_store(
+        &self,
+        request: Request<ReleaseStoreRequest>,
+    ) -> Result<Response<ReleaseStoreReply>, Status> {
+        refuse_the_ingress(&request)?;
+        self.worker.store()?.slot.release().await;
+        Ok(Response::new(ReleaseStoreReply {}))
     }
 
     async fn drain(&self, request: Request<DrainRequest>) -> Result<Response<DrainReply>, Status> {

@@ -11,7 +11,9 @@
 //! every worker.
 //!
 //! Workers are started with a pipe as their standard input and exit when it
-//! closes, so they never outlive the manager, however it ends.
+//! closes, so they never outlive the manager, however it ends. They inherit
+//! the sockets of the listeners they serve ([`crate::handoff`]), and accept
+//! on them while the set is told to ([`WorkerSet::accept`]).
 
 use super::state::{StateBook, WorkerState};
 use crate::rpc::identity::{Authority, Identity};
@@ -20,6 +22,7 @@ use crate::version::Version;
 use anyhow::{Context as _, bail};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::os::fd::RawFd;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
@@ -33,7 +36,8 @@ use weft_placer::Plan;
 use weft_proto::v1::control_client::ControlClient;
 use weft_proto::v1::health_reply::State;
 use weft_proto::v1::{
-    Assignment, DrainRequest, HealthRequest, ListenerAddress, Route, ShutdownRequest,
+    AcceptRequest, Assignment, DrainRequest, HealthRequest, ListenerAddress, ReleaseStoreRequest,
+    Route, ShutdownRequest, TakeStoreRequest,
 };
 
 /// How long a new worker may take to answer on its gRPC address.
@@ -145,8 +149,15 @@ pub struct Deployment {
     pub control: SocketAddr,
     /// Whether the manager serves its key-value store there.
     pub serves_store: bool,
+    /// The group whose worker may hold the store's file itself, if one
+    /// may; it does while [`WorkerSet::set_holds_store`] says so.
+    pub store_owner: Option<String>,
+    /// The store's file.
+    pub store_file: PathBuf,
     /// The folder of blob containers, when the app uses wasi:blobstore.
     pub blobs: Option<PathBuf>,
+    /// Each listener's socket, as the manager holds it, by name.
+    pub sockets: BTreeMap<String, RawFd>,
     /// The deployment's CA, which issues each worker its certificate.
     pub authority: Arc<Authority>,
     /// Makes the manager's channels to the workers.
@@ -165,14 +176,21 @@ pub struct WorkerSet {
     supervisors: tokio::sync::Mutex<JoinSet<()>>,
     /// Per replica: whether the ingress may send it requests.
     rotation: Vec<Arc<AtomicBool>>,
+    /// Whether its workers accept on the listeners' sockets themselves.
+    accepting: AtomicBool,
+    /// Whether the store owner's worker holds the store's file.
+    holds_store: AtomicBool,
 }
 
 impl WorkerSet {
-    /// A worker set for `replicas`, whose workers are listed in `book`.
+    /// A worker set for `replicas`, whose workers are listed in `book`;
+    /// with `accepting`, they accept on the listeners' sockets from the
+    /// start.
     pub fn new(
         deployment: Deployment,
         replicas: Vec<ReplicaSpec>,
         book: Arc<StateBook>,
+        accepting: bool,
     ) -> anyhow::Result<Arc<WorkerSet>> {
         let exe = std::env::current_exe().context("cannot find the weft binary for workers")?;
         let version = deployment.version.to_string();
@@ -197,13 +215,15 @@ impl WorkerSet {
         });
         let rotation = replicas.iter().map(|_| Arc::default()).collect();
         Ok(Arc::new(WorkerSet {
-            deployment,
             replicas,
             exe,
             book,
             stop: watch::channel(false).0,
             supervisors: tokio::sync::Mutex::new(JoinSet::new()),
             rotation,
+            accepting: AtomicBool::new(accepting),
+            holds_store: AtomicBool::new(false),
+            deployment,
         }))
     }
 
@@ -277,6 +297,67 @@ impl WorkerSet {
             .update(|state| state.workers.retain(|w| w.version != version));
     }
 
+    /// Makes every worker accept on the listeners' sockets (`true`), or
+    /// stop and end the connections it accepted there (`false`). A worker
+    /// restarting meanwhile is told in its assignment.
+    pub async fn accept(&self, on: bool) {
+        self.accepting.store(on, Ordering::SeqCst);
+        let mut telling = JoinSet::new();
+        for spec in self.replicas.iter().filter(|r| !r.listeners.is_empty()) {
+            let (name, channel) = (spec.name(), self.channel(spec));
+            telling.spawn(async move {
+                let told = async {
+                    let mut control = ControlClient::new(channel?);
+                    control.accept(AcceptRequest { accept: on }).await?;
+                    anyhow::Ok(())
+                };
+                if let Err(e) = told.await {
+                    tracing::warn!("worker {name}: cannot switch its listeners: {e:#}");
+                }
+            });
+        }
+        while telling.join_next().await.is_some() {}
+    }
+
+    /// Whether the store owner's worker holds the store's file: a worker
+    /// restarted then opens it again.
+    pub fn set_holds_store(&self, holds: bool) {
+        self.holds_store.store(holds, Ordering::SeqCst);
+    }
+
+    /// The worker of `group`'s first replica, to hold the store's file.
+    fn store_worker(&self, group: &str) -> anyhow::Result<&ReplicaSpec> {
+        self.replicas
+            .iter()
+            .find(|r| r.group == group && r.replica == 0)
+            .with_context(|| format!("the plan has no group '{group}'"))
+    }
+
+    /// Tells `group`'s worker to open the store's `file` itself.
+    pub async fn take_store(&self, group: &str, file: &std::path::Path) -> anyhow::Result<()> {
+        let spec = self.store_worker(group)?;
+        let mut control = ControlClient::new(self.channel(spec)?);
+        control
+            .take_store(TakeStoreRequest {
+                file: file.display().to_string(),
+            })
+            .await
+            .map_err(|s| anyhow::anyhow!("{}", s.message()))?;
+        Ok(())
+    }
+
+    /// Tells `group`'s worker to close the store's file, and use the
+    /// manager's store.
+    pub async fn release_store(&self, group: &str) -> anyhow::Result<()> {
+        let spec = self.store_worker(group)?;
+        let mut control = ControlClient::new(self.channel(spec)?);
+        control
+            .release_store(ReleaseStoreRequest {})
+            .await
+            .map_err(|s| anyhow::anyhow!("{}", s.message()))?;
+        Ok(())
+    }
+
     /// A channel to the worker of `spec`.
     pub fn channel(&self, spec: &ReplicaSpec) -> anyhow::Result<crate::rpc::Channel> {
         self.deployment.dialer.channel(
@@ -303,8 +384,15 @@ impl WorkerSet {
     async fn start_worker(&self, index: usize) -> anyhow::Result<WorkerProcess> {
         let spec = &self.replicas[index];
         let name = spec.name();
-        let mut child = Command::new(&self.exe)
-            .arg("worker")
+        let mut command = Command::new(&self.exe);
+        command.arg("worker");
+        let sockets: Vec<(String, RawFd)> = spec
+            .listeners
+            .keys()
+            .filter_map(|l| Some((l.clone(), *self.deployment.sockets.get(l)?)))
+            .collect();
+        crate::handoff::pass_to(&mut command, &sockets);
+        let mut child = command
             .args(["--listen", &spec.address.to_string(), "--name", &name])
             .arg("--exit-with-stdin")
             // Workers write their log lines as the manager does.
@@ -423,6 +511,15 @@ impl WorkerSet {
                 .as_ref()
                 .map(|b| b.display().to_string())
                 .unwrap_or_default(),
+            accept_shared: self.accepting.load(Ordering::SeqCst),
+            store_file: if d.store_owner.as_deref() == Some(spec.group.as_str())
+                && spec.replica == 0
+                && self.holds_store.load(Ordering::SeqCst)
+            {
+                d.store_file.display().to_string()
+            } else {
+                String::new()
+            },
         }
     }
 

@@ -26,6 +26,7 @@ pub mod buckets;
 pub mod conformance;
 pub mod redb;
 pub mod redis;
+pub mod slot;
 
 use async_trait::async_trait;
 use std::sync::Arc;

@@ -40,6 +40,8 @@ struct Inner {
     db: Mutex<Option<Arc<Database>>>,
     /// Why the store fails, during an outage.
     outage: Mutex<Option<String>>,
+    /// Set by [`RedbStore::close`]: the file is another process's now.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 impl RedbStore {
@@ -62,8 +64,27 @@ impl RedbStore {
                 path: path.to_path_buf(),
                 db: Mutex::new(Some(Arc::new(db))),
                 outage: Mutex::new(None),
+                closed: std::sync::atomic::AtomicBool::new(false),
             }),
         })
+    }
+
+    /// Closes the file for good, so that another process may open it:
+    /// calls under way finish first, and later ones fail.
+    pub async fn close(&self) {
+        let db = {
+            let mut db = self.inner.db.lock().expect("redb handle lock");
+            self.inner
+                .closed
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            db.take()
+        };
+        if let Some(db) = db {
+            // Each call under way holds a clone of the handle.
+            while Arc::strong_count(&db) > 1 {
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+        }
     }
 
     /// The file name used inside a data directory.
@@ -78,6 +99,12 @@ impl RedbStore {
         let mut db = self.inner.db.lock().expect("redb handle lock");
         if let Some(db) = &*db {
             return Ok(db.clone());
+        }
+        if self.inner.closed.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(KvError::Unavailable(format!(
+                "the embedded key-value store {} was closed here: another process holds it now",
+                self.inner.path.display()
+            )));
         }
         match Database::create(&self.inner.path) {
             Ok(opened) => {

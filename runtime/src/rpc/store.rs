@@ -2,13 +2,15 @@
 //!
 //! redb lets one process open a file, and two replicas that increment one
 //! counter must both see every increment, so under `weft deploy` the manager
-//! owns the store and serves it ([`StoreService`]), and every worker uses it
-//! through [`RemoteStore`]. Bucket grants are checked by the worker's host
+//! holds the store and serves it ([`StoreService`]), and every worker uses it
+//! through [`RemoteStore`], unless one worker is the only process that uses
+//! it and holds the file itself ([`crate::deploy::store_home`]). Bucket grants are checked by the worker's host
 //! bindings before a call is sent, as they are in one process, and again by
 //! the store: a worker may use only the buckets granted to a component of
 //! its own group, as its certificate names it, in a running version.
 
 use super::{Channel, Dialer, Peer};
+use crate::deploy::store_home::StoreHome;
 use crate::kv::{KeyPage, KeyValueStore, KvError};
 use crate::rpc::authorize::Buckets;
 use crate::rpc::identity::Role;
@@ -16,7 +18,7 @@ use crate::telemetry::logs::escaped;
 use crate::version::Version;
 use async_trait::async_trait;
 use std::collections::BTreeMap;
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status};
 use weft_proto::VERSION_HEADER;
@@ -32,26 +34,53 @@ use weft_proto::v1::{
 /// every running version shares one store.
 pub type LiveVersions = Arc<RwLock<BTreeMap<String, Buckets>>>;
 
-/// The manager's side: a [`KeyValueStore`] served over gRPC to the workers
-/// of the running versions. The store is opened when the first version
-/// that uses key-value starts.
+/// The manager's side: the store at its [`StoreHome`], served over gRPC to
+/// the workers of the running versions.
 pub struct StoreService {
-    store: Arc<OnceLock<Arc<dyn KeyValueStore>>>,
+    home: Arc<StoreHome>,
     live: LiveVersions,
+    /// The worker told to take the file, as (version, group), until it has.
+    taker: Arc<Mutex<Option<(String, String)>>>,
 }
 
 impl StoreService {
-    /// Serves `store`, once it is set, to workers of the `live` versions.
-    pub fn new(store: Arc<OnceLock<Arc<dyn KeyValueStore>>>, live: LiveVersions) -> StoreService {
-        StoreService { store, live }
+    /// Serves the store at `home` to workers of the `live` versions; the
+    /// worker that `taker` names may take its file.
+    pub fn new(
+        home: Arc<StoreHome>,
+        live: LiveVersions,
+        taker: Arc<Mutex<Option<(String, String)>>>,
+    ) -> StoreService {
+        StoreService { home, live, taker }
     }
 
     /// The store, if the caller of `request` may use `bucket`.
-    fn check<T>(
+    async fn check<T>(
         &self,
         request: &Request<T>,
         bucket: &str,
-    ) -> Result<&Arc<dyn KeyValueStore>, Status> {
+    ) -> Result<crate::kv::redb::RedbStore, Status> {
+        let (version, group) = self.worker_of(request)?;
+        {
+            let live = self.live.read().expect("live versions lock");
+            let Some(buckets) = live.get(version.as_str()) else {
+                return Err(Status::failed_precondition(format!(
+                    "version mismatch: this store serves the running versions ({}), the request \
+                     carries {}",
+                    live.keys().cloned().collect::<Vec<_>>().join(", "),
+                    escaped(&version)
+                )));
+            };
+            buckets
+                .allows(&group, bucket)
+                .map_err(Status::permission_denied)?;
+        }
+        self.home.for_call().await.map_err(Status::unavailable)
+    }
+
+    /// The version and group of the worker that sent `request`, checked
+    /// against the version it carries.
+    fn worker_of<T>(&self, request: &Request<T>) -> Result<(String, String), Status> {
         let who = super::connect::caller(request)?;
         let Role::Worker { version, group } = &who.role else {
             return Err(Status::permission_denied(format!(
@@ -69,22 +98,7 @@ impl StoreService {
                 escaped(sent)
             )));
         }
-        let live = self.live.read().expect("live versions lock");
-        let Some(buckets) = live.get(version.as_str()) else {
-            return Err(Status::failed_precondition(format!(
-                "version mismatch: this store serves the running versions ({}), the request \
-                 carries {}",
-                live.keys().cloned().collect::<Vec<_>>().join(", "),
-                escaped(version)
-            )));
-        };
-        buckets
-            .allows(group, bucket)
-            .map_err(Status::permission_denied)?;
-        drop(live);
-        self.store.get().ok_or_else(|| {
-            Status::failed_precondition("no running version of this deployment uses key-value")
-        })
+        Ok((version.clone(), group.clone()))
     }
 }
 
@@ -100,14 +114,14 @@ fn status(e: KvError) -> Status {
 #[tonic::async_trait]
 impl Store for StoreService {
     async fn get(&self, request: Request<KeyRequest>) -> Result<Response<GetReply>, Status> {
-        let store = self.check(&request, &request.get_ref().bucket)?;
+        let store = self.check(&request, &request.get_ref().bucket).await?;
         let KeyRequest { bucket, key } = request.into_inner();
         let value = store.get(&bucket, &key).await.map_err(status)?;
         Ok(Response::new(GetReply { value }))
     }
 
     async fn set(&self, request: Request<SetRequest>) -> Result<Response<Empty>, Status> {
-        let store = self.check(&request, &request.get_ref().bucket)?;
+        let store = self.check(&request, &request.get_ref().bucket).await?;
         let SetRequest { bucket, key, value } = request.into_inner();
         crate::kv::check_sizes(&bucket, &key, Some(&value)).map_err(status)?;
         store.set(&bucket, &key, value).await.map_err(status)?;
@@ -115,14 +129,14 @@ impl Store for StoreService {
     }
 
     async fn delete(&self, request: Request<KeyRequest>) -> Result<Response<Empty>, Status> {
-        let store = self.check(&request, &request.get_ref().bucket)?;
+        let store = self.check(&request, &request.get_ref().bucket).await?;
         let KeyRequest { bucket, key } = request.into_inner();
         store.delete(&bucket, &key).await.map_err(status)?;
         Ok(Response::new(Empty {}))
     }
 
     async fn exists(&self, request: Request<KeyRequest>) -> Result<Response<ExistsReply>, Status> {
-        let store = self.check(&request, &request.get_ref().bucket)?;
+        let store = self.check(&request, &request.get_ref().bucket).await?;
         let KeyRequest { bucket, key } = request.into_inner();
         let exists = store.exists(&bucket, &key).await.map_err(status)?;
         Ok(Response::new(ExistsReply { exists }))
@@ -132,7 +146,7 @@ impl Store for StoreService {
         &self,
         request: Request<ListKeysRequest>,
     ) -> Result<Response<ListKeysReply>, Status> {
-        let store = self.check(&request, &request.get_ref().bucket)?;
+        let store = self.check(&request, &request.get_ref().bucket).await?;
         let ListKeysRequest { bucket, cursor } = request.into_inner();
         let page = store.list_keys(&bucket, cursor).await.map_err(status)?;
         Ok(Response::new(ListKeysReply {
@@ -145,13 +159,26 @@ impl Store for StoreService {
         &self,
         request: Request<IncrementRequest>,
     ) -> Result<Response<IncrementReply>, Status> {
-        let store = self.check(&request, &request.get_ref().bucket)?;
+        let store = self.check(&request, &request.get_ref().bucket).await?;
         let IncrementRequest { bucket, key, delta } = request.into_inner();
         let value = store
             .increment(&bucket, &key, delta)
             .await
             .map_err(status)?;
         Ok(Response::new(IncrementReply { value }))
+    }
+
+    async fn handover(&self, request: Request<Empty>) -> Result<Response<Empty>, Status> {
+        let (version, group) = self.worker_of(&request)?;
+        let expected = self.taker.lock().expect("taker lock").clone();
+        if expected.as_ref() != Some(&(version.clone(), group.clone())) {
+            return Err(Status::permission_denied(format!(
+                "group '{group}' of version {} was not told to take the key-value store",
+                escaped(&version)
+            )));
+        }
+        self.home.send_to(&format!("{group}/0")).await;
+        Ok(Response::new(Empty {}))
     }
 }
 
@@ -175,6 +202,19 @@ impl RemoteStore {
                 .parse()
                 .map_err(|e| anyhow::anyhow!("version {version} is not valid metadata: {e}"))?,
         })
+    }
+
+    /// Asks the manager to close the file, for this worker to open it (it
+    /// was told to take it).
+    pub async fn handover(&self) -> anyhow::Result<()> {
+        self.client
+            .clone()
+            .handover(self.request(Empty {}))
+            .await
+            .map_err(|s| {
+                anyhow::anyhow!("the manager kept the key-value store: {}", s.message())
+            })?;
+        Ok(())
     }
 
     fn request<T>(&self, message: T) -> Request<T> {
