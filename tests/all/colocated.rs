@@ -190,3 +190,34 @@ fn the_shop_in_one_group_answers_with_no_hop_through_the_manager() {
     let (exit, output) = app.stop();
     assert!(exit.success(), "{output}");
 }
+
+#[test]
+fn a_killed_worker_comes_back_with_its_listener_and_its_store() {
+    let dir = app_dir(&weft_tests::kvcounter_with_limit("64MiB"));
+    let app = Weft::start(Mode::Monolith, &[dir.path().to_str().unwrap()]);
+    let url = app.url("web", "/counter/kept");
+    for n in 1..=3 {
+        let (status, body) = weft_tests::http_get(&url);
+        assert_eq!((status, counted(&body)), (200, n), "{body}");
+    }
+    let before = status(dir.path());
+    let pid = before.workers[0].pid.expect("a running worker");
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    // The socket stays the manager's: connections wait in its queue until
+    // the restarted worker accepts them, and it opens the store again.
+    app.wait_for_output("weft: worker main/0 restarted");
+    let (status_code, body) = weft_tests::http_get(&url);
+    assert_eq!((status_code, counted(&body)), (200, 4), "{body}");
+    let after = status(dir.path());
+    assert_ne!(after.workers[0].pid, Some(pid), "{after:?}");
+    assert_eq!(after.accepting, Accepting::Workers, "{after:?}");
+    assert_eq!(forwarded(&after), 0, "{after:?}");
+    let store = after.keyvalue.expect("the store is in use");
+    assert_eq!((store.held_by.as_str(), store.manager_calls), ("main/0", 0));
+    let (exit, output) = app.stop();
+    assert!(exit.success(), "{output}");
+}
