@@ -150,7 +150,12 @@ pub fn pass_to(command: &mut tokio::process::Command, sockets: &[(String, RawFd)
 
 /// Takes the socket that a `FLAG` value (`NAME=FD`) names: checks that the
 /// descriptor is open and a listening TCP socket before owning it.
-pub fn adopt(value: &str) -> anyhow::Result<(String, std::net::TcpListener)> {
+///
+/// # Safety
+///
+/// Nothing else in this process may own or use the descriptor: it was
+/// passed to this process for this, and each one is adopted once.
+pub unsafe fn adopt(value: &str) -> anyhow::Result<(String, std::net::TcpListener)> {
     let (name, fd) = value
         .split_once('=')
         .and_then(|(n, fd)| Some((n, fd.parse::<RawFd>().ok()?)))
@@ -179,8 +184,7 @@ pub fn adopt(value: &str) -> anyhow::Result<(String, std::net::TcpListener)> {
          passes a listener's socket to the workers it starts, and is not for use by hand"
     );
     // SAFETY: the descriptor is open and a listening socket (checked
-    // above), passed to this process for it to own; nothing else here
-    // uses it.
+    // above), and the caller owns it alone (this function's contract).
     let socket = unsafe { std::net::TcpListener::from_raw_fd(fd) };
     socket
         .local_addr()
@@ -195,11 +199,12 @@ mod tests {
     #[test]
     fn a_descriptor_that_is_not_a_listening_socket_is_refused() {
         let file = tempfile::tempfile().expect("a file");
-        let e = adopt(&format!("web={}", file.as_raw_fd())).unwrap_err();
+        // SAFETY (here and below): each is refused before it is owned.
+        let e = unsafe { adopt(&format!("web={}", file.as_raw_fd())) }.unwrap_err();
         assert!(e.to_string().contains("is not a listening socket"), "{e}");
-        let e = adopt("web").unwrap_err();
+        let e = unsafe { adopt("web") }.unwrap_err();
         assert!(e.to_string().contains("expected LISTENER=FD"), "{e}");
-        let e = adopt("web=1").unwrap_err();
+        let e = unsafe { adopt("web=1") }.unwrap_err();
         assert!(e.to_string().contains("expected LISTENER=FD"), "{e}");
     }
 
@@ -209,7 +214,8 @@ mod tests {
         let address = socket.local_addr().expect("address");
         // Adopting takes ownership of the descriptor.
         let fd = std::os::fd::IntoRawFd::into_raw_fd(socket);
-        let (name, adopted) = adopt(&format!("web={fd}")).expect("adopted");
+        // SAFETY: the descriptor was just released by its only owner.
+        let (name, adopted) = unsafe { adopt(&format!("web={fd}")) }.expect("adopted");
         assert_eq!(name, "web");
         assert_eq!(adopted.local_addr().expect("address"), address);
     }

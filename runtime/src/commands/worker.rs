@@ -141,9 +141,17 @@ impl WorkerCommand {
             None => None,
         };
         let mut sockets = BTreeMap::new();
+        let mut seen = std::collections::BTreeSet::new();
         for value in &self.listener_fd {
-            let (listener, socket) =
-                crate::handoff::adopt(value).with_context(|| format!("worker {}", self.name))?;
+            anyhow::ensure!(
+                seen.insert(value.rsplit_once('=').map_or(value.as_str(), |(_, fd)| fd)),
+                "worker {}: --listener-fd {value}: that descriptor was given twice",
+                self.name
+            );
+            // SAFETY: a manager passes each listener's descriptor to this
+            // process once (checked above), for it alone to own.
+            let (listener, socket) = unsafe { crate::handoff::adopt(value) }
+                .with_context(|| format!("worker {}", self.name))?;
             sockets.insert(listener, socket);
         }
         let worker = Worker::new(

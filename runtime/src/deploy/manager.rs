@@ -68,6 +68,10 @@ use weft_proto::v1::{HealthRequest, MetricsRequest, RolloutRequest, ServedReques
 /// How many versions the store keeps for `weft rollback`, by default.
 pub const KEEP_VERSIONS: usize = 3;
 
+/// How long a worker that holds the store's file (or is restarting with
+/// it) has to let it go when a rollout begins.
+const STORE_MOVE: Duration = Duration::from_secs(30);
+
 /// What `weft deploy` was asked to do.
 #[derive(Debug, Clone)]
 pub struct DeployOptions {
@@ -501,7 +505,9 @@ impl Manager {
         let running: Vec<Arc<Running>> = self.running.lock().expect("running lock").clone();
         let (workers, spec) = running.iter().find_map(|r| {
             let spec = r.workers.replicas().iter().find(|s| s.name() == worker)?;
-            Some((r.workers.clone(), spec.clone()))
+            r.workers
+                .holds_store()
+                .then(|| (r.workers.clone(), spec.clone()))
         })?;
         let asked = async {
             let mut control = ControlClient::new(workers.channel(&spec)?);
@@ -686,6 +692,10 @@ impl Manager {
     /// Starts (`true`) or stops the ingress accepting at every listener;
     /// stopping ends the client connections it holds gently.
     async fn ingress_accepts(&self, on: bool) {
+        // A deployment that is stopping takes no new connections.
+        if on && *self.stopping.borrow() {
+            return;
+        }
         for turn in self.turns.values() {
             if let Err(e) = turn.accept(on).await {
                 tracing::error!("{e:#}");
@@ -710,10 +720,18 @@ impl Manager {
     }
 
     /// `running`'s workers take the listeners from the ingress: they
-    /// accept first, then it stops.
+    /// accept first, then it stops. If one of them cannot, the ingress
+    /// keeps accepting, so that no listener is left with nobody to accept.
     async fn to_workers(&self, running: &Arc<Running>) {
-        running.workers.accept(true).await;
-        self.ingress_accepts(false).await;
+        if running.workers.accept(true).await {
+            self.ingress_accepts(false).await;
+        } else {
+            tracing::warn!(
+                "version {}'s workers did not all take the listeners; the manager's ingress \
+                 keeps accepting them",
+                running.version
+            );
+        }
     }
 
     /// Opens the key-value store in the manager, once.
@@ -731,18 +749,36 @@ impl Manager {
 
     /// The store's file moves to the manager from `running`'s worker, if
     /// that worker holds it: calls that reach the manager meanwhile wait.
-    async fn store_to_manager(&self, running: &Running) {
+    /// A worker that is restarting is asked until it answers; if the file
+    /// cannot move, it stays with the worker and the error says why.
+    async fn store_to_manager(&self, running: &Running) -> anyhow::Result<()> {
         let (Some(worker), Some(group)) = (self.home.worker(), &running.store_owner) else {
-            return;
+            return Ok(());
         };
-        self.home.expect_back();
         running.workers.set_holds_store(false);
-        if let Err(e) = running.workers.release_store(group).await {
-            tracing::warn!("worker {worker} did not let the key-value store go: {e:#}");
+        self.home.expect_back();
+        let deadline = Instant::now() + STORE_MOVE;
+        let released = loop {
+            match running.workers.release_store(group).await {
+                Ok(()) => break Ok(()),
+                Err(e) if Instant::now() < deadline => {
+                    tracing::debug!("worker {worker} cannot let the store go yet: {e:#}");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => break Err(e),
+            }
+        };
+        if let Err(e) = released {
+            running.workers.set_holds_store(true);
+            self.home.send_to(&worker).await;
+            anyhow::bail!("worker {worker} did not let the key-value store go: {e:#}");
         }
         match self.home.open_here().await {
-            Ok(()) => say!("weft: the key-value store moved to the manager from worker {worker}"),
-            Err(e) => tracing::error!("the manager cannot open the key-value store: {e:#}"),
+            Ok(()) => {
+                say!("weft: the key-value store moved to the manager from worker {worker}");
+                Ok(())
+            }
+            Err(e) => Err(e.context("the manager cannot open the key-value store")),
         }
     }
 
@@ -1032,7 +1068,14 @@ impl Manager {
             )
             .await;
         // Both versions use the data during the shift: the manager holds it.
-        self.store_to_manager(&from).await;
+        if let Err(e) = self.store_to_manager(&from).await {
+            return events
+                .say(
+                    Outcome::Failed,
+                    format!("{e:#}\nversion {from_v} keeps all the traffic"),
+                )
+                .await;
+        }
         let mut stopping = self.stopping.subscribe();
         let started = tokio::select! {
             started = self.start_version(&target, false) => started,

@@ -169,8 +169,9 @@ pub struct Worker {
     /// The listener sockets its manager passed it, by listener name, until
     /// its group starts and takes them.
     sockets: Mutex<BTreeMap<String, std::net::TcpListener>>,
-    /// Whether it should accept on them, as the last `Accept` said.
-    told_to_accept: Mutex<Option<bool>>,
+    /// Whether it should accept on them, as the last `Accept` said; held
+    /// while one is applied, so that an older word is never applied last.
+    told_to_accept: tokio::sync::Mutex<Option<bool>>,
 }
 
 impl Worker {
@@ -194,7 +195,7 @@ impl Worker {
             shutdown: Notify::new(),
             failure: Mutex::new(None),
             sockets: Mutex::new(sockets),
-            told_to_accept: Mutex::new(None),
+            told_to_accept: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -331,7 +332,7 @@ impl Worker {
                 }
                 // An `Accept` that came while the group loaded is newer
                 // than the assignment.
-                let told = *self.told_to_accept.lock().expect("accept lock");
+                let told = self.told_to_accept.lock().await;
                 if let Err(e) = self.accept(told.unwrap_or(accept_shared)).await {
                     tracing::error!("worker {}: {e:#}", self.name);
                     return Err(Status::failed_precondition(format!("{e:#}")));
@@ -735,11 +736,13 @@ impl Control for ControlService {
     ) -> Result<Response<AcceptReply>, Status> {
         refuse_the_ingress(&request)?;
         let on = request.into_inner().accept;
-        *self.worker.told_to_accept.lock().expect("accept lock") = Some(on);
+        let mut told = self.worker.told_to_accept.lock().await;
+        *told = Some(on);
         self.worker
             .accept(on)
             .await
             .map_err(|e| Status::internal(format!("{e:#}")))?;
+        drop(told);
         Ok(Response::new(AcceptReply {}))
     }
 

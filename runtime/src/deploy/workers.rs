@@ -298,9 +298,10 @@ impl WorkerSet {
     }
 
     /// Makes every worker accept on the listeners' sockets (`true`), or
-    /// stop and end the connections it accepted there (`false`). A worker
-    /// restarting meanwhile is told in its assignment.
-    pub async fn accept(&self, on: bool) {
+    /// stop and end the connections it accepted there (`false`); whether
+    /// every one of them did. A worker restarting meanwhile is told in its
+    /// assignment.
+    pub async fn accept(&self, on: bool) -> bool {
         self.accepting.store(on, Ordering::SeqCst);
         let mut telling = JoinSet::new();
         for spec in self.replicas.iter().filter(|r| !r.listeners.is_empty()) {
@@ -311,12 +312,23 @@ impl WorkerSet {
                     control.accept(AcceptRequest { accept: on }).await?;
                     anyhow::Ok(())
                 };
-                if let Err(e) = told.await {
+                let told = told.await;
+                if let Err(e) = &told {
                     tracing::warn!("worker {name}: cannot switch its listeners: {e:#}");
                 }
+                told.is_ok()
             });
         }
-        while telling.join_next().await.is_some() {}
+        let mut all = true;
+        while let Some(told) = telling.join_next().await {
+            all &= told.unwrap_or(false);
+        }
+        all
+    }
+
+    /// Whether the store owner's worker holds the store's file.
+    pub fn holds_store(&self) -> bool {
+        self.holds_store.load(Ordering::SeqCst)
     }
 
     /// Whether the store owner's worker holds the store's file: a worker
