@@ -244,6 +244,7 @@ pub fn choose(request: &Request<'_>) -> Result<Choice, Vec<Problem>> {
                 components: g.clone(),
                 replicas: replicas_for(constraints, g, busy_cores, request.cpu_budget),
                 resources: Resources::default(),
+                fuse: false,
             },
         );
         reports.push(GroupReport {
@@ -760,6 +761,7 @@ mod tests {
                         components: members,
                         replicas,
                         resources: Resources::default(),
+                        fuse: false,
                     },
                 );
             }

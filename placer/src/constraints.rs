@@ -435,6 +435,7 @@ mod tests {
                             components: components.iter().map(|c| c.to_string()).collect(),
                             replicas: Default::default(),
                             resources: Default::default(),
+                            fuse: false,
                         },
                     )
                 })

@@ -16,6 +16,7 @@
 //! components = ["greeter", "counter"]
 //! replicas = "2..6"   # a range: Kubernetes scales it on CPU
 //! resources = { cpu = "250m" }
+//! fuse = true          # its components composed into one when they load
 //! ```
 //!
 //! [`Plan::check`] is what every plan, built-in or hand-written, must pass.
@@ -81,6 +82,10 @@ pub struct Group {
     /// the group's pods.
     #[serde(default, skip_serializing_if = "Resources::is_empty")]
     pub resources: Resources,
+    /// Whether its components are composed into one component when they
+    /// load (a fused group): a call between them is then a direct call.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fuse: bool,
 }
 
 /// How many replicas of a group run: a fixed count (`replicas = 3`), or a
@@ -332,6 +337,7 @@ impl Plan {
                     components: vec![c.clone()],
                     replicas: Replicas::fixed(1),
                     resources: Resources::default(),
+                    fuse: false,
                 };
                 (c, group)
             })
@@ -357,6 +363,7 @@ impl Plan {
             components: components.into_iter().map(Into::into).collect(),
             replicas: Replicas::fixed(1),
             resources: Resources::default(),
+            fuse: false,
         };
         Plan {
             groups: BTreeMap::from([(MONOLITH_GROUP.to_string(), group)]),
@@ -469,6 +476,7 @@ mod tests {
                         components: cs.iter().map(|c| c.to_string()).collect(),
                         replicas: Replicas::fixed(*replicas),
                         resources: Resources::default(),
+                        fuse: false,
                     };
                     (name.to_string(), group)
                 })

@@ -109,6 +109,7 @@ pub fn planted(components: &[String], size: usize) -> Plan {
                     components: chunk.to_vec(),
                     replicas: Default::default(),
                     resources: Default::default(),
+                    fuse: false,
                 };
                 (chunk[0].clone(), group)
             })

@@ -77,6 +77,10 @@ pub struct Prepared {
     pub compiled: BTreeMap<String, Compiled>,
     /// Who serves each import.
     pub resolution: Resolution,
+    /// The engines it was compiled for, and the cache it was compiled
+    /// through: a fused group is compiled with them when it links.
+    engines: Arc<Engines>,
+    cache: CompileCache,
 }
 
 impl Prepared {
@@ -94,6 +98,8 @@ impl Prepared {
             manifest,
             compiled,
             resolution,
+            engines: Arc::new(engines),
+            cache: cache.clone(),
         })
     }
 
@@ -150,7 +156,13 @@ impl Prepared {
             .iter()
             .map(|(name, pool)| {
                 let c = &self.compiled[name];
-                (&c.component, &c.world, pool.clone())
+                // A fused group's member is served by the fused component,
+                // which exports what the member does, under the same names.
+                let component = match &app.fused {
+                    Some(fused) if fused.members.contains(name) => &fused.component,
+                    _ => &c.component,
+                };
+                (name.as_str(), component, &c.world, pool.clone())
             })
             .collect();
         let app_name = &self.manifest.manifest.app.name;
@@ -175,6 +187,8 @@ pub struct Placement {
     pub remote: BTreeMap<String, Arc<Replicas>>,
     /// The deployment's version, sent with every remote call.
     pub version: Version,
+    /// Whether the group's components are composed into one ([`crate::fuse`]).
+    pub fuse: bool,
 }
 
 /// A loaded app: its components linked, with a warm pool each.
@@ -199,6 +213,8 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     /// The handles its components hold to each other's resources.
     pub handles: Arc<crate::link::handles::Handles>,
+    /// Its fused group's component, when its group is fused.
+    pub fused: Option<Fused>,
 }
 
 impl App {
@@ -270,8 +286,14 @@ impl App {
                 prepared.manifest.manifest.deploy.as_ref(),
             ),
         ));
-        let pools = link_all(prepared, placement, &shared, &version, &metrics, &handles)?;
+        let (pools, fused) = link_all(prepared, placement, &shared, &version, &metrics, &handles)?;
+        let mut warmed: Vec<&Arc<InstancePool>> = Vec::new();
         for pool in pools.values() {
+            // A fused group's pool serves several names; it warms once.
+            if warmed.iter().any(|w| Arc::ptr_eq(w, pool)) {
+                continue;
+            }
+            warmed.push(pool);
             pool.warm_up()
                 .await
                 .map_err(anyhow::Error::from)
@@ -300,6 +322,7 @@ impl App {
                 .to_string(),
             metrics,
             handles,
+            fused,
         })
     }
 
@@ -501,45 +524,61 @@ fn compile_all(
     Ok(compiled)
 }
 
-fn link_all(
-    prepared: &Prepared,
-    placement: Option<&Placement>,
-    shared: &BTreeMap<CapabilityRef, Shared>,
-    version: &Version,
-    metrics: &Metrics,
-    handles: &Arc<crate::link::handles::Handles>,
-) -> anyhow::Result<BTreeMap<String, Arc<InstancePool>>> {
-    let version = version.to_string();
-    let Prepared {
-        manifest,
-        compiled,
-        resolution,
-        ..
-    } = prepared;
-    let is_local = |name: &str| placement.is_none_or(|p| p.local.contains(name));
-    let slots: BTreeMap<&str, PoolSlot> = compiled
-        .keys()
-        .filter(|n| is_local(n))
-        .map(|n| (n.as_str(), PoolSlot::default()))
-        .collect();
-    let mut pools = BTreeMap::new();
-    for (name, c) in compiled.iter().filter(|(n, _)| is_local(n)) {
-        let spec = &manifest.manifest.components[name];
+/// What every pool of one process is linked with.
+struct Linking<'a> {
+    prepared: &'a Prepared,
+    placement: Option<&'a Placement>,
+    shared: &'a BTreeMap<CapabilityRef, Shared>,
+    version: String,
+    metrics: &'a Metrics,
+    handles: &'a Arc<crate::link::handles::Handles>,
+    /// A slot per component of this process, filled once it is linked.
+    slots: BTreeMap<String, PoolSlot>,
+}
+
+/// One pool to link: a component of the manifest, or a fused group's.
+struct ToLink<'a> {
+    /// How logs, errors and its sandbox name it.
+    name: &'a str,
+    spec: &'a crate::manifest::ComponentSpec,
+    component: &'a Component,
+    imports: &'a [crate::world::Interface],
+    concurrency: crate::engine::Concurrency,
+    wires: &'a [resolve::Wire],
+    /// For a fused group, the member that imports each import.
+    importers: Option<&'a BTreeMap<String, String>>,
+}
+
+impl Linking<'_> {
+    fn group(&self) -> &str {
+        self.placement
+            .map_or(weft_placer::MONOLITH_GROUP, |p| p.group.as_str())
+    }
+
+    /// Links `one` and makes its pool.
+    fn pool(
+        &self,
+        one: &ToLink<'_>,
+        callees: &BTreeMap<String, Component>,
+    ) -> anyhow::Result<Arc<InstancePool>> {
+        let manifest = &self.prepared.manifest;
+        let name = one.name;
         let caller = Caller {
             name,
-            group: placement.map_or(weft_placer::MONOLITH_GROUP, |p| p.group.as_str()),
-            component: &c.component,
-            imports: &c.world.imports,
+            group: self.group(),
+            component: one.component,
+            imports: one.imports,
             app: &manifest.manifest.app.name,
-            version: &version,
-            metrics,
-            handles,
-            concurrency: c.concurrency,
+            version: &self.version,
+            metrics: self.metrics,
+            handles: self.handles,
+            concurrency: one.concurrency,
+            importers: one.importers,
         };
-        let linker = link::linker_for(&caller, &resolution.wires[name], |callee| {
-            match (slots.get(callee), placement) {
+        let linker = link::linker_for(&caller, one.wires, |callee| {
+            match (self.slots.get(callee), self.placement) {
                 (Some(slot), _) => Ok(Callee::Local {
-                    component: &compiled[callee].component,
+                    component: &callees[callee],
                     slot: slot.clone(),
                 }),
                 (None, Some(p)) => match p.remote.get(callee) {
@@ -563,7 +602,7 @@ fn link_all(
             )
         })?;
         let pre = linker
-            .instantiate_pre(&c.component)
+            .instantiate_pre(one.component)
             .map_err(anyhow::Error::from)
             .with_context(|| {
                 format!(
@@ -576,30 +615,159 @@ fn link_all(
         for cap in capability::ALL {
             let component = ComponentContext {
                 name,
-                spec,
-                shared: shared.get(&CapabilityRef(*cap)),
+                spec: one.spec,
+                shared: self.shared.get(&CapabilityRef(*cap)),
             };
             cap.sandbox(&component, &mut parts);
         }
         let sandbox = Sandbox {
-            name: name.clone(),
-            group: caller.group.to_string(),
-            version: version.clone(),
-            env: spec
+            name: name.to_string(),
+            group: self.group().to_string(),
+            version: self.version.clone(),
+            env: one
+                .spec
                 .grants
                 .env
                 .iter()
                 .filter_map(|k| std::env::var(k).ok().map(|v| (k.clone(), v)))
                 .collect(),
             parts,
-            call_timeout: spec.call_timeout(),
-            memory_limit: spec.memory_limit(),
+            call_timeout: one.spec.call_timeout(),
+            memory_limit: one.spec.memory_limit(),
         };
-        let pool = Arc::new(InstancePool::new(Arc::new(sandbox), pre, c.concurrency));
-        slots[name.as_str()]
+        Ok(Arc::new(InstancePool::new(
+            Arc::new(sandbox),
+            pre,
+            one.concurrency,
+        )))
+    }
+}
+
+/// Every pool of a process, by the name of the component it serves.
+type Pools = BTreeMap<String, Arc<InstancePool>>;
+
+/// A fused group's one component, which serves its members.
+pub struct Fused {
+    /// The members, in name order.
+    pub members: Vec<String>,
+    /// The composed component.
+    pub component: Component,
+    /// Whether it runs on the concurrent engine.
+    concurrency: crate::engine::Concurrency,
+}
+
+/// Links the components of this process: each in a pool of its own, or,
+/// when the placement's group is fused, all of them composed into one
+/// ([`crate::fuse`]), whose pool serves every member.
+fn link_all(
+    prepared: &Prepared,
+    placement: Option<&Placement>,
+    shared: &BTreeMap<CapabilityRef, Shared>,
+    version: &Version,
+    metrics: &Metrics,
+    handles: &Arc<crate::link::handles::Handles>,
+) -> anyhow::Result<(Pools, Option<Fused>)> {
+    let is_local = |name: &str| placement.is_none_or(|p| p.local.contains(name));
+    let linking = Linking {
+        prepared,
+        placement,
+        shared,
+        version: version.to_string(),
+        metrics,
+        handles,
+        slots: prepared
+            .compiled
+            .keys()
+            .filter(|n| is_local(n))
+            .map(|n| (n.clone(), PoolSlot::default()))
+            .collect(),
+    };
+    let members: Vec<String> = linking.slots.keys().cloned().collect();
+    if placement.is_some_and(|p| p.fuse) && members.len() > 1 {
+        let fused = fuse_group(prepared, &linking, &members)?;
+        let callees = BTreeMap::new();
+        let wires = crate::fuse::outer_wires(&members, &prepared.resolution)?;
+        let importers = crate::fuse::importers(&members, &prepared.resolution);
+        let name = crate::fuse::fused_name(&members);
+        let spec = crate::fuse::merged_spec(&prepared.manifest.manifest, linking.group(), &members)
+            .with_context(|| prepared.manifest.path.display().to_string())?;
+        let world = World::reflect(fused.component.engine(), &fused.component.component_type());
+        let pool = linking.pool(
+            &ToLink {
+                name: &name,
+                spec: &spec,
+                component: &fused.component,
+                imports: &world.imports,
+                concurrency: fused.concurrency,
+                wires: &wires,
+                importers: Some(&importers),
+            },
+            &callees,
+        )?;
+        let mut pools = BTreeMap::new();
+        for member in &members {
+            let _ = linking.slots[member].set(pool.clone());
+            pools.insert(member.clone(), pool.clone());
+        }
+        return Ok((pools, Some(fused)));
+    }
+    let callees: BTreeMap<String, Component> = prepared
+        .compiled
+        .iter()
+        .map(|(n, c)| (n.clone(), c.component.clone()))
+        .collect();
+    let mut pools = BTreeMap::new();
+    for (name, c) in prepared.compiled.iter().filter(|(n, _)| is_local(n)) {
+        let pool = linking.pool(
+            &ToLink {
+                name,
+                spec: &prepared.manifest.manifest.components[name],
+                component: &c.component,
+                imports: &c.world.imports,
+                concurrency: c.concurrency,
+                wires: &prepared.resolution.wires[name],
+                importers: None,
+            },
+            &callees,
+        )?;
+        linking.slots[name]
             .set(pool.clone())
             .map_err(|_| anyhow::anyhow!("component '{name}' was linked twice"))?;
         pools.insert(name.clone(), pool);
     }
-    Ok(pools)
+    Ok((pools, None))
+}
+
+/// Composes `members`, the components of `linking`'s fused group, and
+/// compiles the result (through the compile cache).
+fn fuse_group(
+    prepared: &Prepared,
+    linking: &Linking<'_>,
+    members: &[String],
+) -> anyhow::Result<Fused> {
+    let manifest = &prepared.manifest;
+    let group = linking.group();
+    let mut binaries = Vec::new();
+    for member in members {
+        let spec = &manifest.manifest.components[member];
+        binaries.push((member.clone(), manifest.read_wasm(member, spec)?));
+    }
+    let composed = crate::fuse::compose(binaries, &prepared.resolution).with_context(|| {
+        format!(
+            "{}: plan group '{group}' is fused, and its components cannot be composed",
+            manifest.path.display()
+        )
+    })?;
+    let origin = manifest
+        .dir
+        .join(format!("{}.fused.wasm", crate::fuse::fused_name(members)));
+    let (component, _, concurrency) = prepared
+        .cache
+        .component(&prepared.engines, &composed, &origin)
+        .with_context(|| format!("{}: plan group '{group}'", manifest.path.display()))?;
+    Ok(Fused {
+        members: members.to_vec(),
+        component,
+        concurrency,
+    })
 }

@@ -98,6 +98,7 @@ pub mod deploy;
 pub mod discovery;
 pub mod engine;
 pub mod file_input;
+pub mod fuse;
 pub mod handoff;
 pub mod heap;
 pub mod host;

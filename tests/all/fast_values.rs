@@ -123,6 +123,7 @@ fn placed(prepared: &Prepared, plan: &Plan, address: &str, authority: &Authority
             )),
         )]),
         version,
+        fuse: false,
     }
 }
 

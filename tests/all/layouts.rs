@@ -26,36 +26,44 @@ pub(crate) fn shop_manifest(pricing: &str) -> String {
     )
 }
 
+/// Asserts the shop at `app` answers every route as it should: front's
+/// calls to the catalog (Python), to pricing (imported at 0.1.0, served at
+/// 0.1.2), and to the cart, which calls the catalog, stock and pricing.
+pub(crate) fn shop_answers(app: &Weft) {
+    let get = |path: &str| http_get(&app.url("web", path));
+    // front -> catalog (Python), through types from two packages.
+    assert_eq!(
+        get("/item?sku=apple"),
+        (200, "apple: Apple, 0.50 EUR\n".into()),
+        "{}",
+        app.output()
+    );
+    assert_eq!(get("/items"), (200, "apple,pear\n".into()));
+    // The error side of a result, a variant case from `types`.
+    assert_eq!(get("/item?sku=kiwi"), (404, "unknown sku 'kiwi'\n".into()));
+    // front -> pricing, which asks the catalog in turn.
+    assert_eq!(
+        get("/quote?sku=apple&qty=12"),
+        (200, "12 apple: 5.40 EUR\n".into())
+    );
+    // front -> cart -> catalog, stock (the Python component's second
+    // interface) and pricing.
+    assert_eq!(
+        get("/add?sku=pear&qty=2"),
+        (200, "added 2 pear: 1.50 EUR, 1 left\n".into())
+    );
+    assert_eq!(
+        get("/add?sku=pear&qty=5"),
+        (409, "sold out: 3 left\n".into())
+    );
+}
+
 #[test]
 fn the_shop_links_every_layout_in_every_mode() {
     let dir = app_dir(&shop_manifest("fixture_shop_pricing"));
     each_mode(|mode| {
         let app = Weft::start(mode, &[dir.path().to_str().unwrap()]);
-        let get = |path: &str| http_get(&app.url("web", path));
-        // front -> catalog (Python), through types from two packages.
-        assert_eq!(
-            get("/item?sku=apple"),
-            (200, "apple: Apple, 0.50 EUR\n".into())
-        );
-        assert_eq!(get("/items"), (200, "apple,pear\n".into()));
-        // The error side of a result, a variant case from `types`.
-        assert_eq!(get("/item?sku=kiwi"), (404, "unknown sku 'kiwi'\n".into()));
-        // front -> pricing, imported at 0.1.0 and served at 0.1.2, which
-        // asks the catalog in turn.
-        assert_eq!(
-            get("/quote?sku=apple&qty=12"),
-            (200, "12 apple: 5.40 EUR\n".into())
-        );
-        // front -> cart -> catalog, stock (the Python component's second
-        // interface) and pricing.
-        assert_eq!(
-            get("/add?sku=pear&qty=2"),
-            (200, "added 2 pear: 1.50 EUR, 1 left\n".into())
-        );
-        assert_eq!(
-            get("/add?sku=pear&qty=5"),
-            (409, "sold out: 3 left\n".into())
-        );
+        shop_answers(&app);
 
         match mode {
             Mode::Run => {}

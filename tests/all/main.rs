@@ -14,6 +14,7 @@ mod deploy;
 mod errors;
 mod fast_values;
 mod flow;
+mod fused;
 mod keyvalue;
 mod kube;
 mod kube_rollout;

@@ -265,6 +265,7 @@ pub(crate) async fn cross_process() -> anyhow::Result<()> {
             )),
         )]),
         version: version.clone(),
+        fuse: false,
     };
     let split = App::start(&prepared, Some(&placement), &Default::default()).await?;
     let remote_caller = split.pools["caller"].clone();

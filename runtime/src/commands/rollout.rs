@@ -128,6 +128,7 @@ async fn running_plan(manifest: &crate::manifest::ManifestFile) -> anyhow::Resul
                 components: components.clone(),
                 replicas: weft_placer::Replicas::fixed(u32::try_from(workers).unwrap_or(1).max(1)),
                 resources: Default::default(),
+                fuse: false,
             };
             (name.clone(), group)
         })

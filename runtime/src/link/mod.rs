@@ -97,6 +97,19 @@ pub struct Caller<'a> {
     pub handles: &'a Arc<Handles>,
     /// Whether it runs on the concurrent engine.
     pub concurrency: Concurrency,
+    /// For a fused group's component, the member that imports each of its
+    /// imports: the caller its forwarders name, so that counts and the
+    /// callee's checks see the member, as they would unfused.
+    pub importers: Option<&'a BTreeMap<String, String>>,
+}
+
+impl Caller<'_> {
+    /// The component that calls through `import`.
+    fn name_for<'s>(&'s self, import: &str) -> &'s str {
+        self.importers
+            .and_then(|i| i.get(import))
+            .map_or(self.name, String::as_str)
+    }
 }
 
 /// One forwarded function: a caller's import served by a callee's export,
@@ -489,7 +502,7 @@ pub fn linker_for<'c>(
                     Route::Remote(RemoteFunc {
                         transport: transport.clone(),
                         version: version.clone(),
-                        caller: caller.name.to_string(),
+                        caller: caller.name_for(&wire.import).to_string(),
                         target: name.clone(),
                         interface: export.clone(),
                         function: func.name.clone(),
@@ -503,7 +516,7 @@ pub fn linker_for<'c>(
             let shape = types.as_ref().ok().and_then(typed::shape_of);
             let stats = crate::telemetry::enabled().then(|| {
                 caller.metrics.method(MethodKey {
-                    caller: caller.name.to_string(),
+                    caller: caller.name_for(&wire.import).to_string(),
                     component: name.clone(),
                     interface: export.clone(),
                     method: func.name.clone(),
@@ -519,7 +532,7 @@ pub fn linker_for<'c>(
                 stats,
                 types: types.ok(),
                 label: format!("{name}: {export}#{}", func.name),
-                caller: caller.name.to_string(),
+                caller: caller.name_for(&wire.import).to_string(),
                 group: caller.group.to_string(),
                 callee: name.clone(),
                 interface: export.clone(),

@@ -41,6 +41,9 @@ use weft_proto::v1::{
 
 /// One exported function that remote callers may call.
 struct Exported {
+    /// The component that exports it (a fused group's member, whose pool
+    /// is the group's).
+    component: String,
     pool: Arc<InstancePool>,
     index: ComponentExportIndex,
     types: FuncTypes,
@@ -113,13 +116,13 @@ impl Exports {
     /// any import of them.
     pub fn of(
         (app, group, version): (&str, &str, Version),
-        components: &[(&Component, &World, Arc<InstancePool>)],
+        components: &[(&str, &Component, &World, Arc<InstancePool>)],
         edges: Edges,
         handles: Arc<Handles>,
         metrics: &crate::telemetry::metrics::Metrics,
     ) -> Exports {
         let mut functions = HashMap::new();
-        for (component, world, pool) in components {
+        for (name, component, world, pool) in components {
             let engine = component.engine();
             let ty = component.component_type();
             let resources = Arc::new(Resources::of(component, world));
@@ -144,11 +147,7 @@ impl Exports {
                     ) else {
                         continue;
                     };
-                    let key = (
-                        pool.name().to_string(),
-                        iface.name.clone(),
-                        func.name.clone(),
-                    );
+                    let key = (name.to_string(), iface.name.clone(), func.name.clone());
                     let ends = if func.has_streams {
                         let of = |types: Vec<wasmtime::component::types::Type>| Ends::of(types);
                         match (
@@ -164,6 +163,7 @@ impl Exports {
                     };
                     let (shape, fingerprint) = (shape_of(&types), types.fingerprint());
                     let exported = Exported {
+                        component: name.to_string(),
                         served: served_stats(metrics, &edges, (group, &version), &key),
                         pool: pool.clone(),
                         index,
@@ -172,7 +172,7 @@ impl Exports {
                         fingerprint,
                         resources: func.has_handles.then(|| resources.clone()),
                         ends,
-                        label: format!("{}: {}#{}", pool.name(), iface.name, func.name),
+                        label: format!("{name}: {}#{}", iface.name, func.name),
                         span_name: format!("{}/{}", iface.name, func.name),
                         calls: AtomicU64::new(0),
                         errors: AtomicU64::new(0),
@@ -506,7 +506,7 @@ impl Exports {
         let inbound = self
             .handles
             .take_lent(
-                f.pool.name(),
+                &f.component,
                 from.holder,
                 from.session,
                 &f.types.params,
