@@ -373,10 +373,25 @@ impl Plan {
     /// Keeps the scale that `from` gave the components: each group runs at
     /// least as many replicas as the most that any of its components had
     /// there, and asks for the resources of the first of them that asked
-    /// for any. A plan that `weft plan` chooses starts from one replica; a
-    /// move to it should not shrink what an operator scaled.
+    /// for any; a group of two or more components that were all in one
+    /// fused group stays fused. A plan that `weft plan` chooses starts from one replica,
+    /// unfused; a move to it should not undo what an operator chose.
     pub fn keep_scale_of(&mut self, from: &Plan) {
         for group in self.groups.values_mut() {
+            // A group whose components were all in one fused group stays
+            // fused: a part of a fusion that loaded loads too.
+            let olds: Vec<Option<&str>> = group
+                .components
+                .iter()
+                .map(|c| from.group_of(c).map(|(name, _)| name))
+                .collect();
+            group.fuse = group.components.len() > 1
+                && match olds.first() {
+                    Some(Some(first)) => {
+                        olds.iter().all(|o| o == &Some(*first)) && from.groups[*first].fuse
+                    }
+                    _ => false,
+                };
             for c in &group.components {
                 let Some((_, old)) = from.group_of(c) else {
                     continue;
@@ -522,6 +537,24 @@ mod tests {
         let main = &new.groups[MONOLITH_GROUP];
         assert_eq!(main.replicas, Replicas::fixed(3));
         assert_eq!(main.resources.cpu.as_deref(), Some("2"));
+    }
+
+    #[test]
+    fn a_new_plan_keeps_a_fusion_only_where_its_group_was_one() {
+        let text = "[groups.back]\ncomponents = [\"api\", \"db\"]\nfuse = true\n\
+                    [groups.front]\ncomponents = [\"web\"]\n";
+        let old = Plan::from_str(text, "plan.toml", ["web", "api", "db"]).unwrap();
+        let mut same = Plan::from_str(text, "plan.toml", ["web", "api", "db"]).unwrap();
+        same.groups.values_mut().for_each(|g| g.fuse = false);
+        same.keep_scale_of(&old);
+        assert!(same.groups["back"].fuse && !same.groups["front"].fuse);
+        // One component alone has nothing to fuse with.
+        let mut part = Plan::split(["web", "api", "db"]);
+        part.keep_scale_of(&old);
+        assert!(part.groups.values().all(|g| !g.fuse));
+        let mut across = Plan::monolith(["web", "api", "db"]);
+        across.keep_scale_of(&old);
+        assert!(!across.groups[MONOLITH_GROUP].fuse);
     }
 
     #[test]
