@@ -55,6 +55,11 @@ fn a_fused_group_answers_every_value_type_as_the_unfused_group_does() {
     let admin = free_address().to_string();
     let fused = Weft::deploy(plan.to_str().unwrap(), &[path, "--admin", &admin]);
     assert_eq!(answers(&fused), expected, "fused and unfused answer alike");
+    let state = weft_runtime::deploy::state::DeployState::read(
+        &weft_runtime::deploy::state::DeployState::path(dir.path()),
+    )
+    .expect("the manager writes its state");
+    assert_eq!(state.versions[0].fused, ["main"], "{state:?}");
     // The call is a direct call inside the fused component: the host sees
     // none of it.
     assert_eq!(

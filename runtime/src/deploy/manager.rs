@@ -634,6 +634,13 @@ impl Manager {
                     .iter()
                     .map(|(g, group)| (g.clone(), group.components.clone()))
                     .collect(),
+                fused: snapshot
+                    .plan
+                    .groups
+                    .iter()
+                    .filter(|(_, group)| group.fuse && group.components.len() > 1)
+                    .map(|(g, _)| g.clone())
+                    .collect(),
                 requests: 0,
                 failed_requests: 0,
                 forwarded: 0,

@@ -101,6 +101,9 @@ pub struct VersionState {
     pub weight: u8,
     /// Its plan's groups: each group's components.
     pub groups: BTreeMap<String, Vec<String>>,
+    /// The groups whose components are composed into one (`fuse = true`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fused: Vec<String>,
     /// Requests it answered at the listeners, as its workers counted them
     /// (in the manager's live answer; the file keeps those the ingress
     /// forwarded).
@@ -289,7 +292,10 @@ impl DeployState {
             let groups: Vec<String> = v
                 .groups
                 .iter()
-                .map(|(g, components)| format!("{g}({})", components.join(",")))
+                .map(|(g, components)| {
+                    let fused = if v.fused.contains(g) { ", fused" } else { "" };
+                    format!("{g}({}{fused})", components.join(","))
+                })
                 .collect();
             line(format!(
                 "{:<18}{:<10}{:>6}%{:>10}{:>7}  {}",
