@@ -556,11 +556,7 @@ impl Linking<'_> {
     }
 
     /// Links `one` and makes its pool.
-    fn pool(
-        &self,
-        one: &ToLink<'_>,
-        callees: &BTreeMap<String, Component>,
-    ) -> anyhow::Result<Arc<InstancePool>> {
+    fn pool(&self, one: &ToLink<'_>) -> anyhow::Result<Arc<InstancePool>> {
         let manifest = &self.prepared.manifest;
         let name = one.name;
         let caller = Caller {
@@ -578,7 +574,7 @@ impl Linking<'_> {
         let linker = link::linker_for(&caller, one.wires, |callee| {
             match (self.slots.get(callee), self.placement) {
                 (Some(slot), _) => Ok(Callee::Local {
-                    component: &callees[callee],
+                    component: &self.prepared.compiled[callee].component,
                     slot: slot.clone(),
                 }),
                 (None, Some(p)) => match p.remote.get(callee) {
@@ -685,25 +681,21 @@ fn link_all(
     let members: Vec<String> = linking.slots.keys().cloned().collect();
     if placement.is_some_and(|p| p.fuse) && members.len() > 1 {
         let fused = fuse_group(prepared, &linking, &members)?;
-        let callees = BTreeMap::new();
         let wires = crate::fuse::outer_wires(&members, &prepared.resolution)?;
         let importers = crate::fuse::importers(&members, &prepared.resolution);
         let name = crate::fuse::fused_name(&members);
         let spec = crate::fuse::merged_spec(&prepared.manifest.manifest, linking.group(), &members)
             .with_context(|| prepared.manifest.path.display().to_string())?;
         let world = World::reflect(fused.component.engine(), &fused.component.component_type());
-        let pool = linking.pool(
-            &ToLink {
-                name: &name,
-                spec: &spec,
-                component: &fused.component,
-                imports: &world.imports,
-                concurrency: fused.concurrency,
-                wires: &wires,
-                importers: Some(&importers),
-            },
-            &callees,
-        )?;
+        let pool = linking.pool(&ToLink {
+            name: &name,
+            spec: &spec,
+            component: &fused.component,
+            imports: &world.imports,
+            concurrency: fused.concurrency,
+            wires: &wires,
+            importers: Some(&importers),
+        })?;
         let mut pools = BTreeMap::new();
         for member in &members {
             let _ = linking.slots[member].set(pool.clone());
@@ -711,25 +703,17 @@ fn link_all(
         }
         return Ok((pools, Some(fused)));
     }
-    let callees: BTreeMap<String, Component> = prepared
-        .compiled
-        .iter()
-        .map(|(n, c)| (n.clone(), c.component.clone()))
-        .collect();
     let mut pools = BTreeMap::new();
     for (name, c) in prepared.compiled.iter().filter(|(n, _)| is_local(n)) {
-        let pool = linking.pool(
-            &ToLink {
-                name,
-                spec: &prepared.manifest.manifest.components[name],
-                component: &c.component,
-                imports: &c.world.imports,
-                concurrency: c.concurrency,
-                wires: &prepared.resolution.wires[name],
-                importers: None,
-            },
-            &callees,
-        )?;
+        let pool = linking.pool(&ToLink {
+            name,
+            spec: &prepared.manifest.manifest.components[name],
+            component: &c.component,
+            imports: &c.world.imports,
+            concurrency: c.concurrency,
+            wires: &prepared.resolution.wires[name],
+            importers: None,
+        })?;
         linking.slots[name]
             .set(pool.clone())
             .map_err(|_| anyhow::anyhow!("component '{name}' was linked twice"))?;

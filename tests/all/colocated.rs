@@ -207,10 +207,27 @@ fn a_killed_worker_comes_back_with_its_listener_and_its_store() {
         .status()
         .unwrap();
     assert!(killed.success());
-    // The socket stays the manager's: connections wait in its queue until
-    // the restarted worker accepts them, and it opens the store again.
-    app.wait_for_output("weft: worker main/0 restarted");
-    let (status_code, body) = weft_tests::http_get(&url);
+    // The socket stays the manager's: a connection made now waits in its
+    // queue until the restarted worker accepts it, and it opens the store
+    // again.
+    let waiting = {
+        let url = url.clone();
+        std::thread::spawn(move || weft_tests::http_get(&url))
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let now = status(dir.path());
+        let worker = &now.workers[0];
+        if worker.restarts == 1 && worker.healthy && worker.pid.is_some() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the worker was not back within 30 s: {now:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let (status_code, body) = waiting.join().unwrap();
     assert_eq!((status_code, counted(&body)), (200, 4), "{body}");
     let after = status(dir.path());
     assert_ne!(after.workers[0].pid, Some(pid), "{after:?}");

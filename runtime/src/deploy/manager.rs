@@ -196,8 +196,6 @@ pub struct Manager {
     data_dir: PathBuf,
     /// Where the embedded key-value store is open.
     home: Arc<StoreHome>,
-    /// The worker told to take the store's file, as (version, group).
-    taker: Arc<Mutex<Option<(String, String)>>>,
     live: LiveVersions,
     ingresses: BTreeMap<String, Arc<Ingress>>,
     /// The ingress's turn at each listener's socket, by listener name.
@@ -337,7 +335,6 @@ pub async fn run(options: DeployOptions, shutdown: impl Future<Output = ()>) -> 
         authority,
         dialer: Dialer::new(credentials.clone()),
         home: Arc::new(StoreHome::new(RedbStore::file_in(&data_dir))),
-        taker: Arc::default(),
         data_dir,
         live: LiveVersions::default(),
         ingresses,
@@ -358,7 +355,6 @@ pub async fn run(options: DeployOptions, shutdown: impl Future<Output = ()>) -> 
     let store_service = StoreServer::new(StoreService::new(
         manager.home.clone(),
         manager.live.clone(),
-        manager.taker.clone(),
     ))
     .max_decoding_message_size(crate::rpc::MAX_MESSAGE)
     .max_encoding_message_size(crate::rpc::MAX_MESSAGE);
@@ -552,10 +548,7 @@ impl Manager {
                 .filter(|(key, _)| key.version == v.version)
                 .map(|(_, counts)| counts);
             let (requests, failed) = answered.fold((0, 0), |(n, failed), c| {
-                (
-                    n + c.by_class.iter().sum::<u64>(),
-                    failed + c.by_class.get(4).copied().unwrap_or(0),
-                )
+                (n + c.requests(), failed + c.failed())
             });
             // A worker that did not answer leaves its requests out; never
             // fewer than the ingress saw.
@@ -587,10 +580,11 @@ impl Manager {
         if uses_store {
             match &store_owner {
                 Some(group) if owner_opens => {
-                    self.home.send_to(&format!("{group}/0")).await;
+                    let worker = store_home::owner_worker(group);
+                    self.home.send_to(&worker).await;
                     say!(
-                        "weft: key-value data in {} (opened by worker {group}/0, the only \
-                         process that uses it)",
+                        "weft: key-value data in {} (opened by worker {worker}, the only process \
+                         that uses it)",
                         self.home.file().display()
                     );
                 }
@@ -798,15 +792,21 @@ impl Manager {
         if !self.home.is_here() {
             return;
         }
-        *self.taker.lock().expect("taker lock") =
-            Some((running.version.to_string(), group.clone()));
+        self.home
+            .expect_taker(Some((running.version.as_str(), group.as_str())));
         running.workers.set_holds_store(true);
         let taken = running.workers.take_store(group, self.home.file()).await;
-        *self.taker.lock().expect("taker lock") = None;
+        self.home.expect_taker(None);
         match taken {
-            Ok(()) => say!("weft: the key-value store moved to worker {group}/0, its only user"),
+            Ok(()) => say!(
+                "weft: the key-value store moved to worker {}, its only user",
+                store_home::owner_worker(group)
+            ),
             Err(e) => {
-                tracing::warn!("worker {group}/0 did not take the key-value store: {e:#}");
+                tracing::warn!(
+                    "worker {} did not take the key-value store: {e:#}",
+                    store_home::owner_worker(group)
+                );
                 running.workers.set_holds_store(false);
                 if let Err(e) = self.open_store().await {
                     tracing::error!("the manager cannot open the key-value store: {e:#}");

@@ -42,6 +42,9 @@ pub struct StoreHome {
     open: watch::Sender<Open>,
     /// Calls the manager served from it.
     calls: AtomicU64,
+    /// The owner group told to take the file, as (version, group), while
+    /// it takes it: only it may ask the manager to close the file.
+    taker: std::sync::Mutex<Option<(String, String)>>,
 }
 
 impl StoreHome {
@@ -51,6 +54,7 @@ impl StoreHome {
             file,
             open: watch::channel(Open::Nowhere).0,
             calls: AtomicU64::new(0),
+            taker: std::sync::Mutex::new(None),
         }
     }
 
@@ -111,6 +115,26 @@ impl StoreHome {
         Ok(())
     }
 
+    /// Group `group` of `version` is told to take the file (`Some`), or
+    /// no longer is (`None`).
+    pub fn expect_taker(&self, taker: Option<(&str, &str)>) {
+        *self.taker.lock().expect("taker lock") =
+            taker.map(|(version, group)| (version.to_string(), group.to_string()));
+    }
+
+    /// Closes the file here for group `group` of `version`, if it is the
+    /// one told to take it, once the calls under way have finished.
+    pub async fn hand_over(&self, version: &str, group: &str) -> Result<(), String> {
+        let expected = self.taker.lock().expect("taker lock").clone();
+        if expected.as_ref().map(|(v, g)| (v.as_str(), g.as_str())) != Some((version, group)) {
+            return Err(format!(
+                "group '{group}' of version {version} was not told to take the key-value store"
+            ));
+        }
+        self.send_to(&owner_worker(group)).await;
+        Ok(())
+    }
+
     /// The file is about to move here from a worker: calls wait for it.
     pub fn expect_back(&self) {
         self.open.send_replace(Open::Arriving);
@@ -154,6 +178,12 @@ impl StoreHome {
             _ => None,
         }
     }
+}
+
+/// The worker that holds the file for owner group `group` (see
+/// [`owner_of`]): its one replica, `GROUP/0`.
+pub fn owner_worker(group: &str) -> String {
+    format!("{group}/0")
 }
 
 /// The group that may open the embedded store itself under `plan`: the

@@ -18,7 +18,7 @@ use crate::telemetry::logs::escaped;
 use crate::version::Version;
 use async_trait::async_trait;
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status};
 use weft_proto::VERSION_HEADER;
@@ -39,19 +39,12 @@ pub type LiveVersions = Arc<RwLock<BTreeMap<String, Buckets>>>;
 pub struct StoreService {
     home: Arc<StoreHome>,
     live: LiveVersions,
-    /// The worker told to take the file, as (version, group), until it has.
-    taker: Arc<Mutex<Option<(String, String)>>>,
 }
 
 impl StoreService {
-    /// Serves the store at `home` to workers of the `live` versions; the
-    /// worker that `taker` names may take its file.
-    pub fn new(
-        home: Arc<StoreHome>,
-        live: LiveVersions,
-        taker: Arc<Mutex<Option<(String, String)>>>,
-    ) -> StoreService {
-        StoreService { home, live, taker }
+    /// Serves the store at `home` to workers of the `live` versions.
+    pub fn new(home: Arc<StoreHome>, live: LiveVersions) -> StoreService {
+        StoreService { home, live }
     }
 
     /// The store, if the caller of `request` may use `bucket`.
@@ -170,14 +163,10 @@ impl Store for StoreService {
 
     async fn handover(&self, request: Request<Empty>) -> Result<Response<Empty>, Status> {
         let (version, group) = self.worker_of(&request)?;
-        let expected = self.taker.lock().expect("taker lock").clone();
-        if expected.as_ref() != Some(&(version.clone(), group.clone())) {
-            return Err(Status::permission_denied(format!(
-                "group '{group}' of version {} was not told to take the key-value store",
-                escaped(&version)
-            )));
-        }
-        self.home.send_to(&format!("{group}/0")).await;
+        self.home
+            .hand_over(&version, &group)
+            .await
+            .map_err(|e| Status::permission_denied(escaped(&e).to_string()))?;
         Ok(Response::new(Empty {}))
     }
 }
